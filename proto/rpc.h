@@ -1,0 +1,249 @@
+// rpc.h: canopy's gRPC-shaped RPC runtime over nng req/rep.
+//
+// A call names a service and a method ("Cluster", "Register"), carries a
+// request id, a deadline, the cluster token and, for mutating calls, the
+// caller's (node id, sequence) so servers apply a resent request once. A
+// reply carries a status code (gRPC's numbering) and a human-readable detail.
+//
+// Wire layout of one nng message (see docs/wire.md):
+//   u32 LE header length | RpcRequest/RpcReply header (protobuf) |
+//   u32 LE body length | body (protobuf, method-specific) |
+//   zero padding to a 16-byte boundary | raw payload (little-endian floats)
+// The payload never passes through protobuf, so a model is copied at most
+// once on each side (ps-lite's header + data-frame pattern).
+//
+// This is the only module that includes nng. It knows nothing of gradients
+// or trials.
+#ifndef CANOPY_RPC_H
+#define CANOPY_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "common/cn_buf.h"
+#include "common/cn_err.h"
+
+// Status codes, numbered as gRPC's.
+#define RPC_CODES(X)                                                                               \
+    X(RPC_OK, 0, "OK")                                                                             \
+    X(RPC_CANCELLED, 1, "CANCELLED")                                                               \
+    X(RPC_UNKNOWN, 2, "UNKNOWN")                                                                   \
+    X(RPC_INVALID_ARGUMENT, 3, "INVALID_ARGUMENT")                                                 \
+    X(RPC_DEADLINE_EXCEEDED, 4, "DEADLINE_EXCEEDED")                                               \
+    X(RPC_NOT_FOUND, 5, "NOT_FOUND")                                                               \
+    X(RPC_ALREADY_EXISTS, 6, "ALREADY_EXISTS")                                                     \
+    X(RPC_PERMISSION_DENIED, 7, "PERMISSION_DENIED")                                               \
+    X(RPC_RESOURCE_EXHAUSTED, 8, "RESOURCE_EXHAUSTED")                                             \
+    X(RPC_FAILED_PRECONDITION, 9, "FAILED_PRECONDITION")                                           \
+    X(RPC_ABORTED, 10, "ABORTED")                                                                  \
+    X(RPC_OUT_OF_RANGE, 11, "OUT_OF_RANGE")                                                        \
+    X(RPC_UNIMPLEMENTED, 12, "UNIMPLEMENTED")                                                      \
+    X(RPC_INTERNAL, 13, "INTERNAL")                                                                \
+    X(RPC_UNAVAILABLE, 14, "UNAVAILABLE")                                                          \
+    X(RPC_DATA_LOSS, 15, "DATA_LOSS")                                                              \
+    X(RPC_UNAUTHENTICATED, 16, "UNAUTHENTICATED")
+
+typedef enum {
+#define RPC_CODE_ENUM(name, num, text) name = num,
+    RPC_CODES(RPC_CODE_ENUM)
+#undef RPC_CODE_ENUM
+} rpc_code;
+
+// rpc_code_name returns "NOT_FOUND" etc.; "UNKNOWN" for values out of range.
+const char *rpc_code_name(rpc_code code);
+
+// rpc_code_from_err maps a library error to the status a handler should send
+// (CN_EINVAL -> INVALID_ARGUMENT, CN_ENOTFOUND -> NOT_FOUND, ...).
+rpc_code rpc_code_from_err(cn_err err);
+
+#define RPC_DEFAULT_MAX_MSG (256u << 20) // bytes
+#define RPC_DETAIL_LEN 256
+#define RPC_NAME_LEN 64
+
+// Call flags (rpc_request.flags).
+enum {
+    RPC_IDEMPOTENT = 1 << 0, // safe to retry with backoff on UNAVAILABLE / DEADLINE
+    RPC_MUTATING = 1 << 1,   // carries (node id, seq); the server applies it once
+};
+
+// ---------------------------------------------------------------- security
+
+// rpc_token_load reads the cluster token: from the file path if non-empty,
+// else from the environment variable CANOPY_TOKEN, else "" (no auth).
+// Trailing whitespace is stripped. Errors: CN_ENOTFOUND/CN_EIO with err set,
+// CN_EINVAL if the token is longer than 255 bytes.
+cn_err rpc_token_load(const char *path, char out[256], char *err, size_t errlen);
+
+// TLS files for tls+tcp:// URLs. Server: cert and key required, ca optional
+// (when set, clients must present a certificate signed by it). Client: ca
+// required to verify the server, cert/key optional; server_name checked
+// against the certificate unless empty.
+typedef struct rpc_tls {
+    const char *cert_file;
+    const char *key_file;
+    const char *ca_file;
+    const char *server_name;
+} rpc_tls;
+
+// ---------------------------------------------------------------- server
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_call rpc_call;
+
+typedef struct rpc_server_opts {
+    const char *url;        // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
+    const char *token;      // cluster token; NULL or "" disables the check
+    size_t max_msg_bytes;   // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
+    int max_inflight;       // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
+    int handler_threads;    // worker pool for handlers; 0 = 4
+    int dedup_window;       // remembered replies per node for mutating calls; 0 = 64
+    rpc_tls tls;            // used only for tls+tcp://
+} rpc_server_opts;
+
+// rpc_handler_fn handles one call. It must eventually complete the call with
+// exactly one of rpc_call_reply / rpc_call_reply_payload / rpc_call_fail,
+// either before returning or later from any thread (e.g. a BSP pull that
+// waits for the clock to advance). It runs on the server's handler pool,
+// unless registered with RPC_HANDLER_INLINE, in which case it runs on an nng
+// callback thread and must not block.
+typedef void (*rpc_handler_fn)(rpc_call *call, void *arg);
+
+enum { RPC_HANDLER_INLINE = 1 << 0 };
+
+// rpc_server_open creates a server bound to opts->url (not yet serving).
+// Errors: CN_EINVAL (bad URL or options), CN_EIO (cannot listen: address in
+// use, permission), CN_EAUTH (TLS files unreadable or invalid); err says which.
+cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err, size_t errlen);
+
+// rpc_server_register adds a handler for service/method. Must be called
+// before rpc_server_start. arg is retained until close.
+// Errors: CN_EEXIST if the pair is already registered, CN_ESTATE if started.
+cn_err rpc_server_register(rpc_server *s, const char *service, const char *method,
+                           rpc_handler_fn fn, void *arg, unsigned flags);
+
+// rpc_server_start starts receiving. Errors: CN_EIO (listen failed).
+cn_err rpc_server_start(rpc_server *s, char *err, size_t errlen);
+
+// rpc_server_url writes the URL actually bound (with the real port when the
+// requested port was 0). Returns CN_OK or CN_ERANGE if n is too small.
+cn_err rpc_server_url(const rpc_server *s, char *buf, size_t n);
+
+// rpc_server_close stops accepting, lets calls already being handled finish
+// (their replies are still sent, for up to drain_ms), then frees everything.
+// Calls still pending after drain_ms get UNAVAILABLE. Accepts NULL.
+void rpc_server_close(rpc_server *s, int drain_ms);
+
+// rpc_server_metrics appends per-method counters and latency histograms in
+// Prometheus text format (canopy_rpc_requests_total{service,method,code},
+// canopy_rpc_latency_seconds_bucket{...}) to out. Thread-safe.
+cn_err rpc_server_metrics(rpc_server *s, cn_buf *out);
+
+// --- inside a handler (all borrowed until the call completes) ---
+
+// rpc_call_body returns the request's protobuf body.
+const uint8_t *rpc_call_body(const rpc_call *c, size_t *len);
+// rpc_call_payload returns the raw payload, 16-byte aligned, or NULL if empty.
+const void *rpc_call_payload(const rpc_call *c, size_t *len);
+// rpc_call_node / rpc_call_seq: the caller's identity (0 if not mutating).
+uint64_t rpc_call_node(const rpc_call *c);
+uint64_t rpc_call_seq(const rpc_call *c);
+// rpc_call_method: "Service/Method".
+const char *rpc_call_method(const rpc_call *c);
+// rpc_call_remaining_ms: time left before the caller's deadline (may be <= 0).
+int64_t rpc_call_remaining_ms(const rpc_call *c);
+
+// rpc_call_reply completes the call with OK, body (may be NULL) and a payload
+// copied from payload[0..payload_len). Frees c.
+void rpc_call_reply(rpc_call *c, const ProtobufCMessage *body, const void *payload,
+                    size_t payload_len);
+
+// rpc_call_reply_begin reserves payload_len bytes (16-byte aligned) in the
+// reply so the handler can write the payload in place with no extra copy;
+// rpc_call_reply_end sends it. Between the two, *payload is valid.
+// Returns CN_ENOMEM/CN_ETOOBIG (and completes the call with
+// RESOURCE_EXHAUSTED) on failure.
+cn_err rpc_call_reply_begin(rpc_call *c, const ProtobufCMessage *body, size_t payload_len,
+                            void **payload);
+void rpc_call_reply_end(rpc_call *c);
+
+// rpc_call_fail completes the call with code (not RPC_OK) and a detail
+// message. Frees c.
+void rpc_call_fail(rpc_call *c, rpc_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+// ---------------------------------------------------------------- client
+
+typedef struct rpc_client rpc_client;
+
+typedef struct rpc_client_opts {
+    const char *url;         // server URL
+    const char *token;       // sent with every call; NULL = ""
+    uint64_t node_id;        // identity for mutating calls; 0 = random
+    size_t max_msg_bytes;    // checked before sending and on receive; 0 = default
+    int default_deadline_ms; // 0 = 30000
+    int max_retries;         // for RPC_IDEMPOTENT calls; 0 = 5
+    int backoff_base_ms;     // first retry delay; 0 = 50 (doubles, with jitter)
+    int backoff_max_ms;      // cap; 0 = 2000
+    rpc_tls tls;             // used only for tls+tcp://
+} rpc_client_opts;
+
+typedef struct rpc_request {
+    const char *service;
+    const char *method;
+    const ProtobufCMessage *body; // may be NULL (empty body)
+    const void *payload;          // raw bytes appended after the body; may be NULL
+    size_t payload_len;
+    int deadline_ms;              // 0 = client default
+    unsigned flags;               // RPC_IDEMPOTENT | RPC_MUTATING
+} rpc_request;
+
+// rpc_reply holds a reply until rpc_reply_fini. body and payload point into
+// the received message (payload 16-byte aligned); no copy is made.
+typedef struct rpc_reply {
+    rpc_code code;
+    char detail[RPC_DETAIL_LEN];
+    const uint8_t *body;
+    size_t body_len;
+    const void *payload;
+    size_t payload_len;
+    void *msg_; // private: the nng message backing body and payload
+} rpc_reply;
+
+// rpc_client_open creates a client that dials url in the background and
+// redials after the server restarts. It does not wait for the connection.
+// Errors: CN_EINVAL (bad URL), CN_EAUTH (TLS files).
+cn_err rpc_client_open(rpc_client **out, const rpc_client_opts *opts, char *err, size_t errlen);
+
+// rpc_client_close waits for no call; calls in progress fail with CANCELLED.
+// Accepts NULL.
+void rpc_client_close(rpc_client *c);
+
+// rpc_client_node returns the node id used for mutating calls.
+uint64_t rpc_client_node(const rpc_client *c);
+
+// rpc_client_call performs one call and blocks until the reply, the deadline
+// or the retries are exhausted. Thread-safe: concurrent calls use their own
+// nng contexts (from a bounded pool). The whole deadline covers all retries.
+// Returns the status: RPC_OK, a server status, or a local one
+// (RESOURCE_EXHAUSTED for an oversized request, not sent; UNAVAILABLE when
+// the server cannot be reached; DEADLINE_EXCEEDED). rep->detail is set
+// whenever the status is not OK. rep must be released with rpc_reply_fini,
+// whatever the status.
+rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep);
+
+// rpc_reply_unpack unpacks rep's body with desc (using protobuf-c's default
+// allocator). Returns NULL if the body is malformed.
+ProtobufCMessage *rpc_reply_unpack(const rpc_reply *rep, const ProtobufCMessageDescriptor *desc);
+
+// rpc_reply_fini releases the message behind rep. Accepts a zeroed rep.
+void rpc_reply_fini(rpc_reply *rep);
+
+// rpc_wait_ready calls Cluster/Ping-like method "service/method" with an
+// empty body until it answers OK or timeout_ms passes. For tests and
+// start-up ordering. Returns RPC_OK or the last status seen.
+rpc_code rpc_wait_ready(rpc_client *c, const char *service, const char *method, int timeout_ms);
+
+#endif

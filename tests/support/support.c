@@ -1,0 +1,183 @@
+// support.c: test helpers (see support.h).
+#include "tests/support/support.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CHILDREN 128
+static pid_t children[MAX_CHILDREN];
+static int nchildren;
+static int atexit_set;
+
+void ts_tmpdir(char *out, size_t n)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, n, "%s/canopy-test-XXXXXX", base && *base ? base : "/tmp");
+    if (mkdtemp(out) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void ts_rmtree(const char *dir) { nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+
+int ts_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        perror("ts_free_port");
+        abort();
+    }
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+void ts_source_path(const char *rel, char *out, size_t n)
+{
+    const char *root = getenv("CANOPY_SOURCE_ROOT");
+    snprintf(out, n, "%s/%s", root && *root ? root : ".", rel);
+}
+
+const char *ts_canopy_bin(void)
+{
+    const char *b = getenv("CANOPY_BIN");
+    return b && *b ? b : "canopy";
+}
+
+void ts_reap_all(void)
+{
+    for (int i = 0; i < nchildren; i++) {
+        if (children[i] > 0) {
+            kill(-children[i], SIGKILL);
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+    }
+    nchildren = 0;
+}
+
+pid_t ts_spawn(char *const argv[], const char *log_path)
+{
+    if (!atexit_set) {
+        atexit(ts_reap_all);
+        atexit_set = 1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        setpgid(0, 0);
+        if (log_path) {
+            int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        execvp(argv[0], argv);
+        perror(argv[0]);
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    if (nchildren < MAX_CHILDREN)
+        children[nchildren++] = pid;
+    return pid;
+}
+
+static void forget(pid_t pid)
+{
+    for (int i = 0; i < nchildren; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+bool ts_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (status)
+                *status = st;
+            forget(pid);
+            return true;
+        }
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+void ts_kill(pid_t pid, int sig)
+{
+    if (kill(-pid, sig) != 0)
+        kill(pid, sig);
+}
+
+bool ts_wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        if (pred(arg))
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+bool ts_file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (!buf)
+        return false;
+    buf[got] = 0;
+    bool found = strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
+}
+
+void ts_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+        perror(path);
+        abort();
+    }
+}
