@@ -195,10 +195,11 @@ cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *ori
         }
         if (cJSON_IsString(it)) {
             if (o->type == CN_OPT_INT || o->type == CN_OPT_DOUBLE || o->type == CN_OPT_BOOL) {
-                rc = cn_errf(err, errlen, CN_EINVAL, "%s: expected a %s, got the string \"%s\"",
+                rc = cn_errf(err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"",
                              where,
-                             o->type == CN_OPT_BOOL ? "boolean"
-                                                    : (o->type == CN_OPT_INT ? "integer" : "number"),
+                             o->type == CN_OPT_BOOL
+                                 ? "a boolean"
+                                 : (o->type == CN_OPT_INT ? "an integer" : "a number"),
                              it->valuestring);
                 break;
             }

@@ -1,0 +1,65 @@
+// cli_common.h: options every networked subcommand shares (cluster address,
+// token, TLS, logging), and the signal handling of daemons.
+#ifndef CANOPY_CLI_COMMON_H
+#define CANOPY_CLI_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/cn_config.h"
+#include "proto/rpc.h"
+
+typedef struct cli_net {
+    char scheduler[CN_OPT_STRLEN];  // scheduler RPC URL
+    char token_file[CN_OPT_STRLEN]; // file holding the cluster token
+    char tls_cert[CN_OPT_STRLEN];
+    char tls_key[CN_OPT_STRLEN];
+    char tls_ca[CN_OPT_STRLEN];
+    char log_level[CN_OPT_STRLEN];
+    char token[256];                // loaded by cli_net_load
+} cli_net;
+
+#define CLI_DEFAULT_SCHEDULER "tcp://127.0.0.1:7070"
+
+// cli_net_defaults fills defaults (scheduler from $CANOPY_SCHEDULER if set).
+void cli_net_defaults(cli_net *n);
+
+// CLI_NET_OPTS(n) expands to the option-table entries for a cli_net.
+#define CLI_NET_OPTS(n)                                                                            \
+    {"scheduler", CN_OPT_STRING, (n)->scheduler, "scheduler RPC URL", 0, 0, NULL},                 \
+        {"token-file", CN_OPT_STRING, (n)->token_file,                                             \
+         "file holding the cluster token (else $CANOPY_TOKEN)", 0, 0, NULL},                       \
+        {"tls-cert", CN_OPT_STRING, (n)->tls_cert, "TLS certificate (PEM) for tls+tcp://", 0, 0,   \
+         NULL},                                                                                    \
+        {"tls-key", CN_OPT_STRING, (n)->tls_key, "TLS private key (PEM)", 0, 0, NULL},             \
+        {"tls-ca", CN_OPT_STRING, (n)->tls_ca, "TLS CA certificate (PEM) to verify peers", 0, 0,   \
+         NULL},                                                                                    \
+    {                                                                                              \
+        "log-level", CN_OPT_CHOICE, (n)->log_level, "log verbosity", 0, 0,                         \
+            "debug|info|warn|error|off"                                                            \
+    }
+
+// cli_net_load reads the token and applies the log level. Prints the error
+// as "canopy <cmd>: ..." and returns false on failure.
+bool cli_net_load(cli_net *n, const char *cmd);
+
+// cli_net_tls returns the rpc_tls view of n's TLS options.
+rpc_tls cli_net_tls(const cli_net *n);
+
+// cli_open_scheduler opens a client to n->scheduler; prints and returns NULL
+// on failure.
+rpc_client *cli_open_scheduler(const cli_net *n, const char *cmd);
+
+// cli_block_signals blocks SIGINT/SIGTERM/SIGHUP in the calling thread and
+// every thread it starts later; cli_wait_signal waits for one of them and
+// returns its number. Daemons call the first before starting threads.
+void cli_block_signals(void);
+int cli_wait_signal(void);
+
+// cli_parse parses flags for cmd; on --help prints usage + options and
+// returns 0 with *done set; on error prints it and returns CLI_EXIT_USAGE
+// with *done set.
+int cli_parse(const char *cmd, const char *usage, const cn_opt *opts, int argc, char **argv,
+              cn_args *args, bool *done);
+
+#endif

@@ -1,0 +1,164 @@
+// cmd_daemon.c: `canopy scheduler`, `canopy ps` and `canopy worker`: start a
+// daemon, serve until SIGINT/SIGTERM, shut down cleanly.
+//
+// ps and worker nodes serve RPC on their own address (Cluster/Ping, plus
+// their role's services) and register with the scheduler, heartbeating from
+// a background thread.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_common.h"
+#include "common/cn_log.h"
+#include "proto/cluster_client.h"
+#include "scheduler/scheduler.h"
+
+int cmd_scheduler(int argc, char **argv)
+{
+    cli_net net;
+    cli_net_defaults(&net);
+    char listen[CN_OPT_STRLEN] = "tcp://127.0.0.1:7070";
+    char state_dir[CN_OPT_STRLEN] = "state";
+    int64_t heartbeat_ms = 500, dead_after_ms = 3000, max_msg_mb = 256, handlers = 4;
+    cn_opt opts[] = {
+        {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (tcp://, ipc://, tls+tcp://)", 0,
+         0, NULL},
+        {"state-dir", CN_OPT_STRING, state_dir, "directory for results and job specs", 0, 0,
+         NULL},
+        {"heartbeat-ms", CN_OPT_INT, &heartbeat_ms, "heartbeat interval nodes are told to use",
+         10, 60000, NULL},
+        {"dead-after-ms", CN_OPT_INT, &dead_after_ms,
+         "silence after which a node is declared dead", 50, 600000, NULL},
+        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047,
+         NULL},
+        {"handler-threads", CN_OPT_INT, &handlers, "RPC handler threads", 1, 256, NULL},
+        CLI_NET_OPTS(&net),
+        CN_OPT_END,
+    };
+    cn_args args;
+    bool done;
+    int rc = cli_parse("scheduler", "scheduler [options]", opts, argc, argv, &args, &done);
+    if (done)
+        return rc;
+    if (args.npos > 0)
+        return cli_usage_error("scheduler", "takes no arguments");
+    if (dead_after_ms <= heartbeat_ms)
+        return cli_usage_error("scheduler", "--dead-after-ms must be larger than --heartbeat-ms");
+    if (!cli_net_load(&net, "scheduler"))
+        return CLI_EXIT_USAGE;
+    cn_log_set_node("scheduler");
+    cli_block_signals();
+    char err[CN_ERRBUF_LEN];
+    sched_opts so = {.listen = listen,
+                     .token = net.token,
+                     .tls = cli_net_tls(&net),
+                     .state_dir = state_dir,
+                     .heartbeat_ms = (uint32_t)heartbeat_ms,
+                     .dead_after_ms = (uint32_t)dead_after_ms,
+                     .max_msg_bytes = (size_t)max_msg_mb << 20,
+                     .handler_threads = (int)handlers};
+    sched *s = NULL;
+    if (sched_open(&s, &so, err, sizeof err) != CN_OK || sched_start(s, err, sizeof err) != CN_OK) {
+        CN_ERROR("cannot start: %s", err);
+        sched_close(s);
+        return CLI_EXIT_FAILURE;
+    }
+    char url[256];
+    sched_url(s, url, sizeof url);
+    CN_INFO("serving on %s (state in %s, token %s)", url, state_dir,
+            net.token[0] ? "required" : "not set");
+    int sig = cli_wait_signal();
+    CN_INFO("signal %d: shutting down", sig);
+    sched_close(s);
+    return CLI_EXIT_OK;
+}
+
+// node_main runs a ps or worker daemon.
+static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
+{
+    cli_net net;
+    cli_net_defaults(&net);
+    char listen[CN_OPT_STRLEN] = "tcp://127.0.0.1:0";
+    char advertise[CN_OPT_STRLEN] = "";
+    char name[CN_OPT_STRLEN] = "";
+    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256;
+    cn_opt opts[] = {
+        {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0, 0,
+         NULL},
+        {"advertise", CN_OPT_STRING, advertise,
+         "URL other nodes use to reach this one (default: the bound URL)", 0, 0, NULL},
+        {"name", CN_OPT_STRING, name, "human-readable node name (default: host:pid)", 0, 0, NULL},
+        {"threads", CN_OPT_INT, &threads, "compute threads to use (0 = all CPUs)", 0, 1024, NULL},
+        {"register-timeout-ms", CN_OPT_INT, &register_ms,
+         "how long to wait for the scheduler at start-up", 100, 3600000, NULL},
+        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047,
+         NULL},
+        CLI_NET_OPTS(&net),
+        CN_OPT_END,
+    };
+    cn_args args;
+    bool done;
+    char usage[64];
+    snprintf(usage, sizeof usage, "%s [options]", cmd);
+    int rc = cli_parse(cmd, usage, opts, argc, argv, &args, &done);
+    if (done)
+        return rc;
+    if (args.npos > 0)
+        return cli_usage_error(cmd, "takes no arguments");
+    if (!cli_net_load(&net, cmd))
+        return CLI_EXIT_USAGE;
+    if (threads == 0)
+        threads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!name[0]) {
+        char host[128] = "host";
+        gethostname(host, sizeof host);
+        host[sizeof host - 1] = 0;
+        snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
+    }
+    cn_log_set_node(cmd);
+    cli_block_signals();
+    char err[CN_ERRBUF_LEN];
+    rpc_server *srv = NULL;
+    cluster_agent *agent = NULL;
+    rpc_server_opts so = {.url = listen,
+                          .token = net.token,
+                          .max_msg_bytes = (size_t)max_msg_mb << 20,
+                          .tls = cli_net_tls(&net)};
+    int exit_code = CLI_EXIT_FAILURE;
+    if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
+        cluster_serve_ping(srv, role, name) != CN_OK || rpc_server_start(srv, err, sizeof err) != CN_OK) {
+        CN_ERROR("cannot serve on %s: %s", listen, err);
+        goto out;
+    }
+    char url[256];
+    rpc_server_url(srv, url, sizeof url);
+    cluster_agent_opts ao = {.scheduler_url = net.scheduler,
+                             .token = net.token,
+                             .tls = cli_net_tls(&net),
+                             .role = role,
+                             .address = advertise[0] ? advertise : url,
+                             .name = name,
+                             .threads = (uint32_t)threads};
+    if (cluster_agent_start(&agent, &ao, (int)register_ms, err, sizeof err) != CN_OK) {
+        CN_ERROR("%s", err);
+        exit_code = CLI_EXIT_UNAVAILABLE;
+        goto out;
+    }
+    char node[64];
+    snprintf(node, sizeof node, "%s-%u", cmd, cluster_agent_rank(agent));
+    cn_log_set_node(node);
+    CN_INFO("serving on %s, registered with %s as rank %u", ao.address, net.scheduler,
+            cluster_agent_rank(agent));
+    int sig = cli_wait_signal();
+    CN_INFO("signal %d: shutting down", sig);
+    exit_code = CLI_EXIT_OK;
+out:
+    cluster_agent_stop(agent);
+    rpc_server_close(srv, 2000);
+    return exit_code;
+}
+
+int cmd_ps(int argc, char **argv) { return node_main("ps", CLUSTER_ROLE_PS, argc, argv); }
+int cmd_worker(int argc, char **argv) { return node_main("worker", CLUSTER_ROLE_WORKER, argc, argv); }

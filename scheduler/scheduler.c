@@ -1,0 +1,163 @@
+// scheduler.c: the scheduler daemon object and the Cluster service handlers.
+#include "scheduler/scheduler.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.pb-c.h"
+#include "common/cn_clock.h"
+#include "common/cn_file.h"
+#include "common/cn_log.h"
+
+struct sched {
+    rpc_server *server;
+    sched_members *members;
+    uint64_t started_ms;
+    char state_dir[1024];
+};
+
+static void h_register(rpc_call *call, void *arg)
+{
+    sched *s = arg;
+    size_t len;
+    const uint8_t *b = rpc_call_body(call, &len);
+    Canopy__Cluster__RegisterRequest *req =
+        canopy__cluster__register_request__unpack(NULL, len, b);
+    if (req == NULL) {
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Register: malformed request body");
+        return;
+    }
+    uint32_t rank = 0;
+    cn_err e = sched_members_register(s->members, req->node_id, req->role, req->address,
+                                      req->name, req->threads, &rank);
+    if (e != CN_OK) {
+        rpc_call_fail(call, rpc_code_from_err(e),
+                      "Register: %s (node_id must be non-zero, role ps or worker)",
+                      cn_strerror(e));
+    } else {
+        Canopy__Cluster__RegisterReply rep = CANOPY__CLUSTER__REGISTER_REPLY__INIT;
+        rep.rank = rank;
+        rep.heartbeat_interval_ms = sched_members_heartbeat_ms(s->members);
+        rep.heartbeat_timeout_ms = sched_members_dead_after_ms(s->members);
+        rpc_call_reply(call, &rep.base, NULL, 0);
+    }
+    canopy__cluster__register_request__free_unpacked(req, NULL);
+}
+
+static void h_heartbeat(rpc_call *call, void *arg)
+{
+    sched *s = arg;
+    size_t len;
+    const uint8_t *b = rpc_call_body(call, &len);
+    Canopy__Cluster__HeartbeatRequest *req =
+        canopy__cluster__heartbeat_request__unpack(NULL, len, b);
+    if (req == NULL) {
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Heartbeat: malformed request body");
+        return;
+    }
+    Canopy__Cluster__HeartbeatReply rep = CANOPY__CLUSTER__HEARTBEAT_REPLY__INIT;
+    rep.known = sched_members_heartbeat(s->members, req->node_id, req->status) == CN_OK;
+    canopy__cluster__heartbeat_request__free_unpacked(req, NULL);
+    rpc_call_reply(call, &rep.base, NULL, 0);
+}
+
+static void h_status(rpc_call *call, void *arg)
+{
+    sched *s = arg;
+    cluster_node *nodes;
+    size_t n;
+    if (sched_members_snapshot(s->members, &nodes, &n) != CN_OK) {
+        rpc_call_fail(call, RPC_RESOURCE_EXHAUSTED, "Status: out of memory");
+        return;
+    }
+    Canopy__Cluster__NodeInfo *infos = calloc(n ? n : 1, sizeof *infos);
+    Canopy__Cluster__NodeInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    if (infos == NULL || ptrs == NULL) {
+        free(infos);
+        free(ptrs);
+        free(nodes);
+        rpc_call_fail(call, RPC_RESOURCE_EXHAUSTED, "Status: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        Canopy__Cluster__NodeInfo init = CANOPY__CLUSTER__NODE_INFO__INIT;
+        infos[i] = init;
+        infos[i].node_id = nodes[i].node_id;
+        infos[i].role = (Canopy__Cluster__Role)nodes[i].role;
+        infos[i].rank = nodes[i].rank;
+        infos[i].address = nodes[i].address;
+        infos[i].name = nodes[i].name;
+        infos[i].state = (Canopy__Cluster__NodeState)nodes[i].state;
+        infos[i].last_heartbeat_ms_ago = nodes[i].last_heartbeat_ms_ago;
+        infos[i].status = nodes[i].status;
+        infos[i].threads = nodes[i].threads;
+        ptrs[i] = &infos[i];
+    }
+    Canopy__Cluster__StatusReply rep = CANOPY__CLUSTER__STATUS_REPLY__INIT;
+    rep.n_nodes = n;
+    rep.nodes = ptrs;
+    rep.uptime_ms = cn_now_ms() - s->started_ms;
+    rep.version = (char *)"canopy-0.1";
+    rpc_call_reply(call, &rep.base, NULL, 0);
+    free(ptrs);
+    free(infos);
+    free(nodes);
+}
+
+cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
+{
+    *out = NULL;
+    sched *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    s->started_ms = cn_now_ms();
+    snprintf(s->state_dir, sizeof s->state_dir, "%s", o->state_dir ? o->state_dir : "state");
+    cn_err e = cn_file_mkdirs(s->state_dir, err, errlen);
+    if (e != CN_OK)
+        goto fail;
+    e = sched_members_new(&s->members, o->heartbeat_ms ? o->heartbeat_ms : 500,
+                          o->dead_after_ms ? o->dead_after_ms : 3000);
+    if (e != CN_OK) {
+        cn_errf(err, errlen, e, "heartbeat interval must be > 0 and below the dead-after time");
+        goto fail;
+    }
+    rpc_server_opts so = {.url = o->listen,
+                          .token = o->token,
+                          .max_msg_bytes = o->max_msg_bytes,
+                          .handler_threads = o->handler_threads,
+                          .tls = o->tls};
+    if ((e = rpc_server_open(&s->server, &so, err, errlen)) != CN_OK)
+        goto fail;
+    if ((e = rpc_server_register(s->server, "Cluster", "Register", h_register, s, 0)) != CN_OK ||
+        (e = rpc_server_register(s->server, "Cluster", "Heartbeat", h_heartbeat, s, 0)) !=
+            CN_OK ||
+        (e = rpc_server_register(s->server, "Cluster", "Status", h_status, s, 0)) != CN_OK ||
+        (e = cluster_serve_ping(s->server, CLUSTER_ROLE_SCHEDULER, "scheduler")) != CN_OK) {
+        cn_errf(err, errlen, e, "cannot register the Cluster service: %s", cn_strerror(e));
+        goto fail;
+    }
+    *out = s;
+    return CN_OK;
+fail:
+    sched_close(s);
+    return e;
+}
+
+cn_err sched_url(const sched *s, char *buf, size_t n) { return rpc_server_url(s->server, buf, n); }
+sched_members *sched_members_of(sched *s) { return s->members; }
+rpc_server *sched_server_of(sched *s) { return s->server; }
+
+cn_err sched_start(sched *s, char *err, size_t errlen)
+{
+    return rpc_server_start(s->server, err, errlen);
+}
+
+void sched_close(sched *s)
+{
+    if (s == NULL)
+        return;
+    rpc_server_close(s->server, 2000);
+    sched_members_free(s->members);
+    free(s);
+}

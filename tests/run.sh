@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tests/run.sh: install what is missing, build (normal and ASan+UBSan) and
+# run every test suite; a short libFuzzer smoke run when clang is present.
+# Ends with the test runners' own summary lines.
+#   tests/run.sh [--quick]   --quick skips the sanitizer build and fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+./deploy/install-deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+summaries=()
+
+run_suite() { # name builddir meson-setup-args...
+  local name=$1 dir=$2
+  shift 2
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null
+  echo "== $name: meson test"
+  local log
+  log=$(mktemp)
+  if meson test -C "$dir" --print-errorlogs --num-processes "$jobs" 2>&1 | tee "$log"; then
+    :
+  else
+    summaries+=("[$name] $(grep -E '^(Ok|Fail|Expected Fail|Unexpected Pass|Skipped|Timeout):' "$log" | tr '\n' ' ')")
+    rm -f "$log"
+    for s in "${summaries[@]}"; do echo "$s"; done
+    echo "tests/run.sh: FAILED in $name (logs in $dir/meson-logs/testlog.txt)"
+    exit 1
+  fi
+  summaries+=("[$name] $(grep -E '^(Ok|Fail|Expected Fail|Unexpected Pass|Skipped|Timeout):' "$log" | tr '\n' ' ')")
+  rm -f "$log"
+}
+
+run_suite normal build
+if [ $quick -eq 0 ]; then
+  run_suite asan+ubsan build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug
+  if command -v clang >/dev/null && [ -f tests/fuzz/fuzz_envelope.c ]; then
+    if [ ! -f build-fuzz/build.ninja ]; then
+      CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
+    fi
+    ninja -C build-fuzz >/dev/null
+    echo "== fuzz-smoke: 20 s of fuzz_envelope"
+    mkdir -p build-fuzz/corpus
+    if ./build-fuzz/tests/fuzz/fuzz_envelope -max_total_time=20 -print_final_stats=1 \
+        build-fuzz/corpus tests/fuzz/corpus_envelope 2>build-fuzz/fuzz.log; then
+      summaries+=("[fuzz-smoke] fuzz_envelope: $(grep -E 'stat::number_of_executed_units' build-fuzz/fuzz.log | awk '{print $2}') runs, no crash")
+    else
+      tail -30 build-fuzz/fuzz.log
+      echo "tests/run.sh: FAILED in fuzz-smoke"
+      exit 1
+    fi
+  else
+    summaries+=("[fuzz-smoke] skipped: clang or the fuzz target is missing")
+  fi
+fi
+
+echo
+echo "== summary"
+for s in "${summaries[@]}"; do echo "$s"; done

@@ -1,0 +1,275 @@
+// test_common.c: errors, configuration (flags and JSON files), files, SHA-256,
+// the PRNG and the text buffer.
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "common/cn_buf.h"
+#include "common/cn_config.h"
+#include "common/cn_err.h"
+#include "common/cn_file.h"
+#include "common/cn_rand.h"
+#include "tests/support/support.h"
+
+typedef struct cfg {
+    char listen[CN_OPT_STRLEN];
+    char mode[CN_OPT_STRLEN];
+    int64_t threads;
+    double lr;
+    bool verbose;
+} cfg;
+
+static void cfg_table(cfg *c, cn_opt *opts)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->listen, "tcp://127.0.0.1:7070");
+    strcpy(c->mode, "bsp");
+    c->threads = 4;
+    c->lr = 0.1;
+    cn_opt t[] = {
+        {"listen", CN_OPT_STRING, c->listen, "where", 0, 0, NULL},
+        {"mode", CN_OPT_CHOICE, c->mode, "consistency", 0, 0, "bsp|asp|ssp"},
+        {"threads", CN_OPT_INT, &c->threads, "threads", 1, 256, NULL},
+        {"lr", CN_OPT_DOUBLE, &c->lr, "learning rate", 0, 10, NULL},
+        {"verbose", CN_OPT_BOOL, &c->verbose, "chatty", 0, 0, NULL},
+        CN_OPT_END,
+    };
+    memcpy(opts, t, sizeof t);
+}
+
+START_TEST(test_cn_strerror_names_every_code)
+{
+    ck_assert_str_eq(cn_strerror(CN_OK), "success");
+    ck_assert_str_eq(cn_strerror(CN_ENOTFOUND), "not found");
+    ck_assert_str_eq(cn_err_name(CN_EFORMAT), "CN_EFORMAT");
+    ck_assert_str_eq(cn_strerror((cn_err)9999), "unknown error");
+    char buf[64];
+    ck_assert_int_eq(cn_errf(buf, sizeof buf, CN_ERANGE, "x=%d", 3), CN_ERANGE);
+    ck_assert_str_eq(buf, "x=3");
+}
+END_TEST
+
+START_TEST(test_cn_config_flags_set_values)
+{
+    cfg c;
+    cn_opt opts[6];
+    cfg_table(&c, opts);
+    char *argv[] = {"--listen", "ipc:///tmp/x", "--mode=ssp", "--threads", "8", "--lr=0.01",
+                    "--verbose", "job.json", NULL};
+    cn_args a;
+    char err[256] = "";
+    ck_assert_int_eq(cn_config_parse(opts, 8, argv, &a, err, sizeof err), CN_OK);
+    ck_assert_str_eq(c.listen, "ipc:///tmp/x");
+    ck_assert_str_eq(c.mode, "ssp");
+    ck_assert_int_eq(c.threads, 8);
+    ck_assert_double_eq_tol(c.lr, 0.01, 1e-12);
+    ck_assert(c.verbose);
+    ck_assert_int_eq(a.npos, 1);
+    ck_assert_str_eq(a.pos[0], "job.json");
+}
+END_TEST
+
+START_TEST(test_cn_config_errors_name_key_value_and_allowed)
+{
+    cfg c;
+    cn_opt opts[6];
+    cfg_table(&c, opts);
+    cn_args a;
+    char err[256];
+    char *bad_int[] = {"--threads", "abc"};
+    ck_assert_int_eq(cn_config_parse(opts, 2, bad_int, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--threads: \"abc\" is not an integer (allowed: 1..256)");
+    char *range[] = {"--threads=0"};
+    ck_assert_int_eq(cn_config_parse(opts, 1, range, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--threads: 0 is out of range (allowed: 1..256)");
+    char *choice[] = {"--mode=fast"};
+    ck_assert_int_eq(cn_config_parse(opts, 1, choice, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--mode: \"fast\" is not allowed (allowed: bsp|asp|ssp)");
+    char *typo[] = {"--listne=x"};
+    ck_assert_int_eq(cn_config_parse(opts, 1, typo, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--listne: unknown option \"listne\" (did you mean \"listen\"?)");
+    char *missing[] = {"--lr"};
+    ck_assert_int_eq(cn_config_parse(opts, 1, missing, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--lr: missing value (learning rate)");
+}
+END_TEST
+
+START_TEST(test_cn_config_json_file_then_flags_override)
+{
+    char dir[256], path[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/node.json", dir);
+    ts_write_file(path, "{\"threads\": 16, \"mode\": \"asp\", \"verbose\": true, \"lr\": 0.5}");
+    cfg c;
+    cn_opt opts[6];
+    cfg_table(&c, opts);
+    char *argv[] = {"--config", path, "--threads=2"};
+    cn_args a;
+    char err[256] = "";
+    ck_assert_int_eq(cn_config_parse(opts, 3, argv, &a, err, sizeof err), CN_OK);
+    ck_assert_int_eq(c.threads, 2);
+    ck_assert_str_eq(c.mode, "asp");
+    ck_assert(c.verbose);
+    ck_assert_double_eq_tol(c.lr, 0.5, 1e-12);
+    ts_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_cn_config_json_errors_name_file_and_key)
+{
+    cfg c;
+    cn_opt opts[6];
+    cfg_table(&c, opts);
+    char err[256];
+    ck_assert_int_eq(cn_config_load_json(opts, "{\"thread\": 3}", "n.json", err, sizeof err),
+                     CN_EINVAL);
+    ck_assert_str_eq(err, "n.json: unknown option \"thread\" (did you mean \"threads\"?)");
+    ck_assert_int_eq(cn_config_load_json(opts, "{\"threads\": \"many\"}", "n.json", err,
+                                         sizeof err),
+                     CN_EINVAL);
+    ck_assert_str_eq(err, "n.json: key \"threads\": expected an integer, got the string \"many\"");
+    ck_assert_int_eq(cn_config_load_json(opts, "{\"threads\": 2.5}", "n.json", err, sizeof err),
+                     CN_EINVAL);
+    ck_assert_str_eq(err, "n.json: key \"threads\": 2.5 is not an integer");
+    ck_assert_int_eq(cn_config_load_json(opts, "{\"lr\": 99}", "n.json", err, sizeof err),
+                     CN_EINVAL);
+    ck_assert_str_eq(err, "n.json: key \"lr\": 99 is out of range (allowed: 0..10)");
+    ck_assert_int_eq(cn_config_load_json(opts, "{\n\"lr\": ,}", "n.json", err, sizeof err),
+                     CN_EFORMAT);
+    ck_assert_str_eq(err, "n.json:2: invalid JSON (fix the syntax near here)");
+    ck_assert_int_eq(cn_config_load_json(opts, "[1]", "n.json", err, sizeof err), CN_EFORMAT);
+}
+END_TEST
+
+START_TEST(test_cn_file_reads_plain_and_gzip_and_reports_missing)
+{
+    char dir[256], plain[300], gz[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(plain, sizeof plain, "%s/a.txt", dir);
+    snprintf(gz, sizeof gz, "%s/a.txt.gz", dir);
+    ts_write_file(plain, "hello,world\n");
+    gzFile g = gzopen(gz, "wb");
+    gzputs(g, "hello,world\n");
+    gzclose(g);
+    uint8_t *data;
+    size_t len;
+    char err[256];
+    ck_assert_int_eq(cn_file_read_all(plain, 0, &data, &len, err, sizeof err), CN_OK);
+    ck_assert_uint_eq(len, 12);
+    ck_assert_str_eq((char *)data, "hello,world\n");
+    free(data);
+    ck_assert_int_eq(cn_file_read_all(gz, 0, &data, &len, err, sizeof err), CN_OK);
+    ck_assert_uint_eq(len, 12);
+    ck_assert_str_eq((char *)data, "hello,world\n");
+    free(data);
+    ck_assert_int_eq(cn_file_read_all(gz, 4, &data, &len, err, sizeof err), CN_ETOOBIG);
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s/nope", dir);
+    ck_assert_int_eq(cn_file_read_all(missing, 0, &data, &len, err, sizeof err), CN_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "nope: cannot open: No such file or directory"));
+    ts_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_cn_file_write_atomic_replaces_content)
+{
+    char dir[256], path[300], err[256];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    ck_assert_int_eq(cn_file_write_atomic(path, "one", 3, err, sizeof err), CN_OK);
+    ck_assert_int_eq(cn_file_write_atomic(path, "second", 6, err, sizeof err), CN_OK);
+    uint8_t *data;
+    size_t len;
+    ck_assert_int_eq(cn_file_read_all(path, 0, &data, &len, err, sizeof err), CN_OK);
+    ck_assert_str_eq((char *)data, "second");
+    free(data);
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/f", dir);
+    ck_assert_int_eq(cn_file_write_atomic(bad, "x", 1, err, sizeof err), CN_EIO);
+    ts_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_cn_sha256_known_vectors)
+{
+    char hex[65];
+    cn_file_sha256_hex("", 0, hex);
+    ck_assert_str_eq(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    cn_file_sha256_hex("abc", 3, hex);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    cn_file_sha256_hex(m, strlen(m), hex);
+    ck_assert_str_eq(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+END_TEST
+
+START_TEST(test_cn_rng_is_deterministic_and_bounded)
+{
+    cn_rng a, b, c;
+    cn_rng_seed(&a, 42, 1);
+    cn_rng_seed(&b, 42, 1);
+    cn_rng_seed(&c, 42, 2);
+    int differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = cn_rng_next(&a), y = cn_rng_next(&b), z = cn_rng_next(&c);
+        ck_assert_uint_eq(x, y);
+        differ += x != z;
+    }
+    ck_assert_int_gt(differ, 990);
+    size_t hist[7] = {0};
+    for (int i = 0; i < 70000; i++) {
+        uint64_t v = cn_rng_below(&a, 7);
+        ck_assert_uint_lt(v, 7);
+        hist[v]++;
+    }
+    for (int i = 0; i < 7; i++) // 10000 expected each; 5 sigma is about 480
+        ck_assert(hist[i] > 9500 && hist[i] < 10500);
+    double mean = 0;
+    for (int i = 0; i < 20000; i++)
+        mean += cn_rng_gamma(&a, 2.5);
+    mean /= 20000;
+    ck_assert_double_eq_tol(mean, 2.5, 0.08); // sd of the mean is about 0.011
+}
+END_TEST
+
+START_TEST(test_cn_buf_grows)
+{
+    cn_buf b;
+    cn_buf_init(&b);
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq(cn_buf_printf(&b, "%d,", i % 10), CN_OK);
+    ck_assert_uint_eq(b.len, 2000);
+    ck_assert_int_eq(strncmp(b.data, "0,1,2,", 6), 0);
+    cn_buf_reset(&b);
+    ck_assert_uint_eq(b.len, 0);
+    cn_buf_fini(&b);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("common");
+    TCase *t = tcase_create("core");
+    tcase_add_test(t, test_cn_strerror_names_every_code);
+    tcase_add_test(t, test_cn_config_flags_set_values);
+    tcase_add_test(t, test_cn_config_errors_name_key_value_and_allowed);
+    tcase_add_test(t, test_cn_config_json_file_then_flags_override);
+    tcase_add_test(t, test_cn_config_json_errors_name_file_and_key);
+    tcase_add_test(t, test_cn_file_reads_plain_and_gzip_and_reports_missing);
+    tcase_add_test(t, test_cn_file_write_atomic_replaces_content);
+    tcase_add_test(t, test_cn_sha256_known_vectors);
+    tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);
+    tcase_add_test(t, test_cn_buf_grows);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
