@@ -141,9 +141,10 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
                              .address = advertise[0] ? advertise : url,
                              .name = name,
                              .threads = (uint32_t)threads};
-    if (cluster_agent_start(&agent, &ao, (int)register_ms, err, sizeof err) != CN_OK) {
+    cn_err e = cluster_agent_start(&agent, &ao, (int)register_ms, err, sizeof err);
+    if (e != CN_OK) {
         CN_ERROR("%s", err);
-        exit_code = CLI_EXIT_UNAVAILABLE;
+        exit_code = e == CN_EAUTH ? CLI_EXIT_USAGE : CLI_EXIT_UNAVAILABLE;
         goto out;
     }
     char node[64];

@@ -71,8 +71,8 @@ static void h_status(rpc_call *call, void *arg)
         rpc_call_fail(call, RPC_RESOURCE_EXHAUSTED, "Status: out of memory");
         return;
     }
-    Canopy__Cluster__NodeInfo *infos = calloc(n ? n : 1, sizeof *infos);
-    Canopy__Cluster__NodeInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+    Canopy__Cluster__NodeInfo *infos = calloc(n + 1, sizeof *infos);
+    Canopy__Cluster__NodeInfo **ptrs = calloc(n + 1, sizeof *ptrs);
     if (infos == NULL || ptrs == NULL) {
         free(infos);
         free(ptrs);
@@ -94,8 +94,19 @@ static void h_status(rpc_call *call, void *arg)
         infos[i].threads = nodes[i].threads;
         ptrs[i] = &infos[i];
     }
+    // The scheduler lists itself first, so the table shows the whole cluster.
+    Canopy__Cluster__NodeInfo self = CANOPY__CLUSTER__NODE_INFO__INIT;
+    char url[256] = "";
+    rpc_server_url(s->server, url, sizeof url);
+    self.role = CANOPY__CLUSTER__ROLE__ROLE_SCHEDULER;
+    self.address = url;
+    self.name = (char *)"scheduler";
+    self.state = CANOPY__CLUSTER__NODE_STATE__NODE_ALIVE;
+    self.status = (char *)"serving";
+    memmove(ptrs + 1, ptrs, n * sizeof *ptrs);
+    ptrs[0] = &self;
     Canopy__Cluster__StatusReply rep = CANOPY__CLUSTER__STATUS_REPLY__INIT;
-    rep.n_nodes = n;
+    rep.n_nodes = n + 1;
     rep.nodes = ptrs;
     rep.uptime_ms = cn_now_ms() - s->started_ms;
     rep.version = (char *)"canopy-0.1";

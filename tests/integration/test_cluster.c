@@ -1,0 +1,210 @@
+// test_cluster.c: membership with real processes on loopback: a scheduler,
+// a ps and a worker register; a worker killed with SIGKILL is declared dead;
+// a restarted scheduler is re-joined by the nodes; a wrong token is refused;
+// `canopy local` starts, reports and tears down a three-node cluster.
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proto/cluster_client.h"
+#include "tests/support/support.h"
+
+static char dir[256];
+static char url[64];
+static char logf[512];
+
+static void setup(void)
+{
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ts_free_port());
+    snprintf(logf, sizeof logf, "%s/cluster.log", dir);
+    setenv("CANOPY_TOKEN", "integration-secret", 1);
+}
+
+static void teardown(void)
+{
+    ts_reap_all();
+    ts_rmtree(dir);
+}
+
+static pid_t start_scheduler(void)
+{
+    char state[300];
+    snprintf(state, sizeof state, "%s/state", dir);
+    char *argv[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", url, "--state-dir", state,
+                    "--heartbeat-ms", "100", "--dead-after-ms", "800", NULL};
+    return ts_spawn(argv, logf);
+}
+
+static pid_t start_node(const char *role, const char *name)
+{
+    char *argv[] = {(char *)ts_canopy_bin(), (char *)role, "--scheduler", url, "--name",
+                    (char *)name, NULL};
+    return ts_spawn(argv, logf);
+}
+
+typedef struct want {
+    rpc_client *c;
+    int ps, workers, dead_workers;
+} want;
+
+static bool cluster_is(void *arg)
+{
+    want *w = arg;
+    cluster_node *nodes;
+    size_t n;
+    if (cluster_status(w->c, &nodes, &n, NULL, NULL, 0) != RPC_OK)
+        return false;
+    int ps = 0, wk = 0, dead = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (nodes[i].role == CLUSTER_ROLE_PS && nodes[i].state == CLUSTER_NODE_ALIVE)
+            ps++;
+        if (nodes[i].role == CLUSTER_ROLE_WORKER && nodes[i].state == CLUSTER_NODE_ALIVE)
+            wk++;
+        if (nodes[i].role == CLUSTER_ROLE_WORKER && nodes[i].state == CLUSTER_NODE_DEAD)
+            dead++;
+    }
+    free(nodes);
+    return ps == w->ps && wk == w->workers && dead == w->dead_workers;
+}
+
+static rpc_client *client(const char *token)
+{
+    rpc_client *c = NULL;
+    char err[256];
+    rpc_client_opts o = {.url = url, .token = token};
+    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
+    return c;
+}
+
+START_TEST(test_nodes_register_and_a_killed_worker_is_declared_dead)
+{
+    start_scheduler();
+    start_node("ps", "ps-a");
+    pid_t w1 = start_node("worker", "w-1");
+    start_node("worker", "w-2");
+    want w = {client("integration-secret"), 1, 2, 0};
+    ck_assert_msg(ts_wait_until(cluster_is, &w, 20000), "nodes did not register (see %s)", logf);
+    ts_kill(w1, SIGKILL);
+    ts_wait_exit(w1, 5000, NULL);
+    w.workers = 1;
+    w.dead_workers = 1;
+    ck_assert_msg(ts_wait_until(cluster_is, &w, 5000), "the killed worker was not marked dead");
+    ck_assert(ts_file_contains(logf, "sent no heartbeat"));
+    rpc_client_close(w.c);
+}
+END_TEST
+
+START_TEST(test_nodes_rejoin_a_restarted_scheduler)
+{
+    pid_t s = start_scheduler();
+    start_node("ps", "ps-a");
+    start_node("worker", "w-1");
+    want w = {client("integration-secret"), 1, 1, 0};
+    ck_assert(ts_wait_until(cluster_is, &w, 20000));
+    ts_kill(s, SIGKILL);
+    ts_wait_exit(s, 5000, NULL);
+    start_scheduler();
+    // The new scheduler knows nobody; heartbeats answered "unknown" make the
+    // nodes register again, through the same client after it reconnects.
+    ck_assert_msg(ts_wait_until(cluster_is, &w, 15000), "nodes did not rejoin (see %s)", logf);
+    rpc_client_close(w.c);
+}
+END_TEST
+
+START_TEST(test_wrong_token_is_refused)
+{
+    start_scheduler();
+    rpc_client *good = client("integration-secret");
+    ck_assert_int_eq(rpc_wait_ready(good, "Cluster", "Ping", 10000), RPC_OK);
+    rpc_client_close(good);
+    rpc_client *bad = client("wrong");
+    cluster_node *nodes;
+    size_t n;
+    char detail[300];
+    ck_assert_int_eq(cluster_status(bad, &nodes, &n, NULL, detail, sizeof detail),
+                     RPC_UNAUTHENTICATED);
+    rpc_client_close(bad);
+    setenv("CANOPY_TOKEN", "wrong", 1);
+    pid_t p = start_node("worker", "w-bad");
+    int st;
+    ck_assert(ts_wait_exit(p, 20000, &st));
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert(ts_file_contains(logf, "refused the cluster token"));
+}
+END_TEST
+
+START_TEST(test_status_command_prints_the_table)
+{
+    start_scheduler();
+    start_node("ps", "ps-a");
+    start_node("worker", "w-1");
+    want w = {client("integration-secret"), 1, 1, 0};
+    ck_assert(ts_wait_until(cluster_is, &w, 20000));
+    rpc_client_close(w.c);
+    char out[512];
+    snprintf(out, sizeof out, "%s/status.txt", dir);
+    char *argv[] = {(char *)ts_canopy_bin(), "status", "--scheduler", url, "--ping", NULL};
+    pid_t p = ts_spawn(argv, out);
+    int st;
+    ck_assert(ts_wait_exit(p, 20000, &st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    ck_assert(ts_file_contains(out, "3 nodes"));
+    ck_assert(ts_file_contains(out, "scheduler"));
+    ck_assert(ts_file_contains(out, "ps-a"));
+    ck_assert(ts_file_contains(out, "w-1"));
+    ck_assert(ts_file_contains(out, "alive"));
+}
+END_TEST
+
+START_TEST(test_local_runs_a_command_and_tears_down)
+{
+    char out[512], state[300];
+    snprintf(out, sizeof out, "%s/local.txt", dir);
+    snprintf(state, sizeof state, "%s/local", dir);
+    unsetenv("CANOPY_TOKEN");
+    char *argv[] = {(char *)ts_canopy_bin(), "local", "--ps", "1", "--workers", "1",
+                    "--state-dir", state, "status", "--ping", NULL};
+    pid_t p = ts_spawn(argv, out);
+    int st;
+    ck_assert(ts_wait_exit(p, 60000, &st));
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy local failed (see %s)", out);
+    ck_assert(ts_file_contains(out, "cluster ready"));
+    ck_assert(ts_file_contains(out, "3 nodes"));
+    ck_assert(ts_file_contains(out, "ps-0"));
+    ck_assert(ts_file_contains(out, "worker-0"));
+    // Every child is gone: nothing answers on the scheduler's logs' port any more.
+    char sched_log[400];
+    snprintf(sched_log, sizeof sched_log, "%s/logs/scheduler.log", state);
+    ck_assert(ts_file_contains(sched_log, "shutting down"));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *t = tcase_create("processes");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 90);
+    tcase_add_test(t, test_nodes_register_and_a_killed_worker_is_declared_dead);
+    tcase_add_test(t, test_nodes_rejoin_a_restarted_scheduler);
+    tcase_add_test(t, test_wrong_token_is_refused);
+    tcase_add_test(t, test_status_command_prints_the_table);
+    tcase_add_test(t, test_local_runs_a_command_and_tears_down);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
