@@ -1,0 +1,145 @@
+// rpc_impl.h: private declarations shared by the rpc_*.c files of proto/:
+// the frame codec (rpc_wire.c), TLS and token helpers (rpc_common.c) and the
+// per-method metrics (rpc_metrics.c). Nothing outside proto/ (except the
+// fuzz target and the unit test) includes it.
+//
+// Frame layout (all offsets relative to the start of the nng message body):
+//   [0,4)              u32 LE header length H
+//   [4,4+H)            RpcRequest or RpcReply (protobuf)
+//   [4+H,8+H)          u32 LE body length B
+//   [8+H,8+H+B)        body (protobuf, method-specific)
+//   [8+H+B,P)          zero padding
+//   [P,end)            raw payload
+// P is the smallest offset >= 8+H+B with (P + align_bias) % 16 == 0, where
+// align_bias (0..15) is carried in the header. When there is no payload the
+// padding is omitted. Senders set align_bias = RPC_ALIGN_BIAS: nng's req/rep
+// moves the 4-byte request id from the front of each received message into
+// the message header, so a body received into a 16-byte aligned buffer
+// starts at an address = 4 (mod 16), and a bias of 4 puts the payload on a
+// 16-byte boundary with no copy. Receivers still check the real address.
+#ifndef CANOPY_RPC_IMPL_H
+#define CANOPY_RPC_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "proto/rpc.h"
+#include "rpc.pb-c.h"
+
+#define RPC_ALIGN 16
+#define RPC_ALIGN_BIAS 4
+// Bytes nng adds in front of a req/rep message on the wire (the request id);
+// counted against max_msg_bytes.
+#define RPC_NNG_OVERHEAD 8
+
+// rpc_frame locates the parts of a decoded frame, as offsets into the
+// message body it was decoded from.
+typedef struct rpc_frame {
+    size_t hdr_off, hdr_len;
+    size_t body_off, body_len;
+    size_t payload_off, payload_len; // payload_len 0: no payload
+} rpc_frame;
+
+// ---------------------------------------------------------------- wire
+
+// rpc_wire_frame_size returns the total frame size for a header of hdr_len
+// bytes, a body of body_len bytes and payload_len payload bytes, and sets
+// *payload_off. Returns 0 on arithmetic overflow.
+size_t rpc_wire_frame_size(size_t hdr_len, size_t body_len, size_t payload_len,
+                           size_t *payload_off);
+
+// rpc_wire_pack allocates an nng message holding one frame: hdr and body
+// (may be NULL) are packed straight into the message, the padding zeroed,
+// and payload_len bytes reserved for the payload, whose address (16-byte
+// aligned in the sender's memory) is written to *payload (NULL when
+// payload_len is 0). hdr's align_bias field must already be RPC_ALIGN_BIAS.
+// Errors: CN_ETOOBIG if the message plus nng's overhead would exceed
+// max_bytes (nothing allocated), CN_ENOMEM.
+cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufCMessage *body,
+                     size_t payload_len, size_t max_bytes, void **payload);
+
+// rpc_wire_split checks the two length prefixes of buf[0..len) and fills
+// f's header and body fields. Pure: no allocation. Returns CN_OK or
+// CN_EFORMAT with err describing the problem.
+cn_err rpc_wire_split(const uint8_t *buf, size_t len, rpc_frame *f, char *err, size_t errlen);
+
+// rpc_wire_locate_payload fills f's payload fields given the header's
+// align_bias, checking the padding. Pure. Returns CN_OK or CN_EFORMAT.
+cn_err rpc_wire_locate_payload(const uint8_t *buf, size_t len, uint32_t align_bias, rpc_frame *f,
+                               char *err, size_t errlen);
+
+// rpc_wire_decode_request decodes a request frame from buf[0..len): lengths,
+// the RpcRequest header (unpacked with alloc, NULL = malloc) and the payload
+// position. On CN_OK *hdr must be freed with
+// canopy__rpc__rpc_request__free_unpacked(*hdr, alloc). On error *hdr is
+// NULL and err says what was wrong (CN_EFORMAT). Pure apart from the
+// allocation: the libFuzzer target calls it on arbitrary bytes.
+cn_err rpc_wire_decode_request(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                               Canopy__Rpc__RpcRequest **hdr, rpc_frame *f, char *err,
+                               size_t errlen);
+
+// rpc_wire_decode_reply is rpc_wire_decode_request for an RpcReply.
+cn_err rpc_wire_decode_reply(const uint8_t *buf, size_t len, ProtobufCAllocator *alloc,
+                             Canopy__Rpc__RpcReply **hdr, rpc_frame *f, char *err, size_t errlen);
+
+// rpc_wire_align_payload makes the payload of the frame in *msg start on a
+// 16-byte boundary. When nng delivered the body at an unexpected address
+// (e.g. some inproc paths) it grows the message by up to 15 bytes and moves
+// the payload up once (counted in rpc_wire_realigned). f->payload_off is
+// updated. Errors: CN_ENOMEM (the message is unchanged).
+cn_err rpc_wire_align_payload(nng_msg *msg, rpc_frame *f);
+
+// rpc_wire_realigned returns how many payloads had to be moved so far
+// (process-wide; for tests and the benchmark).
+uint64_t rpc_wire_realigned(void);
+
+// ---------------------------------------------------------------- common
+
+// rpc_tls_setup builds an nng TLS configuration from t for a server
+// (server = true) or a client. Errors: CN_EINVAL (missing files),
+// CN_EAUTH (files unreadable or invalid), with err set.
+cn_err rpc_tls_setup(nng_tls_config **out, const rpc_tls *t, bool server, char *err, size_t errlen);
+
+// rpc_url_is_tls reports whether url uses the tls+tcp transport.
+bool rpc_url_is_tls(const char *url);
+
+// rpc_token_equal compares two NUL-terminated tokens (each at most 255
+// bytes) in time that does not depend on where they differ.
+bool rpc_token_equal(const char *a, const char *b);
+
+// rpc_err_from_nng maps an nng error to a cn_err.
+cn_err rpc_err_from_nng(int rv);
+
+// ---------------------------------------------------------------- metrics
+
+// Latency bucket upper bounds in seconds: 100us, 250us, 500us, 1ms ... 10s.
+#define RPC_LAT_BUCKETS 16
+#define RPC_NCODES 17
+
+// rpc_method_metrics: counters for one method. Updated with atomics from any
+// thread; read without a lock (each value is individually consistent).
+typedef struct rpc_method_metrics {
+    uint64_t codes[RPC_NCODES];
+    uint64_t buckets[RPC_LAT_BUCKETS]; // non-cumulative counts per bucket
+    uint64_t over;                     // above the last bucket
+    uint64_t sum_ns;
+    uint64_t bytes_in, bytes_out;
+} rpc_method_metrics;
+
+// rpc_metrics_record adds one finished call.
+void rpc_metrics_record(rpc_method_metrics *m, rpc_code code, uint64_t ns, size_t in, size_t out);
+
+// rpc_metrics_write_headers appends the # HELP / # TYPE lines of family i
+// (0 requests, 1 latency, 2 bytes in, 3 bytes out); rpc_metrics_write_family
+// appends family i of one method. rpc_server_metrics groups lines per family
+// as the exposition format requires.
+cn_err rpc_metrics_write_header(cn_buf *out, int family);
+cn_err rpc_metrics_write_family(cn_buf *out, int family, const char *service, const char *method,
+                                const rpc_method_metrics *m);
+#define RPC_METRIC_FAMILIES 4
+
+#endif

@@ -1,0 +1,841 @@
+// rpc_server.c: the RPC server. One nng rep0 socket, a fixed pool of nng
+// contexts created once at start (nng#1663 makes creating contexts in a
+// burst slow in 1.5.2), each driving RECV -> HANDLE -> SEND with its own aio,
+// as nng's demo/async/server.c does. The rpc_call of a context is embedded
+// in it, so a call costs no allocation besides the reply message.
+//
+// Admission, in order: decode (INVALID_ARGUMENT), shutting down
+// (UNAVAILABLE), token (UNAUTHENTICATED), method (UNIMPLEMENTED), in-flight
+// cap (RESOURCE_EXHAUSTED), duplicate check for mutating calls (cached
+// reply, ABORTED or ALREADY_EXISTS), then the handler runs inline on the nng
+// callback thread or on this file's handler pool, unless the deadline has
+// already passed when it is dequeued (DEADLINE_EXCEEDED).
+//
+// Thread rule: the method table is immutable after start; the handler queue,
+// the duplicate table and the close state have their own mutexes; counters
+// are atomics.
+#include "proto/rpc.h"
+#include "proto/rpc_impl.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "common/cn_clock.h"
+
+enum { CTX_IDLE, CTX_RECV, CTX_BUSY, CTX_SEND };
+enum { DD_EMPTY, DD_RUNNING, DD_DONE };
+enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD };
+
+#define CTX_MARGIN 16    // contexts beyond max_inflight, to answer RESOURCE_EXHAUSTED
+#define DD_BUCKETS 256   // hash buckets of the per-node duplicate table
+#define ARENA_BYTES 1024 // per-call scratch for unpacking the request header
+
+typedef struct rpc_method {
+    char service[RPC_NAME_LEN];
+    char method[RPC_NAME_LEN];
+    char full[2 * RPC_NAME_LEN + 1]; // "Service/Method"
+    rpc_handler_fn fn;
+    void *arg;
+    unsigned flags;
+    rpc_method_metrics metrics;
+} rpc_method;
+
+typedef struct srv_ctx srv_ctx;
+
+// rpc_call: one call in progress, embedded in its context. Owned by the
+// handler between dispatch and completion, by the context otherwise.
+struct rpc_call {
+    srv_ctx *x;
+    nng_msg *req; // the request; body/payload point into it
+    Canopy__Rpc__RpcRequest *hdr;
+    rpc_method *m; // NULL before the method is known
+    const uint8_t *body;
+    size_t body_len;
+    const void *payload;
+    size_t payload_len;
+    size_t bytes_in;
+    uint64_t recv_ns;
+    uint64_t deadline_ns; // 0 = none
+    uint64_t node, seq;
+    bool counted;   // holds an in-flight slot
+    bool dedup;     // holds a DD_RUNNING slot in the duplicate table
+    bool ran;       // the handler was called
+    nng_msg *reply; // between reply_begin and reply_end
+    rpc_call *next; // handler queue
+    // Bump allocator for unpacking the header without malloc.
+    ProtobufCAllocator alloc;
+    size_t arena_used;
+    _Alignas(16) uint8_t arena[ARENA_BYTES];
+};
+
+struct srv_ctx {
+    rpc_server *s;
+    nng_ctx ctx;
+    nng_aio *aio;
+    int state;
+    rpc_call call;
+};
+
+typedef struct dd_slot {
+    uint64_t seq;
+    int state;
+    nng_msg *reply; // DD_DONE: a copy of the reply sent
+} dd_slot;
+
+typedef struct dd_node {
+    uint64_t node;
+    uint64_t max_seq;
+    bool any;
+    dd_slot *slots; // window entries, indexed by seq % window
+    struct dd_node *next;
+} dd_node;
+
+struct rpc_server {
+    char url[512];
+    char token[256];
+    size_t max_msg;
+    int max_inflight, nthreads, window;
+    nng_socket sock;
+    nng_listener l;
+    nng_tls_config *tls;
+    bool sock_open, started;
+
+    rpc_method *methods;
+    int nmethods;
+    rpc_method unknown; // metrics of calls rejected before a method was known
+
+    srv_ctx *ctxs;
+    int nctx;
+
+    pthread_t *threads;
+    int nthreads_started;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    rpc_call *qhead, *qtail;
+    bool qstop;
+
+    atomic_int inflight;
+    atomic_bool closing;
+    pthread_mutex_t drain_mu;
+    pthread_cond_t drain_cv;
+
+    pthread_mutex_t dd_mu;
+    dd_node *dd[DD_BUCKETS];
+};
+
+// ---------------------------------------------------------------- arena
+
+static void *arena_alloc(void *data, size_t size)
+{
+    rpc_call *c = data;
+    size_t n = (size + 15) & ~(size_t)15;
+    if (n <= ARENA_BYTES - c->arena_used) {
+        void *p = c->arena + c->arena_used;
+        c->arena_used += n;
+        return p;
+    }
+    return malloc(size);
+}
+
+static void arena_free(void *data, void *p)
+{
+    rpc_call *c = data;
+    uint8_t *q = p;
+    if (q >= c->arena && q < c->arena + ARENA_BYTES)
+        return;
+    free(p);
+}
+
+// ---------------------------------------------------------------- duplicates
+
+static dd_node *dd_find(rpc_server *s, uint64_t node, bool create)
+{
+    unsigned h = (unsigned)((node * 0x9e3779b97f4a7c15ull) >> 56) % DD_BUCKETS;
+    for (dd_node *n = s->dd[h]; n; n = n->next)
+        if (n->node == node)
+            return n;
+    if (!create)
+        return NULL;
+    dd_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->slots = calloc((size_t)s->window, sizeof *n->slots);
+    if (!n->slots) {
+        free(n);
+        return NULL;
+    }
+    n->node = node;
+    n->next = s->dd[h];
+    s->dd[h] = n;
+    return n;
+}
+
+// dd_check classifies (node, seq); for DD_REPLAY *cached is a copy of the
+// stored reply; for DD_NEW the slot is claimed (DD_RUNNING).
+static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached)
+{
+    int r = DD_NEW;
+    *cached = NULL;
+    pthread_mutex_lock(&s->dd_mu);
+    dd_node *n = dd_find(s, node, true);
+    if (!n) {
+        r = -1;
+        goto out;
+    }
+    uint64_t w = (uint64_t)s->window;
+    if (n->any && seq + w <= n->max_seq) {
+        r = DD_TOO_OLD;
+        goto out;
+    }
+    dd_slot *sl = &n->slots[seq % w];
+    if (sl->state != DD_EMPTY && sl->seq == seq) {
+        if (sl->state == DD_RUNNING) {
+            r = DD_IN_PROGRESS;
+        } else if (nng_msg_dup(cached, sl->reply) == 0) {
+            r = DD_REPLAY;
+        } else {
+            r = -1;
+        }
+        goto out;
+    }
+    if (sl->reply)
+        nng_msg_free(sl->reply);
+    sl->reply = NULL;
+    sl->seq = seq;
+    sl->state = DD_RUNNING;
+    if (!n->any || seq > n->max_seq)
+        n->max_seq = seq;
+    n->any = true;
+out:
+    pthread_mutex_unlock(&s->dd_mu);
+    return r;
+}
+
+// dd_finish stores a copy of reply for (node, seq), or forgets the claim when
+// reply is NULL (the handler never ran, so a resend may run it).
+static void dd_finish(rpc_server *s, uint64_t node, uint64_t seq, nng_msg *reply)
+{
+    nng_msg *copy = NULL;
+    if (reply && nng_msg_dup(&copy, reply) != 0)
+        copy = NULL;
+    pthread_mutex_lock(&s->dd_mu);
+    dd_node *n = dd_find(s, node, false);
+    dd_slot *sl = n ? &n->slots[seq % (uint64_t)s->window] : NULL;
+    if (sl && sl->seq == seq && sl->state == DD_RUNNING) {
+        sl->state = copy ? DD_DONE : DD_EMPTY;
+        sl->reply = copy;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&s->dd_mu);
+    if (copy)
+        nng_msg_free(copy);
+}
+
+static void dd_free_all(rpc_server *s)
+{
+    for (int h = 0; h < DD_BUCKETS; h++) {
+        dd_node *n = s->dd[h];
+        while (n) {
+            dd_node *next = n->next;
+            for (int i = 0; i < s->window; i++)
+                if (n->slots[i].reply)
+                    nng_msg_free(n->slots[i].reply);
+            free(n->slots);
+            free(n);
+            n = next;
+        }
+        s->dd[h] = NULL;
+    }
+}
+
+// ---------------------------------------------------------------- completion
+
+static void ctx_recv(srv_ctx *x)
+{
+    x->state = CTX_RECV;
+    nng_ctx_recv(x->ctx, x->aio);
+}
+
+static void call_release(rpc_call *c)
+{
+    if (c->hdr) {
+        canopy__rpc__rpc_request__free_unpacked(c->hdr, &c->alloc);
+        c->hdr = NULL;
+    }
+    if (c->req) {
+        nng_msg_free(c->req);
+        c->req = NULL;
+    }
+}
+
+// call_send finishes c with reply (taken; NULL when it could not be built):
+// metrics, duplicate table, in-flight slot, then the send on the context.
+static void call_send(rpc_call *c, nng_msg *reply, rpc_code code)
+{
+    srv_ctx *x = c->x;
+    rpc_server *s = x->s;
+    if (c->dedup)
+        dd_finish(s, c->node, c->seq, c->ran ? reply : NULL);
+    rpc_metrics_record(c->m ? &c->m->metrics : &s->unknown.metrics, code, cn_now_ns() - c->recv_ns,
+                       c->bytes_in, reply ? nng_msg_len(reply) : 0);
+    call_release(c);
+    bool counted = c->counted;
+    c->counted = false;
+    c->dedup = false;
+    if (!reply) {
+        // Nothing to send (out of memory): let the caller time out.
+        ctx_recv(x);
+    } else {
+        x->state = CTX_SEND;
+        nng_aio_set_msg(x->aio, reply);
+        nng_ctx_send(x->ctx, x->aio);
+    }
+    if (counted) {
+        pthread_mutex_lock(&s->drain_mu);
+        atomic_fetch_sub(&s->inflight, 1);
+        pthread_cond_broadcast(&s->drain_cv);
+        pthread_mutex_unlock(&s->drain_mu);
+    }
+}
+
+static nng_msg *build_reply(rpc_call *c, rpc_code code, const char *detail,
+                            const ProtobufCMessage *body, size_t payload_len, void **payload)
+{
+    Canopy__Rpc__RpcReply h = CANOPY__RPC__RPC_REPLY__INIT;
+    h.request_id = c->hdr ? c->hdr->request_id : 0;
+    h.code = (int32_t)code;
+    h.detail = (char *)(detail ? detail : "");
+    h.align_bias = RPC_ALIGN_BIAS;
+    nng_msg *m = NULL;
+    // Replies are limited by the server's own maximum message size.
+    if (rpc_wire_pack(&m, &h.base, body, payload_len, c->x->s->max_msg, payload) != CN_OK)
+        return NULL;
+    return m;
+}
+
+static void call_fail_now(rpc_call *c, rpc_code code, const char *detail)
+{
+    nng_msg *m = build_reply(c, code, detail, NULL, 0, NULL);
+    call_send(c, m, code);
+}
+
+void rpc_call_fail(rpc_call *c, rpc_code code, const char *fmt, ...)
+{
+    char detail[RPC_DETAIL_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (code == RPC_OK)
+        code = RPC_INTERNAL;
+    if (c->reply) {
+        nng_msg_free(c->reply);
+        c->reply = NULL;
+    }
+    call_fail_now(c, code, detail);
+}
+
+void rpc_call_reply(rpc_call *c, const ProtobufCMessage *body, const void *payload,
+                    size_t payload_len)
+{
+    void *dst = NULL;
+    nng_msg *m = build_reply(c, RPC_OK, NULL, body, payload_len, &dst);
+    if (!m) {
+        call_fail_now(c, RPC_RESOURCE_EXHAUSTED, "reply does not fit in max_msg_bytes");
+        return;
+    }
+    if (payload_len)
+        memcpy(dst, payload, payload_len);
+    call_send(c, m, RPC_OK);
+}
+
+cn_err rpc_call_reply_begin(rpc_call *c, const ProtobufCMessage *body, size_t payload_len,
+                            void **payload)
+{
+    *payload = NULL;
+    nng_msg *m = build_reply(c, RPC_OK, NULL, body, payload_len, payload);
+    if (!m) {
+        char d[96];
+        snprintf(d, sizeof d, "reply of %zu payload bytes does not fit in max_msg_bytes",
+                 payload_len);
+        call_fail_now(c, RPC_RESOURCE_EXHAUSTED, d);
+        return CN_ETOOBIG;
+    }
+    c->reply = m;
+    return CN_OK;
+}
+
+void rpc_call_reply_end(rpc_call *c)
+{
+    nng_msg *m = c->reply;
+    c->reply = NULL;
+    call_send(c, m, RPC_OK);
+}
+
+const uint8_t *rpc_call_body(const rpc_call *c, size_t *len)
+{
+    *len = c->body_len;
+    return c->body;
+}
+
+const void *rpc_call_payload(const rpc_call *c, size_t *len)
+{
+    *len = c->payload_len;
+    return c->payload_len ? c->payload : NULL;
+}
+
+uint64_t rpc_call_node(const rpc_call *c)
+{
+    return c->dedup ? c->node : 0;
+}
+uint64_t rpc_call_seq(const rpc_call *c)
+{
+    return c->dedup ? c->seq : 0;
+}
+const char *rpc_call_method(const rpc_call *c)
+{
+    return c->m ? c->m->full : "";
+}
+
+int64_t rpc_call_remaining_ms(const rpc_call *c)
+{
+    if (!c->deadline_ns)
+        return INT64_MAX;
+    return ((int64_t)c->deadline_ns - (int64_t)cn_now_ns()) / 1000000;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+static void call_run(rpc_call *c)
+{
+    if (c->deadline_ns && cn_now_ns() > c->deadline_ns) {
+        call_fail_now(c, RPC_DEADLINE_EXCEEDED,
+                      "deadline passed while the call waited for a handler");
+        return;
+    }
+    c->ran = true;
+    c->m->fn(c, c->m->arg);
+}
+
+static void *pool_main(void *arg)
+{
+    rpc_server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->qmu);
+        while (!s->qhead && !s->qstop)
+            pthread_cond_wait(&s->qcv, &s->qmu);
+        rpc_call *c = s->qhead;
+        if (!c) {
+            pthread_mutex_unlock(&s->qmu);
+            return NULL;
+        }
+        s->qhead = c->next;
+        if (!s->qhead)
+            s->qtail = NULL;
+        pthread_mutex_unlock(&s->qmu);
+        c->next = NULL;
+        call_run(c);
+    }
+}
+
+static rpc_method *find_method(rpc_server *s, const char *service, const char *method)
+{
+    for (int i = 0; i < s->nmethods; i++)
+        if (strcmp(s->methods[i].service, service) == 0 &&
+            strcmp(s->methods[i].method, method) == 0)
+            return &s->methods[i];
+    return NULL;
+}
+
+static void handle_request(srv_ctx *x, nng_msg *msg)
+{
+    rpc_server *s = x->s;
+    rpc_call *c = &x->call;
+    c->x = x;
+    c->req = msg;
+    c->hdr = NULL;
+    c->m = NULL;
+    c->body = NULL;
+    c->payload = NULL;
+    c->body_len = c->payload_len = 0;
+    c->node = c->seq = 0;
+    c->counted = c->dedup = c->ran = false;
+    c->reply = NULL;
+    c->next = NULL;
+    c->arena_used = 0;
+    c->alloc.alloc = arena_alloc;
+    c->alloc.free = arena_free;
+    c->alloc.allocator_data = c;
+    c->recv_ns = cn_now_ns();
+    c->deadline_ns = 0;
+    c->bytes_in = nng_msg_len(msg);
+
+    char err[RPC_DETAIL_LEN];
+    rpc_frame f;
+    if (rpc_wire_decode_request(nng_msg_body(msg), nng_msg_len(msg), &c->alloc, &c->hdr, &f, err,
+                                sizeof err) != CN_OK) {
+        call_fail_now(c, RPC_INVALID_ARGUMENT, err);
+        return;
+    }
+    Canopy__Rpc__RpcRequest *h = c->hdr;
+    if (atomic_load(&s->closing)) {
+        call_fail_now(c, RPC_UNAVAILABLE, "server is shutting down");
+        return;
+    }
+    if (s->token[0] && !rpc_token_equal(h->token, s->token)) {
+        call_fail_now(c, RPC_UNAUTHENTICATED,
+                      h->token[0] ? "wrong cluster token" : "missing cluster token");
+        return;
+    }
+    c->m = find_method(s, h->service, h->method);
+    if (!c->m) {
+        snprintf(err, sizeof err, "no method %.64s/%.64s on this server", h->service, h->method);
+        call_fail_now(c, RPC_UNIMPLEMENTED, err);
+        return;
+    }
+    if (rpc_wire_align_payload(msg, &f) != CN_OK) {
+        call_fail_now(c, RPC_RESOURCE_EXHAUSTED, "out of memory aligning the payload");
+        return;
+    }
+    const uint8_t *b = nng_msg_body(msg);
+    c->body = b + f.body_off;
+    c->body_len = f.body_len;
+    c->payload = b + f.payload_off;
+    c->payload_len = f.payload_len;
+    if (h->deadline_ms)
+        c->deadline_ns = c->recv_ns + (uint64_t)h->deadline_ms * 1000000ull;
+
+    if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight) {
+        atomic_fetch_sub(&s->inflight, 1);
+        snprintf(err, sizeof err, "server busy: %d calls in flight", s->max_inflight);
+        call_fail_now(c, RPC_RESOURCE_EXHAUSTED, err);
+        return;
+    }
+    c->counted = true;
+
+    if (h->mutating) {
+        nng_msg *cached = NULL;
+        int r = dd_check(s, h->node_id, h->seq, &cached);
+        switch (r) {
+        case DD_NEW:
+            c->dedup = true;
+            c->node = h->node_id;
+            c->seq = h->seq;
+            break;
+        case DD_REPLAY:
+            call_send(c, cached, RPC_OK);
+            return;
+        case DD_IN_PROGRESS:
+            snprintf(err, sizeof err,
+                     "duplicate of call (node %" PRIx64 ", seq %" PRIu64
+                     ") still in progress; retry for its reply",
+                     h->node_id, h->seq);
+            call_fail_now(c, RPC_ABORTED, err);
+            return;
+        case DD_TOO_OLD:
+            snprintf(err, sizeof err,
+                     "seq %" PRIu64 " of node %" PRIx64 " is older than the last %d calls; "
+                     "treated as already applied",
+                     h->seq, h->node_id, s->window);
+            call_fail_now(c, RPC_ALREADY_EXISTS, err);
+            return;
+        default:
+            call_fail_now(c, RPC_RESOURCE_EXHAUSTED, "out of memory in duplicate table");
+            return;
+        }
+    }
+
+    x->state = CTX_BUSY;
+    if (c->m->flags & RPC_HANDLER_INLINE) {
+        call_run(c);
+        return;
+    }
+    pthread_mutex_lock(&s->qmu);
+    if (s->qtail)
+        s->qtail->next = c;
+    else
+        s->qhead = c;
+    s->qtail = c;
+    pthread_cond_signal(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+}
+
+static void ctx_cb(void *arg)
+{
+    srv_ctx *x = arg;
+    int rv = nng_aio_result(x->aio);
+    if (x->state == CTX_RECV) {
+        if (rv != 0) {
+            if (rv == NNG_ECLOSED) {
+                x->state = CTX_IDLE;
+                return;
+            }
+            ctx_recv(x);
+            return;
+        }
+        handle_request(x, nng_aio_get_msg(x->aio));
+        return;
+    }
+    // CTX_SEND finished.
+    if (rv != 0) {
+        nng_msg_free(nng_aio_get_msg(x->aio));
+        if (rv == NNG_ECLOSED) {
+            x->state = CTX_IDLE;
+            return;
+        }
+    }
+    ctx_recv(x);
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (!opts || !opts->url || !opts->url[0])
+        return cn_errf(err, errlen, CN_EINVAL, "rpc server: url is required");
+    if (strlen(opts->url) >= sizeof((rpc_server *)0)->url)
+        return cn_errf(err, errlen, CN_EINVAL, "rpc server: url too long");
+    if (opts->token && strlen(opts->token) > 255)
+        return cn_errf(err, errlen, CN_EINVAL, "rpc server: token longer than 255 bytes");
+    if (opts->max_inflight < 0 || opts->handler_threads < 0 || opts->dedup_window < 0)
+        return cn_errf(err, errlen, CN_EINVAL, "rpc server: negative limit in options");
+    rpc_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return CN_ENOMEM;
+    snprintf(s->url, sizeof s->url, "%s", opts->url);
+    snprintf(s->token, sizeof s->token, "%s", opts->token ? opts->token : "");
+    s->max_msg = opts->max_msg_bytes ? opts->max_msg_bytes : RPC_DEFAULT_MAX_MSG;
+    s->max_inflight = opts->max_inflight ? opts->max_inflight : 64;
+    s->nthreads = opts->handler_threads ? opts->handler_threads : 4;
+    s->window = opts->dedup_window ? opts->dedup_window : 64;
+    snprintf(s->unknown.service, RPC_NAME_LEN, "_");
+    snprintf(s->unknown.method, RPC_NAME_LEN, "_");
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->drain_mu, NULL);
+    pthread_cond_init(&s->drain_cv, NULL);
+    pthread_mutex_init(&s->dd_mu, NULL);
+    atomic_init(&s->inflight, 0);
+    atomic_init(&s->closing, false);
+
+    cn_err rc;
+    int rv = nng_rep0_open(&s->sock);
+    if (rv != 0) {
+        rc = cn_errf(err, errlen, CN_EIO, "rpc server: cannot open socket: %s", nng_strerror(rv));
+        goto fail;
+    }
+    s->sock_open = true;
+    rv = nng_listener_create(&s->l, s->sock, s->url);
+    if (rv != 0) {
+        rc =
+            cn_errf(err, errlen, CN_EINVAL, "rpc server: bad url %s: %s", s->url, nng_strerror(rv));
+        goto fail;
+    }
+    rv = nng_listener_set_size(s->l, NNG_OPT_RECVMAXSZ, s->max_msg);
+    if (rv != 0) {
+        rc = cn_errf(err, errlen, CN_EINVAL, "rpc server: cannot set receive limit: %s",
+                     nng_strerror(rv));
+        goto fail;
+    }
+    if (rpc_url_is_tls(s->url)) {
+        rc = rpc_tls_setup(&s->tls, &opts->tls, true, err, errlen);
+        if (rc != CN_OK)
+            goto fail;
+        rv = nng_listener_set_ptr(s->l, NNG_OPT_TLS_CONFIG, s->tls);
+        if (rv != 0) {
+            rc = cn_errf(err, errlen, CN_EAUTH, "rpc server: cannot apply TLS config: %s",
+                         nng_strerror(rv));
+            goto fail;
+        }
+    }
+    rv = nng_listener_start(s->l, 0);
+    if (rv != 0) {
+        rc = cn_errf(err, errlen, rv == NNG_EADDRINVAL ? CN_EINVAL : CN_EIO,
+                     "rpc server: cannot listen on %s: %s", s->url, nng_strerror(rv));
+        goto fail;
+    }
+    *out = s;
+    return CN_OK;
+fail:
+    rpc_server_close(s, 0);
+    return rc;
+}
+
+cn_err rpc_server_register(rpc_server *s, const char *service, const char *method,
+                           rpc_handler_fn fn, void *arg, unsigned flags)
+{
+    if (s->started)
+        return CN_ESTATE;
+    if (!service || !method || !fn || strlen(service) >= RPC_NAME_LEN ||
+        strlen(method) >= RPC_NAME_LEN)
+        return CN_EINVAL;
+    if (find_method(s, service, method))
+        return CN_EEXIST;
+    rpc_method *t = realloc(s->methods, (size_t)(s->nmethods + 1) * sizeof *t);
+    if (!t)
+        return CN_ENOMEM;
+    s->methods = t;
+    rpc_method *m = &t[s->nmethods++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->service, sizeof m->service, "%s", service);
+    snprintf(m->method, sizeof m->method, "%s", method);
+    snprintf(m->full, sizeof m->full, "%s/%s", service, method);
+    m->fn = fn;
+    m->arg = arg;
+    m->flags = flags;
+    return CN_OK;
+}
+
+cn_err rpc_server_start(rpc_server *s, char *err, size_t errlen)
+{
+    if (s->started)
+        return cn_errf(err, errlen, CN_ESTATE, "rpc server: already started");
+    s->threads = calloc((size_t)s->nthreads, sizeof *s->threads);
+    s->nctx = s->max_inflight + CTX_MARGIN;
+    s->ctxs = calloc((size_t)s->nctx, sizeof *s->ctxs);
+    if (!s->threads || !s->ctxs)
+        return cn_errf(err, errlen, CN_ENOMEM, "rpc server: out of memory");
+    for (int i = 0; i < s->nthreads; i++) {
+        if (pthread_create(&s->threads[i], NULL, pool_main, s) != 0)
+            return cn_errf(err, errlen, CN_EIO, "rpc server: cannot start handler threads");
+        s->nthreads_started++;
+    }
+    for (int i = 0; i < s->nctx; i++) {
+        srv_ctx *x = &s->ctxs[i];
+        x->s = s;
+        x->state = CTX_IDLE;
+        int rv = nng_aio_alloc(&x->aio, ctx_cb, x);
+        if (rv == 0)
+            rv = nng_ctx_open(&x->ctx, s->sock);
+        if (rv != 0)
+            return cn_errf(err, errlen, CN_EIO, "rpc server: cannot create context: %s",
+                           nng_strerror(rv));
+    }
+    s->started = true;
+    for (int i = 0; i < s->nctx; i++)
+        ctx_recv(&s->ctxs[i]);
+    return CN_OK;
+}
+
+cn_err rpc_server_url(const rpc_server *s, char *buf, size_t n)
+{
+    const char *u = s->url;
+    int port = 0;
+    const char *sep = strstr(u, "://");
+    const char *colon = sep ? strrchr(sep + 3, ':') : NULL;
+    bool tcp = strncmp(u, "tcp", 3) == 0 || rpc_url_is_tls(u);
+    if (tcp && colon && strcmp(colon, ":0") == 0 &&
+        nng_listener_get_int(s->l, NNG_OPT_TCP_BOUND_PORT, &port) == 0) {
+        int w = snprintf(buf, n, "%.*s:%d", (int)(colon - u), u, port);
+        return w < 0 || (size_t)w >= n ? CN_ERANGE : CN_OK;
+    }
+    int w = snprintf(buf, n, "%s", u);
+    return w < 0 || (size_t)w >= n ? CN_ERANGE : CN_OK;
+}
+
+void rpc_server_close(rpc_server *s, int drain_ms)
+{
+    if (!s)
+        return;
+    atomic_store(&s->closing, true);
+    if (s->started) {
+        // Stop new connections; requests arriving on existing ones are
+        // answered UNAVAILABLE by handle_request from now on.
+        nng_listener_close(s->l);
+        uint64_t until = cn_now_ns() + (uint64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000ull;
+        pthread_mutex_lock(&s->drain_mu);
+        while (atomic_load(&s->inflight) > 0) {
+            uint64_t now = cn_now_ns();
+            if (now >= until)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t left = until - now;
+            if (left > 50000000ull)
+                left = 50000000ull;
+            ts.tv_nsec += (long)left;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&s->drain_cv, &s->drain_mu, &ts);
+        }
+        pthread_mutex_unlock(&s->drain_mu);
+        // Calls still in their handlers after the drain: a queued call that
+        // never started is answered UNAVAILABLE here; a running handler keeps
+        // its call, so the contexts must outlive it (see below).
+        pthread_mutex_lock(&s->qmu);
+        rpc_call *q = s->qhead;
+        s->qhead = s->qtail = NULL;
+        s->qstop = true;
+        pthread_cond_broadcast(&s->qcv);
+        pthread_mutex_unlock(&s->qmu);
+        while (q) {
+            rpc_call *next = q->next;
+            call_fail_now(q, RPC_UNAVAILABLE, "server shut down before the call was handled");
+            q = next;
+        }
+    }
+    for (int i = 0; i < s->nthreads_started; i++)
+        pthread_join(s->threads[i], NULL);
+    if (s->sock_open)
+        nng_close(s->sock);
+    bool abandoned = atomic_load(&s->inflight) > 0;
+    for (int i = 0; s->ctxs && i < s->nctx; i++) {
+        srv_ctx *x = &s->ctxs[i];
+        if (x->aio)
+            nng_aio_stop(x->aio);
+    }
+    if (abandoned) {
+        // A handler that completes its call asynchronously still holds it:
+        // keep the contexts (and the server) allocated so its late
+        // rpc_call_reply is harmless (the socket is closed, the reply is
+        // dropped). This leaks only when a handler outlives drain_ms.
+        return;
+    }
+    for (int i = 0; s->ctxs && i < s->nctx; i++) {
+        srv_ctx *x = &s->ctxs[i];
+        if (x->aio)
+            nng_aio_free(x->aio);
+        if (x->call.hdr || x->call.req)
+            call_release(&x->call);
+        if (x->call.reply)
+            nng_msg_free(x->call.reply);
+    }
+    free(s->ctxs);
+    free(s->threads);
+    dd_free_all(s);
+    free(s->methods);
+    if (s->tls)
+        nng_tls_config_free(s->tls);
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->drain_mu);
+    pthread_cond_destroy(&s->drain_cv);
+    pthread_mutex_destroy(&s->dd_mu);
+    free(s);
+}
+
+cn_err rpc_server_metrics(rpc_server *s, cn_buf *out)
+{
+    for (int f = 0; f < RPC_METRIC_FAMILIES; f++) {
+        rpc_metrics_write_header(out, f);
+        for (int i = 0; i < s->nmethods; i++)
+            rpc_metrics_write_family(out, f, s->methods[i].service, s->methods[i].method,
+                                     &s->methods[i].metrics);
+        rpc_metrics_write_family(out, f, s->unknown.service, s->unknown.method,
+                                 &s->unknown.metrics);
+    }
+    cn_buf_printf(out,
+                  "# HELP canopy_rpc_inflight Calls being handled now.\n"
+                  "# TYPE canopy_rpc_inflight gauge\ncanopy_rpc_inflight %d\n",
+                  atomic_load(&s->inflight));
+    return out->oom ? CN_ENOMEM : CN_OK;
+}
