@@ -1,0 +1,319 @@
+// optim.c: SGD, momentum (heavy ball and Nesterov) and Adam/AdamW over a
+// slice of a flat vector, with constant, step and cosine schedules.
+//
+// The update loops are the hot path of training (the whole model every
+// step), so they are compiled for the best vector unit at load time
+// (target_clones) and kept free of branches inside the loop.
+#include "ml/optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are written little-endian");
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define OPTIM_HOT __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#else
+#define OPTIM_HOT
+#endif
+
+#define STATE_MAGIC "CNOS"
+#define STATE_VERSION 1u
+
+struct optim_state {
+    optim_kind kind;
+    size_t n;
+    uint64_t steps;
+    int nslots;
+    float *slot[2]; // (n) each
+};
+
+void optim_cfg_default(optim_cfg *cfg, optim_kind kind)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->kind = kind;
+    cfg->lr = kind == OPTIM_ADAM ? 1e-3f : 0.01f;
+    cfg->momentum = 0.9f;
+    cfg->beta1 = 0.9f;
+    cfg->beta2 = 0.999f;
+    cfg->eps = 1e-8f;
+    cfg->schedule = OPTIM_SCHED_CONSTANT;
+    cfg->gamma = 0.1f;
+    cfg->step_every = 1000;
+    cfg->total_steps = 1000;
+    cfg->min_lr = 0.0f;
+}
+
+cn_err optim_cfg_check(const optim_cfg *cfg, char *err, size_t errlen)
+{
+    if (cfg->kind != OPTIM_SGD && cfg->kind != OPTIM_MOMENTUM && cfg->kind != OPTIM_ADAM)
+        return cn_errf(err, errlen, CN_EINVAL, "optimizer: unknown kind %d", (int)cfg->kind);
+    if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
+        return cn_errf(err, errlen, CN_EINVAL, "lr: %g is not allowed (must be > 0)",
+                       (double)cfg->lr);
+    if (!(cfg->weight_decay >= 0.0f) || !isfinite(cfg->weight_decay))
+        return cn_errf(err, errlen, CN_EINVAL, "weight_decay: %g is not allowed (must be >= 0)",
+                       (double)cfg->weight_decay);
+    if (cfg->kind == OPTIM_MOMENTUM && !(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
+        return cn_errf(err, errlen, CN_EINVAL, "momentum: %g is not allowed (must be in [0, 1))",
+                       (double)cfg->momentum);
+    if (cfg->kind == OPTIM_ADAM) {
+        if (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) ||
+            !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f))
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "betas: (%g, %g) are not allowed (each must be in [0, 1))",
+                           (double)cfg->beta1, (double)cfg->beta2);
+        if (!(cfg->eps > 0.0f))
+            return cn_errf(err, errlen, CN_EINVAL, "eps: %g is not allowed (must be > 0)",
+                           (double)cfg->eps);
+    }
+    switch (cfg->schedule) {
+    case OPTIM_SCHED_CONSTANT:
+        break;
+    case OPTIM_SCHED_STEP:
+        if (cfg->step_every == 0 || !(cfg->gamma > 0.0f))
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "step schedule: every=%llu gamma=%g (need every > 0 and gamma > 0)",
+                           (unsigned long long)cfg->step_every, (double)cfg->gamma);
+        break;
+    case OPTIM_SCHED_COSINE:
+        if (cfg->total_steps == 0 || !(cfg->min_lr >= 0.0f) || cfg->min_lr > cfg->lr)
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "cosine schedule: total_steps=%llu min_lr=%g (need total_steps > 0 "
+                           "and 0 <= min_lr <= lr)",
+                           (unsigned long long)cfg->total_steps, (double)cfg->min_lr);
+        break;
+    default:
+        return cn_errf(err, errlen, CN_EINVAL, "schedule: unknown kind %d", (int)cfg->schedule);
+    }
+    return CN_OK;
+}
+
+float optim_lr(const optim_cfg *cfg, uint64_t t)
+{
+    switch (cfg->schedule) {
+    case OPTIM_SCHED_STEP:
+        return (float)((double)cfg->lr * pow((double)cfg->gamma, (double)(t / cfg->step_every)));
+    case OPTIM_SCHED_COSINE: {
+        uint64_t tt = t < cfg->total_steps ? t : cfg->total_steps;
+        double c = 0.5 * (1.0 + cos(M_PI * (double)tt / (double)cfg->total_steps));
+        return (float)((double)cfg->min_lr + ((double)cfg->lr - (double)cfg->min_lr) * c);
+    }
+    case OPTIM_SCHED_CONSTANT:
+    default:
+        return cfg->lr;
+    }
+}
+
+static const char *const kind_names[] = {"sgd", "momentum", "adam"};
+static const char *const sched_names[] = {"constant", "step", "cosine"};
+
+cn_err optim_kind_parse(const char *name, optim_kind *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, kind_names[i]) == 0) {
+            *out = (optim_kind)i;
+            return CN_OK;
+        }
+    if (strcmp(name, "adamw") == 0) {
+        *out = OPTIM_ADAM;
+        return CN_OK;
+    }
+    return CN_EINVAL;
+}
+
+cn_err optim_sched_parse(const char *name, optim_sched *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, sched_names[i]) == 0) {
+            *out = (optim_sched)i;
+            return CN_OK;
+        }
+    return CN_EINVAL;
+}
+
+const char *optim_kind_name(optim_kind kind)
+{
+    return (unsigned)kind < 3 ? kind_names[kind] : "unknown";
+}
+
+const char *optim_sched_name(optim_sched s)
+{
+    return (unsigned)s < 3 ? sched_names[s] : "unknown";
+}
+
+static int kind_slots(optim_kind kind)
+{
+    return kind == OPTIM_ADAM ? 2 : kind == OPTIM_MOMENTUM ? 1 : 0;
+}
+
+optim_state *optim_state_new(const optim_cfg *cfg, size_t n)
+{
+    optim_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NULL;
+    st->kind = cfg->kind;
+    st->n = n;
+    st->nslots = kind_slots(cfg->kind);
+    for (int s = 0; s < st->nslots; s++) {
+        st->slot[s] = calloc(n ? n : 1, sizeof(float));
+        if (st->slot[s] == NULL) {
+            optim_state_free(st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+void optim_state_free(optim_state *st)
+{
+    if (st == NULL)
+        return;
+    free(st->slot[0]);
+    free(st->slot[1]);
+    free(st);
+}
+
+size_t optim_state_n(const optim_state *st) { return st->n; }
+int optim_state_nslots(const optim_state *st) { return st->nslots; }
+uint64_t optim_state_steps(const optim_state *st) { return st->steps; }
+void optim_state_set_steps(optim_state *st, uint64_t steps) { st->steps = steps; }
+
+float *optim_state_slot(optim_state *st, int slot)
+{
+    return slot >= 0 && slot < st->nslots ? st->slot[slot] : NULL;
+}
+
+// The kernels. wd is the coupled L2 coefficient (0 when unused).
+
+OPTIM_HOT static void step_sgd(float *restrict w, const float *restrict g, size_t n, float lr,
+                               float wd)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i] -= lr * (g[i] + wd * w[i]);
+}
+
+OPTIM_HOT static void step_momentum(float *restrict w, const float *restrict g,
+                                    float *restrict v, size_t n, float lr, float wd, float mu,
+                                    int nesterov)
+{
+    if (nesterov) {
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] + wd * w[i];
+            float vi = mu * v[i] + gi;
+            v[i] = vi;
+            w[i] -= lr * (gi + mu * vi);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float vi = mu * v[i] + (g[i] + wd * w[i]);
+            v[i] = vi;
+            w[i] -= lr * vi;
+        }
+    }
+}
+
+// Adam in PyTorch's arrangement: w -= a * m / (sqrt(v) * c + eps) with
+// a = lr / (1 - beta1^t) and c = 1 / sqrt(1 - beta2^t). decay is the
+// decoupled factor (1 - lr * wd), 1 when unused; wd the coupled coefficient.
+OPTIM_HOT static void step_adam(float *restrict w, const float *restrict g, float *restrict m,
+                                float *restrict v, size_t n, float a, float c, float b1,
+                                float b2, float eps, float wd, float decay)
+{
+    const float ob1 = 1.0f - b1, ob2 = 1.0f - b2;
+    for (size_t i = 0; i < n; i++) {
+        float wi = w[i] * decay;
+        float gi = g[i] + wd * w[i];
+        float mi = b1 * m[i] + ob1 * gi;
+        float vi = b2 * v[i] + ob2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] = wi - a * mi / (sqrtf(vi) * c + eps);
+    }
+}
+
+void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
+                uint64_t t)
+{
+    CN_ASSERT(st != NULL && n == st->n && cfg->kind == st->kind);
+    float lr = optim_lr(cfg, t);
+    switch (cfg->kind) {
+    case OPTIM_SGD:
+        step_sgd(w, g, n, lr, cfg->weight_decay);
+        break;
+    case OPTIM_MOMENTUM:
+        step_momentum(w, g, st->slot[0], n, lr, cfg->weight_decay, cfg->momentum, cfg->nesterov);
+        break;
+    case OPTIM_ADAM: {
+        double k = (double)t + 1.0;
+        double bc1 = 1.0 - pow((double)cfg->beta1, k);
+        double bc2 = 1.0 - pow((double)cfg->beta2, k);
+        float a = (float)((double)lr / bc1);
+        float c = (float)(1.0 / sqrt(bc2));
+        float wd = cfg->decoupled_wd ? 0.0f : cfg->weight_decay;
+        float decay = cfg->decoupled_wd ? 1.0f - lr * cfg->weight_decay : 1.0f;
+        step_adam(w, g, st->slot[0], st->slot[1], n, a, c, cfg->beta1, cfg->beta2, cfg->eps, wd,
+                  decay);
+        break;
+    }
+    }
+    st->steps++;
+}
+
+// Record layout (little-endian): "CNOS", u32 version, u32 kind, u32 nslots,
+// u64 n, u64 steps, then nslots * n floats.
+#define STATE_HDR 32
+
+cn_err optim_state_encode(const optim_state *st, cn_buf *out)
+{
+    uint8_t hdr[STATE_HDR];
+    uint32_t ver = STATE_VERSION, kind = (uint32_t)st->kind, ns = (uint32_t)st->nslots;
+    uint64_t n = st->n, steps = st->steps;
+    memcpy(hdr, STATE_MAGIC, 4);
+    memcpy(hdr + 4, &ver, 4);
+    memcpy(hdr + 8, &kind, 4);
+    memcpy(hdr + 12, &ns, 4);
+    memcpy(hdr + 16, &n, 8);
+    memcpy(hdr + 24, &steps, 8);
+    cn_err rc = cn_buf_append(out, hdr, sizeof hdr);
+    for (int s = 0; s < st->nslots && rc == CN_OK; s++)
+        rc = cn_buf_append(out, st->slot[s], st->n * sizeof(float));
+    return rc;
+}
+
+cn_err optim_state_decode(optim_state *st, const void *data, size_t len, char *err,
+                          size_t errlen)
+{
+    const uint8_t *p = data;
+    uint32_t ver, kind, ns;
+    uint64_t n, steps;
+    if (len < STATE_HDR || memcmp(p, STATE_MAGIC, 4) != 0)
+        return cn_errf(err, errlen, CN_EFORMAT, "optimizer state: bad magic or short record (%zu bytes)",
+                       len);
+    memcpy(&ver, p + 4, 4);
+    memcpy(&kind, p + 8, 4);
+    memcpy(&ns, p + 12, 4);
+    memcpy(&n, p + 16, 8);
+    memcpy(&steps, p + 24, 8);
+    if (ver != STATE_VERSION)
+        return cn_errf(err, errlen, CN_EVERSION,
+                       "optimizer state: version %u is not supported (this build reads %u)", ver,
+                       STATE_VERSION);
+    if (kind != (uint32_t)st->kind || ns != (uint32_t)st->nslots)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "optimizer state: record is for %s, this state is %s",
+                       optim_kind_name((optim_kind)kind), optim_kind_name(st->kind));
+    if (n != st->n)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "optimizer state: record holds %llu parameters, this slice has %zu",
+                       (unsigned long long)n, st->n);
+    if (len != STATE_HDR + (size_t)ns * n * sizeof(float))
+        return cn_errf(err, errlen, CN_EFORMAT,
+                       "optimizer state: record is %zu bytes, header implies %zu", len,
+                       STATE_HDR + (size_t)ns * n * sizeof(float));
+    for (int s = 0; s < st->nslots; s++)
+        memcpy(st->slot[s], p + STATE_HDR + (size_t)s * n * sizeof(float), n * sizeof(float));
+    st->steps = steps;
+    return CN_OK;
+}
