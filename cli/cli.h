@@ -10,11 +10,11 @@
 
 // Exit codes (documented in docs/cli.md).
 enum {
-    CLI_EXIT_OK = 0,          // success
-    CLI_EXIT_FAILURE = 1,     // the command ran and failed (a job failed, a goal missed)
-    CLI_EXIT_USAGE = 2,       // bad flags, config or job file: nothing was run
-    CLI_EXIT_DATA = 3,        // an input file is missing or malformed
-    CLI_EXIT_UNAVAILABLE = 4, // the cluster (scheduler, shard) could not be reached
+    CLI_EXIT_OK = 0,            // success
+    CLI_EXIT_FAILURE = 1,       // the command ran and failed (a job failed, a goal missed)
+    CLI_EXIT_USAGE = 2,         // bad flags, config or job file: nothing was run
+    CLI_EXIT_DATA = 3,          // an input file is missing or malformed
+    CLI_EXIT_UNAVAILABLE = 4,   // the cluster (scheduler, shard) could not be reached
     CLI_EXIT_INTERRUPTED = 130, // stopped by SIGINT/SIGTERM
 };
 

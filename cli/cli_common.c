@@ -13,8 +13,7 @@ void cli_net_defaults(cli_net *n)
 {
     memset(n, 0, sizeof *n);
     const char *env = getenv("CANOPY_SCHEDULER");
-    snprintf(n->scheduler, sizeof n->scheduler, "%s",
-             env && *env ? env : CLI_DEFAULT_SCHEDULER);
+    snprintf(n->scheduler, sizeof n->scheduler, "%s", env && *env ? env : CLI_DEFAULT_SCHEDULER);
     snprintf(n->log_level, sizeof n->log_level, "info");
 }
 

@@ -16,7 +16,7 @@ typedef struct cli_net {
     char tls_key[CN_OPT_STRLEN];
     char tls_ca[CN_OPT_STRLEN];
     char log_level[CN_OPT_STRLEN];
-    char token[256];                // loaded by cli_net_load
+    char token[256]; // loaded by cli_net_load
 } cli_net;
 
 #define CLI_DEFAULT_SCHEDULER "tcp://127.0.0.1:7070"
@@ -27,13 +27,18 @@ void cli_net_defaults(cli_net *n);
 // CLI_NET_OPTS(n) expands to the option-table entries for a cli_net.
 #define CLI_NET_OPTS(n)                                                                            \
     {"scheduler", CN_OPT_STRING, (n)->scheduler, "scheduler RPC URL", 0, 0, NULL},                 \
-        {"token-file", CN_OPT_STRING, (n)->token_file,                                             \
-         "file holding the cluster token (else $CANOPY_TOKEN)", 0, 0, NULL},                       \
-        {"tls-cert", CN_OPT_STRING, (n)->tls_cert, "TLS certificate (PEM) for tls+tcp://", 0, 0,   \
+        {"token-file",                                                                             \
+         CN_OPT_STRING,                                                                            \
+         (n)->token_file,                                                                          \
+         "file holding the cluster token (else $CANOPY_TOKEN)",                                    \
+         0,                                                                                        \
+         0,                                                                                        \
          NULL},                                                                                    \
+        {"tls-cert", CN_OPT_STRING, (n)->tls_cert, "TLS certificate (PEM) for tls+tcp://", 0,      \
+         0,          NULL},                                                                        \
         {"tls-key", CN_OPT_STRING, (n)->tls_key, "TLS private key (PEM)", 0, 0, NULL},             \
-        {"tls-ca", CN_OPT_STRING, (n)->tls_ca, "TLS CA certificate (PEM) to verify peers", 0, 0,   \
-         NULL},                                                                                    \
+        {"tls-ca", CN_OPT_STRING, (n)->tls_ca, "TLS CA certificate (PEM) to verify peers", 0,      \
+         0,        NULL},                                                                          \
     {                                                                                              \
         "log-level", CN_OPT_CHOICE, (n)->log_level, "log verbosity", 0, 0,                         \
             "debug|info|warn|error|off"                                                            \

@@ -23,16 +23,14 @@ int cmd_scheduler(int argc, char **argv)
     char state_dir[CN_OPT_STRLEN] = "state";
     int64_t heartbeat_ms = 500, dead_after_ms = 3000, max_msg_mb = 256, handlers = 4;
     cn_opt opts[] = {
-        {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (tcp://, ipc://, tls+tcp://)", 0,
-         0, NULL},
-        {"state-dir", CN_OPT_STRING, state_dir, "directory for results and job specs", 0, 0,
+        {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (tcp://, ipc://, tls+tcp://)", 0, 0,
          NULL},
-        {"heartbeat-ms", CN_OPT_INT, &heartbeat_ms, "heartbeat interval nodes are told to use",
-         10, 60000, NULL},
-        {"dead-after-ms", CN_OPT_INT, &dead_after_ms,
-         "silence after which a node is declared dead", 50, 600000, NULL},
-        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047,
-         NULL},
+        {"state-dir", CN_OPT_STRING, state_dir, "directory for results and job specs", 0, 0, NULL},
+        {"heartbeat-ms", CN_OPT_INT, &heartbeat_ms, "heartbeat interval nodes are told to use", 10,
+         60000, NULL},
+        {"dead-after-ms", CN_OPT_INT, &dead_after_ms, "silence after which a node is declared dead",
+         50, 600000, NULL},
+        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"handler-threads", CN_OPT_INT, &handlers, "RPC handler threads", 1, 256, NULL},
         CLI_NET_OPTS(&net),
         CN_OPT_END,
@@ -93,8 +91,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         {"threads", CN_OPT_INT, &threads, "compute threads to use (0 = all CPUs)", 0, 1024, NULL},
         {"register-timeout-ms", CN_OPT_INT, &register_ms,
          "how long to wait for the scheduler at start-up", 100, 3600000, NULL},
-        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047,
-         NULL},
+        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         CLI_NET_OPTS(&net),
         CN_OPT_END,
     };
@@ -128,7 +125,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
                           .tls = cli_net_tls(&net)};
     int exit_code = CLI_EXIT_FAILURE;
     if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
-        cluster_serve_ping(srv, role, name) != CN_OK || rpc_server_start(srv, err, sizeof err) != CN_OK) {
+        cluster_serve_ping(srv, role, name) != CN_OK ||
+        rpc_server_start(srv, err, sizeof err) != CN_OK) {
         CN_ERROR("cannot serve on %s: %s", listen, err);
         goto out;
     }
@@ -161,5 +159,11 @@ out:
     return exit_code;
 }
 
-int cmd_ps(int argc, char **argv) { return node_main("ps", CLUSTER_ROLE_PS, argc, argv); }
-int cmd_worker(int argc, char **argv) { return node_main("worker", CLUSTER_ROLE_WORKER, argc, argv); }
+int cmd_ps(int argc, char **argv)
+{
+    return node_main("ps", CLUSTER_ROLE_PS, argc, argv);
+}
+int cmd_worker(int argc, char **argv)
+{
+    return node_main("worker", CLUSTER_ROLE_WORKER, argc, argv);
+}

@@ -40,10 +40,13 @@ static child children[MAX_CHILDREN];
 static int nchildren;
 static volatile sig_atomic_t got_signal;
 
-static void on_signal(int sig) { got_signal = sig; }
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
 
-static const char *subcommands[] = {"status", "tune", "train", "fed", "forest", "mlp", "report",
-                                    NULL};
+static const char *subcommands[] = {"status", "tune", "train",  "fed",
+                                    "forest", "mlp",  "report", NULL};
 
 static int is_subcommand(const char *s)
 {
@@ -157,8 +160,8 @@ int cmd_local(int argc, char **argv)
     cn_opt opts[] = {
         {"ps", CN_OPT_INT, &nps, "parameter-server shards to start", 0, 32, NULL},
         {"workers", CN_OPT_INT, &nworkers, "workers to start", 0, 32, NULL},
-        {"port", CN_OPT_INT, &port, "scheduler TCP port on 127.0.0.1 (0 = any free port)", 0,
-         65535, NULL},
+        {"port", CN_OPT_INT, &port, "scheduler TCP port on 127.0.0.1 (0 = any free port)", 0, 65535,
+         NULL},
         {"threads", CN_OPT_INT, &threads, "compute threads per worker (0 = all CPUs)", 0, 1024,
          NULL},
         {"state-dir", CN_OPT_STRING, state_dir, "scheduler state directory; logs go to logs/ in it",
@@ -226,8 +229,8 @@ int cmd_local(int argc, char **argv)
     char logpath[1200], threads_s[32];
     snprintf(threads_s, sizeof threads_s, "%lld", (long long)threads);
     snprintf(logpath, sizeof logpath, "%s/scheduler.log", logdir);
-    char *sargv[] = {"canopy", "scheduler", "--listen", url, "--state-dir", state_dir,
-                     "--log-level", log_level, NULL};
+    char *sargv[] = {"canopy",  "scheduler",   "--listen", url, "--state-dir",
+                     state_dir, "--log-level", log_level,  NULL};
     if (spawn("scheduler", sargv, logpath, 0) < 0)
         goto spawn_failed;
     for (int i = 0; i < nps; i++) {
@@ -242,8 +245,8 @@ int cmd_local(int argc, char **argv)
         char name[32];
         snprintf(name, sizeof name, "worker-%d", i);
         snprintf(logpath, sizeof logpath, "%s/%s.log", logdir, name);
-        char *wargv[] = {"canopy", "worker", "--name", name, "--threads", threads_s,
-                         "--log-level", log_level, NULL};
+        char *wargv[] = {"canopy",  "worker",      "--name",  name, "--threads",
+                         threads_s, "--log-level", log_level, NULL};
         if (spawn(name, wargv, logpath, 0) < 0)
             goto spawn_failed;
     }
@@ -298,8 +301,9 @@ int cmd_local(int argc, char **argv)
         teardown();
         return CLI_EXIT_INTERRUPTED;
     }
-    fprintf(stderr, "canopy local: cluster ready in %.2f s: scheduler %s, %lld ps, %lld workers "
-                    "(logs in %s)\n",
+    fprintf(stderr,
+            "canopy local: cluster ready in %.2f s: scheduler %s, %lld ps, %lld workers "
+            "(logs in %s)\n",
             (double)(cn_now_ms() - start) / 1000.0, url, (long long)nps, (long long)nworkers,
             logdir);
 

@@ -96,14 +96,16 @@ int cmd_status(int argc, char **argv)
     } else {
         printf("scheduler %s, up %.1f s, %zu node%s\n", net.scheduler, (double)uptime / 1000.0, n,
                n == 1 ? "" : "s");
-        printf("%-18s %-9s %-4s %-28s %-8s %-10s %-7s %s\n", "NODE", "ROLE", "RANK", "ADDRESS",
-               "STATE", "HEARTBEAT", "THREADS", ping ? "PING / STATUS" : "STATUS");
+        printf("%-16s %-9s %-4s %-28s %-8s %-10s %-7s %s\n", "NODE", "ROLE", "RANK", "ADDRESS",
+               "STATE", "HEARTBEAT", "THREADS", ping ? "PING  STATUS" : "STATUS");
         for (size_t i = 0; i < n; i++) {
-            char hb[32], pingtxt[32] = "";
-            snprintf(hb, sizeof hb, "%.1fs ago", (double)nodes[i].last_heartbeat_ms_ago / 1000.0);
+            char hb[32] = "-", pingtxt[32] = "";
+            if (nodes[i].role != CLUSTER_ROLE_SCHEDULER)
+                snprintf(hb, sizeof hb, "%.1fs ago",
+                         (double)nodes[i].last_heartbeat_ms_ago / 1000.0);
             if (ping && rtt)
                 snprintf(pingtxt, sizeof pingtxt, rtt[i] < 0 ? "unreachable " : "%.2fms ", rtt[i]);
-            printf("%016" PRIx64 "   %-9s %-4u %-28s %-8s %-10s %-7u %s%s\n", nodes[i].node_id,
+            printf("%-16s %-9s %-4u %-28s %-8s %-10s %-7u %s%s\n", nodes[i].name,
                    cluster_role_name(nodes[i].role), nodes[i].rank, nodes[i].address,
                    cluster_state_name(nodes[i].state), hb, nodes[i].threads, pingtxt,
                    nodes[i].status);

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cn_buf_init(cn_buf *b) { memset(b, 0, sizeof *b); }
+void cn_buf_init(cn_buf *b)
+{
+    memset(b, 0, sizeof *b);
+}
 
 void cn_buf_fini(cn_buf *b)
 {

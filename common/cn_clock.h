@@ -14,7 +14,10 @@ static inline uint64_t cn_now_ns(void)
 }
 
 // cn_now_ms returns monotonic time in milliseconds.
-static inline uint64_t cn_now_ms(void) { return cn_now_ns() / 1000000ull; }
+static inline uint64_t cn_now_ms(void)
+{
+    return cn_now_ns() / 1000000ull;
+}
 
 // cn_wall_ms returns Unix time in milliseconds (for records a human reads).
 static inline uint64_t cn_wall_ms(void)

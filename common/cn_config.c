@@ -156,8 +156,7 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
     case CN_OPT_BOOL:
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0)
             *(bool *)o->dst = true;
-        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 ||
-                 strcmp(value, "no") == 0)
+        else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0 || strcmp(value, "no") == 0)
             *(bool *)o->dst = false;
         else
             return cn_errf(err, errlen, CN_EINVAL,
@@ -195,12 +194,11 @@ cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *ori
         }
         if (cJSON_IsString(it)) {
             if (o->type == CN_OPT_INT || o->type == CN_OPT_DOUBLE || o->type == CN_OPT_BOOL) {
-                rc = cn_errf(err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"",
-                             where,
-                             o->type == CN_OPT_BOOL
-                                 ? "a boolean"
-                                 : (o->type == CN_OPT_INT ? "an integer" : "a number"),
-                             it->valuestring);
+                rc = cn_errf(
+                    err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"", where,
+                    o->type == CN_OPT_BOOL ? "a boolean"
+                                           : (o->type == CN_OPT_INT ? "an integer" : "a number"),
+                    it->valuestring);
                 break;
             }
             snprintf(val, sizeof val, "%s", it->valuestring);

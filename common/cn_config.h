@@ -34,14 +34,17 @@ typedef struct cn_opt {
 } cn_opt;
 
 // A table ends with an entry whose name is NULL.
-#define CN_OPT_END {NULL, CN_OPT_STRING, NULL, NULL, 0, 0, NULL}
+#define CN_OPT_END                                                                                 \
+    {                                                                                              \
+        NULL, CN_OPT_STRING, NULL, NULL, 0, 0, NULL                                                \
+    }
 
 #define CN_ARGS_MAX 64
 
 typedef struct cn_args {
-    bool help;               // --help or -h was given
-    int npos;                // positional arguments, in order
-    char *pos[CN_ARGS_MAX];  // borrowed from argv
+    bool help;                       // --help or -h was given
+    int npos;                        // positional arguments, in order
+    char *pos[CN_ARGS_MAX];          // borrowed from argv
     char config_path[CN_OPT_STRLEN]; // --config FILE, if any
 } cn_args;
 

@@ -12,7 +12,10 @@ static cn_log_level min_level = CN_LOG_INFO;
 static char node_name[64] = "";
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 
-void cn_log_set_level(cn_log_level level) { min_level = level; }
+void cn_log_set_level(cn_log_level level)
+{
+    min_level = level;
+}
 
 int cn_log_parse_level(const char *s)
 {

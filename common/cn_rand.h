@@ -28,7 +28,10 @@ static inline void cn_rng_seed(cn_rng *r, uint64_t seed, uint64_t stream)
         r->s[i] = cn_splitmix64(&x);
 }
 
-static inline uint64_t cn_rotl64(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t cn_rotl64(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 // cn_rng_next returns 64 random bits.
 static inline uint64_t cn_rng_next(cn_rng *r)
@@ -64,7 +67,10 @@ static inline uint64_t cn_rng_below(cn_rng *r, uint64_t n)
 }
 
 // cn_rng_uniform returns a double in [0, 1).
-static inline double cn_rng_uniform(cn_rng *r) { return (double)(cn_rng_next(r) >> 11) * 0x1.0p-53; }
+static inline double cn_rng_uniform(cn_rng *r)
+{
+    return (double)(cn_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 // cn_rng_normal returns a standard normal deviate (Box-Muller, one of the pair).
 double cn_rng_normal(cn_rng *r);

@@ -55,8 +55,8 @@ uint64_t cluster_new_node_id(void)
 
 rpc_code cluster_call(rpc_client *c, const char *service, const char *method,
                       const ProtobufCMessage *req, unsigned flags, int deadline_ms,
-                      const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **out,
-                      char *detail, size_t detail_len)
+                      const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **out, char *detail,
+                      size_t detail_len)
 {
     if (out)
         *out = NULL;
@@ -109,9 +109,9 @@ static rpc_code do_register(cluster_agent *a, int deadline_ms, char *detail, siz
     req.node_id = a->opts.node_id;
     req.version = (char *)"canopy-0.1";
     ProtobufCMessage *out = NULL;
-    rpc_code code = cluster_call(a->client, "Cluster", "Register", &req.base,
-                                 RPC_IDEMPOTENT, deadline_ms,
-                                 &canopy__cluster__register_reply__descriptor, &out, detail, n);
+    rpc_code code =
+        cluster_call(a->client, "Cluster", "Register", &req.base, RPC_IDEMPOTENT, deadline_ms,
+                     &canopy__cluster__register_reply__descriptor, &out, detail, n);
     if (code == RPC_OK) {
         Canopy__Cluster__RegisterReply *rep = (Canopy__Cluster__RegisterReply *)out;
         a->rank = rep->rank;
@@ -141,9 +141,9 @@ static void *agent_main(void *arg)
         req.node_id = a->opts.node_id;
         req.status = status;
         ProtobufCMessage *out = NULL;
-        rpc_code code = cluster_call(a->client, "Cluster", "Heartbeat", &req.base, 0,
-                                     (int)a->interval_ms * 2,
-                                     &canopy__cluster__heartbeat_reply__descriptor, &out, NULL, 0);
+        rpc_code code =
+            cluster_call(a->client, "Cluster", "Heartbeat", &req.base, 0, (int)a->interval_ms * 2,
+                         &canopy__cluster__heartbeat_reply__descriptor, &out, NULL, 0);
         if (code == RPC_OK) {
             int known = ((Canopy__Cluster__HeartbeatReply *)out)->known;
             protobuf_c_message_free_unpacked(out, NULL);
@@ -215,8 +215,14 @@ cn_err cluster_agent_start(cluster_agent **out, const cluster_agent_opts *opts,
     return CN_OK;
 }
 
-uint32_t cluster_agent_rank(const cluster_agent *a) { return a->rank; }
-uint64_t cluster_agent_node_id(const cluster_agent *a) { return a->opts.node_id; }
+uint32_t cluster_agent_rank(const cluster_agent *a)
+{
+    return a->rank;
+}
+uint64_t cluster_agent_node_id(const cluster_agent *a)
+{
+    return a->opts.node_id;
+}
 
 void cluster_agent_set_status(cluster_agent *a, const char *status)
 {
@@ -259,9 +265,9 @@ rpc_code cluster_status(rpc_client *c, cluster_node **nodes, size_t *n, uint64_t
     *n = 0;
     Canopy__Cluster__Empty req = CANOPY__CLUSTER__EMPTY__INIT;
     ProtobufCMessage *out = NULL;
-    rpc_code code = cluster_call(c, "Cluster", "Status", &req.base, RPC_IDEMPOTENT, 0,
-                                 &canopy__cluster__status_reply__descriptor, &out, detail,
-                                 detail_len);
+    rpc_code code =
+        cluster_call(c, "Cluster", "Status", &req.base, RPC_IDEMPOTENT, 0,
+                     &canopy__cluster__status_reply__descriptor, &out, detail, detail_len);
     if (code != RPC_OK)
         return code;
     Canopy__Cluster__StatusReply *rep = (Canopy__Cluster__StatusReply *)out;

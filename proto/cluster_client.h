@@ -40,10 +40,10 @@ typedef struct cluster_agent_opts {
     const char *token;         // cluster token, "" for none
     rpc_tls tls;               // for tls+tcp:// scheduler URLs
     cluster_role role;
-    const char *address;       // this node's own RPC address, advertised to others
-    const char *name;          // human name, e.g. "host:pid"
-    uint32_t threads;          // compute threads offered
-    uint64_t node_id;          // 0 = random
+    const char *address; // this node's own RPC address, advertised to others
+    const char *name;    // human name, e.g. "host:pid"
+    uint32_t threads;    // compute threads offered
+    uint64_t node_id;    // 0 = random
 } cluster_agent_opts;
 
 // cluster_agent_start registers with the scheduler, waiting up to
@@ -67,11 +67,11 @@ void cluster_agent_stop(cluster_agent *a);
 // One row of the cluster table.
 typedef struct cluster_node {
     uint64_t node_id;
-    int role;                  // cluster_role
+    int role; // cluster_role
     uint32_t rank;
     char address[128];
     char name[128];
-    int state;                 // cluster_node_state
+    int state; // cluster_node_state
     uint64_t last_heartbeat_ms_ago;
     char status[128];
     uint32_t threads;
@@ -96,7 +96,7 @@ cn_err cluster_serve_ping(rpc_server *s, cluster_role role, const char *name);
 // status detail on failure.
 rpc_code cluster_call(rpc_client *c, const char *service, const char *method,
                       const ProtobufCMessage *req, unsigned flags, int deadline_ms,
-                      const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **out,
-                      char *detail, size_t detail_len);
+                      const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **out, char *detail,
+                      size_t detail_len);
 
 #endif

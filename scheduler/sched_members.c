@@ -242,5 +242,11 @@ int sched_members_is_alive(sched_members *m, uint64_t node_id)
     return alive;
 }
 
-uint32_t sched_members_heartbeat_ms(const sched_members *m) { return m->heartbeat_ms; }
-uint32_t sched_members_dead_after_ms(const sched_members *m) { return m->dead_after_ms; }
+uint32_t sched_members_heartbeat_ms(const sched_members *m)
+{
+    return m->heartbeat_ms;
+}
+uint32_t sched_members_dead_after_ms(const sched_members *m)
+{
+    return m->dead_after_ms;
+}

@@ -22,19 +22,17 @@ static void h_register(rpc_call *call, void *arg)
     sched *s = arg;
     size_t len;
     const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Cluster__RegisterRequest *req =
-        canopy__cluster__register_request__unpack(NULL, len, b);
+    Canopy__Cluster__RegisterRequest *req = canopy__cluster__register_request__unpack(NULL, len, b);
     if (req == NULL) {
         rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Register: malformed request body");
         return;
     }
     uint32_t rank = 0;
-    cn_err e = sched_members_register(s->members, req->node_id, req->role, req->address,
-                                      req->name, req->threads, &rank);
+    cn_err e = sched_members_register(s->members, req->node_id, req->role, req->address, req->name,
+                                      req->threads, &rank);
     if (e != CN_OK) {
         rpc_call_fail(call, rpc_code_from_err(e),
-                      "Register: %s (node_id must be non-zero, role ps or worker)",
-                      cn_strerror(e));
+                      "Register: %s (node_id must be non-zero, role ps or worker)", cn_strerror(e));
     } else {
         Canopy__Cluster__RegisterReply rep = CANOPY__CLUSTER__REGISTER_REPLY__INIT;
         rep.rank = rank;
@@ -141,8 +139,7 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
     if ((e = rpc_server_open(&s->server, &so, err, errlen)) != CN_OK)
         goto fail;
     if ((e = rpc_server_register(s->server, "Cluster", "Register", h_register, s, 0)) != CN_OK ||
-        (e = rpc_server_register(s->server, "Cluster", "Heartbeat", h_heartbeat, s, 0)) !=
-            CN_OK ||
+        (e = rpc_server_register(s->server, "Cluster", "Heartbeat", h_heartbeat, s, 0)) != CN_OK ||
         (e = rpc_server_register(s->server, "Cluster", "Status", h_status, s, 0)) != CN_OK ||
         (e = cluster_serve_ping(s->server, CLUSTER_ROLE_SCHEDULER, "scheduler")) != CN_OK) {
         cn_errf(err, errlen, e, "cannot register the Cluster service: %s", cn_strerror(e));
@@ -155,9 +152,18 @@ fail:
     return e;
 }
 
-cn_err sched_url(const sched *s, char *buf, size_t n) { return rpc_server_url(s->server, buf, n); }
-sched_members *sched_members_of(sched *s) { return s->members; }
-rpc_server *sched_server_of(sched *s) { return s->server; }
+cn_err sched_url(const sched *s, char *buf, size_t n)
+{
+    return rpc_server_url(s->server, buf, n);
+}
+sched_members *sched_members_of(sched *s)
+{
+    return s->members;
+}
+rpc_server *sched_server_of(sched *s)
+{
+    return s->server;
+}
 
 cn_err sched_start(sched *s, char *err, size_t errlen)
 {

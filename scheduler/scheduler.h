@@ -17,14 +17,14 @@
 #include "scheduler/sched_members.h"
 
 typedef struct sched_opts {
-    const char *listen;       // RPC URL, e.g. tcp://0.0.0.0:7070
-    const char *token;        // cluster token, "" = none
-    rpc_tls tls;              // for tls+tcp://
-    const char *state_dir;    // results and job specs live here
-    uint32_t heartbeat_ms;    // interval nodes use
-    uint32_t dead_after_ms;   // silence after which a node is dead
-    size_t max_msg_bytes;     // 0 = default
-    int handler_threads;      // 0 = default
+    const char *listen;     // RPC URL, e.g. tcp://0.0.0.0:7070
+    const char *token;      // cluster token, "" = none
+    rpc_tls tls;            // for tls+tcp://
+    const char *state_dir;  // results and job specs live here
+    uint32_t heartbeat_ms;  // interval nodes use
+    uint32_t dead_after_ms; // silence after which a node is dead
+    size_t max_msg_bytes;   // 0 = default
+    int handler_threads;    // 0 = default
 } sched_opts;
 
 typedef struct sched sched;

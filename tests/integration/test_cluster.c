@@ -15,13 +15,13 @@
 
 static char dir[256];
 static char url[64];
-static char logf[512];
+static char log_path[512];
 
 static void setup(void)
 {
     ts_tmpdir(dir, sizeof dir);
     snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ts_free_port());
-    snprintf(logf, sizeof logf, "%s/cluster.log", dir);
+    snprintf(log_path, sizeof log_path, "%s/cluster.log", dir);
     setenv("CANOPY_TOKEN", "integration-secret", 1);
 }
 
@@ -35,16 +35,17 @@ static pid_t start_scheduler(void)
 {
     char state[300];
     snprintf(state, sizeof state, "%s/state", dir);
-    char *argv[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", url, "--state-dir", state,
-                    "--heartbeat-ms", "100", "--dead-after-ms", "800", NULL};
-    return ts_spawn(argv, logf);
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "scheduler", "--listen",        url,   "--state-dir", state,
+        "--heartbeat-ms",        "100",       "--dead-after-ms", "800", NULL};
+    return ts_spawn(argv, log_path);
 }
 
 static pid_t start_node(const char *role, const char *name)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), (char *)role, "--scheduler", url, "--name",
-                    (char *)name, NULL};
-    return ts_spawn(argv, logf);
+    char *argv[] = {
+        (char *)ts_canopy_bin(), (char *)role, "--scheduler", url, "--name", (char *)name, NULL};
+    return ts_spawn(argv, log_path);
 }
 
 typedef struct want {
@@ -88,13 +89,14 @@ START_TEST(test_nodes_register_and_a_killed_worker_is_declared_dead)
     pid_t w1 = start_node("worker", "w-1");
     start_node("worker", "w-2");
     want w = {client("integration-secret"), 1, 2, 0};
-    ck_assert_msg(ts_wait_until(cluster_is, &w, 20000), "nodes did not register (see %s)", logf);
+    ck_assert_msg(ts_wait_until(cluster_is, &w, 20000), "nodes did not register (see %s)",
+                  log_path);
     ts_kill(w1, SIGKILL);
     ts_wait_exit(w1, 5000, NULL);
     w.workers = 1;
     w.dead_workers = 1;
     ck_assert_msg(ts_wait_until(cluster_is, &w, 5000), "the killed worker was not marked dead");
-    ck_assert(ts_file_contains(logf, "sent no heartbeat"));
+    ck_assert(ts_file_contains(log_path, "sent no heartbeat"));
     rpc_client_close(w.c);
 }
 END_TEST
@@ -111,7 +113,7 @@ START_TEST(test_nodes_rejoin_a_restarted_scheduler)
     start_scheduler();
     // The new scheduler knows nobody; heartbeats answered "unknown" make the
     // nodes register again, through the same client after it reconnects.
-    ck_assert_msg(ts_wait_until(cluster_is, &w, 15000), "nodes did not rejoin (see %s)", logf);
+    ck_assert_msg(ts_wait_until(cluster_is, &w, 15000), "nodes did not rejoin (see %s)", log_path);
     rpc_client_close(w.c);
 }
 END_TEST
@@ -135,7 +137,7 @@ START_TEST(test_wrong_token_is_refused)
     ck_assert(ts_wait_exit(p, 20000, &st));
     ck_assert(WIFEXITED(st));
     ck_assert_int_eq(WEXITSTATUS(st), 2);
-    ck_assert(ts_file_contains(logf, "refused the cluster token"));
+    ck_assert(ts_file_contains(log_path, "refused the cluster token"));
 }
 END_TEST
 
@@ -168,8 +170,8 @@ START_TEST(test_local_runs_a_command_and_tears_down)
     snprintf(out, sizeof out, "%s/local.txt", dir);
     snprintf(state, sizeof state, "%s/local", dir);
     unsetenv("CANOPY_TOKEN");
-    char *argv[] = {(char *)ts_canopy_bin(), "local", "--ps", "1", "--workers", "1",
-                    "--state-dir", state, "status", "--ping", NULL};
+    char *argv[] = {(char *)ts_canopy_bin(), "local", "--ps",   "1",      "--workers", "1",
+                    "--state-dir",           state,   "status", "--ping", NULL};
     pid_t p = ts_spawn(argv, out);
     int st;
     ck_assert(ts_wait_exit(p, 60000, &st));

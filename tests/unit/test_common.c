@@ -55,8 +55,8 @@ START_TEST(test_cn_config_flags_set_values)
     cfg c;
     cn_opt opts[6];
     cfg_table(&c, opts);
-    char *argv[] = {"--listen", "ipc:///tmp/x", "--mode=ssp", "--threads", "8", "--lr=0.01",
-                    "--verbose", "job.json", NULL};
+    char *argv[] = {"--listen",  "ipc:///tmp/x", "--mode=ssp", "--threads", "8",
+                    "--lr=0.01", "--verbose",    "job.json",   NULL};
     cn_args a;
     char err[256] = "";
     ck_assert_int_eq(cn_config_parse(opts, 8, argv, &a, err, sizeof err), CN_OK);
@@ -125,9 +125,8 @@ START_TEST(test_cn_config_json_errors_name_file_and_key)
     ck_assert_int_eq(cn_config_load_json(opts, "{\"thread\": 3}", "n.json", err, sizeof err),
                      CN_EINVAL);
     ck_assert_str_eq(err, "n.json: unknown option \"thread\" (did you mean \"threads\"?)");
-    ck_assert_int_eq(cn_config_load_json(opts, "{\"threads\": \"many\"}", "n.json", err,
-                                         sizeof err),
-                     CN_EINVAL);
+    ck_assert_int_eq(
+        cn_config_load_json(opts, "{\"threads\": \"many\"}", "n.json", err, sizeof err), CN_EINVAL);
     ck_assert_str_eq(err, "n.json: key \"threads\": expected an integer, got the string \"many\"");
     ck_assert_int_eq(cn_config_load_json(opts, "{\"threads\": 2.5}", "n.json", err, sizeof err),
                      CN_EINVAL);
