@@ -1,0 +1,112 @@
+// rf_impl.h: internals shared by rf_tree.c (building one tree), rf_forest.c
+// (parameters, the forest, prediction) and rf_io.c (the model file).
+#ifndef CANOPY_RF_IMPL_H
+#define CANOPY_RF_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cn_rand.h"
+#include "ml/rf.h"
+
+// One tree node. Leaves have feature -1 and left = right = -1.
+typedef struct rf_tnode {
+    int32_t feature;
+    int32_t left, right;
+    uint32_t n_samples; // distinct training rows at the node
+    double threshold;   // x[feature] <= threshold goes left
+    double impurity;    // gini, or entropy in bits
+    double weighted_n;  // total sample weight at the node
+} rf_tnode;
+
+// A tree: nodes in depth-first order (left first) and their class
+// probabilities. Thread rule: built by one thread, then read-only.
+typedef struct rf_tree {
+    int32_t n_nodes;
+    int32_t cap;
+    rf_tnode *nodes; // (n_nodes)
+    float *value;    // (n_nodes, n_classes) class probabilities
+} rf_tree;
+
+struct rf_forest {
+    rf_params params;
+    size_t n_features;
+    int n_classes;
+    int32_t *class_values; // (n_classes)
+    char **feature_names;  // (n_features) or NULL
+    char label_name[64];
+    int n_trees;
+    rf_tree *trees; // (n_trees)
+    double oob_score;
+    int has_oob;
+};
+
+// rf_prep is the training data in the form the builder wants: each feature
+// mapped to the ranks of its distinct values (codes), column-major, with the
+// sorted distinct values kept to place thresholds. Read-only once built.
+typedef struct rf_prep {
+    size_t n_rows; // training rows (local indices 0..n_rows)
+    size_t n_features;
+    int n_classes;
+    int code_bytes;     // 1, 2 or 4: width of one code
+    void *codes;        // (n_features, n_rows) column-major codes
+    uint32_t *n_unique; // (n_features) distinct values per feature
+    size_t *uniq_off;   // (n_features + 1) offsets into uniq
+    float *uniq;        // distinct values of feature j, ascending: uniq[uniq_off[j]..]
+    uint32_t max_unique;
+    int32_t *y; // (n_rows) class indices
+} rf_prep;
+
+// Per-worker scratch memory for building trees, reused across trees.
+typedef struct rf_scratch {
+    size_t n_rows, n_features;
+    int n_classes;
+    uint32_t *idx;  // (n_rows) node sample lists, partitioned in place
+    uint32_t *tmp;  // (n_rows)
+    uint32_t *vals; // (n_rows) gathered codes of the node's samples
+    uint64_t *keys; // (n_rows) sort keys
+    double *hist;   // (max_unique, n_classes)
+    uint32_t *cnt;  // (max_unique)
+    int *features;  // (n_features)
+    double *w;      // (n_rows) sample weights of the current tree
+    uint32_t *boot; // (n_rows) bootstrap counts of the current tree
+    double *cls;    // (4, n_classes) class-count work vectors
+    void *stack;
+    size_t stack_cap;
+} rf_scratch;
+
+cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep *out);
+void rf_prep_fini(rf_prep *p);
+
+cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep);
+void rf_scratch_fini(rf_scratch *s);
+
+// rf_tree_build grows one tree on the rows with s->w[i] > 0 (weights already
+// hold bootstrap counts times class weights). max_features is resolved.
+// Returns CN_OK or CN_ENOMEM.
+cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, rf_scratch *s,
+                     cn_rng *rng, rf_tree *out);
+
+// rf_tree_prune_ccp applies minimal cost-complexity pruning with alpha
+// (sklearn semantics: repeatedly collapse the weakest link while its
+// effective alpha <= alpha) and compacts the node array. Returns CN_ENOMEM
+// or CN_OK.
+cn_err rf_tree_prune_ccp(rf_tree *t, int n_classes, double alpha);
+
+void rf_tree_fini(rf_tree *t);
+
+// rf_tree_leaf returns the index of the leaf x (n_features floats) falls into.
+static inline int32_t rf_tree_leaf(const rf_tree *t, const float *x)
+{
+    const rf_tnode *nodes = t->nodes;
+    int32_t i = 0;
+    while (nodes[i].feature >= 0)
+        i = (double)x[nodes[i].feature] <= nodes[i].threshold ? nodes[i].left : nodes[i].right;
+    return i;
+}
+
+// rf_forest_alloc makes an empty forest shell with the given shape, copying
+// class values and names from d when d is not NULL. Returns NULL on OOM.
+rf_forest *rf_forest_alloc(int n_trees, size_t n_features, int n_classes);
+
+#endif

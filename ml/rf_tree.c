@@ -1,0 +1,787 @@
+// rf_tree.c: growing and pruning one CART classification tree.
+//
+// The training rows are first turned into an rf_prep: each feature maps to
+// the ranks ("codes") of its distinct values, stored column-major in 1, 2 or
+// 4 bytes. A tree keeps the in-bag rows as one index array that is
+// partitioned in place (stably, so each node's rows stay in ascending order
+// and column reads stay sequential). At a node, each candidate feature is
+// scanned either with a class histogram over the feature's distinct values
+// (when the node is large compared to the number of distinct values, as
+// ranger's "LargeQ" path) or by sorting the node's codes (small nodes).
+// Both are exact: every threshold between adjacent distinct values present
+// in the node is evaluated, and the threshold is the midpoint of the two
+// values, as scikit-learn does. Bootstrap samples are integer weights.
+#include "ml/rf_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// sklearn's EPSILON (np.finfo(np.double).eps) for purity and decrease tests.
+#define RF_EPS 2.220446049250313e-16
+
+// ---------------------------------------------------------------------------
+// Preparing the data: codes and distinct values.
+
+// float_key maps a float to a uint32 with the same order.
+static inline uint32_t float_key(float v)
+{
+    if (v == 0.0f)
+        v = 0.0f; // -0 and +0 are one value
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+static inline float key_float(uint32_t k)
+{
+    uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+// radix_sort sorts a[0..n) by their high 32 bits (LSD, 8-bit digits),
+// skipping digits that are equal everywhere. tmp holds n entries.
+static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
+{
+    size_t count[4][256];
+    memset(count, 0, sizeof count);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = (uint32_t)(a[i] >> 32);
+        count[0][k & 255]++;
+        count[1][(k >> 8) & 255]++;
+        count[2][(k >> 16) & 255]++;
+        count[3][k >> 24]++;
+    }
+    for (int d = 0; d < 4; d++) {
+        int shift = 32 + 8 * d;
+        int trivial = 0;
+        for (int b = 0; b < 256; b++)
+            if (count[d][b] == n)
+                trivial = 1;
+        if (trivial)
+            continue;
+        size_t pos = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = count[d][b];
+            count[d][b] = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[d][(a[i] >> shift) & 255]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+}
+
+static void set_code(rf_prep *p, size_t j, size_t i, uint32_t c)
+{
+    if (p->code_bytes == 2)
+        ((uint16_t *)p->codes)[j * p->n_rows + i] = (uint16_t)c;
+    else
+        ((uint32_t *)p->codes)[j * p->n_rows + i] = c;
+}
+
+cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n_rows = n;
+    p->n_features = d->n_features;
+    p->n_classes = d->n_classes;
+    size_t nf = d->n_features;
+    uint64_t *a = malloc((n ? n : 1) * sizeof *a);
+    uint64_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    p->y = malloc((n ? n : 1) * sizeof *p->y);
+    p->n_unique = calloc(nf ? nf : 1, sizeof *p->n_unique);
+    p->uniq_off = calloc(nf + 1, sizeof *p->uniq_off);
+    size_t ucap = n > 16 ? n : 16;
+    p->uniq = malloc(ucap * sizeof *p->uniq);
+    p->code_bytes = 2;
+    p->codes = malloc((n * nf > 0 ? n * nf : 1) * 2);
+    if (!a || !tmp || !p->y || !p->n_unique || !p->uniq_off || !p->uniq || !p->codes)
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        p->y[i] = d->y[rows ? rows[i] : i];
+    size_t nu_total = 0;
+    for (size_t j = 0; j < nf; j++) {
+        for (size_t i = 0; i < n; i++) {
+            size_t r = rows ? rows[i] : i;
+            a[i] = ((uint64_t)float_key(d->x[r * nf + j]) << 32) | (uint64_t)i;
+        }
+        radix_sort(a, tmp, n);
+        // Count distinct values first so the code width is known.
+        uint32_t nu = 0;
+        for (size_t i = 0; i < n; i++)
+            if (i == 0 || (a[i] >> 32) != (a[i - 1] >> 32))
+                nu++;
+        if (nu > 65536 && p->code_bytes == 2) {
+            // Widen everything done so far to 32-bit codes.
+            uint32_t *w = malloc((n * nf > 0 ? n * nf : 1) * 4);
+            if (w == NULL)
+                goto oom;
+            for (size_t k = 0; k < j * n; k++)
+                w[k] = ((uint16_t *)p->codes)[k];
+            free(p->codes);
+            p->codes = w;
+            p->code_bytes = 4;
+        }
+        if (nu_total + nu > ucap) {
+            while (nu_total + nu > ucap)
+                ucap *= 2;
+            float *u2 = realloc(p->uniq, ucap * sizeof *p->uniq);
+            if (u2 == NULL)
+                goto oom;
+            p->uniq = u2;
+        }
+        uint32_t c = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t k = (uint32_t)(a[i] >> 32);
+            if (i > 0 && k != (uint32_t)(a[i - 1] >> 32))
+                c++;
+            if (i == 0 || k != (uint32_t)(a[i - 1] >> 32))
+                p->uniq[nu_total + c] = key_float(k);
+            set_code(p, j, (size_t)(a[i] & 0xffffffffu), c);
+        }
+        p->n_unique[j] = nu;
+        if (nu > p->max_unique)
+            p->max_unique = nu;
+        p->uniq_off[j] = nu_total;
+        nu_total += nu;
+        p->uniq_off[j + 1] = nu_total;
+    }
+    if (p->code_bytes == 2 && p->max_unique <= 256) {
+        // Narrow to one byte in place (the write index never passes the read index).
+        uint16_t *src = p->codes;
+        uint8_t *dst = p->codes;
+        for (size_t k = 0; k < n * nf; k++)
+            dst[k] = (uint8_t)src[k];
+        p->code_bytes = 1;
+    }
+    free(a);
+    free(tmp);
+    return CN_OK;
+oom:
+    free(a);
+    free(tmp);
+    rf_prep_fini(p);
+    return CN_ENOMEM;
+}
+
+void rf_prep_fini(rf_prep *p)
+{
+    free(p->codes);
+    free(p->n_unique);
+    free(p->uniq_off);
+    free(p->uniq);
+    free(p->y);
+    memset(p, 0, sizeof *p);
+}
+
+// ---------------------------------------------------------------------------
+// Scratch memory.
+
+typedef struct stack_ent {
+    uint32_t start, end;
+    int32_t depth;
+    int32_t parent;
+    int32_t is_left;
+} stack_ent;
+
+cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep)
+{
+    memset(s, 0, sizeof *s);
+    size_t n = prep->n_rows ? prep->n_rows : 1;
+    size_t k = (size_t)prep->n_classes;
+    s->n_rows = prep->n_rows;
+    s->n_features = prep->n_features;
+    s->n_classes = prep->n_classes;
+    s->idx = malloc(n * sizeof *s->idx);
+    s->tmp = malloc(n * sizeof *s->tmp);
+    s->vals = malloc(n * sizeof *s->vals);
+    s->keys = malloc(n * sizeof *s->keys);
+    s->hist = calloc((size_t)(prep->max_unique + 1) * k, sizeof *s->hist);
+    s->cnt = calloc(prep->max_unique + 1, sizeof *s->cnt);
+    s->features = malloc((prep->n_features + 1) * sizeof *s->features);
+    s->w = malloc(n * sizeof *s->w);
+    s->boot = malloc(n * sizeof *s->boot);
+    s->cls = malloc(4 * k * sizeof *s->cls);
+    s->stack_cap = 64;
+    s->stack = malloc(s->stack_cap * sizeof(stack_ent));
+    if (!s->idx || !s->tmp || !s->vals || !s->keys || !s->hist || !s->cnt || !s->features ||
+        !s->w || !s->boot || !s->cls || !s->stack) {
+        rf_scratch_fini(s);
+        return CN_ENOMEM;
+    }
+    return CN_OK;
+}
+
+void rf_scratch_fini(rf_scratch *s)
+{
+    free(s->idx);
+    free(s->tmp);
+    free(s->vals);
+    free(s->keys);
+    free(s->hist);
+    free(s->cnt);
+    free(s->features);
+    free(s->w);
+    free(s->boot);
+    free(s->cls);
+    free(s->stack);
+    memset(s, 0, sizeof *s);
+}
+
+// ---------------------------------------------------------------------------
+// Impurities.
+
+static double impurity(rf_criterion crit, const double *c, int k, double w)
+{
+    if (w <= 0)
+        return 0;
+    double r = 0;
+    if (crit == RF_GINI) {
+        double sq = 0;
+        for (int i = 0; i < k; i++)
+            sq += c[i] * c[i];
+        r = 1.0 - sq / (w * w);
+    } else {
+        for (int i = 0; i < k; i++)
+            if (c[i] > 0) {
+                double q = c[i] / w;
+                r -= q * log2(q);
+            }
+    }
+    return r;
+}
+
+// proxy returns a value that orders splits like the weighted child
+// impurity, negated (larger is better), from the left counts cl and the
+// node counts ct. It avoids the divisions and logs that cancel out.
+static inline double proxy(rf_criterion crit, const double *cl, const double *ct, int k, double wl,
+                           double wt)
+{
+    double wr = wt - wl;
+    if (crit == RF_GINI) {
+        double sl = 0, sr = 0;
+        for (int i = 0; i < k; i++) {
+            double r = ct[i] - cl[i];
+            sl += cl[i] * cl[i];
+            sr += r * r;
+        }
+        return sl / wl + sr / wr;
+    }
+    double v = 0;
+    for (int i = 0; i < k; i++) {
+        double r = ct[i] - cl[i];
+        if (cl[i] > 0)
+            v += cl[i] * log(cl[i]);
+        if (r > 0)
+            v += r * log(r);
+    }
+    return v - wl * log(wl) - wr * log(wr);
+}
+
+// ---------------------------------------------------------------------------
+// Growing.
+
+typedef struct split {
+    int feature;
+    uint32_t cut; // codes <= cut go left
+    double threshold;
+    double proxy;
+    double wl;
+} split;
+
+static inline uint32_t code_at(const rf_prep *p, size_t j, uint32_t r)
+{
+    switch (p->code_bytes) {
+    case 1:
+        return ((const uint8_t *)p->codes)[j * p->n_rows + r];
+    case 2:
+        return ((const uint16_t *)p->codes)[j * p->n_rows + r];
+    default:
+        return ((const uint32_t *)p->codes)[j * p->n_rows + r];
+    }
+}
+
+// gather writes the codes of feature j for idx[0..n) into out and returns
+// their min and max.
+static void gather(const rf_prep *p, size_t j, const uint32_t *idx, size_t n, uint32_t *out,
+                   uint32_t *mn, uint32_t *mx)
+{
+    uint32_t lo = UINT32_MAX, hi = 0;
+    if (p->code_bytes == 1) {
+        const uint8_t *col = (const uint8_t *)p->codes + j * p->n_rows;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t c = col[idx[i]];
+            out[i] = c;
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+    } else if (p->code_bytes == 2) {
+        const uint16_t *col = (const uint16_t *)p->codes + j * p->n_rows;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t c = col[idx[i]];
+            out[i] = c;
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+    } else {
+        const uint32_t *col = (const uint32_t *)p->codes + j * p->n_rows;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t c = col[idx[i]];
+            out[i] = c;
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+    }
+    *mn = lo;
+    *mx = hi;
+}
+
+static void sort_u64(uint64_t *a, size_t n)
+{
+    while (n > 24) {
+        uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
+        uint64_t piv = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (a[i] < piv)
+                i++;
+            while (a[j] > piv)
+                j--;
+            if (i >= j)
+                break;
+            uint64_t t = a[i];
+            a[i] = a[j];
+            a[j] = t;
+            i++;
+            j--;
+        }
+        size_t left = j + 1;
+        if (left < n - left) {
+            sort_u64(a, left);
+            a += left;
+            n -= left;
+        } else {
+            sort_u64(a + left, n - left);
+            n = left;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint64_t v = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1] > v) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = v;
+    }
+}
+
+typedef struct node_ctx {
+    const rf_params *p;
+    const rf_prep *prep;
+    rf_scratch *s;
+    int k;
+    uint32_t start, end;
+    const double *ct; // node class weights
+    double wt;        // node weight
+    double *cl;       // work: left class weights
+    double *best_cl;  // left class weights of the best split
+} node_ctx;
+
+static inline double midpoint(const float *u, uint32_t a, uint32_t b)
+{
+    double lo = u[a], hi = u[b];
+    double t = lo / 2.0 + hi / 2.0;
+    if (t == hi || isinf(t))
+        t = lo;
+    return t;
+}
+
+// consider records a candidate if it beats the best so far.
+static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, double thr, double wl)
+{
+    double v = proxy(c->p->criterion, c->cl, c->ct, c->k, wl, c->wt);
+    if (v > best->proxy) {
+        best->proxy = v;
+        best->feature = f;
+        best->cut = cut;
+        best->threshold = thr;
+        best->wl = wl;
+        memcpy(c->best_cl, c->cl, (size_t)c->k * sizeof(double));
+    }
+}
+
+// scan_hist evaluates every threshold of feature f with the class
+// histogram over codes [mn, mx], and clears the histogram.
+static void scan_hist(node_ctx *c, split *best, int f, uint32_t mn, uint32_t mx)
+{
+    rf_scratch *s = c->s;
+    const float *u = c->prep->uniq + c->prep->uniq_off[f];
+    int k = c->k;
+    size_t n = c->end - c->start;
+    size_t msl = (size_t)c->p->min_samples_leaf;
+    const int32_t *y = c->prep->y;
+    const uint32_t *idx = s->idx + c->start;
+    const double *w = s->w;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t code = s->vals[i];
+        uint32_t r = idx[i];
+        s->hist[(size_t)code * k + y[r]] += w[r];
+        s->cnt[code]++;
+    }
+    memset(c->cl, 0, (size_t)k * sizeof(double));
+    double wl = 0;
+    size_t nl = 0;
+    uint32_t prev = mn;
+    for (uint32_t b = mn; b <= mx; b++) {
+        uint32_t nb = s->cnt[b];
+        if (nb == 0)
+            continue;
+        if (nl > 0 && nl >= msl && n - nl >= msl)
+            consider(c, best, f, prev, midpoint(u, prev, b), wl);
+        double *h = s->hist + (size_t)b * k;
+        for (int i = 0; i < k; i++) {
+            c->cl[i] += h[i];
+            wl += h[i];
+            h[i] = 0;
+        }
+        nl += nb;
+        s->cnt[b] = 0;
+        prev = b;
+    }
+}
+
+// scan_sorted evaluates every threshold of feature f by sorting the node's codes.
+static void scan_sorted(node_ctx *c, split *best, int f)
+{
+    rf_scratch *s = c->s;
+    const float *u = c->prep->uniq + c->prep->uniq_off[f];
+    int k = c->k;
+    size_t n = c->end - c->start;
+    size_t msl = (size_t)c->p->min_samples_leaf;
+    const int32_t *y = c->prep->y;
+    const uint32_t *idx = s->idx + c->start;
+    const double *w = s->w;
+    uint64_t *keys = s->keys;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = ((uint64_t)s->vals[i] << 32) | i;
+    sort_u64(keys, n);
+    memset(c->cl, 0, (size_t)k * sizeof(double));
+    double wl = 0;
+    size_t i = 0;
+    uint32_t prev = 0;
+    while (i < n) {
+        uint32_t code = (uint32_t)(keys[i] >> 32);
+        if (i > 0 && i >= msl && n - i >= msl)
+            consider(c, best, f, prev, midpoint(u, prev, code), wl);
+        for (; i < n && (uint32_t)(keys[i] >> 32) == code; i++) {
+            uint32_t r = idx[keys[i] & 0xffffffffu];
+            c->cl[y[r]] += w[r];
+            wl += w[r];
+        }
+        prev = code;
+    }
+}
+
+// scan_random evaluates one random threshold of feature f (extra trees).
+static void scan_random(node_ctx *c, split *best, int f, uint32_t mn, uint32_t mx, cn_rng *rng)
+{
+    rf_scratch *s = c->s;
+    const float *u = c->prep->uniq + c->prep->uniq_off[f];
+    double lo = u[mn], hi = u[mx];
+    double thr = (hi - lo) * cn_rng_uniform(rng) + lo;
+    if (thr >= hi)
+        thr = lo;
+    // Largest code in [mn, mx) whose value is <= thr.
+    uint32_t a = mn, b = mx; // u[a] <= thr < u[b]
+    while (b - a > 1) {
+        uint32_t m = a + (b - a) / 2;
+        if ((double)u[m] <= thr)
+            a = m;
+        else
+            b = m;
+    }
+    int k = c->k;
+    size_t n = c->end - c->start;
+    size_t msl = (size_t)c->p->min_samples_leaf;
+    const int32_t *y = c->prep->y;
+    const uint32_t *idx = s->idx + c->start;
+    memset(c->cl, 0, (size_t)k * sizeof(double));
+    double wl = 0;
+    size_t nl = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s->vals[i] <= a) {
+            uint32_t r = idx[i];
+            c->cl[y[r]] += s->w[r];
+            wl += s->w[r];
+            nl++;
+        }
+    if (nl >= msl && n - nl >= msl && nl > 0 && nl < n)
+        consider(c, best, f, a, thr, wl);
+}
+
+static cn_err add_node(rf_tree *t, int k, int32_t *id)
+{
+    if (t->n_nodes == t->cap) {
+        int32_t cap = t->cap ? t->cap * 2 : 64;
+        rf_tnode *nodes = realloc(t->nodes, (size_t)cap * sizeof *nodes);
+        if (nodes == NULL)
+            return CN_ENOMEM;
+        t->nodes = nodes;
+        float *value = realloc(t->value, (size_t)cap * (size_t)k * sizeof *value);
+        if (value == NULL)
+            return CN_ENOMEM;
+        t->value = value;
+        t->cap = cap;
+    }
+    *id = t->n_nodes++;
+    return CN_OK;
+}
+
+cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, rf_scratch *s,
+                     cn_rng *rng, rf_tree *t)
+{
+    memset(t, 0, sizeof *t);
+    int k = prep->n_classes;
+    int nf = (int)prep->n_features;
+    size_t n_in = 0;
+    for (size_t i = 0; i < prep->n_rows; i++)
+        if (s->w[i] > 0)
+            s->idx[n_in++] = (uint32_t)i;
+    for (int j = 0; j < nf; j++)
+        s->features[j] = j;
+    double *ct = s->cls, *cl = s->cls + k, *best_cl = s->cls + 2 * k, *cr = s->cls + 3 * k;
+    stack_ent *stack = s->stack;
+    size_t sp = 0;
+    stack[sp++] = (stack_ent){0, (uint32_t)n_in, 0, -1, 0};
+    double w_root = 0;
+    for (size_t i = 0; i < n_in; i++)
+        w_root += s->w[s->idx[i]];
+    size_t mss = (size_t)(p->min_samples_split > 2 ? p->min_samples_split : 2);
+    size_t msl = (size_t)(p->min_samples_leaf > 1 ? p->min_samples_leaf : 1);
+    while (sp > 0) {
+        stack_ent e = stack[--sp];
+        size_t n = e.end - e.start;
+        memset(ct, 0, (size_t)k * sizeof *ct);
+        double wt = 0;
+        for (size_t i = e.start; i < e.end; i++) {
+            uint32_t r = s->idx[i];
+            ct[prep->y[r]] += s->w[r];
+            wt += s->w[r];
+        }
+        int32_t id;
+        if (add_node(t, k, &id) != CN_OK)
+            goto oom;
+        if (e.parent >= 0) {
+            if (e.is_left)
+                t->nodes[e.parent].left = id;
+            else
+                t->nodes[e.parent].right = id;
+        }
+        rf_tnode *nd = &t->nodes[id];
+        nd->feature = -1;
+        nd->left = nd->right = -1;
+        nd->n_samples = (uint32_t)n;
+        nd->threshold = 0;
+        nd->weighted_n = wt;
+        nd->impurity = impurity(p->criterion, ct, k, wt);
+        for (int c = 0; c < k; c++)
+            t->value[(size_t)id * k + c] = wt > 0 ? (float)(ct[c] / wt) : 0.0f;
+        int leaf = (p->max_depth > 0 && e.depth >= p->max_depth) || n < mss || n < 2 * msl ||
+                   nd->impurity <= RF_EPS;
+        if (leaf)
+            continue;
+
+        node_ctx c = {p, prep, s, k, e.start, e.end, ct, wt, cl, best_cl};
+        split best = {-1, 0, 0, -INFINITY, 0};
+        int visited = 0, constants = 0;
+        for (int i = 0; i < nf && (visited < max_features || visited <= constants); i++) {
+            int jj = i + (int)cn_rng_below(rng, (uint64_t)(nf - i));
+            int f = s->features[jj];
+            s->features[jj] = s->features[i];
+            s->features[i] = f;
+            visited++;
+            uint32_t mn, mx;
+            gather(prep, (size_t)f, s->idx + e.start, n, s->vals, &mn, &mx);
+            if (mn == mx) {
+                constants++;
+                continue;
+            }
+            if (p->splitter == RF_SPLIT_RANDOM)
+                scan_random(&c, &best, f, mn, mx, rng);
+            else if ((size_t)(mx - mn) <= 2 * n)
+                scan_hist(&c, &best, f, mn, mx);
+            else
+                scan_sorted(&c, &best, f);
+        }
+        if (best.feature < 0)
+            continue;
+        double wl = best.wl, wr = wt - wl;
+        for (int i = 0; i < k; i++)
+            cr[i] = ct[i] - best_cl[i];
+        double il = impurity(p->criterion, best_cl, k, wl);
+        double ir = impurity(p->criterion, cr, k, wr);
+        double improvement = (wt / w_root) * (nd->impurity - (wl / wt) * il - (wr / wt) * ir);
+        if (improvement + RF_EPS < p->min_impurity_decrease)
+            continue;
+        nd->feature = best.feature;
+        nd->threshold = best.threshold;
+        // Stable partition: left rows stay in order in idx, right rows go via tmp.
+        uint32_t *idx = s->idx;
+        size_t out = e.start, m = 0;
+        for (size_t i = e.start; i < e.end; i++) {
+            uint32_t r = idx[i];
+            if (code_at(prep, (size_t)best.feature, r) <= best.cut)
+                idx[out++] = r;
+            else
+                s->tmp[m++] = r;
+        }
+        memcpy(idx + out, s->tmp, m * sizeof *idx);
+        if (sp + 2 > s->stack_cap) {
+            size_t cap = s->stack_cap * 2;
+            stack_ent *ns = realloc(s->stack, cap * sizeof *ns);
+            if (ns == NULL)
+                goto oom;
+            s->stack = stack = ns;
+            s->stack_cap = cap;
+        }
+        stack[sp++] = (stack_ent){(uint32_t)out, e.end, e.depth + 1, id, 0};
+        stack[sp++] = (stack_ent){e.start, (uint32_t)out, e.depth + 1, id, 1};
+    }
+    return CN_OK;
+oom:
+    rf_tree_fini(t);
+    return CN_ENOMEM;
+}
+
+void rf_tree_fini(rf_tree *t)
+{
+    free(t->nodes);
+    free(t->value);
+    memset(t, 0, sizeof *t);
+}
+
+// ---------------------------------------------------------------------------
+// Minimal cost-complexity pruning.
+
+cn_err rf_tree_prune_ccp(rf_tree *t, int k, double alpha)
+{
+    int32_t n = t->n_nodes;
+    if (n <= 1)
+        return CN_OK;
+    double *r_node = malloc((size_t)n * sizeof *r_node);
+    double *r_branch = malloc((size_t)n * sizeof *r_branch);
+    int32_t *leaves = malloc((size_t)n * sizeof *leaves);
+    int32_t *parent = malloc((size_t)n * sizeof *parent);
+    unsigned char *cand = malloc((size_t)n);
+    unsigned char *gone = calloc((size_t)n, 1);
+    int32_t *map = malloc((size_t)n * sizeof *map);
+    int32_t *stack = malloc((size_t)n * sizeof *stack);
+    rf_tree nt = {0};
+    cn_err rc = CN_ENOMEM;
+    if (!r_node || !r_branch || !leaves || !parent || !cand || !gone || !map || !stack)
+        goto out;
+    double w_root = t->nodes[0].weighted_n;
+    parent[0] = -1;
+    for (int32_t i = 0; i < n; i++) {
+        const rf_tnode *nd = &t->nodes[i];
+        r_node[i] = nd->impurity * nd->weighted_n / w_root;
+        cand[i] = nd->feature >= 0;
+        if (nd->feature >= 0)
+            parent[nd->left] = parent[nd->right] = i;
+    }
+    // Children have larger indices than their parent (depth-first order).
+    for (int32_t i = n - 1; i >= 0; i--) {
+        const rf_tnode *nd = &t->nodes[i];
+        if (nd->feature < 0) {
+            leaves[i] = 1;
+            r_branch[i] = r_node[i];
+        } else {
+            leaves[i] = leaves[nd->left] + leaves[nd->right];
+            r_branch[i] = r_branch[nd->left] + r_branch[nd->right];
+        }
+    }
+    while (cand[0]) {
+        double best = INFINITY;
+        int32_t m = -1;
+        for (int32_t i = 0; i < n; i++) {
+            if (!cand[i])
+                continue;
+            double a = (r_node[i] - r_branch[i]) / (double)(leaves[i] - 1);
+            if (a < best) {
+                best = a;
+                m = i;
+            }
+        }
+        if (m < 0 || alpha < best)
+            break;
+        // Collapse m: its descendants disappear.
+        int32_t sp = 0;
+        stack[sp++] = t->nodes[m].left;
+        stack[sp++] = t->nodes[m].right;
+        while (sp > 0) {
+            int32_t i = stack[--sp];
+            gone[i] = 1;
+            cand[i] = 0;
+            if (t->nodes[i].feature >= 0) {
+                stack[sp++] = t->nodes[i].left;
+                stack[sp++] = t->nodes[i].right;
+            }
+        }
+        cand[m] = 0;
+        int32_t dl = leaves[m] - 1;
+        double dr = r_node[m] - r_branch[m];
+        leaves[m] = 1;
+        r_branch[m] = r_node[m];
+        for (int32_t a = parent[m]; a >= 0; a = parent[a]) {
+            leaves[a] -= dl;
+            r_branch[a] += dr;
+        }
+        t->nodes[m].feature = -2; // marks "now a leaf" for the rebuild below
+    }
+    // Rebuild depth-first, left first, without the removed nodes.
+    int32_t kept = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (!gone[i])
+            map[i] = kept++;
+    nt.n_nodes = nt.cap = kept;
+    nt.nodes = malloc((size_t)kept * sizeof *nt.nodes);
+    nt.value = malloc((size_t)kept * (size_t)k * sizeof *nt.value);
+    if (!nt.nodes || !nt.value)
+        goto out;
+    for (int32_t i = 0; i < n; i++) {
+        if (gone[i])
+            continue;
+        rf_tnode nd = t->nodes[i];
+        if (nd.feature == -2) {
+            nd.feature = -1;
+            nd.left = nd.right = -1;
+            nd.threshold = 0;
+        } else if (nd.feature >= 0) {
+            nd.left = map[nd.left];
+            nd.right = map[nd.right];
+        }
+        nt.nodes[map[i]] = nd;
+        memcpy(nt.value + (size_t)map[i] * k, t->value + (size_t)i * k, (size_t)k * sizeof(float));
+    }
+    rf_tree_fini(t);
+    *t = nt;
+    nt.nodes = NULL;
+    nt.value = NULL;
+    rc = CN_OK;
+out:
+    free(nt.nodes);
+    free(nt.value);
+    free(r_node);
+    free(r_branch);
+    free(leaves);
+    free(parent);
+    free(cand);
+    free(gone);
+    free(map);
+    free(stack);
+    return rc;
+}
