@@ -23,6 +23,7 @@ int cmd_ps(int argc, char **argv);
 int cmd_worker(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_local(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
 int cmd_forest(int argc, char **argv);
 int cmd_mlp(int argc, char **argv);
 

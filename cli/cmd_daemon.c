@@ -14,6 +14,7 @@
 #include "common/cn_log.h"
 #include "proto/cluster_client.h"
 #include "scheduler/scheduler.h"
+#include "worker/wk_sweep.h"
 
 int cmd_scheduler(int argc, char **argv)
 {
@@ -81,6 +82,10 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     char listen[CN_OPT_STRLEN] = "tcp://127.0.0.1:0";
     char advertise[CN_OPT_STRLEN] = "";
     char name[CN_OPT_STRLEN] = "";
+    char cache_dir[CN_OPT_STRLEN];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(cache_dir, sizeof cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
+             (int)getuid());
     int64_t threads = 0, register_ms = 30000, max_msg_mb = 256;
     cn_opt opts[] = {
         {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0, 0,
@@ -119,6 +124,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;
     cluster_agent *agent = NULL;
+    wk_sweep *sweeper = NULL;
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
                           .max_msg_bytes = (size_t)max_msg_mb << 20,
@@ -150,10 +156,25 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     cn_log_set_node(node);
     CN_INFO("serving on %s, registered with %s as rank %u", ao.address, net.scheduler,
             cluster_agent_rank(agent));
+    if (role == CLUSTER_ROLE_WORKER) {
+        wk_sweep_opts wo = {.scheduler_url = net.scheduler,
+                            .token = net.token,
+                            .tls = cli_net_tls(&net),
+                            .node_id = cluster_agent_node_id(agent),
+                            .name = name,
+                            .threads = (int)threads,
+                            .cache_dir = cache_dir,
+                            .agent = agent};
+        if (wk_sweep_start(&sweeper, &wo, err, sizeof err) != CN_OK) {
+            CN_ERROR("cannot start the sweep loop: %s", err);
+            goto out;
+        }
+    }
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
     exit_code = CLI_EXIT_OK;
 out:
+    wk_sweep_stop(sweeper);
     cluster_agent_stop(agent);
     rpc_server_close(srv, 2000);
     return exit_code;

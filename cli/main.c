@@ -15,6 +15,7 @@ static const command commands[] = {
     {"ps", cmd_ps, "run a parameter-server shard daemon"},
     {"worker", cmd_worker, "run a worker daemon (folds, training steps, federated client)"},
     {"status", cmd_status, "show the cluster: node, role, address, state, last heartbeat"},
+    {"tune", cmd_tune, "submit a hyper-parameter sweep (SWEEP.json) and follow it"},
     {"local", cmd_local, "run a whole cluster on this machine and a command against it"},
 #ifdef CANOPY_HAVE_FOREST
     {"forest", cmd_forest, "random forest: fit, predict, cross-validate on a CSV file"},

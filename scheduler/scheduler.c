@@ -9,10 +9,12 @@
 #include "common/cn_clock.h"
 #include "common/cn_file.h"
 #include "common/cn_log.h"
+#include "scheduler/sweep.h"
 
 struct sched {
     rpc_server *server;
     sched_members *members;
+    sweep_svc *sweeps;
     uint64_t started_ms;
     char state_dir[1024];
 };
@@ -145,6 +147,8 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
         cn_errf(err, errlen, e, "cannot register the Cluster service: %s", cn_strerror(e));
         goto fail;
     }
+    if ((e = sweep_svc_new(&s->sweeps, s->server, s->members, s->state_dir, err, errlen)) != CN_OK)
+        goto fail;
     *out = s;
     return CN_OK;
 fail:
@@ -174,7 +178,9 @@ void sched_close(sched *s)
 {
     if (s == NULL)
         return;
+    sweep_svc_stop(s->sweeps); // answer held long-polls before the server drains
     rpc_server_close(s->server, 2000);
     sched_members_free(s->members);
+    sweep_svc_free(s->sweeps);
     free(s);
 }

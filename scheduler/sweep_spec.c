@@ -1,0 +1,455 @@
+// sweep_spec.c: parsing, validation and trial expansion of sweep files.
+#include "scheduler/sweep_spec.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cn_rand.h"
+#include "ml/rf.h"
+
+#define MAX_TRIALS 100000
+
+typedef enum { DIM_FIXED, DIM_GRID, DIM_CHOICE, DIM_UNIFORM, DIM_LOGUNIFORM, DIM_RANDINT } dim_kind;
+
+typedef struct dim {
+    const char *name;
+    dim_kind kind;
+    const cJSON *values; // FIXED: the value; GRID/CHOICE: the array
+    double lo, hi, q;    // continuous and integer ranges; q = 0: not quantized
+} dim;
+
+static const char *kind_names = "grid, choice, uniform, quniform, loguniform, qloguniform, "
+                                "randint, qrandint";
+
+static cn_err get_string(const cJSON *obj, const char *key, const char *path, char *dst, size_t n,
+                         bool required, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL) {
+        if (required)
+            return cn_errf(err, errlen, CN_EINVAL, "%s.%s: missing (a string is required)", path,
+                           key);
+        return CN_OK;
+    }
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= n)
+        return cn_errf(err, errlen, CN_EINVAL, "%s.%s: expected a string of at most %zu bytes",
+                       path, key, n - 1);
+    snprintf(dst, n, "%s", v->valuestring);
+    return CN_OK;
+}
+
+static cn_err get_uint(const cJSON *obj, const char *key, const char *path, uint64_t lo,
+                       uint64_t hi, uint64_t *dst, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL)
+        return CN_OK;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        v->valuedouble < (double)lo || v->valuedouble > (double)hi)
+        return cn_errf(err, errlen, CN_EINVAL, "%s.%s: expected an integer in %llu..%llu", path,
+                       key, (unsigned long long)lo, (unsigned long long)hi);
+    *dst = (uint64_t)v->valuedouble;
+    return CN_OK;
+}
+
+static cn_err get_bool(const cJSON *obj, const char *key, const char *path, bool *dst, char *err,
+                       size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL)
+        return CN_OK;
+    if (!cJSON_IsBool(v))
+        return cn_errf(err, errlen, CN_EINVAL, "%s.%s: expected true or false", path, key);
+    *dst = cJSON_IsTrue(v);
+    return CN_OK;
+}
+
+// check_keys rejects members of obj not in allowed (a NULL-terminated list).
+static cn_err check_keys(const cJSON *obj, const char *path, const char *const *allowed, char *err,
+                         size_t errlen)
+{
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        int ok = 0;
+        for (int i = 0; allowed[i]; i++)
+            ok |= strcmp(it->string, allowed[i]) == 0;
+        if (!ok) {
+            char list[256] = "";
+            for (int i = 0; allowed[i]; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                         allowed[i]);
+            return cn_errf(err, errlen, CN_EINVAL, "%s.%s: unknown key (allowed: %s)", path,
+                           it->string, list);
+        }
+    }
+    return CN_OK;
+}
+
+static cn_err require_object(const cJSON *v, const char *path, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(v))
+        return cn_errf(err, errlen, CN_EINVAL, "%s: expected an object", path);
+    return CN_OK;
+}
+
+static cn_err parse_dim(const cJSON *v, dim *d, char *err, size_t errlen)
+{
+    d->name = v->string;
+    if (!cJSON_IsObject(v)) {
+        if (cJSON_IsArray(v))
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "space.%s: a bare list is ambiguous; write {\"grid\": [...]} or "
+                           "{\"choice\": [...]}",
+                           v->string);
+        d->kind = DIM_FIXED;
+        d->values = v;
+        return CN_OK;
+    }
+    if (v->child == NULL || v->child->next != NULL)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "space.%s: expected exactly one of {%s} with its arguments", v->string,
+                       kind_names);
+    const cJSON *a = v->child;
+    const char *k = a->string;
+    if (!cJSON_IsArray(a))
+        return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: expected a list", v->string, k);
+    int n = cJSON_GetArraySize(a);
+    if (strcmp(k, "grid") == 0 || strcmp(k, "choice") == 0) {
+        if (n < 1)
+            return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: needs at least one value",
+                           v->string, k);
+        for (int i = 0; i < n; i++) {
+            const cJSON *e = cJSON_GetArrayItem(a, i);
+            if (cJSON_IsArray(e) || cJSON_IsObject(e))
+                return cn_errf(err, errlen, CN_EINVAL,
+                               "space.%s.%s[%d]: values must be numbers, strings, booleans or "
+                               "null",
+                               v->string, k, i);
+        }
+        d->kind = k[0] == 'g' ? DIM_GRID : DIM_CHOICE;
+        d->values = a;
+        return CN_OK;
+    }
+    int quant = k[0] == 'q';
+    const char *base = k + quant;
+    if (strcmp(base, "uniform") == 0)
+        d->kind = DIM_UNIFORM;
+    else if (strcmp(base, "loguniform") == 0)
+        d->kind = DIM_LOGUNIFORM;
+    else if (strcmp(base, "randint") == 0)
+        d->kind = DIM_RANDINT;
+    else
+        return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: unknown distribution (allowed: %s)",
+                       v->string, k, kind_names);
+    if (n != 2 + quant)
+        return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: expected [lo, hi%s]", v->string, k,
+                       quant ? ", q" : "");
+    for (int i = 0; i < n; i++)
+        if (!cJSON_IsNumber(cJSON_GetArrayItem(a, i)))
+            return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s[%d]: expected a number", v->string,
+                           k, i);
+    d->lo = cJSON_GetArrayItem(a, 0)->valuedouble;
+    d->hi = cJSON_GetArrayItem(a, 1)->valuedouble;
+    d->q = quant ? cJSON_GetArrayItem(a, 2)->valuedouble : 0;
+    if (!(d->lo < d->hi) || (quant && !(d->q > 0)))
+        return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: need lo < hi%s (got %g, %g)",
+                       v->string, k, quant ? " and q > 0" : "", d->lo, d->hi);
+    if (d->kind == DIM_LOGUNIFORM && d->lo <= 0)
+        return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: lo must be > 0 for a log scale",
+                       v->string, k);
+    if (d->kind == DIM_RANDINT && (d->lo != floor(d->lo) || d->hi != floor(d->hi)))
+        return cn_errf(err, errlen, CN_EINVAL, "space.%s.%s: bounds must be integers", v->string,
+                       k);
+    return CN_OK;
+}
+
+static double quantize(double x, double q)
+{
+    return q > 0 ? round(x / q) * q : x;
+}
+
+static cJSON *sample_dim(const dim *d, cn_rng *r)
+{
+    switch (d->kind) {
+    case DIM_CHOICE: {
+        int n = cJSON_GetArraySize(d->values);
+        return cJSON_Duplicate(cJSON_GetArrayItem(d->values, (int)cn_rng_below(r, (uint64_t)n)), 1);
+    }
+    case DIM_UNIFORM:
+        return cJSON_CreateNumber(quantize(d->lo + (d->hi - d->lo) * cn_rng_uniform(r), d->q));
+    case DIM_LOGUNIFORM: {
+        double x = exp(log(d->lo) + (log(d->hi) - log(d->lo)) * cn_rng_uniform(r));
+        return cJSON_CreateNumber(quantize(x, d->q));
+    }
+    case DIM_RANDINT: {
+        if (d->q > 0) { // qrandint: multiples of q in [lo, hi], hi inclusive
+            double steps = floor((d->hi - d->lo) / d->q);
+            return cJSON_CreateNumber(d->lo + d->q * (double)cn_rng_below(r, (uint64_t)steps + 1));
+        }
+        return cJSON_CreateNumber(d->lo + (double)cn_rng_below(r, (uint64_t)(d->hi - d->lo)));
+    }
+    default:
+        return NULL;
+    }
+}
+
+typedef struct expand {
+    const dim *dims;
+    int ndims;
+    cJSON *fixed;
+    sweep_spec *spec;
+    size_t cap;
+    char *err;
+    size_t errlen;
+} expand;
+
+static cn_err add_trial(expand *x, cJSON *params)
+{
+    sweep_spec *s = x->spec;
+    if (s->n_trials >= MAX_TRIALS)
+        return cn_errf(x->err, x->errlen, CN_ERANGE,
+                       "the search space expands to more than %d trials; use random search or "
+                       "fewer grid values",
+                       MAX_TRIALS);
+    rf_params p = rf_params_default();
+    char perr[CN_ERRBUF_LEN];
+    if (rf_params_from_json(&p, params, perr, sizeof perr) != CN_OK ||
+        rf_params_validate(&p, perr, sizeof perr) != CN_OK) {
+        char *text = cJSON_PrintUnformatted(params);
+        cn_errf(x->err, x->errlen, CN_EINVAL, "trial %zu %s: %s", s->n_trials, text ? text : "",
+                perr);
+        free(text);
+        return CN_EINVAL;
+    }
+    if (s->n_trials == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 64;
+        char **nt = realloc(s->trials, cap * sizeof *nt);
+        if (nt == NULL)
+            return CN_ENOMEM;
+        s->trials = nt;
+        x->cap = cap;
+    }
+    char *text = cJSON_PrintUnformatted(params);
+    if (text == NULL)
+        return CN_ENOMEM;
+    s->trials[s->n_trials++] = text;
+    return CN_OK;
+}
+
+// grid_rec walks every combination of grid (and, for grid search, choice)
+// dimensions; at each leaf it draws the random dimensions once.
+static cn_err grid_rec(expand *x, int i, cJSON *cur, cn_rng *r, bool expand_choice)
+{
+    if (i == x->ndims) {
+        cJSON *params = cJSON_Duplicate(cur, 1);
+        if (params == NULL)
+            return CN_ENOMEM;
+        for (int j = 0; j < x->ndims; j++) {
+            const dim *d = &x->dims[j];
+            bool random = d->kind == DIM_UNIFORM || d->kind == DIM_LOGUNIFORM ||
+                          d->kind == DIM_RANDINT || (d->kind == DIM_CHOICE && !expand_choice);
+            if (random)
+                cJSON_AddItemToObject(params, d->name, sample_dim(d, r));
+        }
+        cn_err e = add_trial(x, params);
+        cJSON_Delete(params);
+        return e;
+    }
+    const dim *d = &x->dims[i];
+    if (d->kind == DIM_GRID || (d->kind == DIM_CHOICE && expand_choice)) {
+        int n = cJSON_GetArraySize(d->values);
+        for (int k = 0; k < n; k++) {
+            cJSON_AddItemToObject(cur, d->name,
+                                  cJSON_Duplicate(cJSON_GetArrayItem(d->values, k), 1));
+            cn_err e = grid_rec(x, i + 1, cur, r, expand_choice);
+            cJSON_DeleteItemFromObject(cur, d->name);
+            if (e != CN_OK)
+                return e;
+        }
+        return CN_OK;
+    }
+    if (d->kind == DIM_FIXED) {
+        cJSON_AddItemToObject(cur, d->name, cJSON_Duplicate(d->values, 1));
+        cn_err e = grid_rec(x, i + 1, cur, r, expand_choice);
+        cJSON_DeleteItemFromObject(cur, d->name);
+        return e;
+    }
+    return grid_rec(x, i + 1, cur, r, expand_choice);
+}
+
+void sweep_spec_free(sweep_spec *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n_trials; i++)
+        free(s->trials[i]);
+    free(s->trials);
+    free(s);
+}
+
+cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, char *err,
+                        size_t errlen)
+{
+    *out = NULL;
+    cJSON *root = cJSON_Parse(text);
+    if (root == NULL) {
+        size_t line = 1;
+        const char *at = cJSON_GetErrorPtr();
+        for (const char *p = text; at && p < at && *p; p++)
+            line += *p == '\n';
+        return cn_errf(err, errlen, CN_EFORMAT, "%s:%zu: invalid JSON (fix the syntax near here)",
+                       origin, line);
+    }
+    sweep_spec *s = calloc(1, sizeof *s);
+    dim *dims = NULL;
+    cJSON *cur = NULL;
+    char inner[CN_ERRBUF_LEN] = "";
+    cn_err e = CN_ENOMEM;
+    if (s == NULL)
+        goto done;
+    snprintf(s->label, sizeof s->label, "Cover_Type");
+    snprintf(s->drop, sizeof s->drop, "Id");
+    s->folds = 5;
+    s->shuffle = true;
+    snprintf(s->algorithm, sizeof s->algorithm, "random");
+    s->samples = 10;
+    s->unit_timeout_s = 1800;
+    s->retries = 2;
+    static const char *const top_keys[] = {"name",   "data",   "cv",    "fixed", "space",
+                                           "search", "limits", "model", NULL};
+    if ((e = require_object(root, "(top level)", inner, sizeof inner)) != CN_OK ||
+        (e = check_keys(root, "(top level)", top_keys, inner, sizeof inner)) != CN_OK ||
+        (e = get_string(root, "name", "(top level)", s->name, sizeof s->name, true, inner,
+                        sizeof inner)) != CN_OK)
+        goto done;
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (model && !(cJSON_IsString(model) && strcmp(model->valuestring, "random_forest") == 0)) {
+        e = cn_errf(inner, sizeof inner, CN_EINVAL, "model: only \"random_forest\" is supported");
+        goto done;
+    }
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    static const char *const data_keys[] = {"path", "label", "drop", NULL};
+    if (data == NULL) {
+        e = cn_errf(inner, sizeof inner, CN_EINVAL, "data: missing (give {\"path\": FILE})");
+        goto done;
+    }
+    if ((e = require_object(data, "data", inner, sizeof inner)) != CN_OK ||
+        (e = check_keys(data, "data", data_keys, inner, sizeof inner)) != CN_OK ||
+        (e = get_string(data, "path", "data", s->data_path, sizeof s->data_path, true, inner,
+                        sizeof inner)) != CN_OK ||
+        (e = get_string(data, "label", "data", s->label, sizeof s->label, false, inner,
+                        sizeof inner)) != CN_OK ||
+        (e = get_string(data, "drop", "data", s->drop, sizeof s->drop, false, inner,
+                        sizeof inner)) != CN_OK)
+        goto done;
+    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(root, "cv");
+    static const char *const cv_keys[] = {"folds", "seed", "shuffle", NULL};
+    if (cv) {
+        uint64_t folds = s->folds;
+        if ((e = require_object(cv, "cv", inner, sizeof inner)) != CN_OK ||
+            (e = check_keys(cv, "cv", cv_keys, inner, sizeof inner)) != CN_OK ||
+            (e = get_uint(cv, "folds", "cv", 2, 100, &folds, inner, sizeof inner)) != CN_OK ||
+            (e = get_uint(cv, "seed", "cv", 0, UINT32_MAX, &s->cv_seed, inner, sizeof inner)) !=
+                CN_OK ||
+            (e = get_bool(cv, "shuffle", "cv", &s->shuffle, inner, sizeof inner)) != CN_OK)
+            goto done;
+        s->folds = (uint32_t)folds;
+    }
+    const cJSON *search = cJSON_GetObjectItemCaseSensitive(root, "search");
+    static const char *const search_keys[] = {"algorithm", "samples", "seed", NULL};
+    if (search) {
+        uint64_t samples = s->samples;
+        if ((e = require_object(search, "search", inner, sizeof inner)) != CN_OK ||
+            (e = check_keys(search, "search", search_keys, inner, sizeof inner)) != CN_OK ||
+            (e = get_string(search, "algorithm", "search", s->algorithm, sizeof s->algorithm, false,
+                            inner, sizeof inner)) != CN_OK ||
+            (e = get_uint(search, "samples", "search", 1, MAX_TRIALS, &samples, inner,
+                          sizeof inner)) != CN_OK ||
+            (e = get_uint(search, "seed", "search", 0, UINT32_MAX, &s->search_seed, inner,
+                          sizeof inner)) != CN_OK)
+            goto done;
+        s->samples = (uint32_t)samples;
+        if (strcmp(s->algorithm, "grid") != 0 && strcmp(s->algorithm, "random") != 0) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "search.algorithm: \"%s\" is not supported (allowed: grid, random)",
+                        s->algorithm);
+            goto done;
+        }
+    }
+    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(root, "limits");
+    static const char *const limit_keys[] = {"max_concurrent", "unit_timeout_s", "retries", NULL};
+    if (limits) {
+        uint64_t mc = 0, to = s->unit_timeout_s, rt = s->retries;
+        if ((e = require_object(limits, "limits", inner, sizeof inner)) != CN_OK ||
+            (e = check_keys(limits, "limits", limit_keys, inner, sizeof inner)) != CN_OK ||
+            (e = get_uint(limits, "max_concurrent", "limits", 0, 100000, &mc, inner,
+                          sizeof inner)) != CN_OK ||
+            (e = get_uint(limits, "unit_timeout_s", "limits", 1, 7 * 86400, &to, inner,
+                          sizeof inner)) != CN_OK ||
+            (e = get_uint(limits, "retries", "limits", 0, 100, &rt, inner, sizeof inner)) != CN_OK)
+            goto done;
+        s->max_concurrent = (uint32_t)mc;
+        s->unit_timeout_s = (uint32_t)to;
+        s->retries = (uint32_t)rt;
+    }
+    const cJSON *fixed = cJSON_GetObjectItemCaseSensitive(root, "fixed");
+    if (fixed && (e = require_object(fixed, "fixed", inner, sizeof inner)) != CN_OK)
+        goto done;
+    const cJSON *space = cJSON_GetObjectItemCaseSensitive(root, "space");
+    if (space && (e = require_object(space, "space", inner, sizeof inner)) != CN_OK)
+        goto done;
+    int ndims = space ? cJSON_GetArraySize(space) : 0;
+    dims = calloc((size_t)ndims + 1, sizeof *dims);
+    if (dims == NULL) {
+        e = CN_ENOMEM;
+        goto done;
+    }
+    int i = 0;
+    bool is_grid = strcmp(s->algorithm, "grid") == 0;
+    for (const cJSON *it = space ? space->child : NULL; it; it = it->next, i++) {
+        if (fixed && cJSON_GetObjectItemCaseSensitive(fixed, it->string)) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "space.%s: also set in \"fixed\"; keep it in one place", it->string);
+            goto done;
+        }
+        if ((e = parse_dim(it, &dims[i], inner, sizeof inner)) != CN_OK)
+            goto done;
+        if (is_grid && (dims[i].kind == DIM_UNIFORM || dims[i].kind == DIM_LOGUNIFORM ||
+                        dims[i].kind == DIM_RANDINT)) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "space.%s: grid search cannot enumerate a continuous or random range; "
+                        "use \"search\": {\"algorithm\": \"random\"} or list values with grid",
+                        it->string);
+            goto done;
+        }
+    }
+    // Trial 0: the defaults plus the fixed parameters.
+    expand x = {.dims = dims, .ndims = ndims, .spec = s, .err = inner, .errlen = sizeof inner};
+    cur = fixed ? cJSON_Duplicate(fixed, 1) : cJSON_CreateObject();
+    if (cur == NULL) {
+        e = CN_ENOMEM;
+        goto done;
+    }
+    if ((e = add_trial(&x, cur)) != CN_OK)
+        goto done;
+    cn_rng r;
+    cn_rng_seed(&r, s->search_seed, 0x5ee9);
+    uint32_t reps = is_grid ? 1 : s->samples;
+    for (uint32_t k = 0; k < reps; k++)
+        if ((e = grid_rec(&x, 0, cur, &r, is_grid)) != CN_OK)
+            goto done;
+    e = CN_OK;
+done:
+    if (e != CN_OK) {
+        cn_errf(err, errlen, e, "%s: %s", origin, inner[0] ? inner : cn_strerror(e));
+        sweep_spec_free(s);
+        s = NULL;
+    }
+    cJSON_Delete(cur);
+    free(dims);
+    cJSON_Delete(root);
+    *out = s;
+    return e;
+}

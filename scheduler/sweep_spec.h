@@ -1,0 +1,58 @@
+// sweep_spec.h: the sweep file: data set, cross-validation, search space,
+// search algorithm and limits, validated and expanded into trials.
+//
+// Search space entries follow Ray Tune's vocabulary: {"grid": [...]},
+// {"choice": [...]}, {"uniform": [lo, hi]}, {"quniform": [lo, hi, q]},
+// {"loguniform": [lo, hi]}, {"qloguniform": [lo, hi, q]},
+// {"randint": [lo, hi]} (hi exclusive), {"qrandint": [lo, hi, q]} (hi
+// inclusive), or a plain value (fixed). With algorithm "random", each of
+// `samples` draws is combined with every grid point (Ray's semantics); with
+// "grid", choices are expanded like grids and continuous entries are an
+// error. Trial 0 is always the model's default parameters (plus "fixed"),
+// so the comparison with the default is measured in the same run.
+// Everything is validated before anything runs; errors name the JSON path
+// ("space.max_features.choice[2]: ...").
+#ifndef CANOPY_SWEEP_SPEC_H
+#define CANOPY_SWEEP_SPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cn_err.h"
+
+typedef struct sweep_spec {
+    char name[128];
+    // data
+    char data_path[1024]; // as written in the file (resolved by the submitter)
+    char label[128];      // label column name ("Cover_Type")
+    char drop[256];       // comma-separated id columns to drop ("Id")
+    // cross-validation
+    uint32_t folds;   // 2..100 (5)
+    uint64_t cv_seed; // (0)
+    bool shuffle;     // (true)
+    // search
+    char algorithm[16];   // "grid" | "random"
+    uint32_t samples;     // random: draws per grid point (10)
+    uint64_t search_seed; // (0)
+    // limits
+    uint32_t max_concurrent; // units running at once, 0 = no limit
+    uint32_t unit_timeout_s; // a unit running longer is re-queued (1800)
+    uint32_t retries;        // re-runs of a failed or lost unit (2)
+    // trials
+    size_t n_trials;
+    char **trials; // (n_trials) parameters as compact JSON objects; [0] = default
+} sweep_spec;
+
+// sweep_spec_parse parses and validates the sweep in text (origin names the
+// file in messages) and expands its trials. Each trial's parameters are
+// checked against the random forest's parameter table. Errors: CN_EFORMAT
+// (not JSON), CN_EINVAL (a bad key or value; err has the path, the value and
+// what is allowed), CN_ERANGE (more than 100,000 trials), CN_ENOMEM.
+cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, char *err,
+                        size_t errlen);
+
+// sweep_spec_free frees s. Accepts NULL.
+void sweep_spec_free(sweep_spec *s);
+
+#endif
