@@ -44,7 +44,7 @@ cn_err idx_load_labels(const char *path, size_t max_rows, int32_t **labels, size
 // values: n_classes = largest label + 1 and class_values = 0..n_classes-1, so
 // a training and a test file agree on the index of every class even when
 // one of them lacks a class. Errors as for idx_load_images.
-cn_err idx_load(const char *images_path, const char *labels_path, size_t max_rows,
-                ds_dataset **out, char *err, size_t errlen);
+cn_err idx_load(const char *images_path, const char *labels_path, size_t max_rows, ds_dataset **out,
+                char *err, size_t errlen);
 
 #endif

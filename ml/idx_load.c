@@ -53,16 +53,16 @@ static cn_err read_idx(const char *path, uint32_t magic, uint32_t *dims, uint8_t
     if (rc != CN_OK)
         return rc;
     size_t hdr = 4 + 4 * (size_t)ndim;
-    if (len < hdr) {
-        rc = cn_errf(err, errlen, CN_EFORMAT, "%s: file has %zu bytes, too short for an IDX header",
-                     name, len);
-        goto fail;
-    }
-    uint32_t m = be32(*data);
-    if (m != magic) {
+    uint32_t m = len >= 4 ? be32(*data) : 0;
+    if (len >= 4 && m != magic) {
         rc = cn_errf(err, errlen, CN_EFORMAT,
                      "%s: bad IDX magic 0x%08x (expected 0x%08x, %s; is this the right file?)",
                      name, m, magic, ndim == 3 ? "uint8 images" : "uint8 labels");
+        goto fail;
+    }
+    if (len < hdr) {
+        rc = cn_errf(err, errlen, CN_EFORMAT, "%s: file has %zu bytes, too short for an IDX header",
+                     name, len);
         goto fail;
     }
     uint64_t total = 1;
@@ -145,8 +145,8 @@ cn_err idx_load_labels(const char *path, size_t max_rows, int32_t **labels, size
     return CN_OK;
 }
 
-cn_err idx_load(const char *images_path, const char *labels_path, size_t max_rows,
-                ds_dataset **out, char *err, size_t errlen)
+cn_err idx_load(const char *images_path, const char *labels_path, size_t max_rows, ds_dataset **out,
+                char *err, size_t errlen)
 {
     ds_dataset *d = NULL;
     int32_t *y = NULL;

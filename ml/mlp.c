@@ -22,7 +22,8 @@
 #include "ml/metrics.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MLP_HOT __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#define MLP_HOT                                                                                    \
+    __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3", "no-math-errno")))
 #else
 #define MLP_HOT
 #endif
@@ -31,9 +32,9 @@ struct mlp_ws {
     mlp_shape s;
     int max_batch;
     mlp_kernel kernel;
-    float *x;                    // (max_batch, widths[0]) gather buffer
-    float *act[MLP_MAX_LAYERS];  // act[l]: (max_batch, widths[l+1]) output of layer l
-    float *d[2];                 // (max_batch, max width) ping-pong gradient buffers
+    float *x;                   // (max_batch, widths[0]) gather buffer
+    float *act[MLP_MAX_LAYERS]; // act[l]: (max_batch, widths[l+1]) output of layer l
+    float *d[2];                // (max_batch, max width) ping-pong gradient buffers
 };
 
 cn_err mlp_shape_init(mlp_shape *s, int n_inputs, const int *hidden, int n_hidden, int n_classes,
@@ -41,8 +42,8 @@ cn_err mlp_shape_init(mlp_shape *s, int n_inputs, const int *hidden, int n_hidde
 {
     memset(s, 0, sizeof *s);
     if (n_hidden < 0 || n_hidden > MLP_MAX_LAYERS - 1)
-        return cn_errf(err, errlen, CN_EINVAL, "hidden layers: %d is not allowed (0..%d)",
-                       n_hidden, MLP_MAX_LAYERS - 1);
+        return cn_errf(err, errlen, CN_EINVAL, "hidden layers: %d is not allowed (0..%d)", n_hidden,
+                       MLP_MAX_LAYERS - 1);
     if (n_inputs < 1)
         return cn_errf(err, errlen, CN_EINVAL, "inputs: %d is not allowed (must be >= 1)",
                        n_inputs);
@@ -95,7 +96,10 @@ void mlp_init_params(const mlp_shape *s, float *params, uint64_t seed)
     }
 }
 
-void mlp_set_threads(int n) { openblas_set_num_threads(n < 1 ? 1 : n); }
+void mlp_set_threads(int n)
+{
+    openblas_set_num_threads(n < 1 ? 1 : n);
+}
 
 mlp_ws *mlp_ws_new(const mlp_shape *s, int max_batch)
 {
@@ -137,8 +141,14 @@ void mlp_ws_free(mlp_ws *ws)
     free(ws);
 }
 
-void mlp_ws_set_kernel(mlp_ws *ws, mlp_kernel k) { ws->kernel = k; }
-int mlp_ws_max_batch(const mlp_ws *ws) { return ws->max_batch; }
+void mlp_ws_set_kernel(mlp_ws *ws, mlp_kernel k)
+{
+    ws->kernel = k;
+}
+int mlp_ws_max_batch(const mlp_ws *ws)
+{
+    return ws->max_batch;
+}
 
 const float *mlp_ws_gather(mlp_ws *ws, const ds_dataset *d, const size_t *idx, int batch)
 {
@@ -155,8 +165,8 @@ const float *mlp_ws_gather(mlp_ws *ws, const ds_dataset *d, const size_t *idx, i
 // naive_gemm is the reference: C = op(A) op(B) with row-major storage,
 // accumulated in double. Same argument meaning as cblas_sgemm with alpha 1,
 // beta 0.
-static void naive_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda,
-                       const float *b, int ldb, float *c, int ldc)
+static void naive_gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
+                       int ldb, float *c, int ldc)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -178,13 +188,12 @@ static void gemm(mlp_kernel kern, int ta, int tb, int m, int n, int k, const flo
         naive_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
         return;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
 // bias_act adds b to every row of z (rows, n) and applies ReLU if relu.
-MLP_HOT static void bias_act(float *restrict z, const float *restrict b, int rows, int n,
-                             int relu)
+MLP_HOT static void bias_act(float *restrict z, const float *restrict b, int rows, int n, int relu)
 {
     for (int i = 0; i < rows; i++) {
         float *zi = z + (size_t)i * n;
@@ -225,8 +234,8 @@ static void colsum(const float *restrict d, float *restrict db, int rows, int n)
             db[j] += d[(size_t)i * n + j];
 }
 
-const float *mlp_forward(const mlp_shape *s, const float *params, const float *x,
-                         const int32_t *y, int batch, mlp_ws *ws, float *loss)
+const float *mlp_forward(const mlp_shape *s, const float *params, const float *x, const int32_t *y,
+                         int batch, mlp_ws *ws, float *loss)
 {
     CN_ASSERT(batch >= 1 && batch <= ws->max_batch);
     const float *in = x;

@@ -43,10 +43,10 @@ typedef struct mlp_layer {
 // holds no parameters, so the same shape describes the model on a worker, a
 // slice on a shard, and a gradient.
 typedef struct mlp_shape {
-    int n_layers;                     // affine layers = hidden layers + 1
-    int widths[MLP_MAX_LAYERS + 1];   // widths[0] = inputs, widths[n_layers] = classes
-    mlp_layer layer[MLP_MAX_LAYERS];  //
-    size_t n_params;                  // length of the flat vector
+    int n_layers;                    // affine layers = hidden layers + 1
+    int widths[MLP_MAX_LAYERS + 1];  // widths[0] = inputs, widths[n_layers] = classes
+    mlp_layer layer[MLP_MAX_LAYERS]; //
+    size_t n_params;                 // length of the flat vector
 } mlp_shape;
 
 // mlp_shape_init fills s for n_inputs -> hidden[0..n_hidden) -> n_classes.
@@ -96,8 +96,8 @@ const float *mlp_ws_gather(mlp_ws *ws, const ds_dataset *d, const size_t *idx, i
 // params and returns the logits ((batch, n_classes) row-major, owned by ws,
 // valid until the next call). If y is not NULL (batch class indices), *loss
 // receives the mean softmax cross-entropy. batch <= max_batch (CN_ASSERT).
-const float *mlp_forward(const mlp_shape *s, const float *params, const float *x,
-                         const int32_t *y, int batch, mlp_ws *ws, float *loss);
+const float *mlp_forward(const mlp_shape *s, const float *params, const float *x, const int32_t *y,
+                         int batch, mlp_ws *ws, float *loss);
 
 // mlp_grad computes the mean cross-entropy over the batch into *loss and its
 // gradient with respect to params into grad (n_params floats, same layout,

@@ -45,8 +45,8 @@ cn_err mlp_model_decode(const void *data, size_t len, const char *origin, mlp_sh
         return cn_errf(err, errlen, CN_EFORMAT, "%s: not a canopy MLP model (bad magic)", origin);
     if (p[7] != MLP_FILE_VERSION)
         return cn_errf(err, errlen, CN_EVERSION,
-                       "%s: model format version %u is not supported (this build reads %u)",
-                       origin, p[7], MLP_FILE_VERSION);
+                       "%s: model format version %u is not supported (this build reads %u)", origin,
+                       p[7], MLP_FILE_VERSION);
     size_t off = 8;
     uint32_t nl;
     if (len < off + 4)
@@ -64,8 +64,7 @@ cn_err mlp_model_decode(const void *data, size_t len, const char *origin, mlp_sh
         memcpy(&w, p + off, 4);
         off += 4;
         if (w < 1 || w > (1u << 24))
-            return cn_errf(err, errlen, CN_EFORMAT, "%s: layer width %u is not allowed", origin,
-                           w);
+            return cn_errf(err, errlen, CN_EFORMAT, "%s: layer width %u is not allowed", origin, w);
         widths[l] = (int)w;
     }
     uint64_t np;

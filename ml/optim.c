@@ -13,7 +13,8 @@
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are written little-endian");
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define OPTIM_HOT __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#define OPTIM_HOT                                                                                  \
+    __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3", "no-math-errno")))
 #else
 #define OPTIM_HOT
 #endif
@@ -175,10 +176,22 @@ void optim_state_free(optim_state *st)
     free(st);
 }
 
-size_t optim_state_n(const optim_state *st) { return st->n; }
-int optim_state_nslots(const optim_state *st) { return st->nslots; }
-uint64_t optim_state_steps(const optim_state *st) { return st->steps; }
-void optim_state_set_steps(optim_state *st, uint64_t steps) { st->steps = steps; }
+size_t optim_state_n(const optim_state *st)
+{
+    return st->n;
+}
+int optim_state_nslots(const optim_state *st)
+{
+    return st->nslots;
+}
+uint64_t optim_state_steps(const optim_state *st)
+{
+    return st->steps;
+}
+void optim_state_set_steps(optim_state *st, uint64_t steps)
+{
+    st->steps = steps;
+}
 
 float *optim_state_slot(optim_state *st, int slot)
 {
@@ -194,9 +207,8 @@ OPTIM_HOT static void step_sgd(float *restrict w, const float *restrict g, size_
         w[i] -= lr * (g[i] + wd * w[i]);
 }
 
-OPTIM_HOT static void step_momentum(float *restrict w, const float *restrict g,
-                                    float *restrict v, size_t n, float lr, float wd, float mu,
-                                    int nesterov)
+OPTIM_HOT static void step_momentum(float *restrict w, const float *restrict g, float *restrict v,
+                                    size_t n, float lr, float wd, float mu, int nesterov)
 {
     if (nesterov) {
         for (size_t i = 0; i < n; i++) {
@@ -217,20 +229,99 @@ OPTIM_HOT static void step_momentum(float *restrict w, const float *restrict g,
 // Adam in PyTorch's arrangement: w -= a * m / (sqrt(v) * c + eps) with
 // a = lr / (1 - beta1^t) and c = 1 / sqrt(1 - beta2^t). decay is the
 // decoupled factor (1 - lr * wd), 1 when unused; wd the coupled coefficient.
-OPTIM_HOT static void step_adam(float *restrict w, const float *restrict g, float *restrict m,
-                                float *restrict v, size_t n, float a, float c, float b1,
-                                float b2, float eps, float wd, float decay)
+// GCC will not vectorize sqrtf without -fno-math-errno (which a function
+// attribute cannot set), so the vector versions use intrinsics. All three
+// versions perform the same IEEE operations in the same order (no FMA), so
+// results do not depend on the vector unit or on where a slice starts.
+typedef struct adam_k {
+    float a, c, b1, b2, ob1, ob2, eps, wd, decay;
+} adam_k;
+
+static void adam_scalar(float *restrict w, const float *restrict g, float *restrict m,
+                        float *restrict v, size_t i, size_t n, const adam_k *k)
 {
-    const float ob1 = 1.0f - b1, ob2 = 1.0f - b2;
-    for (size_t i = 0; i < n; i++) {
-        float wi = w[i] * decay;
-        float gi = g[i] + wd * w[i];
-        float mi = b1 * m[i] + ob1 * gi;
-        float vi = b2 * v[i] + ob2 * gi * gi;
+    for (; i < n; i++) {
+        float wi = w[i] * k->decay;
+        float gi = g[i] + k->wd * w[i];
+        float mi = k->b1 * m[i] + k->ob1 * gi;
+        float vi = k->b2 * v[i] + k->ob2 * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        w[i] = wi - a * mi / (sqrtf(vi) * c + eps);
+        w[i] = wi - k->a * mi / (sqrtf(vi) * k->c + k->eps);
     }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx512f"))) static void adam_avx512(float *restrict w,
+                                                           const float *restrict g,
+                                                           float *restrict m, float *restrict v,
+                                                           size_t n, const adam_k *k)
+{
+    const __m512 a = _mm512_set1_ps(k->a), c = _mm512_set1_ps(k->c);
+    const __m512 b1 = _mm512_set1_ps(k->b1), b2 = _mm512_set1_ps(k->b2);
+    const __m512 ob1 = _mm512_set1_ps(k->ob1), ob2 = _mm512_set1_ps(k->ob2);
+    const __m512 eps = _mm512_set1_ps(k->eps), wd = _mm512_set1_ps(k->wd);
+    const __m512 decay = _mm512_set1_ps(k->decay);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 w0 = _mm512_loadu_ps(w + i);
+        __m512 wi = _mm512_mul_ps(w0, decay);
+        __m512 gi = _mm512_add_ps(_mm512_loadu_ps(g + i), _mm512_mul_ps(wd, w0));
+        __m512 mi =
+            _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(ob1, gi));
+        __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(v + i)),
+                                  _mm512_mul_ps(_mm512_mul_ps(ob2, gi), gi));
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), c), eps);
+        _mm512_storeu_ps(w + i, _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(a, mi), den)));
+    }
+    adam_scalar(w, g, m, v, i, n, k);
+}
+
+__attribute__((target("avx"))) static void adam_avx(float *restrict w, const float *restrict g,
+                                                    float *restrict m, float *restrict v, size_t n,
+                                                    const adam_k *k)
+{
+    const __m256 a = _mm256_set1_ps(k->a), c = _mm256_set1_ps(k->c);
+    const __m256 b1 = _mm256_set1_ps(k->b1), b2 = _mm256_set1_ps(k->b2);
+    const __m256 ob1 = _mm256_set1_ps(k->ob1), ob2 = _mm256_set1_ps(k->ob2);
+    const __m256 eps = _mm256_set1_ps(k->eps), wd = _mm256_set1_ps(k->wd);
+    const __m256 decay = _mm256_set1_ps(k->decay);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 w0 = _mm256_loadu_ps(w + i);
+        __m256 wi = _mm256_mul_ps(w0, decay);
+        __m256 gi = _mm256_add_ps(_mm256_loadu_ps(g + i), _mm256_mul_ps(wd, w0));
+        __m256 mi =
+            _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(ob1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                  _mm256_mul_ps(_mm256_mul_ps(ob2, gi), gi));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c), eps);
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(a, mi), den)));
+    }
+    adam_scalar(w, g, m, v, i, n, k);
+}
+#endif
+
+static void step_adam(float *restrict w, const float *restrict g, float *restrict m,
+                      float *restrict v, size_t n, const adam_k *k)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (__builtin_cpu_supports("avx512f")) {
+        adam_avx512(w, g, m, v, n, k);
+        return;
+    }
+    if (__builtin_cpu_supports("avx")) {
+        adam_avx(w, g, m, v, n, k);
+        return;
+    }
+#endif
+    adam_scalar(w, g, m, v, 0, n, k);
 }
 
 void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
@@ -246,15 +337,20 @@ void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g,
         step_momentum(w, g, st->slot[0], n, lr, cfg->weight_decay, cfg->momentum, cfg->nesterov);
         break;
     case OPTIM_ADAM: {
-        double k = (double)t + 1.0;
-        double bc1 = 1.0 - pow((double)cfg->beta1, k);
-        double bc2 = 1.0 - pow((double)cfg->beta2, k);
-        float a = (float)((double)lr / bc1);
-        float c = (float)(1.0 / sqrt(bc2));
-        float wd = cfg->decoupled_wd ? 0.0f : cfg->weight_decay;
-        float decay = cfg->decoupled_wd ? 1.0f - lr * cfg->weight_decay : 1.0f;
-        step_adam(w, g, st->slot[0], st->slot[1], n, a, c, cfg->beta1, cfg->beta2, cfg->eps, wd,
-                  decay);
+        double tk = (double)t + 1.0;
+        double bc1 = 1.0 - pow((double)cfg->beta1, tk);
+        double bc2 = 1.0 - pow((double)cfg->beta2, tk);
+        adam_k k;
+        k.a = (float)((double)lr / bc1);
+        k.c = (float)(1.0 / sqrt(bc2));
+        k.b1 = cfg->beta1;
+        k.b2 = cfg->beta2;
+        k.ob1 = 1.0f - cfg->beta1;
+        k.ob2 = 1.0f - cfg->beta2;
+        k.eps = cfg->eps;
+        k.wd = cfg->decoupled_wd ? 0.0f : cfg->weight_decay;
+        k.decay = cfg->decoupled_wd ? 1.0f - lr * cfg->weight_decay : 1.0f;
+        step_adam(w, g, st->slot[0], st->slot[1], n, &k);
         break;
     }
     }
@@ -282,15 +378,14 @@ cn_err optim_state_encode(const optim_state *st, cn_buf *out)
     return rc;
 }
 
-cn_err optim_state_decode(optim_state *st, const void *data, size_t len, char *err,
-                          size_t errlen)
+cn_err optim_state_decode(optim_state *st, const void *data, size_t len, char *err, size_t errlen)
 {
     const uint8_t *p = data;
     uint32_t ver, kind, ns;
     uint64_t n, steps;
     if (len < STATE_HDR || memcmp(p, STATE_MAGIC, 4) != 0)
-        return cn_errf(err, errlen, CN_EFORMAT, "optimizer state: bad magic or short record (%zu bytes)",
-                       len);
+        return cn_errf(err, errlen, CN_EFORMAT,
+                       "optimizer state: bad magic or short record (%zu bytes)", len);
     memcpy(&ver, p + 4, 4);
     memcpy(&kind, p + 8, 4);
     memcpy(&ns, p + 12, 4);

@@ -116,7 +116,6 @@ cn_err optim_state_encode(const optim_state *st, cn_buf *out);
 // optim_state_decode restores st from a record made by optim_state_encode.
 // Errors: CN_EFORMAT (bad magic or length), CN_EVERSION, CN_EINVAL (kind or n
 // differ from st's); err says which. st is unchanged on error.
-cn_err optim_state_decode(optim_state *st, const void *data, size_t len, char *err,
-                          size_t errlen);
+cn_err optim_state_decode(optim_state *st, const void *data, size_t len, char *err, size_t errlen);
 
 #endif

@@ -272,8 +272,8 @@ static cn_err split_quantity(const part_cfg *cfg, size_t n_rows, int *part_of, c
     shuffle(order, (size_t)n, &r);
     double sum = 0.0;
     for (int p = 0; p < n; p++) {
-        w[order[p]] = cfg->power > 0.0 ? pow((double)(p + 1), -cfg->power)
-                                       : cn_rng_gamma(&r, cfg->alpha);
+        w[order[p]] =
+            cfg->power > 0.0 ? pow((double)(p + 1), -cfg->power) : cn_rng_gamma(&r, cfg->alpha);
         sum += w[order[p]];
     }
     size_t rest = n_rows - (size_t)n * cfg->min_size, used = 0;

@@ -41,8 +41,7 @@ START_TEST(test_shape_lays_out_layers_back_to_back)
     ck_assert_str_eq(err, "hidden width 2: 0 is not allowed (must be >= 1)");
     ck_assert_int_eq(mlp_shape_init(&s, 784, hidden, 1, 1, err, sizeof err), CN_EINVAL);
     ck_assert_str_eq(err, "classes: 1 is not allowed (must be >= 2)");
-    ck_assert_int_eq(mlp_shape_init(&s, 4, hidden, MLP_MAX_LAYERS, 3, err, sizeof err),
-                     CN_EINVAL);
+    ck_assert_int_eq(mlp_shape_init(&s, 4, hidden, MLP_MAX_LAYERS, 3, err, sizeof err), CN_EINVAL);
     ck_assert_int_eq(mlp_shape_init(&s, 4, NULL, 0, 3, err, sizeof err), CN_OK);
     ck_assert_uint_eq(s.n_params, 15);
 }
@@ -287,8 +286,7 @@ START_TEST(test_model_file_round_trip_and_errors)
     ck_assert_int_eq(mlp_model_decode(b.data, b.len - 7, "m.cnm", &s2, &q, err, sizeof err),
                      CN_EFORMAT);
     ck_assert_str_eq(err, "m.cnm: file has 329 bytes, the header implies 336 (truncated)");
-    ck_assert_int_eq(mlp_model_decode(b.data, 10, "m.cnm", &s2, &q, err, sizeof err),
-                     CN_EFORMAT);
+    ck_assert_int_eq(mlp_model_decode(b.data, 10, "m.cnm", &s2, &q, err, sizeof err), CN_EFORMAT);
     ck_assert_str_eq(err, "m.cnm: file is truncated (10 bytes)");
     memcpy(m, b.data, b.len);
     m[7] = 2;

@@ -222,8 +222,8 @@ START_TEST(test_slice_step_equals_part_of_whole_step)
                 for (int p = 0; p < 3; p++)
                     optim_step(&c, part[p], ws + cut[p], g + cut[p], cut[p + 1] - cut[p], t);
             }
-            ck_assert_msg(memcmp(w, ws, n * sizeof(float)) == 0, "kind %d nesterov %d differs",
-                          ki, nest);
+            ck_assert_msg(memcmp(w, ws, n * sizeof(float)) == 0, "kind %d nesterov %d differs", ki,
+                          nest);
             for (int p = 0; p < 3; p++)
                 optim_state_free(part[p]);
             optim_state_free(whole);
@@ -279,8 +279,7 @@ START_TEST(test_state_restore_continues_identically)
     // Errors, by code and text.
     ck_assert_int_eq(optim_state_decode(st2, rec.data, 10, err, sizeof err), CN_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "bad magic or short record"));
-    ck_assert_int_eq(optim_state_decode(st2, rec.data, rec.len - 4, err, sizeof err),
-                     CN_EFORMAT);
+    ck_assert_int_eq(optim_state_decode(st2, rec.data, rec.len - 4, err, sizeof err), CN_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "header implies"));
     rec.data[4] = 9;
     ck_assert_int_eq(optim_state_decode(st2, rec.data, rec.len, err, sizeof err), CN_EVERSION);
