@@ -109,6 +109,13 @@ typedef struct rf_forest rf_forest;
 cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
                      rf_forest **out, char *err, size_t errlen);
 
+// Randomness contract (tests and distributed workers rely on it): tree t
+// draws from cn_rng_seed(&rng, seed, t) only. With bootstrap, its first
+// n_draws values of cn_rng_below(&rng, n_rows) pick the sample (row i gets
+// weight = number of times it was drawn, indices relative to rows[]); the
+// same stream then drives feature draws. Trees are therefore identical for
+// any thread count.
+
 // rf_forest_free frees f. Accepts NULL.
 void rf_forest_free(rf_forest *f);
 

@@ -636,6 +636,33 @@ void rf_forest_predict(const rf_forest *f, const float *x, size_t n, int32_t *ou
         free(pr);
 }
 
+typedef struct predict_job {
+    const rf_forest *f;
+    const ds_dataset *d;
+    const size_t *rows;
+    size_t n;
+    int32_t *out;
+} predict_job;
+
+#define PREDICT_CHUNK 256
+
+static void predict_chunk(void *arg, size_t task, int worker)
+{
+    (void)worker;
+    predict_job *j = arg;
+    double stackbuf[64];
+    double *pr = j->f->n_classes <= 64 ? stackbuf : malloc((size_t)j->f->n_classes * sizeof *pr);
+    CN_ASSERT(pr != NULL);
+    size_t lo = task * PREDICT_CHUNK;
+    size_t hi = lo + PREDICT_CHUNK < j->n ? lo + PREDICT_CHUNK : j->n;
+    for (size_t i = lo; i < hi; i++) {
+        size_t r = j->rows ? j->rows[i] : i;
+        j->out[i] = predict_one(j->f, j->d->x + r * j->d->n_features, pr);
+    }
+    if (pr != stackbuf)
+        free(pr);
+}
+
 cn_err rf_forest_predict_rows(const rf_forest *f, const ds_dataset *d, const size_t *rows, size_t n,
                               int32_t *out)
 {
@@ -646,16 +673,18 @@ cn_err rf_forest_predict_rows(const rf_forest *f, const ds_dataset *d, const siz
     for (size_t i = 0; i < n; i++)
         if (rows && rows[i] >= d->n_rows)
             return CN_ERANGE;
-    double stackbuf[64];
-    double *pr = f->n_classes <= 64 ? stackbuf : malloc((size_t)f->n_classes * sizeof *pr);
-    if (pr == NULL)
-        return CN_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        size_t r = rows ? rows[i] : i;
-        out[i] = predict_one(f, d->x + r * d->n_features, pr);
+    predict_job job = {f, d, rows, n, out};
+    size_t chunks = (n + PREDICT_CHUNK - 1) / PREDICT_CHUNK;
+    ml_pool *pool = NULL;
+    // Threads pay off only for large jobs; the result is the same either way.
+    if (chunks > 1 && n * (size_t)f->n_trees >= 100000 && f->params.threads != 1 &&
+        ml_pool_new(f->params.threads, &pool) == CN_OK) {
+        ml_pool_run(pool, chunks, predict_chunk, &job);
+        ml_pool_free(pool);
+    } else {
+        for (size_t t = 0; t < chunks; t++)
+            predict_chunk(&job, t, 0);
     }
-    if (pr != stackbuf)
-        free(pr);
     return CN_OK;
 }
 

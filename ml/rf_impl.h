@@ -61,16 +61,25 @@ typedef struct rf_prep {
 typedef struct rf_scratch {
     size_t n_rows, n_features;
     int n_classes;
-    uint32_t *idx;  // (n_rows) node sample lists, partitioned in place
-    uint32_t *tmp;  // (n_rows)
-    uint32_t *vals; // (n_rows) gathered codes of the node's samples
-    uint64_t *keys; // (n_rows) sort keys
-    double *hist;   // (max_unique, n_classes)
-    uint32_t *cnt;  // (max_unique)
-    int *features;  // (n_features)
-    double *w;      // (n_rows) sample weights of the current tree
-    uint32_t *boot; // (n_rows) bootstrap counts of the current tree
-    double *cls;    // (4, n_classes) class-count work vectors
+    uint32_t *idx;      // (n_rows) node sample lists, partitioned in place
+    uint32_t *tmp;      // (n_rows)
+    uint32_t *vals;     // (n_rows) gathered codes of the node's samples
+    uint64_t *keys;     // (n_rows) sort keys
+    double *hist;       // (max_unique, n_classes)
+    uint32_t *cnt;      // (max_unique)
+    int *features;      // (n_features)
+    double *w;          // (n_rows) sample weights of the current tree
+    uint32_t *boot;     // (n_rows) bootstrap counts of the current tree
+    double *cls;        // (4, n_classes) class-count work vectors
+    int32_t *ny;        // (n_rows) class of the row at each idx position
+    double *nw;         // (n_rows) weight of the row at each idx position
+    int32_t *tmpy;      // (n_rows) partition scratch for ny
+    double *tmpw;       // (n_rows) partition scratch for nw
+    size_t mask_words;  // 64-bit words per feature bit set
+    uint64_t *cur_mask; // (mask_words) features known constant at the current node
+    uint64_t *masks;    // (stack_cap, mask_words) known-constant sets of stacked nodes
+    double *hist4;      // (4, 16, n_classes) interleaved histograms for few-valued features
+    uint32_t *cnt4;     // (4, 16)
     void *stack;
     size_t stack_cap;
 } rf_scratch;

@@ -20,6 +20,9 @@
 // sklearn's EPSILON (np.finfo(np.double).eps) for purity and decrease tests.
 #define RF_EPS 2.220446049250313e-16
 
+// Features with at most this many distinct values use the 4-way histogram.
+#define HIST_SMALL 16
+
 // ---------------------------------------------------------------------------
 // Preparing the data: codes and distinct values.
 
@@ -205,10 +208,20 @@ cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep)
     s->w = malloc(n * sizeof *s->w);
     s->boot = malloc(n * sizeof *s->boot);
     s->cls = malloc(4 * k * sizeof *s->cls);
+    s->hist4 = calloc(4 * HIST_SMALL * k, sizeof *s->hist4);
+    s->cnt4 = calloc(4 * HIST_SMALL, sizeof *s->cnt4);
+    s->ny = malloc(n * sizeof *s->ny);
+    s->nw = malloc(n * sizeof *s->nw);
+    s->tmpy = malloc(n * sizeof *s->tmpy);
+    s->tmpw = malloc(n * sizeof *s->tmpw);
     s->stack_cap = 64;
     s->stack = malloc(s->stack_cap * sizeof(stack_ent));
+    s->mask_words = (prep->n_features + 63) / 64;
+    s->cur_mask = malloc(s->mask_words * sizeof *s->cur_mask);
+    s->masks = malloc(s->stack_cap * s->mask_words * sizeof *s->masks);
     if (!s->idx || !s->tmp || !s->vals || !s->keys || !s->hist || !s->cnt || !s->features ||
-        !s->w || !s->boot || !s->cls || !s->stack) {
+        !s->w || !s->boot || !s->cls || !s->stack || !s->ny || !s->nw || !s->tmpy || !s->tmpw ||
+        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4) {
         rf_scratch_fini(s);
         return CN_ENOMEM;
     }
@@ -228,6 +241,14 @@ void rf_scratch_fini(rf_scratch *s)
     free(s->boot);
     free(s->cls);
     free(s->stack);
+    free(s->ny);
+    free(s->nw);
+    free(s->tmpy);
+    free(s->tmpw);
+    free(s->cur_mask);
+    free(s->hist4);
+    free(s->cnt4);
+    free(s->masks);
     memset(s, 0, sizeof *s);
 }
 
@@ -414,44 +435,113 @@ static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, doubl
     }
 }
 
-// scan_hist evaluates every threshold of feature f with the class
-// histogram over codes [mn, mx], and clears the histogram.
-static void scan_hist(node_ctx *c, split *best, int f, uint32_t mn, uint32_t mx)
+#define HIST_LOOP(T)                                                                               \
+    do {                                                                                           \
+        const T *col = (const T *)c->prep->codes + (size_t)f * c->prep->n_rows;                    \
+        for (size_t i = 0; i < n; i++) {                                                           \
+            uint32_t code = col[idx[i]];                                                           \
+            hist[(size_t)code * k + ny[i]] += nw[i];                                               \
+            cnt[code]++;                                                                           \
+            mn = code < mn ? code : mn;                                                            \
+            mx = code > mx ? code : mx;                                                            \
+        }                                                                                          \
+    } while (0)
+
+// scan_hist evaluates every threshold of feature f with a class histogram
+// over its distinct values, reading the codes straight from the column, and
+// clears the histogram again. Returns 1 if f is constant in the node.
+static int scan_hist(node_ctx *c, split *best, int f)
 {
     rf_scratch *s = c->s;
     const float *u = c->prep->uniq + c->prep->uniq_off[f];
     int k = c->k;
     size_t n = c->end - c->start;
     size_t msl = (size_t)c->p->min_samples_leaf;
-    const int32_t *y = c->prep->y;
     const uint32_t *idx = s->idx + c->start;
-    const double *w = s->w;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t code = s->vals[i];
-        uint32_t r = idx[i];
-        s->hist[(size_t)code * k + y[r]] += w[r];
-        s->cnt[code]++;
+    const int32_t *ny = s->ny + c->start;
+    const double *nw = s->nw + c->start;
+    double *hist = s->hist;
+    uint32_t *cnt = s->cnt;
+    uint32_t mn = UINT32_MAX, mx = 0;
+    if (c->prep->n_unique[f] <= HIST_SMALL && c->prep->code_bytes == 1) {
+        // Few distinct values (binary features): samples hit the same few
+        // cells back to back, so four interleaved copies of the histogram
+        // keep the additions from waiting on each other.
+        const uint8_t *col = (const uint8_t *)c->prep->codes + (size_t)f * c->prep->n_rows;
+        double *h4 = s->hist4;
+        uint32_t *c4 = s->cnt4;
+        size_t stride = (size_t)HIST_SMALL * k;
+        size_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+            uint32_t a0 = col[idx[i]], a1 = col[idx[i + 1]], a2 = col[idx[i + 2]],
+                     a3 = col[idx[i + 3]];
+            h4[(size_t)a0 * k + ny[i]] += nw[i];
+            h4[stride + (size_t)a1 * k + ny[i + 1]] += nw[i + 1];
+            h4[2 * stride + (size_t)a2 * k + ny[i + 2]] += nw[i + 2];
+            h4[3 * stride + (size_t)a3 * k + ny[i + 3]] += nw[i + 3];
+            c4[a0]++;
+            c4[HIST_SMALL + a1]++;
+            c4[2 * HIST_SMALL + a2]++;
+            c4[3 * HIST_SMALL + a3]++;
+        }
+        for (; i < n; i++) {
+            uint32_t a0 = col[idx[i]];
+            h4[(size_t)a0 * k + ny[i]] += nw[i];
+            c4[a0]++;
+        }
+        uint32_t nu = c->prep->n_unique[f];
+        for (uint32_t b = 0; b < nu; b++) {
+            uint32_t total = 0;
+            for (int q = 0; q < 4; q++) {
+                total += c4[q * HIST_SMALL + b];
+                c4[q * HIST_SMALL + b] = 0;
+            }
+            if (total == 0)
+                continue;
+            cnt[b] = total;
+            mn = b < mn ? b : mn;
+            mx = b;
+            for (int j = 0; j < k; j++) {
+                double v = 0;
+                for (int q = 0; q < 4; q++) {
+                    v += h4[q * stride + (size_t)b * k + j];
+                    h4[q * stride + (size_t)b * k + j] = 0;
+                }
+                hist[(size_t)b * k + j] = v;
+            }
+        }
+    } else if (c->prep->code_bytes == 1)
+        HIST_LOOP(uint8_t);
+    else if (c->prep->code_bytes == 2)
+        HIST_LOOP(uint16_t);
+    else
+        HIST_LOOP(uint32_t);
+    if (mn == mx) {
+        memset(hist + (size_t)mn * k, 0, (size_t)k * sizeof *hist);
+        cnt[mn] = 0;
+        return 1;
     }
     memset(c->cl, 0, (size_t)k * sizeof(double));
     double wl = 0;
     size_t nl = 0;
     uint32_t prev = mn;
     for (uint32_t b = mn; b <= mx; b++) {
-        uint32_t nb = s->cnt[b];
+        uint32_t nb = cnt[b];
         if (nb == 0)
             continue;
         if (nl > 0 && nl >= msl && n - nl >= msl)
             consider(c, best, f, prev, midpoint(u, prev, b), wl);
-        double *h = s->hist + (size_t)b * k;
+        double *h = hist + (size_t)b * k;
         for (int i = 0; i < k; i++) {
             c->cl[i] += h[i];
             wl += h[i];
             h[i] = 0;
         }
         nl += nb;
-        s->cnt[b] = 0;
+        cnt[b] = 0;
         prev = b;
     }
+    return 0;
 }
 
 // scan_sorted evaluates every threshold of feature f by sorting the node's codes.
@@ -462,9 +552,8 @@ static void scan_sorted(node_ctx *c, split *best, int f)
     int k = c->k;
     size_t n = c->end - c->start;
     size_t msl = (size_t)c->p->min_samples_leaf;
-    const int32_t *y = c->prep->y;
-    const uint32_t *idx = s->idx + c->start;
-    const double *w = s->w;
+    const int32_t *ny = s->ny + c->start;
+    const double *nw = s->nw + c->start;
     uint64_t *keys = s->keys;
     for (size_t i = 0; i < n; i++)
         keys[i] = ((uint64_t)s->vals[i] << 32) | i;
@@ -478,9 +567,9 @@ static void scan_sorted(node_ctx *c, split *best, int f)
         if (i > 0 && i >= msl && n - i >= msl)
             consider(c, best, f, prev, midpoint(u, prev, code), wl);
         for (; i < n && (uint32_t)(keys[i] >> 32) == code; i++) {
-            uint32_t r = idx[keys[i] & 0xffffffffu];
-            c->cl[y[r]] += w[r];
-            wl += w[r];
+            size_t q = (size_t)(keys[i] & 0xffffffffu);
+            c->cl[ny[q]] += nw[q];
+            wl += nw[q];
         }
         prev = code;
     }
@@ -507,16 +596,15 @@ static void scan_random(node_ctx *c, split *best, int f, uint32_t mn, uint32_t m
     int k = c->k;
     size_t n = c->end - c->start;
     size_t msl = (size_t)c->p->min_samples_leaf;
-    const int32_t *y = c->prep->y;
-    const uint32_t *idx = s->idx + c->start;
+    const int32_t *ny = s->ny + c->start;
+    const double *nw = s->nw + c->start;
     memset(c->cl, 0, (size_t)k * sizeof(double));
     double wl = 0;
     size_t nl = 0;
     for (size_t i = 0; i < n; i++)
         if (s->vals[i] <= a) {
-            uint32_t r = idx[i];
-            c->cl[y[r]] += s->w[r];
-            wl += s->w[r];
+            c->cl[ny[i]] += nw[i];
+            wl += nw[i];
             nl++;
         }
     if (nl >= msl && n - nl >= msl && nl > 0 && nl < n)
@@ -549,8 +637,13 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
     int nf = (int)prep->n_features;
     size_t n_in = 0;
     for (size_t i = 0; i < prep->n_rows; i++)
-        if (s->w[i] > 0)
+        if (s->w[i] > 0) {
+            s->ny[n_in] = prep->y[i];
+            s->nw[n_in] = s->w[i];
             s->idx[n_in++] = (uint32_t)i;
+        }
+    size_t mw = s->mask_words;
+    memset(s->masks, 0, mw * sizeof *s->masks);
     for (int j = 0; j < nf; j++)
         s->features[j] = j;
     double *ct = s->cls, *cl = s->cls + k, *best_cl = s->cls + 2 * k, *cr = s->cls + 3 * k;
@@ -568,10 +661,11 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
         memset(ct, 0, (size_t)k * sizeof *ct);
         double wt = 0;
         for (size_t i = e.start; i < e.end; i++) {
-            uint32_t r = s->idx[i];
-            ct[prep->y[r]] += s->w[r];
-            wt += s->w[r];
+            ct[s->ny[i]] += s->nw[i];
+            wt += s->nw[i];
         }
+        uint64_t *known = s->cur_mask;
+        memcpy(known, s->masks + sp * mw, mw * sizeof *known);
         int32_t id;
         if (add_node(t, k, &id) != CN_OK)
             goto oom;
@@ -604,18 +698,27 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
             s->features[jj] = s->features[i];
             s->features[i] = f;
             visited++;
-            uint32_t mn, mx;
-            gather(prep, (size_t)f, s->idx + e.start, n, s->vals, &mn, &mx);
-            if (mn == mx) {
-                constants++;
+            uint64_t bit = (uint64_t)1 << (f & 63);
+            if (known[f >> 6] & bit) {
+                constants++; // constant in an ancestor, so here too
                 continue;
             }
-            if (p->splitter == RF_SPLIT_RANDOM)
-                scan_random(&c, &best, f, mn, mx, rng);
-            else if ((size_t)(mx - mn) <= 2 * n)
-                scan_hist(&c, &best, f, mn, mx);
-            else
-                scan_sorted(&c, &best, f);
+            int constant = 0;
+            if (p->splitter == RF_SPLIT_BEST && (size_t)prep->n_unique[f] <= 16 * n) {
+                constant = scan_hist(&c, &best, f);
+            } else {
+                uint32_t mn, mx;
+                gather(prep, (size_t)f, s->idx + e.start, n, s->vals, &mn, &mx);
+                constant = mn == mx;
+                if (!constant && p->splitter == RF_SPLIT_RANDOM)
+                    scan_random(&c, &best, f, mn, mx, rng);
+                else if (!constant)
+                    scan_sorted(&c, &best, f);
+            }
+            if (constant) {
+                known[f >> 6] |= bit;
+                constants++;
+            }
         }
         if (best.feature < 0)
             continue;
@@ -634,20 +737,33 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
         size_t out = e.start, m = 0;
         for (size_t i = e.start; i < e.end; i++) {
             uint32_t r = idx[i];
-            if (code_at(prep, (size_t)best.feature, r) <= best.cut)
+            if (code_at(prep, (size_t)best.feature, r) <= best.cut) {
+                s->ny[out] = s->ny[i];
+                s->nw[out] = s->nw[i];
                 idx[out++] = r;
-            else
+            } else {
+                s->tmpy[m] = s->ny[i];
+                s->tmpw[m] = s->nw[i];
                 s->tmp[m++] = r;
+            }
         }
         memcpy(idx + out, s->tmp, m * sizeof *idx);
+        memcpy(s->ny + out, s->tmpy, m * sizeof *s->ny);
+        memcpy(s->nw + out, s->tmpw, m * sizeof *s->nw);
         if (sp + 2 > s->stack_cap) {
             size_t cap = s->stack_cap * 2;
             stack_ent *ns = realloc(s->stack, cap * sizeof *ns);
             if (ns == NULL)
                 goto oom;
             s->stack = stack = ns;
+            uint64_t *nm = realloc(s->masks, cap * mw * sizeof *nm);
+            if (nm == NULL)
+                goto oom;
+            s->masks = nm;
             s->stack_cap = cap;
         }
+        memcpy(s->masks + sp * mw, known, mw * sizeof *known);
+        memcpy(s->masks + (sp + 1) * mw, known, mw * sizeof *known);
         stack[sp++] = (stack_ent){(uint32_t)out, e.end, e.depth + 1, id, 0};
         stack[sp++] = (stack_ent){e.start, (uint32_t)out, e.depth + 1, id, 1};
     }
