@@ -127,13 +127,21 @@ static int cmd_train(int argc, char **argv)
         {"train-labels", CN_OPT_STRING, o.train_labels, "training labels (IDX)", 0, 0, NULL},
         {"test-images", CN_OPT_STRING, o.test_images, "test images (IDX)", 0, 0, NULL},
         {"test-labels", CN_OPT_STRING, o.test_labels, "test labels (IDX)", 0, 0, NULL},
-        {"o", CN_OPT_STRING, o.out, "write the trained model here (.cnm)", 0, 0, NULL},
+        {"output", CN_OPT_STRING, o.out, "write the trained model here (.cnm); also -o", 0, 0,
+         NULL},
         {"json", CN_OPT_BOOL, &o.json, "print a final JSON line for scripts", 0, 0, NULL},
         CN_OPT_END,
     };
     cn_args args;
     char err[CN_ERRBUF_LEN];
-    if (cn_config_parse(opts, argc, argv, &args, err, sizeof err) != CN_OK)
+    // cn_config knows only --long flags; accept the conventional -o too.
+    char *av[CN_ARGS_MAX * 2];
+    char out_flag[] = "--output";
+    if (argc > (int)(sizeof av / sizeof av[0]))
+        return cli_usage_error("mlp train", "too many arguments");
+    for (int i = 0; i < argc; i++)
+        av[i] = strcmp(argv[i], "-o") == 0 ? out_flag : argv[i];
+    if (cn_config_parse(opts, argc, av, &args, err, sizeof err) != CN_OK)
         return cli_usage_error("mlp train", err);
     if (args.help) {
         printf("usage: canopy mlp train [options]\n\nTrain an MLP (ReLU, softmax "
@@ -223,11 +231,10 @@ static int cmd_train(int argc, char **argv)
     mlp_init_params(&s, params, (uint64_t)o.seed);
     char shape[128];
     mlp_shape_format(&s, shape, sizeof shape);
-    if (!o.json || true)
-        printf("mlp %s (%zu parameters), %zu training rows, %zu test rows, %s lr %g, batch %d, "
-               "%d thread%s\n",
-               shape, s.n_params, n, test->n_rows, o.optimizer, (double)oc.lr, B, (int)o.threads,
-               o.threads == 1 ? "" : "s");
+    printf("mlp %s (%zu parameters), %zu training rows, %zu test rows, %s lr %g, batch %d, "
+           "%d thread%s\n",
+           shape, s.n_params, n, test->n_rows, o.optimizer, (double)oc.lr, B, (int)o.threads,
+           o.threads == 1 ? "" : "s");
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     cn_rng rng;
