@@ -97,6 +97,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         {"register-timeout-ms", CN_OPT_INT, &register_ms,
          "how long to wait for the scheduler at start-up", 100, 3600000, NULL},
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
+        {"cache-dir", CN_OPT_STRING, cache_dir, "where a worker keeps the data sets it fetched", 0,
+         0, NULL},
         CLI_NET_OPTS(&net),
         CN_OPT_END,
     };

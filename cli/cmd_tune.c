@@ -248,7 +248,7 @@ int cmd_tune(int argc, char **argv)
         goto out;
     }
 
-    int tty = isatty(2);
+    int tty = isatty(2), warned_no_workers = 0;
     uint64_t last_line = 0, t0 = cn_now_ms();
     Canopy__Sweep__StatusReply *st = NULL;
     for (;;) {
@@ -291,6 +291,12 @@ int cmd_tune(int argc, char **argv)
             }
             if (strcmp(st->state, "running") != 0)
                 break;
+            if (st->workers == 0 && cn_now_ms() - t0 > 3000 && !warned_no_workers) {
+                fprintf(stderr, "%scanopy tune: no live workers: start some with `canopy worker "
+                                "--scheduler %s`\n",
+                        tty ? "\n" : "", net.scheduler);
+                warned_no_workers = 1;
+            }
         } else if (code == RPC_NOT_FOUND || code == RPC_UNAUTHENTICATED) {
             fprintf(stderr, "\ncanopy tune: %s\n", detail);
             exit_code = CLI_EXIT_FAILURE;

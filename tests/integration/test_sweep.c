@@ -1,0 +1,233 @@
+// test_sweep.c: distributed sweeps with real processes on loopback: a
+// worker killed mid-sweep (its unit is re-queued, a worker that joins late
+// gets work, no unit is recorded twice) and a scheduler killed and resumed
+// (nothing finished is redone).
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/support/support.h"
+
+#define TRIALS 7 // the default + 6 drawn
+#define FOLDS 3
+
+static char dir[256], url[64], log_path[512], state[300], spec[300];
+
+static void setup(void)
+{
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ts_free_port());
+    snprintf(log_path, sizeof log_path, "%s/cluster.log", dir);
+    snprintf(state, sizeof state, "%s/state", dir);
+    snprintf(spec, sizeof spec, "%s/sweep.json", dir);
+    char data[512], text[2048];
+    ts_source_path("data/covertype-kaggle-train.csv.gz", data, sizeof data);
+    snprintf(text, sizeof text,
+             "{\"name\": \"itest\", \"data\": {\"path\": \"%s\"},"
+             " \"cv\": {\"folds\": %d, \"seed\": 3},"
+             " \"fixed\": {\"n_estimators\": 12},"
+             " \"space\": {\"max_features\": {\"choice\": [\"sqrt\", 0.3, 0.6]},"
+             "             \"bootstrap\": {\"choice\": [true, false]}},"
+             " \"search\": {\"algorithm\": \"random\", \"samples\": %d, \"seed\": 5},"
+             " \"limits\": {\"retries\": 3}}",
+             data, FOLDS, TRIALS - 1);
+    ts_write_file(spec, text);
+    setenv("CANOPY_TOKEN", "sweep-secret", 1);
+}
+
+static void teardown(void)
+{
+    ts_reap_all();
+    ts_rmtree(dir);
+}
+
+static pid_t start_scheduler(void)
+{
+    char *argv[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", url, "--state-dir", state,
+                    "--heartbeat-ms", "100", "--dead-after-ms", "800", NULL};
+    return ts_spawn(argv, log_path);
+}
+
+static pid_t start_worker(const char *name)
+{
+    char cache[400];
+    snprintf(cache, sizeof cache, "%s/cache-%s", dir, name);
+    char *argv[] = {(char *)ts_canopy_bin(), "worker", "--scheduler", url, "--name", (char *)name,
+                    "--threads", "1", "--cache-dir", cache, NULL};
+    return ts_spawn(argv, log_path);
+}
+
+static pid_t start_tune(const char *flag, const char *out)
+{
+    char best[400], csv[400];
+    snprintf(best, sizeof best, "%s/best.json", dir);
+    snprintf(csv, sizeof csv, "%s/trials.csv", dir);
+    char *argv[] = {(char *)ts_canopy_bin(), "tune", spec, "--scheduler", url, "--best-out", best,
+                    "--csv", csv, (char *)flag, NULL};
+    return ts_spawn(argv, out);
+}
+
+// results_file finds the one sweep's results log.
+static int results_file(char *out, size_t n)
+{
+    char sweeps[400];
+    snprintf(sweeps, sizeof sweeps, "%s/sweeps", state);
+    DIR *d = opendir(sweeps);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(out, n, "%s/%s/results.jsonl", sweeps, e->d_name);
+            found = 1;
+        }
+    closedir(d);
+    return found;
+}
+
+// count_units counts records and distinct (trial, fold) pairs recorded ok.
+static int count_units(int *distinct, int *from_worker, const char *worker)
+{
+    char path[700];
+    *distinct = 0;
+    if (from_worker)
+        *from_worker = 0;
+    if (!results_file(path, sizeof path))
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int seen[TRIALS][FOLDS] = {{0}};
+    int lines = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!o)
+            continue;
+        if (cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+            lines++;
+            int t = (int)cJSON_GetObjectItem(o, "trial")->valuedouble;
+            int k = (int)cJSON_GetObjectItem(o, "fold")->valuedouble;
+            if (t >= 0 && t < TRIALS && k >= 0 && k < FOLDS && !seen[t][k]++)
+                (*distinct)++;
+            const cJSON *w = cJSON_GetObjectItem(o, "worker");
+            if (from_worker && worker && cJSON_IsString(w) && strcmp(w->valuestring, worker) == 0)
+                (*from_worker)++;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    return lines;
+}
+
+static bool some_done(void *arg)
+{
+    int distinct;
+    return count_units(&distinct, NULL, NULL) >= *(int *)arg;
+}
+
+START_TEST(test_sweep_survives_a_killed_worker_and_a_late_joiner)
+{
+    start_scheduler();
+    pid_t w1 = start_worker("w1");
+    start_worker("w2");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    int need = 3;
+    ck_assert_msg(ts_wait_until(some_done, &need, 60000), "no progress (see %s)", log_path);
+    ts_kill(w1, SIGKILL);
+    ts_wait_exit(w1, 5000, NULL);
+    start_worker("w3");
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune failed (see %s, %s)", out,
+                  log_path);
+    int distinct, by_w3;
+    int lines = count_units(&distinct, &by_w3, "w3");
+    ck_assert_int_eq(distinct, TRIALS * FOLDS);
+    ck_assert_int_eq(lines, TRIALS * FOLDS); // never recorded twice
+    ck_assert_int_gt(by_w3, 0);              // the late joiner got work
+    ck_assert(ts_file_contains(out, "best"));
+    char best[400];
+    snprintf(best, sizeof best, "%s/best.json", dir);
+    ck_assert(ts_file_contains(best, "max_features") || ts_file_contains(best, "n_estimators"));
+}
+END_TEST
+
+START_TEST(test_sweep_resumes_after_the_scheduler_is_killed)
+{
+    pid_t s = start_scheduler();
+    start_worker("w1");
+    start_worker("w2");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune1.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    int need = 4;
+    ck_assert_msg(ts_wait_until(some_done, &need, 60000), "no progress (see %s)", log_path);
+    ts_kill(s, SIGKILL);
+    ts_kill(tune, SIGKILL);
+    ts_wait_exit(s, 5000, NULL);
+    ts_wait_exit(tune, 5000, NULL);
+    int before_distinct;
+    int before = count_units(&before_distinct, NULL, NULL);
+    ck_assert_int_ge(before, 4);
+    ck_assert_int_eq(before, before_distinct);
+    start_scheduler();
+    snprintf(out, sizeof out, "%s/tune2.txt", dir);
+    tune = start_tune("--resume", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
+                  out);
+    ck_assert(ts_file_contains(out, "already done (resumed)"));
+    int distinct;
+    int lines = count_units(&distinct, NULL, NULL);
+    ck_assert_int_eq(distinct, TRIALS * FOLDS);
+    ck_assert_int_eq(lines, TRIALS * FOLDS); // the units done before the crash were not redone
+}
+END_TEST
+
+START_TEST(test_invalid_sweep_is_rejected_before_anything_runs)
+{
+    start_scheduler();
+    ts_write_file(spec, "{\"name\": \"bad\", \"data\": {\"path\": \"x.csv\"},"
+                        " \"space\": {\"max_depth\": {\"uniform\": [5]}}}");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    int st;
+    ck_assert(ts_wait_exit(tune, 30000, &st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert(ts_file_contains(out, "space.max_depth.uniform: expected [lo, hi]"));
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("sweep");
+    TCase *t = tcase_create("processes");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, test_sweep_survives_a_killed_worker_and_a_late_joiner);
+    tcase_add_test(t, test_sweep_resumes_after_the_scheduler_is_killed);
+    tcase_add_test(t, test_invalid_sweep_is_rejected_before_anything_runs);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *r = srunner_create(suite());
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
