@@ -51,7 +51,8 @@ struct rpc_client {
     int nfree;
     int active;
     bool closing;
-    cn_rng rng; // jitter; under mu
+    atomic_bool aclosing; // mirror of closing, read without mu
+    cn_rng rng;           // jitter; under mu
 
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_seq;
@@ -148,18 +149,28 @@ void rpc_client_close(rpc_client *c)
 {
     if (!c)
         return;
+    // Abort the calls in progress (they return CANCELLED) and wait for
+    // them to leave; re-cancel periodically in case a call was between two
+    // operations. Then close every context before the socket: closing a
+    // req socket with live contexts can hang in nng 1.5.2.
     pthread_mutex_lock(&c->mu);
     c->closing = true;
+    atomic_store(&c->aclosing, true);
     pthread_cond_broadcast(&c->cv);
+    while (c->active > 0) {
+        for (int i = 0; i < c->nslots; i++)
+            nng_aio_cancel(c->slots[i].aio);
+        struct timespec ts;
+        abs_time(&ts, cn_now_ns() + 10000000ull);
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
     pthread_mutex_unlock(&c->mu);
-    // Closing the socket aborts every pending send/recv with NNG_ECLOSED,
-    // which the calls report as CANCELLED; then wait for them to return.
+    for (int i = 0; i < c->nslots; i++) {
+        nng_aio_stop(c->slots[i].aio);
+        nng_ctx_close(c->slots[i].ctx);
+    }
     if (c->sock_open)
         nng_close(c->sock);
-    pthread_mutex_lock(&c->mu);
-    while (c->active > 0)
-        pthread_cond_wait(&c->cv, &c->mu);
-    pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < c->nslots; i++)
         nng_aio_free(c->slots[i].aio);
     if (c->tls)
@@ -249,10 +260,14 @@ static rpc_code nng_fail(rpc_reply *rep, int rv, bool sending)
 
 // attempt sends msg (taken) on slot s and waits up to timeout_ms for the
 // reply; fills rep (which then owns the reply message).
-static rpc_code attempt(cl_slot *s, nng_msg *msg, uint64_t request_id, int timeout_ms,
-                        rpc_reply *rep)
+static rpc_code attempt(const atomic_bool *closing, cl_slot *s, nng_msg *msg, uint64_t request_id,
+                        int timeout_ms, rpc_reply *rep)
 {
     uint64_t until = cn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    if (atomic_load(closing)) {
+        nng_msg_free(msg);
+        return set_fail(rep, RPC_CANCELLED, "%s", "client closed during the call");
+    }
     nng_aio_set_msg(s->aio, msg);
     nng_aio_set_timeout(s->aio, timeout_ms);
     nng_ctx_send(s->ctx, s->aio);
@@ -263,6 +278,8 @@ static rpc_code attempt(cl_slot *s, nng_msg *msg, uint64_t request_id, int timeo
         nng_aio_set_msg(s->aio, NULL);
         return nng_fail(rep, rv, true);
     }
+    if (atomic_load(closing))
+        return set_fail(rep, RPC_CANCELLED, "%s", "client closed during the call");
     uint64_t now = cn_now_ns();
     int left = now < until ? (int)((until - now + 999999) / 1000000) : 1;
     nng_aio_set_timeout(s->aio, left);
@@ -408,7 +425,7 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
             nng_msg_free(rep->msg_);
             rep->msg_ = NULL;
         }
-        code = attempt(s, msg, h.request_id, att_ms, rep);
+        code = attempt(&c->aclosing, s, msg, h.request_id, att_ms, rep);
         if (code == RPC_OK || n >= retries ||
             (code != RPC_UNAVAILABLE && code != RPC_DEADLINE_EXCEEDED))
             break;

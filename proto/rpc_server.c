@@ -80,7 +80,7 @@ struct srv_ctx {
     rpc_server *s;
     nng_ctx ctx;
     nng_aio *aio;
-    int state;
+    atomic_int state;
     rpc_call call;
 };
 
@@ -260,7 +260,7 @@ static void dd_free_all(rpc_server *s)
 
 static void ctx_recv(srv_ctx *x)
 {
-    x->state = CTX_RECV;
+    atomic_store(&x->state, CTX_RECV);
     nng_ctx_recv(x->ctx, x->aio);
 }
 
@@ -290,19 +290,21 @@ static void call_send(rpc_call *c, nng_msg *reply, rpc_code code)
     bool counted = c->counted;
     c->counted = false;
     c->dedup = false;
-    if (!reply) {
-        // Nothing to send (out of memory): let the caller time out.
-        ctx_recv(x);
-    } else {
-        x->state = CTX_SEND;
-        nng_aio_set_msg(x->aio, reply);
-        nng_ctx_send(x->ctx, x->aio);
-    }
+    // Release the in-flight slot before the reply leaves, so a caller that
+    // has its reply can count on the slot being free.
     if (counted) {
         pthread_mutex_lock(&s->drain_mu);
         atomic_fetch_sub(&s->inflight, 1);
         pthread_cond_broadcast(&s->drain_cv);
         pthread_mutex_unlock(&s->drain_mu);
+    }
+    if (!reply) {
+        // Nothing to send (out of memory): let the caller time out.
+        ctx_recv(x);
+    } else {
+        atomic_store(&x->state, CTX_SEND);
+        nng_aio_set_msg(x->aio, reply);
+        nng_ctx_send(x->ctx, x->aio);
     }
 }
 
@@ -553,7 +555,7 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
         }
     }
 
-    x->state = CTX_BUSY;
+    atomic_store(&x->state, CTX_BUSY);
     if (c->m->flags & RPC_HANDLER_INLINE) {
         call_run(c);
         return;
@@ -572,10 +574,10 @@ static void ctx_cb(void *arg)
 {
     srv_ctx *x = arg;
     int rv = nng_aio_result(x->aio);
-    if (x->state == CTX_RECV) {
+    if (atomic_load(&x->state) == CTX_RECV) {
         if (rv != 0) {
             if (rv == NNG_ECLOSED) {
-                x->state = CTX_IDLE;
+                atomic_store(&x->state, CTX_IDLE);
                 return;
             }
             ctx_recv(x);
@@ -588,7 +590,7 @@ static void ctx_cb(void *arg)
     if (rv != 0) {
         nng_msg_free(nng_aio_get_msg(x->aio));
         if (rv == NNG_ECLOSED) {
-            x->state = CTX_IDLE;
+            atomic_store(&x->state, CTX_IDLE);
             return;
         }
     }
@@ -712,7 +714,7 @@ cn_err rpc_server_start(rpc_server *s, char *err, size_t errlen)
     for (int i = 0; i < s->nctx; i++) {
         srv_ctx *x = &s->ctxs[i];
         x->s = s;
-        x->state = CTX_IDLE;
+        atomic_init(&x->state, CTX_IDLE);
         int rv = nng_aio_alloc(&x->aio, ctx_cb, x);
         if (rv == 0)
             rv = nng_ctx_open(&x->ctx, s->sock);
@@ -785,6 +787,18 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     }
     for (int i = 0; i < s->nthreads_started; i++)
         pthread_join(s->threads[i], NULL);
+    // Let replies already handed to nng leave before the socket closes
+    // (bounded: at most 100 ms more).
+    for (int tries = 0; s->started && tries < 100; tries++) {
+        bool sending = false;
+        for (int i = 0; i < s->nctx; i++)
+            if (atomic_load(&s->ctxs[i].state) == CTX_SEND)
+                sending = true;
+        if (!sending)
+            break;
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (s->sock_open)
         nng_close(s->sock);
     bool abandoned = atomic_load(&s->inflight) > 0;

@@ -1,0 +1,837 @@
+// test_rpc.c: the RPC runtime of proto/ end to end: round trips on every
+// transport, concurrency, deadlines, malformed and oversized input sent with
+// a raw nng socket, the in-flight cap, the token, duplicate suppression,
+// reconnecting after a server restart, in-place reply payloads and metrics.
+// Every test asserts exact status codes and waits on conditions.
+#include "proto/rpc.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "cluster.pb-c.h"
+#include "proto/rpc_impl.h"
+#include "tests/support/support.h"
+
+// ---------------------------------------------------------------- fixture
+
+typedef struct fixture {
+    atomic_int echo_calls;
+    atomic_int count_calls;
+    atomic_int sleep_started;
+    atomic_int sleep_done;
+    atomic_int blocked;
+    atomic_int release;
+    atomic_int misaligned; // request payloads seen at a misaligned address
+} fixture;
+
+static fixture fx;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+// Echo replies with the request's HeartbeatRequest and payload.
+static void h_echo(rpc_call *c, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&fx.echo_calls, 1);
+    size_t bl, pl;
+    const uint8_t *b = rpc_call_body(c, &bl);
+    const void *p = rpc_call_payload(c, &pl);
+    if (p && (uintptr_t)p % 16 != 0)
+        atomic_fetch_add(&fx.misaligned, 1);
+    Canopy__Cluster__HeartbeatRequest *r = canopy__cluster__heartbeat_request__unpack(NULL, bl, b);
+    if (!r) {
+        rpc_call_fail(c, RPC_INVALID_ARGUMENT, "body is not a HeartbeatRequest");
+        return;
+    }
+    rpc_call_reply(c, &r->base, p, pl);
+    canopy__cluster__heartbeat_request__free_unpacked(r, NULL);
+}
+
+// Sleep waits node_id milliseconds, then replies with an empty body.
+static void h_sleep(rpc_call *c, void *arg)
+{
+    (void)arg;
+    size_t bl;
+    const uint8_t *b = rpc_call_body(c, &bl);
+    Canopy__Cluster__HeartbeatRequest *r = canopy__cluster__heartbeat_request__unpack(NULL, bl, b);
+    int ms = r ? (int)r->node_id : 0;
+    if (r)
+        canopy__cluster__heartbeat_request__free_unpacked(r, NULL);
+    atomic_fetch_add(&fx.sleep_started, 1);
+    sleep_ms(ms);
+    atomic_fetch_add(&fx.sleep_done, 1);
+    rpc_call_reply(c, NULL, NULL, 0);
+}
+
+// Count is a mutating call: it bumps a counter and returns it as the rank.
+static void h_count(rpc_call *c, void *arg)
+{
+    (void)arg;
+    Canopy__Cluster__RegisterReply rr = CANOPY__CLUSTER__REGISTER_REPLY__INIT;
+    rr.rank = (uint32_t)atomic_fetch_add(&fx.count_calls, 1) + 1;
+    rr.heartbeat_interval_ms = (uint32_t)rpc_call_seq(c);
+    rpc_call_reply(c, &rr.base, NULL, 0);
+}
+
+// Block holds its handler thread until fx.release is set.
+static void h_block(rpc_call *c, void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&fx.blocked, 1);
+    while (!atomic_load(&fx.release))
+        sleep_ms(1);
+    rpc_call_reply(c, NULL, NULL, 0);
+}
+
+// Big writes node_id floats in place: value i at index i.
+static void h_big(rpc_call *c, void *arg)
+{
+    (void)arg;
+    size_t bl;
+    const uint8_t *b = rpc_call_body(c, &bl);
+    Canopy__Cluster__HeartbeatRequest *r = canopy__cluster__heartbeat_request__unpack(NULL, bl, b);
+    size_t n = r ? (size_t)r->node_id : 0;
+    if (r)
+        canopy__cluster__heartbeat_request__free_unpacked(r, NULL);
+    void *p;
+    if (rpc_call_reply_begin(c, NULL, n * sizeof(float), &p) != CN_OK)
+        return;
+    float *f = p;
+    for (size_t i = 0; i < n; i++)
+        f[i] = (float)i;
+    rpc_call_reply_end(c);
+}
+
+typedef struct srv_cfg {
+    const char *url;
+    const char *token;
+    size_t max_msg;
+    int max_inflight;
+    int threads;
+    int window;
+    rpc_tls tls;
+} srv_cfg;
+
+static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
+{
+    rpc_server_opts o = {.url = cfg->url,
+                         .token = cfg->token,
+                         .max_msg_bytes = cfg->max_msg,
+                         .max_inflight = cfg->max_inflight,
+                         .handler_threads = cfg->threads,
+                         .dedup_window = cfg->window,
+                         .tls = cfg->tls};
+    rpc_server *s = NULL;
+    char err[CN_ERRBUF_LEN] = "";
+    cn_err rc = rpc_server_open(&s, &o, err, sizeof err);
+    ck_assert_msg(rc == CN_OK, "rpc_server_open(%s): %s", cfg->url, err);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "EchoInline", h_echo, NULL, RPC_HANDLER_INLINE),
+                     CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Sleep", h_sleep, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Block", h_block, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Big", h_big, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_EEXIST);
+    ck_assert_int_eq(rpc_server_start(s, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Late", h_echo, NULL, 0), CN_ESTATE);
+    ck_assert_int_eq(rpc_server_url(s, url_out, n), CN_OK);
+    return s;
+}
+
+static rpc_client *open_client(const char *url, const char *token, size_t max_msg,
+                               const rpc_tls *tls)
+{
+    rpc_client_opts o = {.url = url, .token = token, .max_msg_bytes = max_msg};
+    if (tls)
+        o.tls = *tls;
+    rpc_client *c = NULL;
+    char err[CN_ERRBUF_LEN] = "";
+    cn_err rc = rpc_client_open(&c, &o, err, sizeof err);
+    ck_assert_msg(rc == CN_OK, "rpc_client_open(%s): %s", url, err);
+    return c;
+}
+
+// echo_call sends Test/<method> with node_id = v and a payload of n floats
+// (value v + i) and checks the echo. Returns the status.
+static rpc_code echo_call(rpc_client *c, const char *method, uint64_t v, size_t n, int deadline)
+{
+    Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+    q.node_id = v;
+    q.status = (char *)"hello";
+    float *pl = n ? malloc(n * sizeof(float)) : NULL;
+    for (size_t i = 0; i < n; i++)
+        pl[i] = (float)(v + i);
+    rpc_request r = {.service = "Test",
+                     .method = method,
+                     .body = &q.base,
+                     .payload = pl,
+                     .payload_len = n * sizeof(float),
+                     .deadline_ms = deadline,
+                     .flags = RPC_IDEMPOTENT};
+    rpc_reply rep;
+    rpc_code code = rpc_client_call(c, &r, &rep);
+    if (code == RPC_OK) {
+        Canopy__Cluster__HeartbeatRequest *a =
+            (Canopy__Cluster__HeartbeatRequest *)rpc_reply_unpack(
+                &rep, &canopy__cluster__heartbeat_request__descriptor);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_uint_eq(a->node_id, v);
+        ck_assert_str_eq(a->status, "hello");
+        canopy__cluster__heartbeat_request__free_unpacked(a, NULL);
+        ck_assert_uint_eq(rep.payload_len, n * sizeof(float));
+        if (n) {
+            ck_assert_uint_eq((uintptr_t)rep.payload % 16, 0);
+            ck_assert_int_eq(memcmp(rep.payload, pl, n * sizeof(float)), 0);
+        } else {
+            ck_assert_ptr_null(rep.payload);
+        }
+    } else {
+        ck_assert_msg(rep.detail[0] != '\0', "no detail for %s", rpc_code_name(code));
+    }
+    rpc_reply_fini(&rep);
+    free(pl);
+    return code;
+}
+
+static void round_trip(const char *url, const rpc_tls *stls, const rpc_tls *ctls)
+{
+    char bound[512];
+    srv_cfg cfg = {.url = url};
+    if (stls)
+        cfg.tls = *stls;
+    rpc_server *s = start_server(&cfg, bound, sizeof bound);
+    rpc_client *c = open_client(bound, NULL, 0, ctls);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    ck_assert_int_eq(echo_call(c, "Echo", 7, 0, 2000), RPC_OK);
+    ck_assert_int_eq(echo_call(c, "Echo", 9, 1000, 2000), RPC_OK);
+    ck_assert_int_eq(echo_call(c, "EchoInline", 11, 300000, 5000), RPC_OK);
+    ck_assert_int_eq(echo_call(c, "Echo", 13, 3, 2000), RPC_OK);
+    ck_assert_int_eq(atomic_load(&fx.misaligned), 0);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+
+START_TEST(test_rpc_round_trip_tcp)
+{
+    round_trip("tcp://127.0.0.1:0", NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_rpc_round_trip_ipc)
+{
+    char dir[256], url[400];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(url, sizeof url, "ipc://%s/rpc.sock", dir);
+    round_trip(url, NULL, NULL);
+    ts_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_rpc_round_trip_inproc)
+{
+    round_trip("inproc://rpc-test", NULL, NULL);
+}
+END_TEST
+
+START_TEST(test_rpc_round_trip_tls)
+{
+    if (system("command -v openssl >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "test_rpc_round_trip_tls: SKIPPED: openssl is not installed\n");
+        return;
+    }
+    char dir[256], cmd[2048], cert[400], key[400];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+    snprintf(key, sizeof key, "%s/key.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1",
+             key, cert);
+    ck_assert_int_eq(system(cmd), 0);
+    char url[64];
+    snprintf(url, sizeof url, "tls+tcp://127.0.0.1:%d", ts_free_port());
+    rpc_tls stls = {.cert_file = cert, .key_file = key};
+    rpc_tls ctls = {.ca_file = cert, .server_name = "localhost"};
+    round_trip(url, &stls, &ctls);
+
+    // A client without a CA is refused at open, with a reason.
+    rpc_client_opts o = {.url = url};
+    rpc_client *c = NULL;
+    char err[CN_ERRBUF_LEN] = "";
+    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "ca_file"));
+    ts_rmtree(dir);
+}
+END_TEST
+
+typedef struct conc_arg {
+    rpc_client *c;
+    int id;
+    int ok;
+} conc_arg;
+
+static void *conc_main(void *p)
+{
+    conc_arg *a = p;
+    for (int i = 0; i < 10; i++)
+        if (echo_call(a->c, (a->id & 1) ? "Echo" : "EchoInline", (uint64_t)(a->id * 100 + i),
+                      (size_t)(a->id * 16), 10000) == RPC_OK)
+            a->ok++;
+    return NULL;
+}
+
+START_TEST(test_rpc_64_concurrent_calls_all_succeed)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .max_inflight = 128};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    pthread_t t[64];
+    conc_arg a[64];
+    for (int i = 0; i < 64; i++) {
+        a[i] = (conc_arg){.c = c, .id = i};
+        pthread_create(&t[i], NULL, conc_main, &a[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < 64; i++) {
+        pthread_join(t[i], NULL);
+        ok += a[i].ok;
+    }
+    ck_assert_int_eq(ok, 640);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+static rpc_code sleep_call(rpc_client *c, int sleep_for, int deadline)
+{
+    Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+    q.node_id = (uint64_t)sleep_for;
+    rpc_request r = {
+        .service = "Test", .method = "Sleep", .body = &q.base, .deadline_ms = deadline};
+    rpc_reply rep;
+    rpc_code code = rpc_client_call(c, &r, &rep);
+    rpc_reply_fini(&rep);
+    return code;
+}
+
+typedef struct sleep_arg {
+    rpc_client *c;
+    int ms;
+    rpc_code code;
+} sleep_arg;
+
+static void *sleep_main(void *p)
+{
+    sleep_arg *a = p;
+    a->code = sleep_call(a->c, a->ms, 5000);
+    return NULL;
+}
+
+static bool sleep_started(void *arg)
+{
+    return atomic_load(&fx.sleep_started) >= *(int *)arg;
+}
+
+typedef struct metric_wait {
+    rpc_server *s;
+    const char *needle;
+} metric_wait;
+
+static bool metrics_have(void *arg)
+{
+    metric_wait *m = arg;
+    cn_buf b;
+    cn_buf_init(&b);
+    rpc_server_metrics(m->s, &b);
+    bool ok = b.data && strstr(b.data, m->needle) != NULL;
+    cn_buf_fini(&b);
+    return ok;
+}
+
+START_TEST(test_rpc_deadline_exceeded_by_slow_handler_and_in_queue)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .threads = 1};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+
+    // The handler takes 400 ms, the caller waits 100 ms.
+    ck_assert_int_eq(sleep_call(c, 400, 100), RPC_DEADLINE_EXCEEDED);
+    int one = 1;
+    ck_assert(ts_wait_until(sleep_started, &one, 2000));
+
+    // With the only handler thread busy for 300 ms more, a call whose
+    // deadline passes while queued is answered without running its handler.
+    sleep_arg a = {.c = c, .ms = 300};
+    pthread_t t;
+    int two = 2;
+    pthread_create(&t, NULL, sleep_main, &a);
+    ck_assert(ts_wait_until(sleep_started, &two, 2000));
+    ck_assert_int_eq(sleep_call(c, 0, 50), RPC_DEADLINE_EXCEEDED);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(a.code, RPC_OK);
+    metric_wait mw = {s, "canopy_rpc_requests_total{service=\"Test\",method=\"Sleep\","
+                         "code=\"DEADLINE_EXCEEDED\"} 1"};
+    ck_assert(ts_wait_until(metrics_have, &mw, 2000));
+    ck_assert_int_eq(atomic_load(&fx.sleep_started), 2);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_unknown_method_is_unimplemented)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "inproc://unimpl"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    rpc_request r = {.service = "Test", .method = "Nope", .deadline_ms = 2000};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_UNIMPLEMENTED);
+    ck_assert_int_eq(rep.code, RPC_UNIMPLEMENTED);
+    ck_assert_ptr_nonnull(strstr(rep.detail, "Test/Nope"));
+    rpc_reply_fini(&rep);
+    r.service = "Other";
+    r.method = "Echo";
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_UNIMPLEMENTED);
+    rpc_reply_fini(&rep);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+// raw_call sends bytes with a plain req socket and returns the decoded reply
+// code, or -1 if no reply came within timeout_ms or the connection was
+// dropped. If out is not NULL it
+// receives the reply message.
+static int raw_call(nng_socket sock, const void *bytes, size_t n, int timeout_ms, nng_msg **out)
+{
+    nng_msg *m;
+    ck_assert_int_eq(nng_msg_alloc(&m, n), 0);
+    if (n)
+        memcpy(nng_msg_body(m), bytes, n);
+    nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, timeout_ms);
+    ck_assert_int_eq(nng_sendmsg(sock, m, 0), 0);
+    nng_msg *r;
+    int rv = nng_recvmsg(sock, &r, 0);
+    if (rv != 0) {
+        // No reply: timed out, or (resend disabled) the request failed
+        // because the server closed the connection on it.
+        ck_assert_msg(rv == NNG_ETIMEDOUT || rv == NNG_ECONNRESET, "recv: %s", nng_strerror(rv));
+        return -1;
+    }
+    Canopy__Rpc__RpcReply *h;
+    rpc_frame f;
+    char err[256];
+    ck_assert_int_eq(
+        rpc_wire_decode_reply(nng_msg_body(r), nng_msg_len(r), NULL, &h, &f, err, sizeof err),
+        CN_OK);
+    int code = h->code;
+    canopy__rpc__rpc_reply__free_unpacked(h, NULL);
+    if (out)
+        *out = r;
+    else
+        nng_msg_free(r);
+    return code;
+}
+
+static nng_socket raw_open(const char *url)
+{
+    nng_socket sock;
+    ck_assert_int_eq(nng_req0_open(&sock), 0);
+    nng_socket_set_ms(sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 2000);
+    ck_assert_int_eq(nng_dial(sock, url, NULL, 0), 0);
+    return sock;
+}
+
+START_TEST(test_rpc_malformed_and_truncated_frames_are_invalid_argument)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    nng_socket raw = raw_open(url);
+    ck_assert_int_eq(raw_call(raw, "garbage!garbage!", 16, 2000, NULL), RPC_INVALID_ARGUMENT);
+    ck_assert_int_eq(raw_call(raw, "\x05\x00", 2, 2000, NULL), RPC_INVALID_ARGUMENT);
+    ck_assert_int_eq(raw_call(raw, "", 0, 2000, NULL), RPC_INVALID_ARGUMENT);
+    // A header length that claims more than was sent.
+    const uint8_t big[8] = {0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0};
+    ck_assert_int_eq(raw_call(raw, big, sizeof big, 2000, NULL), RPC_INVALID_ARGUMENT);
+    // A well-formed frame cut in the middle of its body.
+    Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
+    h.service = (char *)"Test";
+    h.method = (char *)"Echo";
+    h.align_bias = RPC_ALIGN_BIAS;
+    Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+    q.status = (char *)"a longer status string";
+    nng_msg *m;
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &q.base, 0, 1 << 20, NULL), CN_OK);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(m), nng_msg_len(m) - 5, 2000, NULL),
+                     RPC_INVALID_ARGUMENT);
+    // The same frame whole is served.
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(m), nng_msg_len(m), 2000, NULL), RPC_OK);
+    nng_msg_free(m);
+    nng_close(raw);
+
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    ck_assert_int_eq(echo_call(c, "Echo", 5, 8, 2000), RPC_OK);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_oversize_request_is_resource_exhausted_and_raw_one_dropped)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .max_msg = 64 * 1024};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 64 * 1024, NULL);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    // 128 KiB of payload: refused by the client before sending.
+    int before = atomic_load(&fx.echo_calls);
+    ck_assert_int_eq(echo_call(c, "Echo", 1, 32 * 1024, 2000), RPC_RESOURCE_EXHAUSTED);
+    ck_assert_int_eq(atomic_load(&fx.echo_calls), before);
+    // Just under the limit is fine.
+    ck_assert_int_eq(echo_call(c, "Echo", 1, 15 * 1024, 2000), RPC_OK);
+
+    // A raw 200 KB message is dropped by nng at the transport: no reply.
+    nng_socket raw = raw_open(url);
+    size_t n = 200 * 1024;
+    uint8_t *junk = calloc(1, n);
+    ck_assert_int_eq(raw_call(raw, junk, n, 300, NULL), -1);
+    free(junk);
+    // Other clients are still served.
+    ck_assert_int_eq(echo_call(c, "Echo", 2, 64, 2000), RPC_OK);
+    nng_close(raw);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+typedef struct block_arg {
+    rpc_client *c;
+    rpc_code code;
+} block_arg;
+
+static void *block_main(void *p)
+{
+    block_arg *a = p;
+    rpc_request r = {.service = "Test", .method = "Block", .deadline_ms = 10000};
+    rpc_reply rep;
+    a->code = rpc_client_call(a->c, &r, &rep);
+    rpc_reply_fini(&rep);
+    return NULL;
+}
+
+static bool blocked_two(void *arg)
+{
+    (void)arg;
+    return atomic_load(&fx.blocked) == 2;
+}
+
+START_TEST(test_rpc_over_inflight_cap_is_resource_exhausted)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .max_inflight = 2, .threads = 4};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    pthread_t t[2];
+    block_arg a[2] = {{c, RPC_UNKNOWN}, {c, RPC_UNKNOWN}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, block_main, &a[i]);
+    ck_assert(ts_wait_until(blocked_two, NULL, 5000));
+    rpc_request r = {.service = "Test", .method = "Echo", .deadline_ms = 2000};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_RESOURCE_EXHAUSTED);
+    ck_assert_ptr_nonnull(strstr(rep.detail, "busy"));
+    rpc_reply_fini(&rep);
+    atomic_store(&fx.release, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(a[i].code, RPC_OK);
+    }
+    ck_assert_int_eq(echo_call(c, "Echo", 3, 4, 2000), RPC_OK);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_wrong_or_missing_token_is_unauthenticated)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .token = "s3cret-token"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *wrong = open_client(url, "s3cret-tokeN", 0, NULL);
+    rpc_client *none = open_client(url, NULL, 0, NULL);
+    rpc_client *longer = open_client(url, "s3cret-token2", 0, NULL);
+    rpc_client *good = open_client(url, "s3cret-token", 0, NULL);
+    ck_assert_int_eq(echo_call(wrong, "Echo", 1, 0, 2000), RPC_UNAUTHENTICATED);
+    ck_assert_int_eq(echo_call(none, "Echo", 1, 0, 2000), RPC_UNAUTHENTICATED);
+    ck_assert_int_eq(echo_call(longer, "Echo", 1, 0, 2000), RPC_UNAUTHENTICATED);
+    ck_assert_int_eq(echo_call(good, "Echo", 1, 0, 2000), RPC_OK);
+    ck_assert_int_eq(atomic_load(&fx.echo_calls), 1);
+    rpc_client_close(wrong);
+    rpc_client_close(none);
+    rpc_client_close(longer);
+    rpc_client_close(good);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+static nng_msg *count_frame(uint64_t node, uint64_t seq)
+{
+    Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
+    h.service = (char *)"Test";
+    h.method = (char *)"Count";
+    h.request_id = 1000 + seq;
+    h.deadline_ms = 2000;
+    h.node_id = node;
+    h.seq = seq;
+    h.mutating = true;
+    h.align_bias = RPC_ALIGN_BIAS;
+    nng_msg *m;
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 0, 1 << 20, NULL), CN_OK);
+    return m;
+}
+
+START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .window = 4};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    nng_socket raw = raw_open(url);
+    nng_msg *f = count_frame(42, 7);
+    nng_msg *r1, *r2;
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, &r1), RPC_OK);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, &r2), RPC_OK);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), 1);
+    ck_assert_uint_eq(nng_msg_len(r1), nng_msg_len(r2));
+    ck_assert_int_eq(memcmp(nng_msg_body(r1), nng_msg_body(r2), nng_msg_len(r1)), 0);
+    nng_msg_free(r1);
+    nng_msg_free(r2);
+    nng_msg_free(f);
+    // The same seq from another node is a different call.
+    f = count_frame(43, 7);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+    nng_msg_free(f);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), 2);
+    // Move node 42's window past seq 7: 7 is then too old.
+    for (uint64_t q = 8; q <= 11; q++) {
+        f = count_frame(42, q);
+        ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+        nng_msg_free(f);
+    }
+    f = count_frame(42, 7);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL),
+                     RPC_ALREADY_EXISTS);
+    nng_msg_free(f);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), 6);
+    nng_close(raw);
+
+    // Through the client: every mutating call gets its own seq.
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    rpc_request r = {.service = "Test", .method = "Count", .flags = RPC_MUTATING};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), 8);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_client_reconnects_after_server_restart)
+{
+    char url[64], bound[512];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ts_free_port());
+    srv_cfg cfg = {.url = url};
+    rpc_server *s = start_server(&cfg, bound, sizeof bound);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    ck_assert_int_eq(echo_call(c, "Echo", 1, 4, 2000), RPC_OK);
+    rpc_server_close(s, 1000);
+    s = start_server(&cfg, bound, sizeof bound);
+    ck_assert_int_eq(echo_call(c, "Echo", 2, 4, 5000), RPC_OK);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_reply_payload_in_place_arrives_intact_and_aligned)
+{
+    const char *urls[] = {"tcp://127.0.0.1:0", "inproc://big"};
+    for (int u = 0; u < 2; u++) {
+        char url[512];
+        srv_cfg cfg = {.url = urls[u]};
+        rpc_server *s = start_server(&cfg, url, sizeof url);
+        rpc_client *c = open_client(url, NULL, 0, NULL);
+        size_t sizes[] = {1, 3, 1000, 262144};
+        for (int k = 0; k < 4; k++) {
+            Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+            q.node_id = sizes[k];
+            rpc_request r = {
+                .service = "Test", .method = "Big", .body = &q.base, .deadline_ms = 5000};
+            rpc_reply rep;
+            ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+            ck_assert_uint_eq(rep.payload_len, sizes[k] * sizeof(float));
+            ck_assert_uint_eq((uintptr_t)rep.payload % 16, 0);
+            const float *f = rep.payload;
+            for (size_t i = 0; i < sizes[k]; i++)
+                ck_assert_msg(f[i] == (float)i, "index %zu", i);
+            rpc_reply_fini(&rep);
+        }
+        rpc_client_close(c);
+        rpc_server_close(s, 1000);
+    }
+}
+END_TEST
+
+START_TEST(test_rpc_metrics_text_has_counters)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "inproc://metrics"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(echo_call(c, "Echo", (uint64_t)i, 2, 2000), RPC_OK);
+    rpc_request r = {.service = "Test", .method = "Nope", .deadline_ms = 2000};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_UNIMPLEMENTED);
+    rpc_reply_fini(&rep);
+    cn_buf b;
+    cn_buf_init(&b);
+    ck_assert_int_eq(rpc_server_metrics(s, &b), CN_OK);
+    const char *want[] = {
+        "# TYPE canopy_rpc_requests_total counter\n",
+        "canopy_rpc_requests_total{service=\"Test\",method=\"Echo\",code=\"OK\"} 3\n",
+        "canopy_rpc_requests_total{service=\"_\",method=\"_\",code=\"UNIMPLEMENTED\"} 1\n",
+        "# TYPE canopy_rpc_latency_seconds histogram\n",
+        "canopy_rpc_latency_seconds_bucket{service=\"Test\",method=\"Echo\",le=\"+Inf\"} 3\n",
+        "canopy_rpc_latency_seconds_count{service=\"Test\",method=\"Echo\"} 3\n",
+        "canopy_rpc_received_bytes_total{service=\"Test\",method=\"Echo\"} ",
+        "canopy_rpc_sent_bytes_total{service=\"Test\",method=\"Echo\"} ",
+        "canopy_rpc_inflight 0\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(b.data, want[i]) != NULL, "missing %s in:\n%s", want[i], b.data);
+    ck_assert_ptr_null(strstr(b.data, "method=\"Sleep\""));
+    cn_buf_fini(&b);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_codes_tokens_and_wire_helpers)
+{
+    ck_assert_str_eq(rpc_code_name(RPC_NOT_FOUND), "NOT_FOUND");
+    ck_assert_str_eq(rpc_code_name((rpc_code)99), "UNKNOWN");
+    ck_assert_int_eq(rpc_code_from_err(CN_EINVAL), RPC_INVALID_ARGUMENT);
+    ck_assert_int_eq(rpc_code_from_err(CN_ENOTFOUND), RPC_NOT_FOUND);
+    ck_assert_int_eq(rpc_code_from_err(CN_ETIMEDOUT), RPC_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(rpc_code_from_err(CN_EAUTH), RPC_UNAUTHENTICATED);
+    ck_assert(rpc_token_equal("abc", "abc"));
+    ck_assert(!rpc_token_equal("abc", "abd"));
+    ck_assert(!rpc_token_equal("abc", "ab"));
+    ck_assert(!rpc_token_equal("", "a"));
+
+    char dir[256], path[400], tok[256], err[CN_ERRBUF_LEN];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/token", dir);
+    ts_write_file(path, "tok-123 \n");
+    ck_assert_int_eq(rpc_token_load(path, tok, err, sizeof err), CN_OK);
+    ck_assert_str_eq(tok, "tok-123");
+    snprintf(path, sizeof path, "%s/missing", dir);
+    ck_assert_int_eq(rpc_token_load(path, tok, err, sizeof err), CN_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "missing"));
+    char lng[400];
+    memset(lng, 'x', 300);
+    lng[300] = '\0';
+    snprintf(path, sizeof path, "%s/long", dir);
+    ts_write_file(path, lng);
+    ck_assert_int_eq(rpc_token_load(path, tok, err, sizeof err), CN_EINVAL);
+    setenv("CANOPY_TOKEN", "from-env", 1);
+    ck_assert_int_eq(rpc_token_load(NULL, tok, err, sizeof err), CN_OK);
+    ck_assert_str_eq(tok, "from-env");
+    unsetenv("CANOPY_TOKEN");
+    ck_assert_int_eq(rpc_token_load("", tok, err, sizeof err), CN_OK);
+    ck_assert_str_eq(tok, "");
+    ts_rmtree(dir);
+
+    // Padding must be zero; a bias of 16 or more is refused.
+    Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
+    h.service = (char *)"S";
+    h.align_bias = RPC_ALIGN_BIAS;
+    nng_msg *m;
+    void *pl;
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 32, 1 << 20, &pl), CN_OK);
+    ck_assert_uint_eq((uintptr_t)pl % 16, 0);
+    Canopy__Rpc__RpcRequest *d;
+    rpc_frame f;
+    uint8_t *b = nng_msg_body(m);
+    size_t n = nng_msg_len(m);
+    ck_assert_int_eq(rpc_wire_decode_request(b, n, NULL, &d, &f, err, sizeof err), CN_OK);
+    ck_assert_uint_eq(f.payload_len, 32);
+    ck_assert_uint_eq((f.payload_off + RPC_ALIGN_BIAS) % 16, 0);
+    canopy__rpc__rpc_request__free_unpacked(d, NULL);
+    if (f.payload_off > f.body_off + f.body_len) {
+        b[f.payload_off - 1] = 1;
+        ck_assert_int_eq(rpc_wire_decode_request(b, n, NULL, &d, &f, err, sizeof err), CN_EFORMAT);
+        ck_assert_ptr_null(d);
+    }
+    nng_msg_free(m);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 2 << 20, 1 << 20, &pl), CN_ETOOBIG);
+}
+END_TEST
+
+static Suite *rpc_suite(void)
+{
+    Suite *s = suite_create("rpc");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_rpc_codes_tokens_and_wire_helpers);
+    tcase_add_test(tc, test_rpc_round_trip_tcp);
+    tcase_add_test(tc, test_rpc_round_trip_ipc);
+    tcase_add_test(tc, test_rpc_round_trip_inproc);
+    tcase_add_test(tc, test_rpc_round_trip_tls);
+    tcase_add_test(tc, test_rpc_64_concurrent_calls_all_succeed);
+    tcase_add_test(tc, test_rpc_deadline_exceeded_by_slow_handler_and_in_queue);
+    tcase_add_test(tc, test_rpc_unknown_method_is_unimplemented);
+    tcase_add_test(tc, test_rpc_malformed_and_truncated_frames_are_invalid_argument);
+    tcase_add_test(tc, test_rpc_oversize_request_is_resource_exhausted_and_raw_one_dropped);
+    tcase_add_test(tc, test_rpc_over_inflight_cap_is_resource_exhausted);
+    tcase_add_test(tc, test_rpc_wrong_or_missing_token_is_unauthenticated);
+    tcase_add_test(tc, test_rpc_duplicate_mutating_call_is_applied_once);
+    tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
+    tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
+    tcase_add_test(tc, test_rpc_metrics_text_has_counters);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(rpc_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
