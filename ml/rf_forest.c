@@ -397,6 +397,8 @@ static void fit_tree(void *arg, size_t t, int worker)
     cn_err e = rf_tree_build(p, j->max_features, prep, s, &rng, tree);
     if (e == CN_OK && p->ccp_alpha > 0)
         e = rf_tree_prune_ccp(tree, k, p->ccp_alpha);
+    if (e == CN_OK)
+        e = rf_tree_finish(tree);
     j->status[t] = e;
     if (e != CN_OK || j->oob == NULL)
         return;
@@ -650,17 +652,33 @@ static void predict_chunk(void *arg, size_t task, int worker)
 {
     (void)worker;
     predict_job *j = arg;
-    double stackbuf[64];
-    double *pr = j->f->n_classes <= 64 ? stackbuf : malloc((size_t)j->f->n_classes * sizeof *pr);
-    CN_ASSERT(pr != NULL);
+    const rf_forest *f = j->f;
+    int k = f->n_classes;
     size_t lo = task * PREDICT_CHUNK;
     size_t hi = lo + PREDICT_CHUNK < j->n ? lo + PREDICT_CHUNK : j->n;
-    for (size_t i = lo; i < hi; i++) {
-        size_t r = j->rows ? j->rows[i] : i;
-        j->out[i] = predict_one(j->f, j->d->x + r * j->d->n_features, pr);
+    double *pr = calloc((hi - lo) * (size_t)k, sizeof *pr);
+    CN_ASSERT(pr != NULL);
+    // Tree by tree over the chunk's rows, so each tree stays in cache.
+    for (int t = 0; t < f->n_trees; t++) {
+        const rf_tree *tree = &f->trees[t];
+        for (size_t i = lo; i < hi; i++) {
+            size_t r = j->rows ? j->rows[i] : i;
+            const float *v =
+                tree->value + (size_t)rf_tree_leaf(tree, j->d->x + r * j->d->n_features) * k;
+            double *p = pr + (i - lo) * k;
+            for (int c = 0; c < k; c++)
+                p[c] += v[c];
+        }
     }
-    if (pr != stackbuf)
-        free(pr);
+    for (size_t i = lo; i < hi; i++) {
+        const double *p = pr + (i - lo) * k;
+        int32_t best = 0;
+        for (int c = 1; c < k; c++)
+            if (p[c] > p[best])
+                best = c;
+        j->out[i] = best;
+    }
+    free(pr);
 }
 
 cn_err rf_forest_predict_rows(const rf_forest *f, const ds_dataset *d, const size_t *rows, size_t n,

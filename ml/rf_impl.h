@@ -19,13 +19,24 @@ typedef struct rf_tnode {
     double weighted_n;  // total sample weight at the node
 } rf_tnode;
 
+// The compact form of a node used for prediction (16 bytes, so a path
+// through a tree touches few cache lines). For a split, x <= threshold goes
+// left; threshold is the largest float not above the double threshold, which
+// gives the same decision for every float x. A leaf has feature -1.
+typedef struct rf_pnode {
+    float threshold;
+    int32_t feature;
+    int32_t left, right;
+} rf_pnode;
+
 // A tree: nodes in depth-first order (left first) and their class
 // probabilities. Thread rule: built by one thread, then read-only.
 typedef struct rf_tree {
     int32_t n_nodes;
     int32_t cap;
-    rf_tnode *nodes; // (n_nodes)
-    float *value;    // (n_nodes, n_classes) class probabilities
+    rf_tnode *nodes;  // (n_nodes)
+    float *value;     // (n_nodes, n_classes) class probabilities
+    rf_pnode *pnodes; // (n_nodes) prediction copy, made by rf_tree_finish
 } rf_tree;
 
 struct rf_forest {
@@ -80,6 +91,7 @@ typedef struct rf_scratch {
     uint64_t *masks;    // (stack_cap, mask_words) known-constant sets of stacked nodes
     double *hist4;      // (4, 16, n_classes) interleaved histograms for few-valued features
     uint32_t *cnt4;     // (4, 16)
+    double *stk_ct;     // (stack_cap, n_classes) class weights of stacked nodes
     void *stack;
     size_t stack_cap;
 } rf_scratch;
@@ -104,13 +116,17 @@ cn_err rf_tree_prune_ccp(rf_tree *t, int n_classes, double alpha);
 
 void rf_tree_fini(rf_tree *t);
 
-// rf_tree_leaf returns the index of the leaf x (n_features floats) falls into.
+// rf_tree_finish builds t->pnodes from t->nodes. Returns CN_OK or CN_ENOMEM.
+cn_err rf_tree_finish(rf_tree *t);
+
+// rf_tree_leaf returns the index of the leaf x (n_features floats) falls
+// into. The tree must be finished.
 static inline int32_t rf_tree_leaf(const rf_tree *t, const float *x)
 {
-    const rf_tnode *nodes = t->nodes;
+    const rf_pnode *nodes = t->pnodes;
     int32_t i = 0;
     while (nodes[i].feature >= 0)
-        i = (double)x[nodes[i].feature] <= nodes[i].threshold ? nodes[i].left : nodes[i].right;
+        i = x[nodes[i].feature] <= nodes[i].threshold ? nodes[i].left : nodes[i].right;
     return i;
 }
 

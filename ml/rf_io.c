@@ -271,6 +271,8 @@ cn_err rf_forest_decode(const void *data, size_t len, rf_forest **out, char *err
             tr->value[i] = get_f32(&r);
         if (r.short_read)
             goto short_or_oom;
+        if (rf_tree_finish(tr) != CN_OK)
+            goto short_or_oom;
     }
     if (r.pos != r.len) {
         e = BAD("model payload has %zu unread bytes", r.len - r.pos);

@@ -219,9 +219,10 @@ cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep)
     s->mask_words = (prep->n_features + 63) / 64;
     s->cur_mask = malloc(s->mask_words * sizeof *s->cur_mask);
     s->masks = malloc(s->stack_cap * s->mask_words * sizeof *s->masks);
+    s->stk_ct = malloc(s->stack_cap * k * sizeof *s->stk_ct);
     if (!s->idx || !s->tmp || !s->vals || !s->keys || !s->hist || !s->cnt || !s->features ||
         !s->w || !s->boot || !s->cls || !s->stack || !s->ny || !s->nw || !s->tmpy || !s->tmpw ||
-        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4) {
+        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4 || !s->stk_ct) {
         rf_scratch_fini(s);
         return CN_ENOMEM;
     }
@@ -247,6 +248,7 @@ void rf_scratch_fini(rf_scratch *s)
     free(s->tmpw);
     free(s->cur_mask);
     free(s->hist4);
+    free(s->stk_ct);
     free(s->cnt4);
     free(s->masks);
     memset(s, 0, sizeof *s);
@@ -307,7 +309,8 @@ static inline double proxy(rf_criterion crit, const double *cl, const double *ct
 
 typedef struct split {
     int feature;
-    uint32_t cut; // codes <= cut go left
+    uint32_t cut;  // codes <= cut go left
+    uint32_t next; // best splitter: the next code present; the threshold is their midpoint
     double threshold;
     double proxy;
     double wl;
@@ -422,14 +425,14 @@ static inline double midpoint(const float *u, uint32_t a, uint32_t b)
 }
 
 // consider records a candidate if it beats the best so far.
-static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, double thr, double wl)
+static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, uint32_t next, double wl)
 {
     double v = proxy(c->p->criterion, c->cl, c->ct, c->k, wl, c->wt);
     if (v > best->proxy) {
         best->proxy = v;
         best->feature = f;
         best->cut = cut;
-        best->threshold = thr;
+        best->next = next;
         best->wl = wl;
         memcpy(c->best_cl, c->cl, (size_t)c->k * sizeof(double));
     }
@@ -441,9 +444,36 @@ static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, doubl
         for (size_t i = 0; i < n; i++) {                                                           \
             uint32_t code = col[idx[i]];                                                           \
             hist[(size_t)code * k + ny[i]] += nw[i];                                               \
-            cnt[code]++;                                                                           \
+            if (counting)                                                                          \
+                cnt[code]++;                                                                       \
             mn = code < mn ? code : mn;                                                            \
             mx = code > mx ? code : mx;                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define HIST4_LOOP(T)                                                                              \
+    do {                                                                                           \
+        const T *col = (const T *)c->prep->codes + (size_t)f * c->prep->n_rows;                    \
+        size_t i = 0;                                                                              \
+        for (; i + 4 <= n; i += 4) {                                                               \
+            uint32_t a0 = col[idx[i]], a1 = col[idx[i + 1]], a2 = col[idx[i + 2]],                 \
+                     a3 = col[idx[i + 3]];                                                         \
+            h4[(size_t)a0 * k + ny[i]] += nw[i];                                                   \
+            h4[stride + (size_t)a1 * k + ny[i + 1]] += nw[i + 1];                                  \
+            h4[2 * stride + (size_t)a2 * k + ny[i + 2]] += nw[i + 2];                              \
+            h4[3 * stride + (size_t)a3 * k + ny[i + 3]] += nw[i + 3];                              \
+            if (counting) {                                                                        \
+                c4[a0]++;                                                                          \
+                c4[HIST_SMALL + a1]++;                                                             \
+                c4[2 * HIST_SMALL + a2]++;                                                         \
+                c4[3 * HIST_SMALL + a3]++;                                                         \
+            }                                                                                      \
+        }                                                                                          \
+        for (; i < n; i++) {                                                                       \
+            uint32_t a0 = col[idx[i]];                                                             \
+            h4[(size_t)a0 * k + ny[i]] += nw[i];                                                   \
+            if (counting)                                                                          \
+                c4[a0]++;                                                                          \
         }                                                                                          \
     } while (0)
 
@@ -453,7 +483,6 @@ static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, doubl
 static int scan_hist(node_ctx *c, split *best, int f)
 {
     rf_scratch *s = c->s;
-    const float *u = c->prep->uniq + c->prep->uniq_off[f];
     int k = c->k;
     size_t n = c->end - c->start;
     size_t msl = (size_t)c->p->min_samples_leaf;
@@ -463,44 +492,28 @@ static int scan_hist(node_ctx *c, split *best, int f)
     double *hist = s->hist;
     uint32_t *cnt = s->cnt;
     uint32_t mn = UINT32_MAX, mx = 0;
-    if (c->prep->n_unique[f] <= HIST_SMALL && c->prep->code_bytes == 1) {
+    // Sample counts per value are needed only to enforce min_samples_leaf
+    // above 1; otherwise a value is present iff its weight is positive.
+    // (The many-valued path always counts: testing a count is cheaper than
+    // summing a bin's weights when most bins are empty.)
+    const int small = c->prep->n_unique[f] <= HIST_SMALL;
+    const int counting = msl > 1 || !small;
+    if (small) {
         // Few distinct values (binary features): samples hit the same few
         // cells back to back, so four interleaved copies of the histogram
         // keep the additions from waiting on each other.
-        const uint8_t *col = (const uint8_t *)c->prep->codes + (size_t)f * c->prep->n_rows;
         double *h4 = s->hist4;
         uint32_t *c4 = s->cnt4;
         size_t stride = (size_t)HIST_SMALL * k;
-        size_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-            uint32_t a0 = col[idx[i]], a1 = col[idx[i + 1]], a2 = col[idx[i + 2]],
-                     a3 = col[idx[i + 3]];
-            h4[(size_t)a0 * k + ny[i]] += nw[i];
-            h4[stride + (size_t)a1 * k + ny[i + 1]] += nw[i + 1];
-            h4[2 * stride + (size_t)a2 * k + ny[i + 2]] += nw[i + 2];
-            h4[3 * stride + (size_t)a3 * k + ny[i + 3]] += nw[i + 3];
-            c4[a0]++;
-            c4[HIST_SMALL + a1]++;
-            c4[2 * HIST_SMALL + a2]++;
-            c4[3 * HIST_SMALL + a3]++;
-        }
-        for (; i < n; i++) {
-            uint32_t a0 = col[idx[i]];
-            h4[(size_t)a0 * k + ny[i]] += nw[i];
-            c4[a0]++;
-        }
+        if (c->prep->code_bytes == 1)
+            HIST4_LOOP(uint8_t);
+        else if (c->prep->code_bytes == 2)
+            HIST4_LOOP(uint16_t);
+        else
+            HIST4_LOOP(uint32_t);
         uint32_t nu = c->prep->n_unique[f];
         for (uint32_t b = 0; b < nu; b++) {
-            uint32_t total = 0;
-            for (int q = 0; q < 4; q++) {
-                total += c4[q * HIST_SMALL + b];
-                c4[q * HIST_SMALL + b] = 0;
-            }
-            if (total == 0)
-                continue;
-            cnt[b] = total;
-            mn = b < mn ? b : mn;
-            mx = b;
+            double wb = 0;
             for (int j = 0; j < k; j++) {
                 double v = 0;
                 for (int q = 0; q < 4; q++) {
@@ -508,7 +521,20 @@ static int scan_hist(node_ctx *c, split *best, int f)
                     h4[q * stride + (size_t)b * k + j] = 0;
                 }
                 hist[(size_t)b * k + j] = v;
+                wb += v;
             }
+            if (counting) {
+                uint32_t total = 0;
+                for (int q = 0; q < 4; q++) {
+                    total += c4[q * HIST_SMALL + b];
+                    c4[q * HIST_SMALL + b] = 0;
+                }
+                cnt[b] = total;
+            }
+            if (wb <= 0)
+                continue;
+            mn = b < mn ? b : mn;
+            mx = b;
         }
     } else if (c->prep->code_bytes == 1)
         HIST_LOOP(uint8_t);
@@ -518,7 +544,8 @@ static int scan_hist(node_ctx *c, split *best, int f)
         HIST_LOOP(uint32_t);
     if (mn == mx) {
         memset(hist + (size_t)mn * k, 0, (size_t)k * sizeof *hist);
-        cnt[mn] = 0;
+        if (counting)
+            cnt[mn] = 0;
         return 1;
     }
     memset(c->cl, 0, (size_t)k * sizeof(double));
@@ -526,19 +553,28 @@ static int scan_hist(node_ctx *c, split *best, int f)
     size_t nl = 0;
     uint32_t prev = mn;
     for (uint32_t b = mn; b <= mx; b++) {
-        uint32_t nb = cnt[b];
+        double *h = hist + (size_t)b * k;
+        uint32_t nb;
+        if (counting) {
+            nb = cnt[b];
+            cnt[b] = 0;
+        } else {
+            double wb = 0;
+            for (int i = 0; i < k; i++)
+                wb += h[i];
+            nb = wb > 0;
+        }
         if (nb == 0)
             continue;
-        if (nl > 0 && nl >= msl && n - nl >= msl)
-            consider(c, best, f, prev, midpoint(u, prev, b), wl);
-        double *h = hist + (size_t)b * k;
+        // Without counting, nl counts present values: > 0 means a left side.
+        if (nl > 0 && (!counting || (nl >= msl && n - nl >= msl)))
+            consider(c, best, f, prev, b, wl);
         for (int i = 0; i < k; i++) {
             c->cl[i] += h[i];
             wl += h[i];
             h[i] = 0;
         }
         nl += nb;
-        cnt[b] = 0;
         prev = b;
     }
     return 0;
@@ -548,7 +584,6 @@ static int scan_hist(node_ctx *c, split *best, int f)
 static void scan_sorted(node_ctx *c, split *best, int f)
 {
     rf_scratch *s = c->s;
-    const float *u = c->prep->uniq + c->prep->uniq_off[f];
     int k = c->k;
     size_t n = c->end - c->start;
     size_t msl = (size_t)c->p->min_samples_leaf;
@@ -565,7 +600,7 @@ static void scan_sorted(node_ctx *c, split *best, int f)
     while (i < n) {
         uint32_t code = (uint32_t)(keys[i] >> 32);
         if (i > 0 && i >= msl && n - i >= msl)
-            consider(c, best, f, prev, midpoint(u, prev, code), wl);
+            consider(c, best, f, prev, code, wl);
         for (; i < n && (uint32_t)(keys[i] >> 32) == code; i++) {
             size_t q = (size_t)(keys[i] & 0xffffffffu);
             c->cl[ny[q]] += nw[q];
@@ -607,8 +642,12 @@ static void scan_random(node_ctx *c, split *best, int f, uint32_t mn, uint32_t m
             wl += nw[i];
             nl++;
         }
-    if (nl >= msl && n - nl >= msl && nl > 0 && nl < n)
-        consider(c, best, f, a, thr, wl);
+    if (nl >= msl && n - nl >= msl && nl > 0 && nl < n) {
+        double before = best->proxy;
+        consider(c, best, f, a, a, wl);
+        if (best->proxy != before)
+            best->threshold = thr;
+    }
 }
 
 static cn_err add_node(rf_tree *t, int k, int32_t *id)
@@ -644,6 +683,9 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
         }
     size_t mw = s->mask_words;
     memset(s->masks, 0, mw * sizeof *s->masks);
+    memset(s->stk_ct, 0, (size_t)k * sizeof *s->stk_ct);
+    for (size_t i = 0; i < n_in; i++)
+        s->stk_ct[s->ny[i]] += s->nw[i];
     for (int j = 0; j < nf; j++)
         s->features[j] = j;
     double *ct = s->cls, *cl = s->cls + k, *best_cl = s->cls + 2 * k, *cr = s->cls + 3 * k;
@@ -658,12 +700,11 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
     while (sp > 0) {
         stack_ent e = stack[--sp];
         size_t n = e.end - e.start;
-        memset(ct, 0, (size_t)k * sizeof *ct);
+        // The class weights of a node come from its parent's split scan.
+        memcpy(ct, s->stk_ct + sp * (size_t)k, (size_t)k * sizeof *ct);
         double wt = 0;
-        for (size_t i = e.start; i < e.end; i++) {
-            ct[s->ny[i]] += s->nw[i];
-            wt += s->nw[i];
-        }
+        for (int c = 0; c < k; c++)
+            wt += ct[c];
         uint64_t *known = s->cur_mask;
         memcpy(known, s->masks + sp * mw, mw * sizeof *known);
         int32_t id;
@@ -690,7 +731,7 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
             continue;
 
         node_ctx c = {p, prep, s, k, e.start, e.end, ct, wt, cl, best_cl};
-        split best = {-1, 0, 0, -INFINITY, 0};
+        split best = {-1, 0, 0, 0, -INFINITY, 0};
         int visited = 0, constants = 0;
         for (int i = 0; i < nf && (visited < max_features || visited <= constants); i++) {
             int jj = i + (int)cn_rng_below(rng, (uint64_t)(nf - i));
@@ -723,15 +764,23 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
         if (best.feature < 0)
             continue;
         double wl = best.wl, wr = wt - wl;
-        for (int i = 0; i < k; i++)
+        for (int i = 0; i < k; i++) {
+            // Subtraction can leave rounding dust where a class is absent
+            // (fractional class weights); dust must not make a pure node impure.
             cr[i] = ct[i] - best_cl[i];
+            if (cr[i] < 1e-9 * wt)
+                cr[i] = 0;
+        }
         double il = impurity(p->criterion, best_cl, k, wl);
         double ir = impurity(p->criterion, cr, k, wr);
         double improvement = (wt / w_root) * (nd->impurity - (wl / wt) * il - (wr / wt) * ir);
         if (improvement + RF_EPS < p->min_impurity_decrease)
             continue;
         nd->feature = best.feature;
-        nd->threshold = best.threshold;
+        nd->threshold =
+            p->splitter == RF_SPLIT_BEST
+                ? midpoint(prep->uniq + prep->uniq_off[best.feature], best.cut, best.next)
+                : best.threshold;
         // Stable partition: left rows stay in order in idx, right rows go via tmp.
         uint32_t *idx = s->idx;
         size_t out = e.start, m = 0;
@@ -760,7 +809,15 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
             if (nm == NULL)
                 goto oom;
             s->masks = nm;
+            double *nc = realloc(s->stk_ct, cap * (size_t)k * sizeof *nc);
+            if (nc == NULL)
+                goto oom;
+            s->stk_ct = nc;
             s->stack_cap = cap;
+        }
+        for (int q = 0; q < k; q++) {
+            s->stk_ct[sp * (size_t)k + q] = cr[q];            // right child
+            s->stk_ct[(sp + 1) * (size_t)k + q] = best_cl[q]; // left child
         }
         memcpy(s->masks + sp * mw, known, mw * sizeof *known);
         memcpy(s->masks + (sp + 1) * mw, known, mw * sizeof *known);
@@ -773,10 +830,34 @@ oom:
     return CN_ENOMEM;
 }
 
+cn_err rf_tree_finish(rf_tree *t)
+{
+    free(t->pnodes);
+    t->pnodes = malloc((t->n_nodes > 0 ? (size_t)t->n_nodes : 1) * sizeof *t->pnodes);
+    if (t->pnodes == NULL)
+        return CN_ENOMEM;
+    for (int32_t i = 0; i < t->n_nodes; i++) {
+        const rf_tnode *nd = &t->nodes[i];
+        rf_pnode *pn = &t->pnodes[i];
+        pn->feature = nd->feature >= 0 ? nd->feature : -1;
+        pn->left = nd->left;
+        pn->right = nd->right;
+        float f = 0;
+        if (nd->feature >= 0) {
+            f = (float)nd->threshold;
+            if ((double)f > nd->threshold)
+                f = nextafterf(f, -INFINITY);
+        }
+        pn->threshold = f;
+    }
+    return CN_OK;
+}
+
 void rf_tree_fini(rf_tree *t)
 {
     free(t->nodes);
     free(t->value);
+    free(t->pnodes);
     memset(t, 0, sizeof *t);
 }
 
