@@ -30,6 +30,7 @@
 typedef struct cl_slot {
     nng_ctx ctx;
     nng_aio *aio;
+    bool dead; // ctx could not be reopened; never used again
 } cl_slot;
 
 struct rpc_client {
@@ -167,7 +168,8 @@ void rpc_client_close(rpc_client *c)
     pthread_mutex_unlock(&c->mu);
     for (int i = 0; i < c->nslots; i++) {
         nng_aio_stop(c->slots[i].aio);
-        nng_ctx_close(c->slots[i].ctx);
+        if (!c->slots[i].dead)
+            nng_ctx_close(c->slots[i].ctx);
     }
     if (c->sock_open)
         nng_close(c->sock);
@@ -231,7 +233,8 @@ static int slot_get(rpc_client *c, uint64_t deadline_ns, rpc_code *code)
 static void slot_put(rpc_client *c, int idx)
 {
     pthread_mutex_lock(&c->mu);
-    c->free_idx[c->nfree++] = idx;
+    if (!c->slots[idx].dead)
+        c->free_idx[c->nfree++] = idx;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -426,6 +429,17 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
             rep->msg_ = NULL;
         }
         code = attempt(&c->aclosing, s, msg, h.request_id, att_ms, rep);
+        if (code != RPC_OK && !rep->msg_ && code != RPC_CANCELLED) {
+            // No reply: the context may still hold the abandoned request.
+            // Replace it, so a late reply finds no one and a stale request
+            // is never resent by nng.
+            nng_ctx_close(s->ctx);
+            if (nng_ctx_open(&s->ctx, c->sock) != 0) {
+                code = set_fail(rep, RPC_UNAVAILABLE, "%s", "cannot reopen call context");
+                s->dead = true;
+                break;
+            }
+        }
         if (code == RPC_OK || n >= retries ||
             (code != RPC_UNAVAILABLE && code != RPC_DEADLINE_EXCEEDED))
             break;
