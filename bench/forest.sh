@@ -52,7 +52,6 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
 json_field() { $PY -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
-threads=$(nproc)
 echo "forest benchmark: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $ROUNDS rounds"
 echo "covertype: 5-fold shuffled stratified CV, 100 trees, defaults, Id dropped"
 ct=() st=() rt=()

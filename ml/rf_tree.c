@@ -77,6 +77,9 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
     }
 }
 
+// Columns copied out of the row-major matrix at a time.
+#define PREP_BLOCK 32
+
 static void set_code(rf_prep *p, size_t j, size_t i, uint32_t c)
 {
     if (p->code_bytes == 2)
@@ -94,6 +97,8 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     size_t nf = d->n_features;
     uint64_t *a = malloc((n ? n : 1) * sizeof *a);
     uint64_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    float *block = malloc((n ? n : 1) * PREP_BLOCK * sizeof *block);
+    uint32_t *rank = malloc(65536 * sizeof *rank);
     p->y = malloc((n ? n : 1) * sizeof *p->y);
     p->n_unique = calloc(nf ? nf : 1, sizeof *p->n_unique);
     p->uniq_off = calloc(nf + 1, sizeof *p->uniq_off);
@@ -101,22 +106,52 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     p->uniq = malloc(ucap * sizeof *p->uniq);
     p->code_bytes = 2;
     p->codes = malloc((n * nf > 0 ? n * nf : 1) * 2);
-    if (!a || !tmp || !p->y || !p->n_unique || !p->uniq_off || !p->uniq || !p->codes)
+    if (!a || !tmp || !block || !rank || !p->y || !p->n_unique || !p->uniq_off || !p->uniq ||
+        !p->codes)
         goto oom;
     for (size_t i = 0; i < n; i++)
         p->y[i] = d->y[rows ? rows[i] : i];
     size_t nu_total = 0;
     for (size_t j = 0; j < nf; j++) {
-        for (size_t i = 0; i < n; i++) {
-            size_t r = rows ? rows[i] : i;
-            a[i] = ((uint64_t)float_key(d->x[r * nf + j]) << 32) | (uint64_t)i;
+        if (j % PREP_BLOCK == 0) {
+            // Copy the next block of columns out of the row-major matrix in
+            // one pass over the rows, instead of one strided pass per column.
+            size_t w = nf - j < PREP_BLOCK ? nf - j : PREP_BLOCK;
+            for (size_t i = 0; i < n; i++) {
+                const float *row = d->x + (rows ? rows[i] : i) * nf + j;
+                for (size_t q = 0; q < w; q++)
+                    block[q * n + i] = row[q];
+            }
         }
-        radix_sort(a, tmp, n);
-        // Count distinct values first so the code width is known.
+        const float *col = block + (j % PREP_BLOCK) * n;
+        float lo = INFINITY, hi = -INFINITY;
+        int integral = 1;
+        for (size_t i = 0; i < n; i++) {
+            float v = col[i];
+            integral &= v == floorf(v);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
         uint32_t nu = 0;
-        for (size_t i = 0; i < n; i++)
-            if (i == 0 || (a[i] >> 32) != (a[i - 1] >> 32))
-                nu++;
+        int counted = integral && (double)hi - (double)lo < 65536.0;
+        if (counted) {
+            // Small-range integers (pixels, counts): rank by counting, no sort.
+            uint32_t range = (uint32_t)((double)hi - (double)lo) + 1;
+            memset(rank, 0, range * sizeof *rank);
+            for (size_t i = 0; i < n; i++)
+                rank[(uint32_t)(col[i] - lo)] = 1;
+            for (uint32_t v = 0; v < range; v++)
+                if (rank[v])
+                    rank[v] = ++nu; // rank + 1
+        } else {
+            for (size_t i = 0; i < n; i++)
+                a[i] = ((uint64_t)float_key(col[i]) << 32) | (uint64_t)i;
+            radix_sort(a, tmp, n);
+            // Count distinct values first so the code width is known.
+            for (size_t i = 0; i < n; i++)
+                if (i == 0 || (a[i] >> 32) != (a[i - 1] >> 32))
+                    nu++;
+        }
         if (nu > 65536 && p->code_bytes == 2) {
             // Widen everything done so far to 32-bit codes.
             uint32_t *w = malloc((n * nf > 0 ? n * nf : 1) * 4);
@@ -136,14 +171,23 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
                 goto oom;
             p->uniq = u2;
         }
-        uint32_t c = 0;
-        for (size_t i = 0; i < n; i++) {
-            uint32_t k = (uint32_t)(a[i] >> 32);
-            if (i > 0 && k != (uint32_t)(a[i - 1] >> 32))
-                c++;
-            if (i == 0 || k != (uint32_t)(a[i - 1] >> 32))
-                p->uniq[nu_total + c] = key_float(k);
-            set_code(p, j, (size_t)(a[i] & 0xffffffffu), c);
+        if (counted) {
+            uint32_t range = (uint32_t)((double)hi - (double)lo) + 1;
+            for (uint32_t v = 0; v < range; v++)
+                if (rank[v])
+                    p->uniq[nu_total + rank[v] - 1] = lo + (float)v;
+            for (size_t i = 0; i < n; i++)
+                set_code(p, j, i, rank[(uint32_t)(col[i] - lo)] - 1);
+        } else {
+            uint32_t c = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint32_t k = (uint32_t)(a[i] >> 32);
+                if (i > 0 && k != (uint32_t)(a[i - 1] >> 32))
+                    c++;
+                if (i == 0 || k != (uint32_t)(a[i - 1] >> 32))
+                    p->uniq[nu_total + c] = key_float(k);
+                set_code(p, j, (size_t)(a[i] & 0xffffffffu), c);
+            }
         }
         p->n_unique[j] = nu;
         if (nu > p->max_unique)
@@ -162,10 +206,14 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     }
     free(a);
     free(tmp);
+    free(block);
+    free(rank);
     return CN_OK;
 oom:
     free(a);
     free(tmp);
+    free(block);
+    free(rank);
     rf_prep_fini(p);
     return CN_ENOMEM;
 }
@@ -425,9 +473,9 @@ static inline double midpoint(const float *u, uint32_t a, uint32_t b)
 }
 
 // consider records a candidate if it beats the best so far.
-static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, uint32_t next, double wl)
+static inline void consider_v(node_ctx *c, split *best, int f, uint32_t cut, uint32_t next,
+                              double wl, double v)
 {
-    double v = proxy(c->p->criterion, c->cl, c->ct, c->k, wl, c->wt);
     if (v > best->proxy) {
         best->proxy = v;
         best->feature = f;
@@ -476,6 +524,20 @@ static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, uint3
                 c4[a0]++;                                                                          \
         }                                                                                          \
     } while (0)
+
+static inline void consider(node_ctx *c, split *best, int f, uint32_t cut, uint32_t next, double wl)
+{
+    consider_v(c, best, f, cut, next, wl, proxy(c->p->criterion, c->cl, c->ct, c->k, wl, c->wt));
+}
+
+// For gini the proxy is sl / wl + sr / wr with sl, sr the sums of squared
+// class weights on each side; gini_move updates them as weight d of class i
+// moves from the right to the left side (before cl[i] is updated).
+static inline void gini_move(double *sl, double *sr, double l, double r, double d)
+{
+    *sl += d * (2 * l + d);
+    *sr += d * (d - 2 * r);
+}
 
 // scan_hist evaluates every threshold of feature f with a class histogram
 // over its distinct values, reading the codes straight from the column, and
@@ -552,6 +614,10 @@ static int scan_hist(node_ctx *c, split *best, int f)
     double wl = 0;
     size_t nl = 0;
     uint32_t prev = mn;
+    const int gini = c->p->criterion == RF_GINI;
+    double sl = 0, sr = 0;
+    for (int i = 0; i < k; i++)
+        sr += c->ct[i] * c->ct[i];
     for (uint32_t b = mn; b <= mx; b++) {
         double *h = hist + (size_t)b * k;
         uint32_t nb;
@@ -567,11 +633,18 @@ static int scan_hist(node_ctx *c, split *best, int f)
         if (nb == 0)
             continue;
         // Without counting, nl counts present values: > 0 means a left side.
-        if (nl > 0 && (!counting || (nl >= msl && n - nl >= msl)))
-            consider(c, best, f, prev, b, wl);
+        if (nl > 0 && (!counting || (nl >= msl && n - nl >= msl))) {
+            if (gini)
+                consider_v(c, best, f, prev, b, wl, sl / wl + sr / (c->wt - wl));
+            else
+                consider(c, best, f, prev, b, wl);
+        }
         for (int i = 0; i < k; i++) {
-            c->cl[i] += h[i];
-            wl += h[i];
+            double d = h[i];
+            if (gini)
+                gini_move(&sl, &sr, c->cl[i], c->ct[i] - c->cl[i], d);
+            c->cl[i] += d;
+            wl += d;
             h[i] = 0;
         }
         nl += nb;
@@ -597,13 +670,24 @@ static void scan_sorted(node_ctx *c, split *best, int f)
     double wl = 0;
     size_t i = 0;
     uint32_t prev = 0;
+    const int gini = c->p->criterion == RF_GINI;
+    double sl = 0, sr = 0;
+    for (int j = 0; j < k; j++)
+        sr += c->ct[j] * c->ct[j];
     while (i < n) {
         uint32_t code = (uint32_t)(keys[i] >> 32);
-        if (i > 0 && i >= msl && n - i >= msl)
-            consider(c, best, f, prev, code, wl);
+        if (i > 0 && i >= msl && n - i >= msl) {
+            if (gini)
+                consider_v(c, best, f, prev, code, wl, sl / wl + sr / (c->wt - wl));
+            else
+                consider(c, best, f, prev, code, wl);
+        }
         for (; i < n && (uint32_t)(keys[i] >> 32) == code; i++) {
             size_t q = (size_t)(keys[i] & 0xffffffffu);
-            c->cl[ny[q]] += nw[q];
+            int y = ny[q];
+            if (gini)
+                gini_move(&sl, &sr, c->cl[y], c->ct[y] - c->cl[y], nw[q]);
+            c->cl[y] += nw[q];
             wl += nw[q];
         }
         prev = code;
