@@ -91,6 +91,7 @@ typedef struct rf_scratch {
     uint64_t *masks;    // (stack_cap, mask_words) known-constant sets of stacked nodes
     double *hist4;      // (4, 16, n_classes) interleaved histograms for few-valued features
     uint32_t *cnt4;     // (4, 16)
+    uint8_t *mark;      // (max_unique) values present in the node (min_samples_leaf 1)
     double *stk_ct;     // (stack_cap, n_classes) class weights of stacked nodes
     void *stack;
     size_t stack_cap;

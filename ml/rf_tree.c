@@ -20,6 +20,10 @@
 // sklearn's EPSILON (np.finfo(np.double).eps) for purity and decrease tests.
 #define RF_EPS 2.220446049250313e-16
 
+// A feature is scanned with a class histogram when distinct values x
+// classes <= HIST_FACTOR x node size; otherwise its codes are sorted.
+#define HIST_FACTOR 4
+
 // Features with at most this many distinct values use the 4-way histogram.
 #define HIST_SMALL 16
 
@@ -252,6 +256,7 @@ cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep)
     s->keys = malloc(n * sizeof *s->keys);
     s->hist = calloc((size_t)(prep->max_unique + 1) * k, sizeof *s->hist);
     s->cnt = calloc(prep->max_unique + 1, sizeof *s->cnt);
+    s->mark = calloc(prep->max_unique + 1, 1);
     s->features = malloc((prep->n_features + 1) * sizeof *s->features);
     s->w = malloc(n * sizeof *s->w);
     s->boot = malloc(n * sizeof *s->boot);
@@ -270,7 +275,7 @@ cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep)
     s->stk_ct = malloc(s->stack_cap * k * sizeof *s->stk_ct);
     if (!s->idx || !s->tmp || !s->vals || !s->keys || !s->hist || !s->cnt || !s->features ||
         !s->w || !s->boot || !s->cls || !s->stack || !s->ny || !s->nw || !s->tmpy || !s->tmpw ||
-        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4 || !s->stk_ct) {
+        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4 || !s->stk_ct || !s->mark) {
         rf_scratch_fini(s);
         return CN_ENOMEM;
     }
@@ -285,6 +290,7 @@ void rf_scratch_fini(rf_scratch *s)
     free(s->keys);
     free(s->hist);
     free(s->cnt);
+    free(s->mark);
     free(s->features);
     free(s->w);
     free(s->boot);
@@ -494,6 +500,8 @@ static inline void consider_v(node_ctx *c, split *best, int f, uint32_t cut, uin
             hist[(size_t)code * k + ny[i]] += nw[i];                                               \
             if (counting)                                                                          \
                 cnt[code]++;                                                                       \
+            else                                                                                   \
+                mark[code] = 1;                                                                    \
             mn = code < mn ? code : mn;                                                            \
             mx = code > mx ? code : mx;                                                            \
         }                                                                                          \
@@ -558,8 +566,12 @@ static int scan_hist(node_ctx *c, split *best, int f)
     // above 1; otherwise a value is present iff its weight is positive.
     // (The many-valued path always counts: testing a count is cheaper than
     // summing a bin's weights when most bins are empty.)
+    // Many-valued features mark present values in a byte array instead:
+    // storing a constant does not wait on the previous store, whereas
+    // incrementing one count per sample (most pixels are 0) would.
     const int small = c->prep->n_unique[f] <= HIST_SMALL;
-    const int counting = msl > 1 || !small;
+    const int counting = msl > 1;
+    uint8_t *mark = s->mark;
     if (small) {
         // Few distinct values (binary features): samples hit the same few
         // cells back to back, so four interleaved copies of the histogram
@@ -608,6 +620,8 @@ static int scan_hist(node_ctx *c, split *best, int f)
         memset(hist + (size_t)mn * k, 0, (size_t)k * sizeof *hist);
         if (counting)
             cnt[mn] = 0;
+        else
+            mark[mn] = 0;
         return 1;
     }
     memset(c->cl, 0, (size_t)k * sizeof(double));
@@ -624,6 +638,9 @@ static int scan_hist(node_ctx *c, split *best, int f)
         if (counting) {
             nb = cnt[b];
             cnt[b] = 0;
+        } else if (!small) {
+            nb = mark[b];
+            mark[b] = 0;
         } else {
             double wb = 0;
             for (int i = 0; i < k; i++)
@@ -684,6 +701,60 @@ static void scan_sorted(node_ctx *c, split *best, int f)
         }
         for (; i < n && (uint32_t)(keys[i] >> 32) == code; i++) {
             size_t q = (size_t)(keys[i] & 0xffffffffu);
+            int y = ny[q];
+            if (gini)
+                gini_move(&sl, &sr, c->cl[y], c->ct[y] - c->cl[y], nw[q]);
+            c->cl[y] += nw[q];
+            wl += nw[q];
+        }
+        prev = code;
+    }
+}
+
+// scan_counted is scan_sorted with a counting sort over the node's code
+// range [mn, mx]: O(n + range) and O(1) work per sample and per threshold,
+// where the histogram scan pays O(n_classes) per distinct value.
+static void scan_counted(node_ctx *c, split *best, int f, uint32_t mn, uint32_t mx)
+{
+    rf_scratch *s = c->s;
+    int k = c->k;
+    size_t n = c->end - c->start;
+    size_t msl = (size_t)c->p->min_samples_leaf;
+    const int32_t *ny = s->ny + c->start;
+    const double *nw = s->nw + c->start;
+    const uint32_t *vals = s->vals;
+    uint32_t *cnt = s->cnt;
+    uint32_t *order = s->tmp;
+    uint32_t range = mx - mn + 1;
+    for (size_t i = 0; i < n; i++)
+        cnt[vals[i] - mn]++;
+    uint32_t sum = 0;
+    for (uint32_t v = 0; v < range; v++) {
+        uint32_t t = cnt[v];
+        cnt[v] = sum;
+        sum += t;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[cnt[vals[i] - mn]++] = (uint32_t)i;
+    memset(cnt, 0, range * sizeof *cnt);
+    memset(c->cl, 0, (size_t)k * sizeof(double));
+    double wl = 0;
+    size_t i = 0;
+    uint32_t prev = 0;
+    const int gini = c->p->criterion == RF_GINI;
+    double sl = 0, sr = 0;
+    for (int j = 0; j < k; j++)
+        sr += c->ct[j] * c->ct[j];
+    while (i < n) {
+        uint32_t code = vals[order[i]];
+        if (i > 0 && i >= msl && n - i >= msl) {
+            if (gini)
+                consider_v(c, best, f, prev, code, wl, sl / wl + sr / (c->wt - wl));
+            else
+                consider(c, best, f, prev, code, wl);
+        }
+        for (; i < n && vals[order[i]] == code; i++) {
+            uint32_t q = order[i];
             int y = ny[q];
             if (gini)
                 gini_move(&sl, &sr, c->cl[y], c->ct[y] - c->cl[y], nw[q]);
@@ -829,7 +900,8 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
                 continue;
             }
             int constant = 0;
-            if (p->splitter == RF_SPLIT_BEST && (size_t)prep->n_unique[f] <= 16 * n) {
+            if (p->splitter == RF_SPLIT_BEST &&
+                (size_t)prep->n_unique[f] * (size_t)k <= HIST_FACTOR * n) {
                 constant = scan_hist(&c, &best, f);
             } else {
                 uint32_t mn, mx;
@@ -837,8 +909,10 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
                 constant = mn == mx;
                 if (!constant && p->splitter == RF_SPLIT_RANDOM)
                     scan_random(&c, &best, f, mn, mx, rng);
-                else if (!constant)
+                else if (!constant && (n <= 32 || mx - mn > 65535))
                     scan_sorted(&c, &best, f);
+                else if (!constant)
+                    scan_counted(&c, &best, f, mn, mx);
             }
             if (constant) {
                 known[f >> 6] |= bit;
