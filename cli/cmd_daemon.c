@@ -4,6 +4,7 @@
 // ps and worker nodes serve RPC on their own address (Cluster/Ping, plus
 // their role's services) and register with the scheduler, heartbeating from
 // a background thread.
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,25 @@
 #include "proto/cluster_client.h"
 #include "scheduler/scheduler.h"
 #include "worker/wk_sweep.h"
+
+// shutdown_watchdog bounds how long a daemon may take to stop after a
+// signal: shutdown drains in-flight calls, but a stuck peer or library must
+// not keep a process alive that its supervisor asked to stop.
+static void *watchdog_main(void *arg)
+{
+    unsigned secs = (unsigned)(uintptr_t)arg;
+    sleep(secs);
+    CN_ERROR("shutdown did not finish within %u s; exiting now", secs);
+    _exit(CLI_EXIT_FAILURE);
+    return NULL;
+}
+
+static void start_shutdown_watchdog(unsigned secs)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, watchdog_main, (void *)(uintptr_t)secs) == 0)
+        pthread_detach(t);
+}
 
 int cmd_scheduler(int argc, char **argv)
 {
@@ -70,6 +90,7 @@ int cmd_scheduler(int argc, char **argv)
             net.token[0] ? "required" : "not set");
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
+    start_shutdown_watchdog(15);
     sched_close(s);
     return CLI_EXIT_OK;
 }
@@ -174,6 +195,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     }
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
+    start_shutdown_watchdog(15);
     exit_code = CLI_EXIT_OK;
 out:
     wk_sweep_stop(sweeper);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,6 +97,9 @@ pid_t ts_spawn(char *const argv[], const char *log_path)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        // Die with the test process, even when a failed assertion ends it
+        // without running teardown.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         setpgid(0, 0);
         if (log_path) {
             int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
