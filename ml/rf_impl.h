@@ -59,8 +59,9 @@ typedef struct rf_prep {
     size_t n_rows; // training rows (local indices 0..n_rows)
     size_t n_features;
     int n_classes;
-    int code_bytes;     // 1, 2 or 4: width of one code
-    void *codes;        // (n_features, n_rows) column-major codes
+    uint8_t *codes;     // feature j's codes (n_rows of width code_w[j]) at codes + code_off[j]
+    size_t *code_off;   // (n_features) byte offset of each column
+    uint8_t *code_w;    // (n_features) bytes per code: 1, 2 or 4, by the number of distinct values
     uint32_t *n_unique; // (n_features) distinct values per feature
     size_t *uniq_off;   // (n_features + 1) offsets into uniq
     float *uniq;        // distinct values of feature j, ascending: uniq[uniq_off[j]..]

@@ -84,14 +84,6 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
 // Columns copied out of the row-major matrix at a time.
 #define PREP_BLOCK 32
 
-static void set_code(rf_prep *p, size_t j, size_t i, uint32_t c)
-{
-    if (p->code_bytes == 2)
-        ((uint16_t *)p->codes)[j * p->n_rows + i] = (uint16_t)c;
-    else
-        ((uint32_t *)p->codes)[j * p->n_rows + i] = c;
-}
-
 cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep *p)
 {
     memset(p, 0, sizeof *p);
@@ -108,10 +100,13 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     p->uniq_off = calloc(nf + 1, sizeof *p->uniq_off);
     size_t ucap = n > 16 ? n : 16;
     p->uniq = malloc(ucap * sizeof *p->uniq);
-    p->code_bytes = 2;
-    p->codes = malloc((n * nf > 0 ? n * nf : 1) * 2);
+    size_t ccap = n * nf > 0 ? n * nf : 1, clen = 0;
+    p->codes = malloc(ccap);
+    p->code_off = calloc(nf ? nf : 1, sizeof *p->code_off);
+    p->code_w = calloc(nf ? nf : 1, 1);
+    uint32_t *cc = malloc((n ? n : 1) * sizeof *cc);
     if (!a || !tmp || !block || !rank || !p->y || !p->n_unique || !p->uniq_off || !p->uniq ||
-        !p->codes)
+        !p->codes || !p->code_off || !p->code_w || !cc)
         goto oom;
     for (size_t i = 0; i < n; i++)
         p->y[i] = d->y[rows ? rows[i] : i];
@@ -156,17 +151,6 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
                 if (i == 0 || (a[i] >> 32) != (a[i - 1] >> 32))
                     nu++;
         }
-        if (nu > 65536 && p->code_bytes == 2) {
-            // Widen everything done so far to 32-bit codes.
-            uint32_t *w = malloc((n * nf > 0 ? n * nf : 1) * 4);
-            if (w == NULL)
-                goto oom;
-            for (size_t k = 0; k < j * n; k++)
-                w[k] = ((uint16_t *)p->codes)[k];
-            free(p->codes);
-            p->codes = w;
-            p->code_bytes = 4;
-        }
         if (nu_total + nu > ucap) {
             while (nu_total + nu > ucap)
                 ucap *= 2;
@@ -181,7 +165,7 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
                 if (rank[v])
                     p->uniq[nu_total + rank[v] - 1] = lo + (float)v;
             for (size_t i = 0; i < n; i++)
-                set_code(p, j, i, rank[(uint32_t)(col[i] - lo)] - 1);
+                cc[i] = rank[(uint32_t)(col[i] - lo)] - 1;
         } else {
             uint32_t c = 0;
             for (size_t i = 0; i < n; i++) {
@@ -190,9 +174,32 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
                     c++;
                 if (i == 0 || k != (uint32_t)(a[i - 1] >> 32))
                     p->uniq[nu_total + c] = key_float(k);
-                set_code(p, j, (size_t)(a[i] & 0xffffffffu), c);
+                cc[(size_t)(a[i] & 0xffffffffu)] = c;
             }
         }
+        // Store the column in the narrowest width that holds its codes.
+        uint8_t w = nu <= 256 ? 1 : nu <= 65536 ? 2 : 4;
+        if (clen + (size_t)w * n > ccap) {
+            while (clen + (size_t)w * n > ccap)
+                ccap *= 2;
+            uint8_t *c2 = realloc(p->codes, ccap);
+            if (c2 == NULL)
+                goto oom;
+            p->codes = c2;
+        }
+        p->code_off[j] = clen;
+        p->code_w[j] = w;
+        if (w == 1)
+            for (size_t i = 0; i < n; i++)
+                p->codes[clen + i] = (uint8_t)cc[i];
+        else if (w == 2)
+            for (size_t i = 0; i < n; i++)
+                ((uint16_t *)(p->codes + clen))[i] = (uint16_t)cc[i];
+        else
+            memcpy(p->codes + clen, cc, n * sizeof *cc);
+        clen += (size_t)w * n;
+        // Keep the next column aligned for 4-byte codes.
+        clen = (clen + 3) & ~(size_t)3;
         p->n_unique[j] = nu;
         if (nu > p->max_unique)
             p->max_unique = nu;
@@ -200,24 +207,18 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
         nu_total += nu;
         p->uniq_off[j + 1] = nu_total;
     }
-    if (p->code_bytes == 2 && p->max_unique <= 256) {
-        // Narrow to one byte in place (the write index never passes the read index).
-        uint16_t *src = p->codes;
-        uint8_t *dst = p->codes;
-        for (size_t k = 0; k < n * nf; k++)
-            dst[k] = (uint8_t)src[k];
-        p->code_bytes = 1;
-    }
     free(a);
     free(tmp);
     free(block);
     free(rank);
+    free(cc);
     return CN_OK;
 oom:
     free(a);
     free(tmp);
     free(block);
     free(rank);
+    free(cc);
     rf_prep_fini(p);
     return CN_ENOMEM;
 }
@@ -225,6 +226,8 @@ oom:
 void rf_prep_fini(rf_prep *p)
 {
     free(p->codes);
+    free(p->code_off);
+    free(p->code_w);
     free(p->n_unique);
     free(p->uniq_off);
     free(p->uniq);
@@ -372,13 +375,14 @@ typedef struct split {
 
 static inline uint32_t code_at(const rf_prep *p, size_t j, uint32_t r)
 {
-    switch (p->code_bytes) {
+    const uint8_t *col = p->codes + p->code_off[j];
+    switch (p->code_w[j]) {
     case 1:
-        return ((const uint8_t *)p->codes)[j * p->n_rows + r];
+        return col[r];
     case 2:
-        return ((const uint16_t *)p->codes)[j * p->n_rows + r];
+        return ((const uint16_t *)col)[r];
     default:
-        return ((const uint32_t *)p->codes)[j * p->n_rows + r];
+        return ((const uint32_t *)col)[r];
     }
 }
 
@@ -388,16 +392,16 @@ static void gather(const rf_prep *p, size_t j, const uint32_t *idx, size_t n, ui
                    uint32_t *mn, uint32_t *mx)
 {
     uint32_t lo = UINT32_MAX, hi = 0;
-    if (p->code_bytes == 1) {
-        const uint8_t *col = (const uint8_t *)p->codes + j * p->n_rows;
+    if (p->code_w[j] == 1) {
+        const uint8_t *col = p->codes + p->code_off[j];
         for (size_t i = 0; i < n; i++) {
             uint32_t c = col[idx[i]];
             out[i] = c;
             lo = c < lo ? c : lo;
             hi = c > hi ? c : hi;
         }
-    } else if (p->code_bytes == 2) {
-        const uint16_t *col = (const uint16_t *)p->codes + j * p->n_rows;
+    } else if (p->code_w[j] == 2) {
+        const uint16_t *col = (const uint16_t *)(p->codes + p->code_off[j]);
         for (size_t i = 0; i < n; i++) {
             uint32_t c = col[idx[i]];
             out[i] = c;
@@ -405,7 +409,7 @@ static void gather(const rf_prep *p, size_t j, const uint32_t *idx, size_t n, ui
             hi = c > hi ? c : hi;
         }
     } else {
-        const uint32_t *col = (const uint32_t *)p->codes + j * p->n_rows;
+        const uint32_t *col = (const uint32_t *)(p->codes + p->code_off[j]);
         for (size_t i = 0; i < n; i++) {
             uint32_t c = col[idx[i]];
             out[i] = c;
@@ -494,7 +498,7 @@ static inline void consider_v(node_ctx *c, split *best, int f, uint32_t cut, uin
 
 #define HIST_LOOP(T)                                                                               \
     do {                                                                                           \
-        const T *col = (const T *)c->prep->codes + (size_t)f * c->prep->n_rows;                    \
+        const T *col = (const T *)(c->prep->codes + c->prep->code_off[f]);                         \
         for (size_t i = 0; i < n; i++) {                                                           \
             uint32_t code = col[idx[i]];                                                           \
             hist[(size_t)code * k + ny[i]] += nw[i];                                               \
@@ -509,7 +513,7 @@ static inline void consider_v(node_ctx *c, split *best, int f, uint32_t cut, uin
 
 #define HIST4_LOOP(T)                                                                              \
     do {                                                                                           \
-        const T *col = (const T *)c->prep->codes + (size_t)f * c->prep->n_rows;                    \
+        const T *col = (const T *)(c->prep->codes + c->prep->code_off[f]);                         \
         size_t i = 0;                                                                              \
         for (; i + 4 <= n; i += 4) {                                                               \
             uint32_t a0 = col[idx[i]], a1 = col[idx[i + 1]], a2 = col[idx[i + 2]],                 \
@@ -549,7 +553,7 @@ static inline void gini_move(double *sl, double *sr, double l, double r, double 
 
 #define BINARY_LOOP(T)                                                                             \
     do {                                                                                           \
-        const T *col = (const T *)c->prep->codes + (size_t)f * c->prep->n_rows;                    \
+        const T *col = (const T *)(c->prep->codes + c->prep->code_off[f]);                         \
         for (size_t i = 0; i < n; i++)                                                             \
             if (col[idx[i]]) {                                                                     \
                 c1[ny[i]] += nw[i];                                                                \
@@ -586,9 +590,9 @@ static int scan_hist(node_ctx *c, split *best, int f)
         double *c1 = c->cl;
         memset(c1, 0, (size_t)k * sizeof *c1);
         size_t n1 = 0;
-        if (c->prep->code_bytes == 1)
+        if (c->prep->code_w[f] == 1)
             BINARY_LOOP(uint8_t);
-        else if (c->prep->code_bytes == 2)
+        else if (c->prep->code_w[f] == 2)
             BINARY_LOOP(uint16_t);
         else
             BINARY_LOOP(uint32_t);
@@ -614,9 +618,9 @@ static int scan_hist(node_ctx *c, split *best, int f)
         double *h4 = s->hist4;
         uint32_t *c4 = s->cnt4;
         size_t stride = (size_t)HIST_SMALL * k;
-        if (c->prep->code_bytes == 1)
+        if (c->prep->code_w[f] == 1)
             HIST4_LOOP(uint8_t);
-        else if (c->prep->code_bytes == 2)
+        else if (c->prep->code_w[f] == 2)
             HIST4_LOOP(uint16_t);
         else
             HIST4_LOOP(uint32_t);
@@ -645,9 +649,9 @@ static int scan_hist(node_ctx *c, split *best, int f)
             mn = b < mn ? b : mn;
             mx = b;
         }
-    } else if (c->prep->code_bytes == 1)
+    } else if (c->prep->code_w[f] == 1)
         HIST_LOOP(uint8_t);
-    else if (c->prep->code_bytes == 2)
+    else if (c->prep->code_w[f] == 2)
         HIST_LOOP(uint16_t);
     else
         HIST_LOOP(uint32_t);
