@@ -130,23 +130,22 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
         return cn_errf(err, errlen, e, "cannot make fold %d of %d over %zu rows: %s", f, k,
                        d->n_rows, cn_strerror(e));
     rf_forest *forest = NULL;
-    int32_t *pred = NULL;
     int nc = d->n_classes;
-    double t0 = now_s();
-    e = rf_forest_fit(p, d, tr, ntr, &forest, err, errlen);
-    double t1 = now_s();
-    if (e != CN_OK)
-        goto out;
-    pred = malloc((nte ? nte : 1) * sizeof *pred);
+    int32_t *pred = malloc((nte ? nte : 1) * sizeof *pred);
     int32_t *truth = malloc((nte ? nte : 1) * sizeof *truth);
     r->confusion = malloc((size_t)nc * (size_t)nc * sizeof *r->confusion);
     if (pred == NULL || truth == NULL || r->confusion == NULL) {
         free(truth);
-        e = cn_errf(err, errlen, CN_ENOMEM, "out of memory scoring fold %d", f);
+        e = cn_errf(err, errlen, CN_ENOMEM, "out of memory for fold %d", f);
         goto out;
     }
-    e = rf_forest_predict_rows(forest, d, te, nte, pred);
-    double t2 = now_s();
+    double t0 = now_s();
+    e = rf_forest_fit_predict(p, d, tr, ntr, te, nte, pred, &forest, err, errlen);
+    double t1 = now_s();
+    if (e != CN_OK) {
+        free(truth);
+        goto out;
+    }
     for (size_t i = 0; i < nte; i++)
         truth[i] = d->y[te[i]];
     if (e == CN_OK)
@@ -160,7 +159,6 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
     r->balanced_accuracy = metrics_balanced_accuracy(r->confusion, nc);
     r->macro_f1 = metrics_macro_f1(r->confusion, nc);
     r->fit_seconds = t1 - t0;
-    r->predict_seconds = t2 - t1;
     r->n_train = ntr;
     r->n_test = nte;
 out:

@@ -109,6 +109,16 @@ typedef struct rf_forest rf_forest;
 cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
                      rf_forest **out, char *err, size_t errlen);
 
+// rf_forest_fit_predict is rf_forest_fit plus predicting eval_rows[0..n_eval)
+// of d into pred (class indices), done tree by tree right after each tree is
+// built, while it is still in cache: the fast path for cross-validation.
+// The predictions equal rf_forest_predict_rows' (class probabilities are
+// sums of floats in double, exact in any order). Errors: as rf_forest_fit,
+// plus CN_ERANGE for an evaluation row out of bounds.
+cn_err rf_forest_fit_predict(const rf_params *p, const ds_dataset *d, const size_t *rows,
+                             size_t n_rows, const size_t *eval_rows, size_t n_eval, int32_t *pred,
+                             rf_forest **out, char *err, size_t errlen);
+
 // Randomness contract (tests and distributed workers rely on it): tree t
 // draws from cn_rng_seed(&rng, seed, t) only. With bootstrap, its first
 // n_draws values of cn_rng_below(&rng, n_rows) pick the sample (row i gets

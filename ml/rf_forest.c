@@ -349,9 +349,12 @@ typedef struct fit_job {
     const ds_dataset *d;
     const size_t *rows;
     rf_forest *f;
-    rf_scratch *scratch; // (pool size)
-    double *oob;         // (pool size, n_rows, n_classes) or NULL
-    const double *cw;    // (n_classes) class weights or NULL
+    rf_scratch *scratch;     // (pool size)
+    double *oob;             // (pool size, n_rows, n_classes) or NULL
+    const size_t *eval_rows; // rows of d to predict tree by tree, or NULL
+    size_t n_eval;
+    double *eval;     // (pool size, n_eval, n_classes) or NULL
+    const double *cw; // (n_classes) class weights or NULL
     int max_features;
     size_t n_draws;
     cn_err *status; // (n_trees)
@@ -400,10 +403,22 @@ static void fit_tree(void *arg, size_t t, int worker)
     if (e == CN_OK)
         e = rf_tree_finish(tree);
     j->status[t] = e;
-    if (e != CN_OK || j->oob == NULL)
+    if (e != CN_OK)
+        return;
+    size_t nf = j->d->n_features;
+    if (j->eval) {
+        // Predict the evaluation rows while this tree is still in cache.
+        double *ev = j->eval + (size_t)worker * j->n_eval * (size_t)k;
+        for (size_t i = 0; i < j->n_eval; i++) {
+            int32_t leaf = rf_tree_leaf(tree, j->d->x + j->eval_rows[i] * nf);
+            const float *v = tree->value + (size_t)leaf * k;
+            for (int c = 0; c < k; c++)
+                ev[i * k + c] += v[c];
+        }
+    }
+    if (j->oob == NULL)
         return;
     double *acc = j->oob + (size_t)worker * n * (size_t)k;
-    size_t nf = j->d->n_features;
     for (size_t i = 0; i < n; i++) {
         if (s->boot[i] != 0)
             continue;
@@ -455,8 +470,9 @@ static int copy_names(rf_forest *f, const ds_dataset *d)
     return 1;
 }
 
-cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
-                     rf_forest **out, char *err, size_t errlen)
+static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
+                       const size_t *eval_rows, size_t n_eval, int32_t *pred, rf_forest **out,
+                       char *err, size_t errlen)
 {
     *out = NULL;
     cn_err e = rf_params_validate(p, err, errlen);
@@ -537,6 +553,20 @@ cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows
     for (int w = 0; w < ml_pool_size(pool); w++)
         if (rf_scratch_init(&job.scratch[w], &prep) != CN_OK)
             goto fail;
+    if (eval_rows != NULL) {
+        for (size_t i = 0; i < n_eval; i++)
+            if (eval_rows[i] >= d->n_rows) {
+                e = cn_errf(err, errlen, CN_ERANGE, "evaluation row %zu out of range (%zu rows)",
+                            eval_rows[i], d->n_rows);
+                goto fail_keep;
+            }
+        job.eval_rows = eval_rows;
+        job.n_eval = n_eval;
+        job.eval = calloc((size_t)ml_pool_size(pool) * (n_eval ? n_eval : 1) * (size_t)k,
+                          sizeof *job.eval);
+        if (job.eval == NULL)
+            goto fail;
+    }
     int want_oob = p->oob_score && p->bootstrap;
     if (want_oob) {
         job.oob = calloc((size_t)ml_pool_size(pool) * n_rows * (size_t)k, sizeof *job.oob);
@@ -569,6 +599,19 @@ cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows
         f->oob_score = scored ? (double)hit / (double)scored : 0.0;
         f->has_oob = 1;
     }
+    if (job.eval) {
+        for (size_t i = 0; i < n_eval; i++) {
+            double *acc = job.eval + i * k;
+            for (int w = 1; w < ml_pool_size(pool); w++)
+                for (int c = 0; c < k; c++)
+                    acc[c] += job.eval[((size_t)w * n_eval + i) * k + c];
+            int32_t best = 0;
+            for (int c = 1; c < k; c++)
+                if (acc[c] > acc[best])
+                    best = c;
+            pred[i] = best;
+        }
+    }
     e = CN_OK;
     goto done;
 fail:
@@ -583,11 +626,25 @@ done:
     free(job.scratch);
     free(job.status);
     free(job.oob);
+    free(job.eval);
     free(cw);
     ml_pool_free(pool);
     rf_prep_fini(&prep);
     *out = f;
     return e;
+}
+
+cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
+                     rf_forest **out, char *err, size_t errlen)
+{
+    return fit_impl(p, d, rows, n_rows, NULL, 0, NULL, out, err, errlen);
+}
+
+cn_err rf_forest_fit_predict(const rf_params *p, const ds_dataset *d, const size_t *rows,
+                             size_t n_rows, const size_t *eval_rows, size_t n_eval, int32_t *pred,
+                             rf_forest **out, char *err, size_t errlen)
+{
+    return fit_impl(p, d, rows, n_rows, eval_rows, n_eval, pred, out, err, errlen);
 }
 
 // ---------------------------------------------------------------------------

@@ -634,6 +634,24 @@ START_TEST(test_rf_fit_on_row_subset_equals_fit_on_copy)
     for (int i = 0; i < 100; i++)
         ck_assert_int_eq(pb[i], pa[rows[i]]);
     ck_assert_int_eq(rf_forest_predict_rows(a, d, (size_t[]){500}, 1, pb), CN_ERANGE);
+    // Predicting while fitting gives the same classes as predicting after.
+    size_t others[100];
+    for (int i = 0; i < 100; i++)
+        others[i] = (size_t)(2 * i);
+    int32_t during[100], after[100];
+    rf_forest *c = NULL;
+    p.threads = 2;
+    ck_assert_int_eq(
+        rf_forest_fit_predict(&p, d, rows, 100, others, 100, during, &c, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rf_forest_predict_rows(c, d, others, 100, after), CN_OK);
+    ck_assert_mem_eq(during, after, sizeof during);
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(after[i], pa[others[i]]);
+    rf_forest_free(c);
+    ck_assert_int_eq(
+        rf_forest_fit_predict(&p, d, rows, 100, (size_t[]){200}, 1, during, &c, err, sizeof err),
+        CN_ERANGE);
+    ck_assert_ptr_null(c);
     rf_forest_free(a);
     rf_forest_free(b);
     ds_dataset_free(s);
