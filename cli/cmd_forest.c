@@ -490,10 +490,10 @@ static int forest_cv(int argc, char **argv)
             const cv_fold_result *fr = &r->folds[f];
             cn_buf_printf(&b,
                           "%s{\"fold\": %d, \"accuracy\": %.6f, \"balanced_accuracy\": %.6f, "
-                          "\"macro_f1\": %.6f, \"fit_seconds\": %.4f, "
+                          "\"macro_f1\": %.6f, \"fit_seconds\": %.4f, \"predict_seconds\": %.4f, "
                           "\"n_train\": %zu, \"n_test\": %zu}",
                           f ? ", " : "", f, fr->accuracy, fr->balanced_accuracy, fr->macro_f1,
-                          fr->fit_seconds, fr->n_train, fr->n_test);
+                          fr->fit_seconds, fr->predict_seconds, fr->n_train, fr->n_test);
         }
         cn_buf_printf(&b,
                       "], \"mean_accuracy\": %.6f, \"std_accuracy\": %.6f, "

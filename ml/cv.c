@@ -159,6 +159,7 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
     r->balanced_accuracy = metrics_balanced_accuracy(r->confusion, nc);
     r->macro_f1 = metrics_macro_f1(r->confusion, nc);
     r->fit_seconds = t1 - t0;
+    r->predict_seconds = now_s() - t1;
     r->n_train = ntr;
     r->n_test = nte;
 out:

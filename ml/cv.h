@@ -39,8 +39,10 @@ typedef struct cv_fold_result {
     double accuracy;
     double balanced_accuracy;
     double macro_f1;
-    double fit_seconds; // wall time of fitting, including predicting the test rows
-                        // (rf_forest_fit_predict does both tree by tree)
+    double fit_seconds;     // wall time of fitting, including predicting the test rows
+                            // (rf_forest_fit_predict does both tree by tree)
+    double predict_seconds; // wall time of scoring after the fit (metrics only; the
+                            // predictions themselves are counted in fit_seconds)
     size_t n_train, n_test;
     uint64_t *confusion; // (n_classes, n_classes) rows = true class; owned by the result
 } cv_fold_result;
