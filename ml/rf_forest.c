@@ -249,6 +249,15 @@ cn_err rf_params_from_json_text(rf_params *p, const char *text, const char *orig
     return CN_OK;
 }
 
+// frac_text writes a fraction so that it reads back as one: 1.0 must not
+// become "1", which means one feature or one sample.
+static void frac_text(char *buf, size_t n, double v)
+{
+    snprintf(buf, n, "%.17g", v);
+    if (strpbrk(buf, ".eE") == NULL)
+        snprintf(buf + strlen(buf), n - strlen(buf), ".0");
+}
+
 cn_err rf_params_format(const rf_params *p, cn_buf *o)
 {
     static const char *mf[] = {"\"sqrt\"", "\"log2\"", "", "", "null"};
@@ -257,7 +266,7 @@ cn_err rf_params_format(const rf_params *p, cn_buf *o)
     if (p->max_features == RF_MAXF_INT)
         snprintf(maxf, sizeof maxf, "%d", p->max_features_n);
     else if (p->max_features == RF_MAXF_FRACTION)
-        snprintf(maxf, sizeof maxf, "%g", p->max_features_frac);
+        frac_text(maxf, sizeof maxf, p->max_features_frac);
     else
         snprintf(maxf, sizeof maxf, "%s", mf[p->max_features]);
     if (p->max_depth > 0)
@@ -267,15 +276,15 @@ cn_err rf_params_format(const rf_params *p, cn_buf *o)
     if (p->max_samples_n > 0)
         snprintf(maxs, sizeof maxs, "%zu", p->max_samples_n);
     else if (p->max_samples_frac > 0)
-        snprintf(maxs, sizeof maxs, "%g", p->max_samples_frac);
+        frac_text(maxs, sizeof maxs, p->max_samples_frac);
     else
         snprintf(maxs, sizeof maxs, "null");
     return cn_buf_printf(
         o,
         "{\"n_estimators\": %d, \"criterion\": \"%s\", \"max_depth\": %s, "
-        "\"min_samples_split\": %d, \"min_samples_leaf\": %d, \"min_impurity_decrease\": %g, "
+        "\"min_samples_split\": %d, \"min_samples_leaf\": %d, \"min_impurity_decrease\": %.17g, "
         "\"max_features\": %s, \"bootstrap\": %s, \"max_samples\": %s, \"class_weight\": %s, "
-        "\"splitter\": \"%s\", \"ccp_alpha\": %g, \"oob_score\": %s, \"seed\": %llu}",
+        "\"splitter\": \"%s\", \"ccp_alpha\": %.17g, \"oob_score\": %s, \"seed\": %llu}",
         p->n_estimators, p->criterion == RF_GINI ? "gini" : "entropy", maxd, p->min_samples_split,
         p->min_samples_leaf, p->min_impurity_decrease, maxf, p->bootstrap ? "true" : "false", maxs,
         cw[p->class_weight], p->splitter == RF_SPLIT_BEST ? "best" : "random", p->ccp_alpha,

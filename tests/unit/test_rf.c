@@ -514,6 +514,18 @@ START_TEST(test_rf_params_set_and_errors)
     ck_assert_int_eq(r.max_features, RF_MAXF_LOG2);
     ck_assert(!r.bootstrap);
     cn_buf_fini(&b);
+    // A fraction of 1.0 stays a fraction (not one feature / one sample).
+    ck_assert_int_eq(rf_params_set(&q, "max_features", "1.0", err, sizeof err), CN_OK);
+    ck_assert_int_eq(rf_params_set(&q, "max_samples", "1.0", err, sizeof err), CN_OK);
+    cn_buf_init(&b);
+    rf_params_format(&q, &b);
+    r = rf_params_default();
+    ck_assert_int_eq(rf_params_from_json_text(&r, b.data, "fmt", err, sizeof err), CN_OK);
+    ck_assert_int_eq(r.max_features, RF_MAXF_FRACTION);
+    ck_assert_double_eq(r.max_features_frac, 1.0);
+    ck_assert_double_eq(r.max_samples_frac, 1.0);
+    ck_assert_uint_eq(r.max_samples_n, 0);
+    cn_buf_fini(&b);
 }
 END_TEST
 
