@@ -76,9 +76,10 @@ rf_params rf_params_default(void);
 cn_err rf_params_set(rf_params *p, const char *key, const char *value, char *err, size_t errlen);
 
 // rf_params_from_json applies every member of the JSON object obj (numbers,
-// strings, booleans, null) through rf_params_set. Errors as rf_params_set,
-// plus CN_EINVAL if obj is not an object or a member has an array/object
-// value. On error p may hold the members applied before the bad one.
+// strings, booleans, null) through rf_params_set. An integral JSON number
+// reads as an integer, so write a fraction of 1 as "1.0" (a string) or "all". Errors as
+// rf_params_set, plus CN_EINVAL if obj is not an object or a member has an array/object value. On
+// error p may hold the members applied before the bad one.
 cn_err rf_params_from_json(rf_params *p, const struct cJSON *obj, char *err, size_t errlen);
 
 // rf_params_from_json_text parses text as a JSON object and applies it.

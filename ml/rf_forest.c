@@ -249,13 +249,15 @@ cn_err rf_params_from_json_text(rf_params *p, const char *text, const char *orig
     return CN_OK;
 }
 
-// frac_text writes a fraction so that it reads back as one: 1.0 must not
-// become "1", which means one feature or one sample.
+// frac_text writes a fraction as a JSON string so that it reads back as a
+// fraction: JSON numbers lose the difference between 1 (one feature or one
+// sample) and 1.0 (all of them).
 static void frac_text(char *buf, size_t n, double v)
 {
-    snprintf(buf, n, "%.17g", v);
+    snprintf(buf, n, "\"%.17g", v);
     if (strpbrk(buf, ".eE") == NULL)
         snprintf(buf + strlen(buf), n - strlen(buf), ".0");
+    snprintf(buf + strlen(buf), n - strlen(buf), "\"");
 }
 
 cn_err rf_params_format(const rf_params *p, cn_buf *o)
