@@ -38,6 +38,22 @@ run_suite() { # name builddir meson-setup-args...
 }
 
 run_suite normal build
+# Simulated VMs where namespaces are allowed (exit 77: skipped, says why).
+echo "== sim: deploy/sim/selftest.sh"
+sim_rc=0
+deploy/sim/selftest.sh --canopy build/cli/canopy || sim_rc=$?
+if [ $sim_rc -eq 77 ]; then
+  summaries+=("[sim] skipped: namespaces or cgroups not available here")
+elif [ $sim_rc -ne 0 ]; then
+  echo "tests/run.sh: FAILED in sim"
+  exit 1
+elif ! sim_left=$(CANOPY_SIM_PREFIX=cnst deploy/sim/sim.sh leftovers); then
+  echo "$sim_left"
+  echo "tests/run.sh: FAILED in sim: namespaces, links or cgroups left behind"
+  exit 1
+else
+  summaries+=("[sim] selftest ok, no namespace, link or cgroup left")
+fi
 if [ $quick -eq 0 ]; then
   run_suite asan+ubsan build-asan -Db_sanitize=address,undefined -Db_lundef=false \
     -Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug
