@@ -1,0 +1,480 @@
+// ps_client.c: the client side of the ParameterServer service (ps.h).
+//
+// One rpc_client per shard. An operation on the whole vector (pull, push,
+// push-pull, configure) is cut by ps_range into per-shard calls that run in
+// parallel: shard 0's on the calling thread, the others on one helper
+// thread per shard, started once. Each per-shard call retries on
+// UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED and NOT_FOUND
+// (a restarted shard that has not been configured again yet) with capped
+// exponential backoff until the outage budget runs out; pushes are safe to
+// repeat because shards drop a (worker, clock) they already have.
+//
+// Thread rule: one operation at a time per client (the caller's thread);
+// the helper threads only run the per-shard parts of that operation.
+#include "ps/ps.h"
+#include "ps/ps_impl.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/cn_clock.h"
+
+enum { OP_NONE, OP_PULL, OP_PUSH, OP_PUSHPULL, OP_CONFIGURE };
+
+typedef struct shard_conn {
+    ps_client *c;
+    uint32_t k;
+    uint64_t lo, hi;
+    rpc_client *rpc;
+    pthread_t th;
+    bool th_started;
+    // result of the current operation
+    cn_err result;
+    char err[RPC_DETAIL_LEN + 128];
+    ps_sync sync;
+    bool restored;
+} shard_conn;
+
+struct ps_client {
+    ps_client_opts o;
+    char job_id[PS_JOB_ID_LEN];
+    shard_conn *sh;
+    // the current operation
+    int op;
+    uint64_t clock, base_version;
+    bool consistent, restore;
+    const float *in; // grad or init (n_params)
+    float *out;      // params (n_params)
+    const ps_shard_cfg *cfg;
+    // dispatch to helper threads
+    pthread_mutex_t mu;
+    pthread_cond_t start_cv, done_cv;
+    uint64_t gen;
+    uint32_t pending;
+    bool stopping;
+    _Atomic uint64_t sent, received;
+};
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool retryable(rpc_code code)
+{
+    return code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED || code == RPC_ABORTED ||
+           code == RPC_RESOURCE_EXHAUSTED || code == RPC_NOT_FOUND;
+}
+
+// call_retry performs method on shard sc until OK, a non-retryable status,
+// or the outage budget is spent. On RPC_OK the caller owns rep.
+static rpc_code call_retry(shard_conn *sc, const char *method, const ProtobufCMessage *body,
+                           const void *payload, size_t plen, rpc_reply *rep)
+{
+    ps_client *c = sc->c;
+    uint64_t start = cn_now_ms();
+    int backoff = 20;
+    for (;;) {
+        rpc_request r = {.service = "ParameterServer",
+                         .method = method,
+                         .body = body,
+                         .payload = payload,
+                         .payload_len = plen,
+                         .deadline_ms = c->o.call_timeout_ms,
+                         .flags = RPC_IDEMPOTENT};
+        memset(rep, 0, sizeof *rep);
+        rpc_code code = rpc_client_call(sc->rpc, &r, rep);
+        if (code == RPC_OK)
+            return code;
+        if (!retryable(code) || cn_now_ms() - start >= (uint64_t)c->o.outage_ms) {
+            snprintf(sc->err, sizeof sc->err, "shard %u (%s): %s %s: %s", sc->k, c->o.urls[sc->k],
+                     method, rpc_code_name(code), rep->detail);
+            rpc_reply_fini(rep);
+            return code;
+        }
+        rpc_reply_fini(rep);
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 500 ? 500 : backoff * 2;
+    }
+}
+
+static cn_err fail(shard_conn *sc, cn_err e, const char *what)
+{
+    snprintf(sc->err, sizeof sc->err, "shard %u: %s", sc->k, what);
+    return e;
+}
+
+static cn_err take_values(shard_conn *sc, const rpc_reply *rep)
+{
+    size_t want = (size_t)(sc->hi - sc->lo) * sizeof(float);
+    if (rep->payload_len != want)
+        return fail(sc, CN_EPROTO, "reply payload does not match the range");
+    memcpy(sc->c->out + sc->lo, rep->payload, want);
+    atomic_fetch_add(&sc->c->received, want);
+    return CN_OK;
+}
+
+static cn_err do_pull(shard_conn *sc)
+{
+    ps_client *c = sc->c;
+    Canopy__Ps__PullRequest req = CANOPY__PS__PULL_REQUEST__INIT;
+    req.job_id = c->job_id;
+    req.lo = sc->lo;
+    req.hi = sc->hi;
+    req.worker = c->o.worker;
+    req.clock = c->clock;
+    req.wait = c->consistent;
+    rpc_reply rep;
+    rpc_code code = call_retry(sc, "Pull", &req.base, NULL, 0, &rep);
+    if (code != RPC_OK)
+        return CN_EUNAVAIL;
+    Canopy__Ps__PullReply *pr =
+        (Canopy__Ps__PullReply *)rpc_reply_unpack(&rep, &canopy__ps__pull_reply__descriptor);
+    cn_err e = pr ? take_values(sc, &rep) : fail(sc, CN_EPROTO, "malformed reply");
+    if (pr) {
+        sc->sync.clock = pr->clock;
+        sc->sync.version = pr->version;
+        sc->sync.worker_clock = pr->worker_clock;
+        protobuf_c_message_free_unpacked(&pr->base, NULL);
+    }
+    rpc_reply_fini(&rep);
+    return e;
+}
+
+static cn_err do_push(shard_conn *sc, bool then_pull)
+{
+    ps_client *c = sc->c;
+    Canopy__Ps__PushRequest req = CANOPY__PS__PUSH_REQUEST__INIT;
+    req.job_id = c->job_id;
+    req.lo = sc->lo;
+    req.hi = sc->hi;
+    req.worker = c->o.worker;
+    req.clock = c->clock;
+    req.base_version = c->base_version;
+    size_t plen = (size_t)(sc->hi - sc->lo) * sizeof(float);
+    rpc_reply rep;
+    rpc_code code =
+        call_retry(sc, then_pull ? "PushPull" : "Push", &req.base, c->in + sc->lo, plen, &rep);
+    if (code != RPC_OK)
+        return CN_EUNAVAIL;
+    atomic_fetch_add(&c->sent, plen);
+    Canopy__Ps__PushReply *pr =
+        (Canopy__Ps__PushReply *)rpc_reply_unpack(&rep, &canopy__ps__push_reply__descriptor);
+    cn_err e = CN_OK;
+    if (pr == NULL)
+        e = fail(sc, CN_EPROTO, "malformed reply");
+    else if (then_pull)
+        e = take_values(sc, &rep);
+    if (pr) {
+        sc->sync.clock = pr->clock;
+        sc->sync.version = pr->version;
+        sc->sync.duplicate = pr->duplicate;
+        protobuf_c_message_free_unpacked(&pr->base, NULL);
+    }
+    rpc_reply_fini(&rep);
+    return e;
+}
+
+static cn_err do_configure(shard_conn *sc)
+{
+    ps_client *c = sc->c;
+    const ps_shard_cfg *cfg = c->cfg;
+    Canopy__Ps__ConfigureRequest req = CANOPY__PS__CONFIGURE_REQUEST__INIT;
+    Canopy__Ps__OptimizerConfig oc = CANOPY__PS__OPTIMIZER_CONFIG__INIT;
+    ps_wire_optim_to_pb(&cfg->optim, &oc);
+    req.job_id = c->job_id;
+    req.shard = sc->k;
+    req.shards = c->o.shards;
+    req.n_params = c->o.n_params;
+    req.lo = sc->lo;
+    req.hi = sc->hi;
+    req.optimizer = &oc;
+    req.consistency = cfg->mode == PS_BSP   ? CANOPY__PS__CONSISTENCY__BSP
+                      : cfg->mode == PS_ASP ? CANOPY__PS__CONSISTENCY__ASP
+                                            : CANOPY__PS__CONSISTENCY__SSP;
+    req.staleness = cfg->staleness;
+    req.workers = cfg->workers;
+    req.checkpoint_dir = (char *)cfg->checkpoint_dir;
+    req.checkpoint_every = cfg->checkpoint_every;
+    req.restore = c->restore;
+    size_t plen = (size_t)(sc->hi - sc->lo) * sizeof(float);
+    rpc_reply rep;
+    rpc_code code = call_retry(sc, "Configure", &req.base, c->in + sc->lo, plen, &rep);
+    if (code != RPC_OK)
+        return code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED ? CN_EUNAVAIL : CN_EINVAL;
+    Canopy__Ps__ConfigureReply *cr = (Canopy__Ps__ConfigureReply *)rpc_reply_unpack(
+        &rep, &canopy__ps__configure_reply__descriptor);
+    cn_err e = CN_OK;
+    if (cr == NULL) {
+        e = fail(sc, CN_EPROTO, "malformed reply");
+    } else {
+        sc->sync.clock = cr->clock;
+        sc->sync.version = cr->version;
+        sc->restored = cr->restored;
+        protobuf_c_message_free_unpacked(&cr->base, NULL);
+    }
+    rpc_reply_fini(&rep);
+    return e;
+}
+
+static void run_op(shard_conn *sc)
+{
+    memset(&sc->sync, 0, sizeof sc->sync);
+    sc->err[0] = 0;
+    sc->restored = false;
+    switch (sc->c->op) {
+    case OP_PULL:
+        sc->result = do_pull(sc);
+        break;
+    case OP_PUSH:
+        sc->result = do_push(sc, false);
+        break;
+    case OP_PUSHPULL:
+        sc->result = do_push(sc, true);
+        break;
+    case OP_CONFIGURE:
+        sc->result = do_configure(sc);
+        break;
+    default:
+        sc->result = CN_EINTERNAL;
+    }
+}
+
+static void *helper_main(void *arg)
+{
+    shard_conn *sc = arg;
+    ps_client *c = sc->c;
+    uint64_t seen = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->stopping && c->gen == seen)
+            pthread_cond_wait(&c->start_cv, &c->mu);
+        if (c->stopping)
+            break;
+        seen = c->gen;
+        pthread_mutex_unlock(&c->mu);
+        run_op(sc);
+        pthread_mutex_lock(&c->mu);
+        if (--c->pending == 0)
+            pthread_cond_broadcast(&c->done_cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+// run_all runs the current operation on every shard and returns the first
+// failure, with err set.
+static cn_err run_all(ps_client *c, char *err, size_t errlen)
+{
+    uint32_t S = c->o.shards;
+    if (S > 1) {
+        pthread_mutex_lock(&c->mu);
+        c->pending = S - 1;
+        c->gen++;
+        pthread_cond_broadcast(&c->start_cv);
+        pthread_mutex_unlock(&c->mu);
+    }
+    run_op(&c->sh[0]);
+    if (S > 1) {
+        pthread_mutex_lock(&c->mu);
+        while (c->pending > 0)
+            pthread_cond_wait(&c->done_cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+    }
+    for (uint32_t k = 0; k < S; k++)
+        if (c->sh[k].result != CN_OK)
+            return cn_errf(err, errlen, c->sh[k].result, "%s", c->sh[k].err);
+    return CN_OK;
+}
+
+cn_err ps_client_open(ps_client **out, const ps_client_opts *o, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (o->shards < 1 || o->n_params < o->shards || o->job_id == NULL ||
+        strlen(o->job_id) >= PS_JOB_ID_LEN)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "ps client: need shards >= 1, n_params >= shards and a job id");
+    ps_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    c->o = *o;
+    if (c->o.call_timeout_ms <= 0)
+        c->o.call_timeout_ms = 30000;
+    if (c->o.outage_ms <= 0)
+        c->o.outage_ms = 120000;
+    snprintf(c->job_id, sizeof c->job_id, "%s", o->job_id);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->start_cv, NULL);
+    pthread_cond_init(&c->done_cv, NULL);
+    c->sh = calloc(o->shards, sizeof *c->sh);
+    if (c->sh == NULL) {
+        ps_client_close(c);
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    }
+    cn_err e = CN_OK;
+    for (uint32_t k = 0; k < o->shards; k++) {
+        shard_conn *sc = &c->sh[k];
+        sc->c = c;
+        sc->k = k;
+        ps_range(o->n_params, o->shards, k, &sc->lo, &sc->hi);
+        rpc_client_opts ro = {.url = o->urls[k],
+                              .token = o->token,
+                              .tls = o->tls,
+                              .default_deadline_ms = c->o.call_timeout_ms,
+                              .max_retries = 1,
+                              .max_msg_bytes =
+                                  (size_t)(sc->hi - sc->lo) * sizeof(float) + (1u << 20)};
+        char e2[CN_ERRBUF_LEN];
+        if ((e = rpc_client_open(&sc->rpc, &ro, e2, sizeof e2)) != CN_OK) {
+            cn_errf(err, errlen, e, "shard %u: %s", k, e2);
+            ps_client_close(c);
+            return e;
+        }
+        if (k > 0) {
+            if (pthread_create(&sc->th, NULL, helper_main, sc) != 0) {
+                ps_client_close(c);
+                return cn_errf(err, errlen, CN_ENOMEM, "cannot start a client thread");
+            }
+            sc->th_started = true;
+        }
+    }
+    *out = c;
+    return CN_OK;
+}
+
+void ps_client_close(ps_client *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->start_cv);
+    pthread_mutex_unlock(&c->mu);
+    for (uint32_t k = 0; c->sh && k < c->o.shards; k++) {
+        if (c->sh[k].th_started)
+            pthread_join(c->sh[k].th, NULL);
+        rpc_client_close(c->sh[k].rpc);
+    }
+    free(c->sh);
+    pthread_cond_destroy(&c->start_cv);
+    pthread_cond_destroy(&c->done_cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+// merge_sync combines per-shard clocks: the smallest clock and version, the
+// largest worker clock; with bsp_max the largest clock instead.
+static void merge_sync(const ps_client *c, ps_sync *out, bool largest_clock)
+{
+    if (out == NULL)
+        return;
+    *out = c->sh[0].sync;
+    for (uint32_t k = 1; k < c->o.shards; k++) {
+        const ps_sync *s = &c->sh[k].sync;
+        if (largest_clock ? s->clock > out->clock : s->clock < out->clock)
+            out->clock = s->clock;
+        if (s->version < out->version)
+            out->version = s->version;
+        if (s->worker_clock > out->worker_clock)
+            out->worker_clock = s->worker_clock;
+        out->duplicate = out->duplicate || s->duplicate;
+    }
+}
+
+cn_err ps_client_configure(ps_client *c, const ps_shard_cfg *cfg, const float *init, bool restore,
+                           bool *restored, char *err, size_t errlen)
+{
+    c->op = OP_CONFIGURE;
+    c->cfg = cfg;
+    c->in = init;
+    c->restore = restore;
+    cn_err e = run_all(c, err, errlen);
+    if (restored) {
+        *restored = false;
+        for (uint32_t k = 0; k < c->o.shards; k++)
+            *restored = *restored || c->sh[k].restored;
+    }
+    return e;
+}
+
+cn_err ps_client_pull(ps_client *c, uint64_t clock, bool consistent, float *params, ps_sync *sync,
+                      char *err, size_t errlen)
+{
+    c->op = OP_PULL;
+    c->clock = clock;
+    c->consistent = consistent;
+    c->out = params;
+    cn_err e = run_all(c, err, errlen);
+    merge_sync(c, sync, false);
+    return e;
+}
+
+cn_err ps_client_push_pull(ps_client *c, uint64_t clock, uint64_t base_version, const float *grad,
+                           float *params, ps_sync *sync, char *err, size_t errlen)
+{
+    c->op = OP_PUSHPULL;
+    c->clock = clock;
+    c->base_version = base_version;
+    c->in = grad;
+    c->out = params;
+    cn_err e = run_all(c, err, errlen);
+    merge_sync(c, sync, true);
+    return e;
+}
+
+cn_err ps_client_push(ps_client *c, uint64_t clock, uint64_t base_version, const float *grad,
+                      ps_sync *sync, char *err, size_t errlen)
+{
+    c->op = OP_PUSH;
+    c->clock = clock;
+    c->base_version = base_version;
+    c->in = grad;
+    cn_err e = run_all(c, err, errlen);
+    merge_sync(c, sync, true);
+    return e;
+}
+
+rpc_code ps_client_stats(ps_client *c, uint32_t k, ps_stats *out, char *err, size_t errlen)
+{
+    if (k >= c->o.shards) {
+        cn_errf(err, errlen, CN_EINVAL, "no shard %u", k);
+        return RPC_INVALID_ARGUMENT;
+    }
+    Canopy__Ps__StatsRequest req = CANOPY__PS__STATS_REQUEST__INIT;
+    req.job_id = c->job_id;
+    rpc_request r = {.service = "ParameterServer",
+                     .method = "Stats",
+                     .body = &req.base,
+                     .deadline_ms = 5000,
+                     .flags = RPC_IDEMPOTENT};
+    rpc_reply rep;
+    memset(&rep, 0, sizeof rep);
+    rpc_code code = rpc_client_call(c->sh[k].rpc, &r, &rep);
+    if (code == RPC_OK) {
+        Canopy__Ps__StatsReply *sr =
+            (Canopy__Ps__StatsReply *)rpc_reply_unpack(&rep, &canopy__ps__stats_reply__descriptor);
+        if (sr == NULL) {
+            code = RPC_INTERNAL;
+            cn_errf(err, errlen, CN_EPROTO, "shard %u: malformed Stats reply", k);
+        } else {
+            ps_wire_stats_from_pb(sr, out);
+            protobuf_c_message_free_unpacked(&sr->base, NULL);
+        }
+    } else {
+        cn_errf(err, errlen, CN_EUNAVAIL, "shard %u: Stats %s: %s", k, rpc_code_name(code),
+                rep.detail);
+    }
+    rpc_reply_fini(&rep);
+    return code;
+}
+
+void ps_client_bytes(const ps_client *c, uint64_t *sent, uint64_t *received)
+{
+    *sent = atomic_load(&c->sent);
+    *received = atomic_load(&c->received);
+}
