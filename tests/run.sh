@@ -18,9 +18,17 @@ run_suite() { # name builddir meson-setup-args...
   local name=$1 dir=$2
   shift 2
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >/dev/null
+    if ! meson setup "$dir" "$@" >"$dir.setup.log" 2>&1; then
+      tail -30 "$dir.setup.log"
+      echo "tests/run.sh: FAILED to configure $name (log: $dir.setup.log)"
+      exit 1
+    fi
   fi
-  ninja -C "$dir" >/dev/null
+  if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
+    grep -E "error|FAILED" -A3 "$dir.build.log" | head -40
+    echo "tests/run.sh: FAILED to build $name (log: $dir.build.log)"
+    exit 1
+  fi
   echo "== $name: meson test"
   local log
   log=$(mktemp)
@@ -56,12 +64,19 @@ else
 fi
 if [ $quick -eq 0 ]; then
   run_suite asan+ubsan build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug
+    -Dc_args=-fno-sanitize-recover=all
   if command -v clang >/dev/null && [ -f tests/fuzz/fuzz_envelope.c ]; then
-    if [ ! -f build-fuzz/build.ninja ]; then
-      CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
+    if [ ! -f build-fuzz/build.ninja ] &&
+        ! CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >build-fuzz.setup.log 2>&1; then
+      tail -30 build-fuzz.setup.log
+      echo "tests/run.sh: FAILED to configure the fuzz build"
+      exit 1
     fi
-    ninja -C build-fuzz >/dev/null
+    if ! ninja -C build-fuzz >build-fuzz.build.log 2>&1; then
+      grep -E "error|FAILED" -A3 build-fuzz.build.log | head -40
+      echo "tests/run.sh: FAILED to build the fuzz targets"
+      exit 1
+    fi
     echo "== fuzz-smoke: 20 s of fuzz_envelope"
     mkdir -p build-fuzz/corpus
     if ./build-fuzz/tests/fuzz/fuzz_envelope -max_total_time=20 -print_final_stats=1 \
