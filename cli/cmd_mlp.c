@@ -6,6 +6,8 @@
 // throughput per epoch) and optionally saves the model; eval loads a model
 // and prints its accuracy and confusion matrix. Throughput counts training
 // steps only (gather, forward, backward, optimizer), not evaluation.
+// Training runs on an mlp_trainer with --threads threads, each running
+// single-threaded BLAS on its share of every step.
 #include "cli/cli.h"
 
 #include <math.h>
@@ -118,7 +120,8 @@ static int cmd_train(int argc, char **argv)
         {"step-epochs", CN_OPT_INT, &o.step_every, "step schedule: epochs per step", 1, 100000,
          NULL},
         {"min-lr", CN_OPT_DOUBLE, &o.min_lr, "cosine schedule: final learning rate", 0, 100, NULL},
-        {"threads", CN_OPT_INT, &o.threads, "BLAS threads", 1, 256, NULL},
+        {"threads", CN_OPT_INT, &o.threads,
+         "training threads (each runs single-threaded BLAS on its share of a step)", 1, 256, NULL},
         {"seed", CN_OPT_INT, &o.seed, "seed for initialisation and shuffling", 0, 0, NULL},
         {"max-rows", CN_OPT_INT, &o.max_rows, "use at most this many training rows (0 = all)", 0,
          1e12, NULL},
@@ -179,10 +182,10 @@ static int cmd_train(int argc, char **argv)
     oc.min_lr = (float)o.min_lr;
 
     ds_dataset *train = NULL, *test = NULL;
-    float *params = NULL, *grad = NULL;
+    float *params = NULL;
     size_t *perm = NULL;
-    int32_t *yb = NULL;
-    mlp_ws *ws = NULL, *ews = NULL;
+    mlp_trainer *tr = NULL;
+    mlp_ws *ews = NULL;
     optim_state *st = NULL;
     int rc = CLI_EXIT_OK;
     if (idx_load(o.train_images, o.train_labels, (size_t)o.max_rows, &train, err, sizeof err) !=
@@ -215,15 +218,13 @@ static int cmd_train(int argc, char **argv)
         rc = cli_usage_error("mlp train", err);
         goto out;
     }
-    mlp_set_threads((int)o.threads);
+    mlp_set_threads(1); // the trainer's threads each run single-threaded BLAS
     params = malloc(s.n_params * sizeof(float));
-    grad = malloc(s.n_params * sizeof(float));
     perm = malloc((n ? n : 1) * sizeof(size_t));
-    yb = malloc((size_t)B * sizeof(int32_t));
-    ws = mlp_ws_new(&s, B);
+    tr = mlp_trainer_new(&s, B, (int)o.threads);
     ews = mlp_ws_new(&s, 1000);
     st = optim_state_new(&oc, s.n_params);
-    if (!params || !grad || !perm || !yb || !ws || !ews || !st) {
+    if (!params || !perm || !tr || !ews || !st) {
         fprintf(stderr, "canopy mlp train: out of memory\n");
         rc = CLI_EXIT_FAILURE;
         goto out;
@@ -253,12 +254,9 @@ static int cmd_train(int argc, char **argv)
         uint64_t t0 = cn_now_ns();
         for (size_t r0 = 0; r0 < n; r0 += (size_t)B) {
             int nb = (int)(n - r0 < (size_t)B ? n - r0 : (size_t)B);
-            const float *x = mlp_ws_gather(ws, train, perm + r0, nb);
-            for (int i = 0; i < nb; i++)
-                yb[i] = train->y[perm[r0 + (size_t)i]];
+            mlp_batch mb = {.d = train, .idx = perm + r0, .n = nb};
             float loss;
-            mlp_grad(&s, params, x, yb, nb, ws, grad, &loss);
-            optim_step(&oc, st, params, grad, s.n_params, t++);
+            mlp_trainer_step(tr, params, &mb, &oc, st, t++, NULL, &loss);
             loss_sum += (double)loss * nb;
         }
         uint64_t dt = cn_now_ns() - t0;
@@ -303,10 +301,8 @@ out:
     ds_dataset_free(train);
     ds_dataset_free(test);
     free(params);
-    free(grad);
     free(perm);
-    free(yb);
-    mlp_ws_free(ws);
+    mlp_trainer_free(tr);
     mlp_ws_free(ews);
     optim_state_free(st);
     return rc;

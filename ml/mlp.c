@@ -9,7 +9,7 @@
 //             db_l = column sums of dZ_l
 //             dA_{l-1} = dZ_l W_l^T          (B,out) x (out,in) -> (B,in), skipped for l = 0
 //             dZ_{l-1} = dA_{l-1} * [A_{l-1} > 0]
-// Every matrix product goes through gemm(), which is cblas_sgemm or the
+// Every matrix product goes through mlp_gemm(), which is cblas_sgemm or the
 // naive reference loop, so the two kernels share all the other code.
 #include "ml/mlp.h"
 
@@ -20,13 +20,7 @@
 
 #include "common/cn_rand.h"
 #include "ml/metrics.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MLP_HOT                                                                                    \
-    __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3", "no-math-errno")))
-#else
-#define MLP_HOT
-#endif
+#include "ml/mlp_impl.h"
 
 struct mlp_ws {
     mlp_shape s;
@@ -180,9 +174,8 @@ static void naive_gemm(int ta, int tb, int m, int n, int k, const float *a, int 
         }
 }
 
-// gemm computes C (m,n) = op(A) (m,k) x op(B) (k,n), row-major.
-static void gemm(mlp_kernel kern, int ta, int tb, int m, int n, int k, const float *a, int lda,
-                 const float *b, int ldb, float *c, int ldc)
+void mlp_gemm(mlp_kernel kern, int ta, int tb, int m, int n, int k, const float *a, int lda,
+              const float *b, int ldb, float *c, int ldc)
 {
     if (kern == MLP_KERNEL_NAIVE) {
         naive_gemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
@@ -192,8 +185,7 @@ static void gemm(mlp_kernel kern, int ta, int tb, int m, int n, int k, const flo
                 k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
-// bias_act adds b to every row of z (rows, n) and applies ReLU if relu.
-MLP_HOT static void bias_act(float *restrict z, const float *restrict b, int rows, int n, int relu)
+MLP_HOT void mlp_bias_act(float *restrict z, const float *restrict b, int rows, int n, int relu)
 {
     for (int i = 0; i < rows; i++) {
         float *zi = z + (size_t)i * n;
@@ -242,9 +234,9 @@ const float *mlp_forward(const mlp_shape *s, const float *params, const float *x
     for (int l = 0; l < s->n_layers; l++) {
         const mlp_layer *L = &s->layer[l];
         float *z = ws->act[l];
-        gemm(ws->kernel, 0, 0, batch, L->out, L->in, in, L->in, params + L->w_off, L->out, z,
-             L->out);
-        bias_act(z, params + L->b_off, batch, L->out, l + 1 < s->n_layers);
+        mlp_gemm(ws->kernel, 0, 0, batch, L->out, L->in, in, L->in, params + L->w_off, L->out, z,
+                 L->out);
+        mlp_bias_act(z, params + L->b_off, batch, L->out, l + 1 < s->n_layers);
         in = z;
     }
     if (y != NULL && loss != NULL) {
@@ -302,15 +294,15 @@ void mlp_grad(const mlp_shape *s, const float *params, const float *x, const int
         const float *a_in = l > 0 ? ws->act[l - 1] : x; // (B, in)
         dz = ws->d[cur];
         // dW = A_in^T dZ
-        gemm(ws->kernel, 1, 0, L->in, L->out, batch, a_in, L->in, dz, L->out, grad + L->w_off,
-             L->out);
+        mlp_gemm(ws->kernel, 1, 0, L->in, L->out, batch, a_in, L->in, dz, L->out, grad + L->w_off,
+                 L->out);
         if (l == nl - 1)
             colsum(dz, grad + L->b_off, batch, L->out); // hidden biases were summed below
         if (l == 0)
             break; // the input gradient is never needed
         float *da = ws->d[cur ^ 1];
-        gemm(ws->kernel, 0, 1, batch, L->in, L->out, dz, L->out, params + L->w_off, L->out, da,
-             L->in);
+        mlp_gemm(ws->kernel, 0, 1, batch, L->in, L->out, dz, L->out, params + L->w_off, L->out, da,
+                 L->in);
         const mlp_layer *P = &s->layer[l - 1];
         relu_mask_colsum(da, ws->act[l - 1], grad + P->b_off, batch, L->in);
         cur ^= 1;

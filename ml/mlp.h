@@ -28,6 +28,7 @@
 #include "common/cn_buf.h"
 #include "common/cn_err.h"
 #include "ml/ds.h"
+#include "ml/optim.h"
 
 // MLP_MAX_LAYERS bounds the number of affine layers (hidden layers + 1).
 #define MLP_MAX_LAYERS 16
@@ -106,6 +107,65 @@ const float *mlp_forward(const mlp_shape *s, const float *params, const float *x
 // must be in [0, n_classes) (CN_ASSERT). Allocates nothing.
 void mlp_grad(const mlp_shape *s, const float *params, const float *x, const int32_t *y, int batch,
               mlp_ws *ws, float *grad, float *loss);
+
+// --- multi-threaded training (mlp_train.c) ---
+//
+// mlp_trainer computes the gradient of a minibatch, and optionally applies an
+// optimizer step, on T threads of its own (the caller's thread is one of
+// them; T - 1 pthreads are started once, in mlp_trainer_new, and wait between
+// calls by spinning briefly and then sleeping on a futex). One call:
+//   1. each thread takes a contiguous block of the batch's rows (gathering
+//      them from a data set if asked) and runs forward, softmax cross-entropy
+//      and the backward chain dZ_l for its rows only;
+//   2. after one barrier, each thread computes its share of every layer's
+//      weight rows dW_l[a:b) = A_{l-1}[:, a:b)^T dZ_l and bias columns over
+//      the whole batch, straight into the flat gradient (no per-thread
+//      copies, no reduction), and, for a step, applies the optimizer to
+//      exactly those ranges (optim_step_range) while they are in cache.
+// Every gradient element is therefore one sum over the whole batch, as in
+// mlp_grad; results differ from mlp_grad only by GEMM blocking (float
+// rounding), and are deterministic for a given thread count.
+// BLAS must run single-threaded in each thread: call mlp_set_threads(1)
+// before using a trainer with T > 1.
+// Thread rule: one call at a time per trainer.
+typedef struct mlp_trainer mlp_trainer;
+
+// mlp_batch names one minibatch of n rows: either x ((n, widths[0])
+// row-major) with labels y, or, when x is NULL, rows idx[0..n) of the
+// labelled data set d, gathered by the worker threads (labels d->y[idx[i]]).
+typedef struct mlp_batch {
+    const float *x;
+    const int32_t *y;
+    const ds_dataset *d;
+    const size_t *idx;
+    int n;
+} mlp_batch;
+
+// mlp_trainer_new makes a trainer for s, batches up to max_batch (>= 1)
+// rows and threads (>= 1) threads. Returns NULL on OOM, bad arguments or if
+// a thread cannot be started. s is copied.
+mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads);
+// mlp_trainer_free stops and joins the threads and frees tr. Accepts NULL.
+void mlp_trainer_free(mlp_trainer *tr);
+int mlp_trainer_threads(const mlp_trainer *tr);
+int mlp_trainer_max_batch(const mlp_trainer *tr);
+// mlp_trainer_set_kernel selects the GEMM kernel (MLP_KERNEL_BLAS default).
+void mlp_trainer_set_kernel(mlp_trainer *tr, mlp_kernel k);
+
+// mlp_trainer_grad is mlp_grad on tr's threads: the batch-mean cross-entropy
+// into *loss (if not NULL) and its gradient into grad (n_params, fully
+// overwritten, must not alias params). 1 <= b->n <= max_batch and labels in
+// [0, n_classes) (CN_ASSERT). Allocates nothing.
+void mlp_trainer_grad(mlp_trainer *tr, const float *params, const mlp_batch *b, float *grad,
+                      float *loss);
+
+// mlp_trainer_step computes the gradient of the batch as mlp_trainer_grad
+// and applies optimizer step t (optim_step's meaning) to params with st,
+// whose slice must be the whole vector (n == n_params); st's step count is
+// incremented. If grad is not NULL the gradient is also written there.
+// Equal to mlp_trainer_grad followed by optim_step, bit for bit.
+void mlp_trainer_step(mlp_trainer *tr, float *params, const mlp_batch *b, const optim_cfg *cfg,
+                      optim_state *st, uint64_t t, float *grad, float *loss);
 
 // mlp_predict writes the arg-max class of each row of d into pred (n_rows),
 // in batches of ws's max_batch.

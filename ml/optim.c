@@ -324,17 +324,21 @@ static void step_adam(float *restrict w, const float *restrict g, float *restric
     adam_scalar(w, g, m, v, 0, n, k);
 }
 
-void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
-                uint64_t t)
+void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
+                      size_t hi, uint64_t t)
 {
-    CN_ASSERT(st != NULL && n == st->n && cfg->kind == st->kind);
+    CN_ASSERT(st != NULL && lo <= hi && hi <= st->n && cfg->kind == st->kind);
     float lr = optim_lr(cfg, t);
+    size_t n = hi - lo;
+    w += lo;
+    g += lo;
     switch (cfg->kind) {
     case OPTIM_SGD:
         step_sgd(w, g, n, lr, cfg->weight_decay);
         break;
     case OPTIM_MOMENTUM:
-        step_momentum(w, g, st->slot[0], n, lr, cfg->weight_decay, cfg->momentum, cfg->nesterov);
+        step_momentum(w, g, st->slot[0] + lo, n, lr, cfg->weight_decay, cfg->momentum,
+                      cfg->nesterov);
         break;
     case OPTIM_ADAM: {
         double tk = (double)t + 1.0;
@@ -350,10 +354,17 @@ void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g,
         k.eps = cfg->eps;
         k.wd = cfg->decoupled_wd ? 0.0f : cfg->weight_decay;
         k.decay = cfg->decoupled_wd ? 1.0f - lr * cfg->weight_decay : 1.0f;
-        step_adam(w, g, st->slot[0], st->slot[1], n, &k);
+        step_adam(w, g, st->slot[0] + lo, st->slot[1] + lo, n, &k);
         break;
     }
     }
+}
+
+void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
+                uint64_t t)
+{
+    CN_ASSERT(st != NULL && n == st->n && cfg->kind == st->kind);
+    optim_step_range(cfg, st, w, g, 0, n, t);
     st->steps++;
 }
 

@@ -97,6 +97,15 @@ void optim_state_free(optim_state *st);
 void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
                 uint64_t t);
 
+// optim_step_range applies the update of step t to elements [lo, hi) only
+// (lo <= hi <= n, CN_ASSERT). w and g point at element 0 of the slice, as for
+// optim_step. It does not count the step, so several threads may step
+// disjoint ranges of one state at once; a caller that covers [0, n) this way
+// then calls optim_state_set_steps(st, t + 1). The result is bit-identical to
+// optim_step on the whole slice. Allocates nothing.
+void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
+                      size_t hi, uint64_t t);
+
 // optim_state_n returns n; optim_state_nslots returns the number of float
 // arrays of n elements the state holds (0 SGD, 1 MOMENTUM, 2 ADAM).
 size_t optim_state_n(const optim_state *st);

@@ -1,6 +1,7 @@
 // test_mlp.c: the MLP's layer map, He initialisation, gradients against
 // central differences, the BLAS path against the naive kernel, evaluation,
-// a small training run, and the model file format.
+// a small training run, the multi-threaded trainer against mlp_grad and its
+// determinism, and the model file format.
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -257,6 +258,163 @@ START_TEST(test_training_reduces_loss_and_evaluates)
 }
 END_TEST
 
+// The threaded trainer's gradient equals mlp_grad's for T = 1, 2, 3 and
+// batches not divisible by T or smaller than T, from rows or gathered from a
+// data set, within |tr - ref| <= 1e-6 + 1e-4 |ref| (both are float sums over
+// the same rows; only GEMM blocking differs). Loss within 1e-6.
+START_TEST(test_trainer_grad_matches_single_thread)
+{
+    mlp_shape s;
+    int hidden[2] = {40, 24};
+    ck_assert_int_eq(mlp_shape_init(&s, 30, hidden, 2, 5, NULL, 0), CN_OK);
+    const int maxb = 37;
+    ds_dataset *d = ds_dataset_new(100, 30, 1);
+    fill_normal(d->x, 100 * 30, 21, 1.0);
+    for (size_t i = 0; i < 100; i++)
+        d->y[i] = (int32_t)((i * 7) % 5);
+    d->n_classes = 5;
+    size_t idx[37];
+    for (int i = 0; i < maxb; i++)
+        idx[i] = (size_t)(i * 13 + 5) % 100;
+    float *p = malloc(s.n_params * sizeof(float)), *ref = malloc(s.n_params * sizeof(float));
+    float *g = malloc(s.n_params * sizeof(float));
+    mlp_init_params(&s, p, 4);
+    fill_normal(p + s.layer[0].b_off, 40, 12, 0.1);
+    mlp_ws *ws = mlp_ws_new(&s, maxb);
+    const int batches[] = {1, 2, 3, 5, 7, 37};
+    for (int T = 1; T <= 3; T++) {
+        mlp_trainer *tr = mlp_trainer_new(&s, maxb, T);
+        ck_assert_ptr_nonnull(tr);
+        ck_assert_int_eq(mlp_trainer_threads(tr), T);
+        for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
+            int B = batches[bi];
+            const float *x = mlp_ws_gather(ws, d, idx, B);
+            int32_t y[37];
+            for (int i = 0; i < B; i++)
+                y[i] = d->y[idx[i]];
+            float lref, l1, l2;
+            mlp_grad(&s, p, x, y, B, ws, ref, &lref);
+            for (int from_rows = 0; from_rows < 2; from_rows++) {
+                mlp_batch b = {.n = B};
+                if (from_rows) {
+                    b.x = x;
+                    b.y = y;
+                } else {
+                    b.d = d;
+                    b.idx = idx;
+                }
+                memset(g, 0xff, s.n_params * sizeof(float)); // NaN: every element must be written
+                mlp_trainer_grad(tr, p, &b, g, &l1);
+                ck_assert_double_eq_tol(l1, lref, 1e-6);
+                for (size_t i = 0; i < s.n_params; i++)
+                    ck_assert_msg(fabs((double)g[i] - ref[i]) <= 1e-6 + 1e-4 * fabs(ref[i]),
+                                  "T=%d B=%d param %zu: %g vs %g", T, B, i, (double)g[i],
+                                  (double)ref[i]);
+                mlp_trainer_grad(tr, p, &b, g, &l2); // repeatable
+                ck_assert(l1 == l2);
+            }
+        }
+        mlp_trainer_free(tr);
+    }
+    mlp_ws_free(ws);
+    ds_dataset_free(d);
+    free(p);
+    free(ref);
+    free(g);
+}
+END_TEST
+
+// runs `steps` Adam steps of the trainer with T threads from a fixed start
+// and returns the final parameters (caller frees) and the last loss.
+static float *train_run(const mlp_shape *s, const ds_dataset *d, int T, int steps, float *last)
+{
+    float *p = malloc(s->n_params * sizeof(float)), *g = malloc(s->n_params * sizeof(float));
+    mlp_init_params(s, p, 8);
+    optim_cfg oc;
+    optim_cfg_default(&oc, OPTIM_ADAM);
+    oc.lr = 0.01f;
+    oc.weight_decay = 1e-3f;
+    optim_state *st = optim_state_new(&oc, s->n_params);
+    mlp_trainer *tr = mlp_trainer_new(s, 29, T);
+    ck_assert_ptr_nonnull(tr);
+    size_t idx[29];
+    for (int t = 0; t < steps; t++) {
+        for (int i = 0; i < 29; i++)
+            idx[i] = (size_t)(t * 29 + i * 11) % d->n_rows;
+        mlp_batch b = {.d = d, .idx = idx, .n = 29 - t % 3};
+        mlp_trainer_step(tr, p, &b, &oc, st, (uint64_t)t, t % 2 ? g : NULL, last);
+    }
+    ck_assert_uint_eq(optim_state_steps(st), (uint64_t)steps);
+    mlp_trainer_free(tr);
+    optim_state_free(st);
+    free(g);
+    return p;
+}
+
+// A threaded training run is deterministic for a fixed T (bit-identical
+// parameters), a step equals mlp_trainer_grad + optim_step bit for bit, and
+// runs with different T agree closely and learn.
+START_TEST(test_trainer_training_is_deterministic)
+{
+    ds_dataset *d = blobs(300, 6);
+    mlp_shape s;
+    int hidden[1] = {16};
+    ck_assert_int_eq(mlp_shape_init(&s, 8, hidden, 1, 3, NULL, 0), CN_OK);
+    float first = 0.0f, last;
+    float *p1[4];
+    for (int T = 1; T <= 3; T++) {
+        p1[T] = train_run(&s, d, T, 60, &last);
+        float again;
+        float *p2 = train_run(&s, d, T, 60, &again);
+        ck_assert_msg(memcmp(p1[T], p2, s.n_params * sizeof(float)) == 0, "T=%d: two runs differ",
+                      T);
+        ck_assert(last == again);
+        free(p2);
+        if (T == 1) {
+            float *p0 = train_run(&s, d, 1, 1, &first);
+            free(p0);
+            ck_assert_msg(last < 0.5f * first, "loss %g -> %g", (double)first, (double)last);
+        }
+    }
+    for (int T = 2; T <= 3; T++)
+        for (size_t i = 0; i < s.n_params; i++)
+            ck_assert_double_eq_tol(p1[T][i], p1[1][i], 1e-3);
+
+    // One step against mlp_trainer_grad followed by optim_step.
+    optim_cfg oc;
+    optim_cfg_default(&oc, OPTIM_ADAM);
+    optim_state *sa = optim_state_new(&oc, s.n_params), *sb = optim_state_new(&oc, s.n_params);
+    float *pa = malloc(s.n_params * sizeof(float)), *pb = malloc(s.n_params * sizeof(float));
+    float *g = malloc(s.n_params * sizeof(float)), *g2 = malloc(s.n_params * sizeof(float));
+    memcpy(pa, p1[2], s.n_params * sizeof(float));
+    memcpy(pb, p1[2], s.n_params * sizeof(float));
+    mlp_trainer *tr = mlp_trainer_new(&s, 32, 2);
+    size_t idx[32];
+    for (int i = 0; i < 32; i++)
+        idx[i] = (size_t)i * 9;
+    mlp_batch b = {.d = d, .idx = idx, .n = 32};
+    for (uint64_t t = 0; t < 3; t++) {
+        float la, lb;
+        mlp_trainer_grad(tr, pa, &b, g, &la);
+        optim_step(&oc, sa, pa, g, s.n_params, t);
+        mlp_trainer_step(tr, pb, &b, &oc, sb, t, g2, &lb);
+        ck_assert(la == lb);
+        ck_assert(memcmp(g, g2, s.n_params * sizeof(float)) == 0);
+        ck_assert(memcmp(pa, pb, s.n_params * sizeof(float)) == 0);
+    }
+    mlp_trainer_free(tr);
+    optim_state_free(sa);
+    optim_state_free(sb);
+    free(pa);
+    free(pb);
+    free(g);
+    free(g2);
+    for (int T = 1; T <= 3; T++)
+        free(p1[T]);
+    ds_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_model_file_round_trip_and_errors)
 {
     char dir[512], path[600], err[CN_ERRBUF_LEN];
@@ -322,6 +480,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_loss_gradient_closed_form);
     tcase_add_test(t, test_blas_matches_naive_kernel);
     tcase_add_test(t, test_training_reduces_loss_and_evaluates);
+    tcase_add_test(t, test_trainer_grad_matches_single_thread);
+    tcase_add_test(t, test_trainer_training_is_deterministic);
     tcase_add_test(t, test_model_file_round_trip_and_errors);
     suite_add_tcase(s, t);
     return s;

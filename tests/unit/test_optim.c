@@ -235,6 +235,51 @@ START_TEST(test_slice_step_equals_part_of_whole_step)
 }
 END_TEST
 
+// optim_step_range over pieces covering [0, n) (odd sizes and starts, one
+// empty) is bit-identical to optim_step on the whole slice, and leaves the
+// step count to the caller.
+START_TEST(test_range_steps_equal_whole_step)
+{
+    const size_t n = 1003;
+    const size_t cut[5] = {0, 17, 17, 530, n};
+    optim_kind kinds[3] = {OPTIM_SGD, OPTIM_MOMENTUM, OPTIM_ADAM};
+    for (int ki = 0; ki < 3; ki++) {
+        for (int nest = 0; nest < 2; nest++) {
+            optim_cfg c;
+            optim_cfg_default(&c, kinds[ki]);
+            c.weight_decay = 0.01f;
+            c.nesterov = nest;
+            c.decoupled_wd = nest;
+            c.schedule = OPTIM_SCHED_COSINE;
+            c.total_steps = 5;
+            float *w = malloc(n * sizeof(float)), *wr = malloc(n * sizeof(float));
+            float *g = malloc(n * sizeof(float));
+            fill(w, n, 3);
+            memcpy(wr, w, n * sizeof(float));
+            optim_state *whole = optim_state_new(&c, n), *ranged = optim_state_new(&c, n);
+            for (uint64_t t = 0; t < 6; t++) {
+                fill(g, n, 200 + t);
+                optim_step(&c, whole, w, g, n, t);
+                for (int p = 3; p >= 0; p--) // any order
+                    optim_step_range(&c, ranged, wr, g, cut[p], cut[p + 1], t);
+                ck_assert_uint_eq(optim_state_steps(ranged), t);
+                optim_state_set_steps(ranged, t + 1);
+            }
+            ck_assert_msg(memcmp(w, wr, n * sizeof(float)) == 0, "kind %d nesterov %d differs", ki,
+                          nest);
+            for (int sl = 0; sl < optim_state_nslots(whole); sl++)
+                ck_assert(memcmp(optim_state_slot(whole, sl), optim_state_slot(ranged, sl),
+                                 n * sizeof(float)) == 0);
+            optim_state_free(whole);
+            optim_state_free(ranged);
+            free(w);
+            free(wr);
+            free(g);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_state_restore_continues_identically)
 {
     const size_t n = 257;
@@ -351,6 +396,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_schedules_follow_their_formulas);
     tcase_add_test(t, test_step_uses_scheduled_lr);
     tcase_add_test(t, test_slice_step_equals_part_of_whole_step);
+    tcase_add_test(t, test_range_steps_equal_whole_step);
     tcase_add_test(t, test_state_restore_continues_identically);
     tcase_add_test(t, test_cfg_check_names_the_bad_field);
     suite_add_tcase(s, t);
