@@ -9,7 +9,7 @@ pkgs=(
   gcc pkg-config meson ninja-build cmake
   libnng-dev libmbedtls-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libcsv-dev libcjson-dev check zlib1g-dev
-  dataset-fashion-mnist openssl python3 iproute2
+  dataset-fashion-mnist openssl python3 iproute2 python3-yaml shellcheck
   clang libclang-rt-14-dev
 )
 if [ "${1:-}" = "--bench" ]; then
