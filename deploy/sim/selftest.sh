@@ -34,7 +34,7 @@ command -v ip >/dev/null || skip "the ip command (iproute2) is missing"
 probe=cnst-probe$$
 ip netns add "$probe" 2>/dev/null || skip "this machine does not allow network namespaces (ip netns add failed)"
 ip netns del "$probe"
-# shellcheck source=deploy/sim/cgroup.sh
+# shellcheck source=SCRIPTDIR/cgroup.sh
 . "$here/cgroup.sh"
 cg_available || skip "CPU cgroups are not writable here"
 [ -z "$("$sim" leftovers)" ] || { echo "sim: leftovers of an earlier selftest:" >&2; "$sim" leftovers >&2; exit 1; }

@@ -34,7 +34,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=deploy/sim/cgroup.sh
+# shellcheck source=SCRIPTDIR/cgroup.sh
 . "$here/cgroup.sh"
 
 P=${CANOPY_SIM_PREFIX:-cnsim}
