@@ -24,6 +24,7 @@ int cmd_worker(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_local(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_train_job(int argc, char **argv); // `canopy train` (cmd_mlp.c has its own static cmd_train)
 int cmd_forest(int argc, char **argv);
 int cmd_mlp(int argc, char **argv);
 

@@ -14,8 +14,10 @@
 #include "cli/cli_common.h"
 #include "common/cn_log.h"
 #include "proto/cluster_client.h"
+#include "ps/ps.h"
 #include "scheduler/scheduler.h"
 #include "worker/wk_sweep.h"
+#include "worker/wk_train.h"
 
 // shutdown_watchdog bounds how long a daemon may take to stop after a
 // signal: shutdown drains in-flight calls, but a stuck peer or library must
@@ -107,6 +109,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     const char *tmp = getenv("TMPDIR");
     snprintf(cache_dir, sizeof cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
              (int)getuid());
+    char ckpt_dir[CN_OPT_STRLEN] = "";
     int64_t threads = 0, register_ms = 30000, max_msg_mb = 256;
     cn_opt opts[] = {
         {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0, 0,
@@ -120,6 +123,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"cache-dir", CN_OPT_STRING, cache_dir, "where a worker keeps the data sets it fetched", 0,
          0, NULL},
+        {"checkpoint-dir", CN_OPT_STRING, ckpt_dir,
+         "ps: where shard checkpoints go (default: the directory the job names)", 0, 0, NULL},
         CLI_NET_OPTS(&net),
         CN_OPT_END,
     };
@@ -148,6 +153,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     rpc_server *srv = NULL;
     cluster_agent *agent = NULL;
     wk_sweep *sweeper = NULL;
+    wk_train *trainer = NULL;
+    ps_service *shard = NULL;
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
                           .max_msg_bytes = (size_t)max_msg_mb << 20,
@@ -155,6 +162,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     int exit_code = CLI_EXIT_FAILURE;
     if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
         cluster_serve_ping(srv, role, name) != CN_OK ||
+        (role == CLUSTER_ROLE_PS &&
+         ps_service_new(&shard, srv, ckpt_dir, err, sizeof err) != CN_OK) ||
         rpc_server_start(srv, err, sizeof err) != CN_OK) {
         CN_ERROR("cannot serve on %s: %s", listen, err);
         goto out;
@@ -192,6 +201,17 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
             CN_ERROR("cannot start the sweep loop: %s", err);
             goto out;
         }
+        wk_train_opts to = {.scheduler_url = net.scheduler,
+                            .token = net.token,
+                            .tls = cli_net_tls(&net),
+                            .node_id = cluster_agent_node_id(agent),
+                            .name = name,
+                            .threads = (int)threads,
+                            .agent = agent};
+        if (wk_train_start(&trainer, &to, err, sizeof err) != CN_OK) {
+            CN_ERROR("cannot start the training loop: %s", err);
+            goto out;
+        }
     }
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
@@ -199,8 +219,11 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     exit_code = CLI_EXIT_OK;
 out:
     wk_sweep_stop(sweeper);
+    wk_train_stop(trainer);
     cluster_agent_stop(agent);
+    ps_service_stop(shard);
     rpc_server_close(srv, 2000);
+    ps_service_free(shard);
     return exit_code;
 }
 

@@ -16,6 +16,7 @@ static const command commands[] = {
     {"worker", cmd_worker, "run a worker daemon (folds, training steps, federated client)"},
     {"status", cmd_status, "show the cluster: node, role, address, state, last heartbeat"},
     {"tune", cmd_tune, "submit a hyper-parameter sweep (SWEEP.json) and follow it"},
+    {"train", cmd_train_job, "submit a data-parallel training job (JOB.json) and follow it"},
     {"local", cmd_local, "run a whole cluster on this machine and a command against it"},
 #ifdef CANOPY_HAVE_FOREST
     {"forest", cmd_forest, "random forest: fit, predict, cross-validate on a CSV file"},

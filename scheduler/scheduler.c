@@ -10,11 +10,13 @@
 #include "common/cn_file.h"
 #include "common/cn_log.h"
 #include "scheduler/sweep.h"
+#include "scheduler/train.h"
 
 struct sched {
     rpc_server *server;
     sched_members *members;
     sweep_svc *sweeps;
+    train_svc *trains;
     uint64_t started_ms;
     char state_dir[1024];
 };
@@ -149,6 +151,9 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
     }
     if ((e = sweep_svc_new(&s->sweeps, s->server, s->members, s->state_dir, err, errlen)) != CN_OK)
         goto fail;
+    if ((e = train_svc_new(&s->trains, s->server, s->members, s->state_dir, o->token, o->tls, err,
+                           errlen)) != CN_OK)
+        goto fail;
     *out = s;
     return CN_OK;
 fail:
@@ -179,8 +184,10 @@ void sched_close(sched *s)
     if (s == NULL)
         return;
     sweep_svc_stop(s->sweeps); // answer held long-polls before the server drains
+    train_svc_stop(s->trains);
     rpc_server_close(s->server, 2000);
     sched_members_free(s->members);
     sweep_svc_free(s->sweeps);
+    train_svc_free(s->trains);
     free(s);
 }
