@@ -236,7 +236,8 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
         jr.loss_sum += loss;
         jr.loss_n++;
         step = bsp && sy.clock > step + 1 ? sy.clock : step + 1;
-        if (cn_now_ms() - last_report >= report_ms) {
+        // The first step is always reported: it is the loss the run starts from.
+        if (jr.samples == a->batch || cn_now_ms() - last_report >= report_ms) {
             stop = report(w, &jr, step, epoch, false, NULL);
             last_report = cn_now_ms();
         }
