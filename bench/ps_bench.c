@@ -1,0 +1,190 @@
+// ps_bench.c: a push-and-pull of an N-float vector through canopy's
+// parameter server (ps_client_push_pull against one ps_service shard, ASP,
+// SGD: the shard applies every gradient) versus raw nng req/rep moving the
+// same bytes (request N floats, reply N floats, no processing), both on tcp
+// loopback in one process. Rounds alternate between the two and the median
+// round of each is compared.
+//
+//   ps_bench [--params N] [--iters K] [--rounds R]
+// Last line: "ps_bench: params=N nng_mb_s=X ps_mb_s=Y ratio=R" where MB/s
+// counts the bytes of both directions (2 * 4N per step).
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cn_clock.h"
+#include "ps/ps.h"
+
+static size_t g_bytes;
+static uint8_t *g_src;
+
+static void *raw_server(void *arg)
+{
+    nng_socket s = *(nng_socket *)arg;
+    for (;;) {
+        nng_msg *m;
+        if (nng_recvmsg(s, &m, 0) != 0)
+            return NULL;
+        nng_msg_free(m);
+        nng_msg *r;
+        if (nng_msg_alloc(&r, g_bytes) != 0)
+            return NULL;
+        memcpy(nng_msg_body(r), g_src, g_bytes);
+        if (nng_sendmsg(s, r, 0) != 0)
+            nng_msg_free(r);
+    }
+}
+
+static double raw_round(nng_socket c, const float *grad, int iters)
+{
+    uint64_t t0 = cn_now_ns();
+    for (int i = 0; i < iters; i++) {
+        nng_msg *m;
+        nng_msg_alloc(&m, g_bytes);
+        memcpy(nng_msg_body(m), grad, g_bytes);
+        if (nng_sendmsg(c, m, 0) != 0) {
+            nng_msg_free(m);
+            return 0;
+        }
+        nng_msg *r;
+        if (nng_recvmsg(c, &r, 0) != 0)
+            return 0;
+        nng_msg_free(r);
+    }
+    double s = (double)(cn_now_ns() - t0) * 1e-9;
+    return 2.0 * (double)g_bytes * iters / s / 1e6;
+}
+
+static double ps_round(ps_client *c, const float *grad, float *params, int iters, uint64_t *clock)
+{
+    char err[512];
+    ps_sync sy = {0};
+    uint64_t t0 = cn_now_ns();
+    for (int i = 0; i < iters; i++) {
+        if (ps_client_push_pull(c, *clock, sy.version, grad, params, &sy, err, sizeof err) !=
+            CN_OK) {
+            fprintf(stderr, "ps_bench: %s\n", err);
+            exit(1);
+        }
+        (*clock)++;
+    }
+    double s = (double)(cn_now_ns() - t0) * 1e-9;
+    return 2.0 * (double)g_bytes * iters / s / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t n = 1000000;
+    int iters = 100, rounds = 5;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--params") == 0)
+            n = strtoull(argv[i + 1], NULL, 10);
+        else if (strcmp(argv[i], "--iters") == 0)
+            iters = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--rounds") == 0)
+            rounds = atoi(argv[i + 1]);
+    }
+    if (n < 1 || iters < 1 || rounds < 1 || rounds > 64) {
+        fprintf(stderr, "usage: ps_bench [--params N] [--iters K] [--rounds R<=64]\n");
+        return 2;
+    }
+    g_bytes = n * sizeof(float);
+    g_src = calloc(1, g_bytes);
+    float *grad = malloc(g_bytes), *params = malloc(g_bytes), *init = malloc(g_bytes);
+    for (uint64_t i = 0; i < n; i++) {
+        grad[i] = 1e-6f * (float)(i % 7);
+        init[i] = 0.01f * (float)(i % 13);
+    }
+
+    // raw nng
+    nng_socket rs, rc;
+    nng_listener rl;
+    int port;
+    char raw_url[64];
+    if (nng_rep0_open(&rs) || nng_socket_set_size(rs, NNG_OPT_RECVMAXSZ, g_bytes + 4096) ||
+        nng_listen(rs, "tcp://127.0.0.1:0", &rl, 0) ||
+        nng_listener_get_int(rl, NNG_OPT_TCP_BOUND_PORT, &port)) {
+        fprintf(stderr, "ps_bench: cannot listen\n");
+        return 1;
+    }
+    snprintf(raw_url, sizeof raw_url, "tcp://127.0.0.1:%d", port);
+    pthread_t th;
+    pthread_create(&th, NULL, raw_server, &rs);
+    nng_req0_open(&rc);
+    nng_socket_set_size(rc, NNG_OPT_RECVMAXSZ, g_bytes + 4096);
+    nng_socket_set_ms(rc, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    if (nng_dial(rc, raw_url, NULL, 0) != 0) {
+        fprintf(stderr, "ps_bench: cannot dial\n");
+        return 1;
+    }
+
+    // canopy ps: one shard
+    char err[512], url[128];
+    rpc_server *srv;
+    ps_service *svc;
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
+    if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
+        ps_service_new(&svc, srv, NULL, err, sizeof err) != CN_OK ||
+        rpc_server_start(srv, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "ps_bench: %s\n", err);
+        return 1;
+    }
+    rpc_server_url(srv, url, sizeof url);
+    const char *urls[1] = {url};
+    ps_client_opts po = {.urls = urls, .shards = 1, .n_params = n, .job_id = "bench"};
+    ps_client *pc;
+    if (ps_client_open(&pc, &po, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "ps_bench: %s\n", err);
+        return 1;
+    }
+    ps_shard_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.job_id, sizeof cfg.job_id, "bench");
+    cfg.shards = 1;
+    cfg.n_params = n;
+    cfg.hi = n;
+    optim_cfg_default(&cfg.optim, OPTIM_SGD);
+    cfg.optim.lr = 1e-3f;
+    cfg.mode = PS_ASP;
+    cfg.workers = 1;
+    if (ps_client_configure(pc, &cfg, init, false, NULL, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "ps_bench: %s\n", err);
+        return 1;
+    }
+
+    uint64_t clock = 0;
+    raw_round(rc, grad, 5); // warm up both paths
+    ps_round(pc, grad, params, 5, &clock);
+    double raw[64], ps[64];
+    for (int r = 0; r < rounds; r++) {
+        raw[r] = raw_round(rc, grad, iters);
+        ps[r] = ps_round(pc, grad, params, iters, &clock);
+        printf("round %d: nng %.0f MB/s, ps %.0f MB/s\n", r, raw[r], ps[r]);
+    }
+    qsort(raw, (size_t)rounds, sizeof *raw, cmp_d);
+    qsort(ps, (size_t)rounds, sizeof *ps, cmp_d);
+    double rm = raw[rounds / 2], pm = ps[rounds / 2];
+    printf("ps_bench: params=%llu nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f\n", (unsigned long long)n,
+           rm, pm, rm > 0 ? pm / rm : 0);
+    ps_client_close(pc);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+    nng_close(rc);
+    nng_close(rs);
+    free(grad);
+    free(params);
+    free(init);
+    free(g_src);
+    return 0;
+}
