@@ -2,6 +2,7 @@
 #include "tests/support/support.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -187,4 +188,13 @@ void ts_write_file(const char *path, const char *text)
         perror(path);
         abort();
     }
+}
+
+int ts_run_suite(Suite *s)
+{
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

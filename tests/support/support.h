@@ -51,4 +51,9 @@ bool ts_file_contains(const char *path, const char *needle);
 // ts_write_file writes text to path; aborts on failure.
 void ts_write_file(const char *path, const char *text);
 
+struct Suite;
+// ts_run_suite runs a Check suite (taking ownership) and returns the
+// process exit status: EXIT_SUCCESS when every test passed.
+int ts_run_suite(struct Suite *s);
+
 #endif

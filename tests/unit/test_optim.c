@@ -7,6 +7,7 @@
 
 #include "common/cn_rand.h"
 #include "ml/optim.h"
+#include "tests/support/support.h"
 
 // Tolerance for hand-computed single-precision values: 1e-6 absolute.
 #define TOL 1e-6
@@ -403,11 +404,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+int main(void) { return ts_run_suite(suite()); }
