@@ -34,6 +34,14 @@ command -v ip >/dev/null || skip "the ip command (iproute2) is missing"
 probe=cnst-probe$$
 ip netns add "$probe" 2>/dev/null || skip "this machine does not allow network namespaces (ip netns add failed)"
 ip netns del "$probe"
+if ! ip link add "cnst-pv$$" type veth peer name "cnst-pw$$" 2>/dev/null; then
+  skip "this machine does not allow virtual ethernet links (ip link add type veth failed)"
+fi
+ip link del "cnst-pv$$" 2>/dev/null || true
+if ! ip link add "cnst-pb$$" type bridge 2>/dev/null; then
+  skip "this machine does not allow bridges (ip link add type bridge failed)"
+fi
+ip link del "cnst-pb$$" 2>/dev/null || true
 # shellcheck source=SCRIPTDIR/cgroup.sh
 . "$here/cgroup.sh"
 cg_available || skip "CPU cgroups are not writable here"
