@@ -68,11 +68,16 @@ static int write_outputs(const Canopy__Sweep__StatusReply *st, const char *best_
     if (best && best_out[0]) {
         cJSON *p = cJSON_Parse(best->params_json);
         char *text = p ? cJSON_Print(p) : NULL;
-        if (text == NULL ||
-            cn_file_write_atomic(best_out, text, strlen(text), err, sizeof err) != CN_OK) {
+        cn_buf line;
+        cn_buf_init(&line);
+        if (text)
+            cn_buf_printf(&line, "%s\n", text);
+        if (text == NULL || line.oom ||
+            cn_file_write_atomic(best_out, line.data, line.len, err, sizeof err) != CN_OK) {
             fprintf(stderr, "canopy tune: %s\n", text ? err : "cannot format parameters");
             rc = 1;
         }
+        cn_buf_fini(&line);
         free(text);
         cJSON_Delete(p);
     }
