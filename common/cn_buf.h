@@ -23,6 +23,6 @@ void cn_buf_reset(cn_buf *b);
 // Both return CN_OK or CN_ENOMEM (and set b->oom).
 cn_err cn_buf_append(cn_buf *b, const void *p, size_t n);
 cn_err cn_buf_printf(cn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-cn_err cn_buf_vprintf(cn_buf *b, const char *fmt, va_list ap);
+cn_err cn_buf_vprintf(cn_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #endif
