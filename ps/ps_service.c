@@ -29,6 +29,7 @@ struct ps_service {
     pthread_mutex_t tick_mu;
     pthread_cond_t tick_cv;
     int stopping;
+    int ckpt_pending; // a push found a checkpoint due
     int ticker_started;
     pthread_t ticker;
 };
@@ -207,13 +208,14 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
             rpc_call_fail(call, rpc_code_from_err(e), "PushPull: %s", cn_strerror(e));
         }
     }
-    if (due) {
-        char err[CN_ERRBUF_LEN];
-        uint64_t v;
-        if (ps_shard_checkpoint(sh, &v, err, sizeof err) != CN_OK)
-            CN_WARN("checkpoint failed: %s", err);
-    }
     pthread_rwlock_unlock(&s->mu);
+    if (due) {
+        // The ticker writes it: a handler never does file I/O.
+        pthread_mutex_lock(&s->tick_mu);
+        s->ckpt_pending = 1;
+        pthread_cond_signal(&s->tick_cv);
+        pthread_mutex_unlock(&s->tick_mu);
+    }
     canopy__ps__push_request__free_unpacked(r, NULL);
 }
 
@@ -254,7 +256,7 @@ static void h_configure(rpc_call *call, void *arg)
     canopy__ps__configure_request__free_unpacked(r, NULL);
 
     Canopy__Ps__ConfigureReply rep = CANOPY__PS__CONFIGURE_REPLY__INIT;
-    pthread_rwlock_wrlock(&s->mu);
+    pthread_rwlock_rdlock(&s->mu);
     ps_shard *cur = s->shard;
     if (cur) {
         const ps_shard_cfg *cc = ps_shard_cfg_of(cur);
@@ -271,6 +273,9 @@ static void h_configure(rpc_call *call, void *arg)
             return;
         }
     }
+    pthread_rwlock_unlock(&s->mu);
+    // Build the new shard (reading a checkpoint perhaps) without holding
+    // the lock the data path takes.
     ps_shard *ns = NULL;
     if (restore && cfg.checkpoint_dir[0]) {
         char path[1400];
@@ -283,7 +288,6 @@ static void h_configure(rpc_call *call, void *arg)
     }
     if (ns == NULL) {
         if (init == NULL || plen != (size_t)(cfg.hi - cfg.lo) * sizeof(float)) {
-            pthread_rwlock_unlock(&s->mu);
             rpc_call_fail(call, RPC_FAILED_PRECONDITION,
                           "Configure: no checkpoint to restore and the payload has %zu bytes, not "
                           "the %llu initial values of [%llu, %llu)",
@@ -293,11 +297,12 @@ static void h_configure(rpc_call *call, void *arg)
         }
         e = ps_shard_new(&ns, &cfg, init, err, sizeof err);
         if (e != CN_OK) {
-            pthread_rwlock_unlock(&s->mu);
             rpc_call_fail(call, rpc_code_from_err(e), "Configure: %s", err);
             return;
         }
     }
+    pthread_rwlock_wrlock(&s->mu);
+    cur = s->shard;
     s->shard = ns;
     ps_stats st;
     ps_shard_stats(ns, &st);
@@ -389,25 +394,36 @@ static void h_checkpoint(rpc_call *call, void *arg)
     pthread_rwlock_unlock(&s->mu);
 }
 
+// ticker_main drops parked pulls past their deadline every 100 ms and
+// writes the checkpoints pushes found due (so no handler does file I/O).
 static void *ticker_main(void *arg)
 {
     ps_service *s = arg;
     pthread_mutex_lock(&s->tick_mu);
     while (!s->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
+        if (!s->ckpt_pending) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&s->tick_cv, &s->tick_mu, &ts);
+            if (s->stopping)
+                break;
         }
-        pthread_cond_timedwait(&s->tick_cv, &s->tick_mu, &ts);
-        if (s->stopping)
-            break;
+        int ckpt = s->ckpt_pending;
+        s->ckpt_pending = 0;
         pthread_mutex_unlock(&s->tick_mu);
         pthread_rwlock_rdlock(&s->mu);
-        if (s->shard)
+        if (s->shard) {
             ps_shard_expire(s->shard, cn_now_ms());
+            char err[CN_ERRBUF_LEN];
+            uint64_t v;
+            if (ckpt && ps_shard_checkpoint(s->shard, &v, err, sizeof err) != CN_OK)
+                CN_WARN("checkpoint failed: %s", err);
+        }
         pthread_rwlock_unlock(&s->mu);
         pthread_mutex_lock(&s->tick_mu);
     }
