@@ -7,8 +7,19 @@
 // mutating call keeps its (node, seq) and request id across attempts so the
 // server's duplicate table recognises it.
 //
-// Thread rule: the pool, the active-call count and the close flag are
-// guarded by mu; ids are atomics; everything else is immutable after open.
+// Closing. nng 1.5.2 can hang nng_close for ever when a message arrives on
+// the connection while it is being closed (see rpc_socket_close_bounded in
+// rpc_impl.h). For a client with no call in progress the only such message
+// is the late reply to an attempt that gave up on its deadline. canopy
+// servers never send a reply after the deadline carried in the request, so
+// the client remembers until when a late reply could still be on its way
+// (quiet_ns: the attempt's deadline plus RPC_LATE_GRACE_MS) and
+// rpc_client_close waits for that moment (at most CL_QUIET_MAX_MS) before
+// it closes the socket, with a bound on the close itself.
+//
+// Thread rule: the pool, the active-call count, quiet_ns and the close flag
+// are guarded by mu; ids are atomics; everything else is immutable after
+// open.
 #include "proto/rpc.h"
 #include "proto/rpc_impl.h"
 
@@ -26,6 +37,7 @@
 #include "common/cn_rand.h"
 
 #define CL_POOL 64
+#define CL_QUIET_MAX_MS 300 // longest wait for late replies in rpc_client_close
 
 typedef struct cl_slot {
     nng_ctx ctx;
@@ -51,6 +63,7 @@ struct rpc_client {
     int free_idx[CL_POOL];
     int nfree;
     int active;
+    uint64_t quiet_ns; // no late reply can arrive after this (cn_now_ns)
     bool closing;
     atomic_bool aclosing; // mirror of closing, read without mu
     cn_rng rng;           // jitter; under mu
@@ -152,8 +165,9 @@ void rpc_client_close(rpc_client *c)
         return;
     // Abort the calls in progress (they return CANCELLED) and wait for
     // them to leave; re-cancel periodically in case a call was between two
-    // operations. Then close every context before the socket: closing a
-    // req socket with live contexts can hang in nng 1.5.2.
+    // operations. Then let late replies to abandoned attempts arrive (or
+    // their deadline pass), stop every aio and close every context, and
+    // only then close the socket, with a bound.
     pthread_mutex_lock(&c->mu);
     c->closing = true;
     atomic_store(&c->aclosing, true);
@@ -165,14 +179,23 @@ void rpc_client_close(rpc_client *c)
         abs_time(&ts, cn_now_ns() + 10000000ull);
         pthread_cond_timedwait(&c->cv, &c->mu, &ts);
     }
+    uint64_t quiet = c->quiet_ns;
     pthread_mutex_unlock(&c->mu);
+    uint64_t cap = cn_now_ns() + (uint64_t)CL_QUIET_MAX_MS * 1000000ull;
+    if (quiet > cap)
+        quiet = cap;
+    for (uint64_t now = cn_now_ns(); now < quiet; now = cn_now_ns()) {
+        uint64_t left = quiet - now;
+        struct timespec ts = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+        nanosleep(&ts, NULL);
+    }
     for (int i = 0; i < c->nslots; i++) {
         nng_aio_stop(c->slots[i].aio);
         if (!c->slots[i].dead)
             nng_ctx_close(c->slots[i].ctx);
     }
     if (c->sock_open)
-        nng_close(c->sock);
+        rpc_socket_close_bounded(c->sock, RPC_CLOSE_TIMEOUT_MS);
     for (int i = 0; i < c->nslots; i++)
         nng_aio_free(c->slots[i].aio);
     if (c->tls)
@@ -262,9 +285,12 @@ static rpc_code nng_fail(rpc_reply *rep, int rv, bool sending)
 }
 
 // attempt sends msg (taken) on slot s and waits up to timeout_ms for the
-// reply; fills rep (which then owns the reply message).
+// reply; fills rep (which then owns the reply message). When the request
+// went out but no reply came back, *late_ns is set to the time until which
+// the server may still send one (its deadline for the attempt plus
+// RPC_LATE_GRACE_MS); otherwise it is left unchanged.
 static rpc_code attempt(const atomic_bool *closing, cl_slot *s, nng_msg *msg, uint64_t request_id,
-                        int timeout_ms, rpc_reply *rep)
+                        int timeout_ms, rpc_reply *rep, uint64_t *late_ns)
 {
     uint64_t until = cn_now_ns() + (uint64_t)timeout_ms * 1000000ull;
     if (atomic_load(closing)) {
@@ -281,9 +307,12 @@ static rpc_code attempt(const atomic_bool *closing, cl_slot *s, nng_msg *msg, ui
         nng_aio_set_msg(s->aio, NULL);
         return nng_fail(rep, rv, true);
     }
+    // The server counts the deadline from when it receives the request,
+    // which is no earlier than now.
+    uint64_t now = cn_now_ns();
+    *late_ns = now + (uint64_t)(timeout_ms + RPC_LATE_GRACE_MS) * 1000000ull;
     if (atomic_load(closing))
         return set_fail(rep, RPC_CANCELLED, "%s", "client closed during the call");
-    uint64_t now = cn_now_ns();
     int left = now < until ? (int)((until - now + 999999) / 1000000) : 1;
     nng_aio_set_timeout(s->aio, left);
     nng_ctx_recv(s->ctx, s->aio);
@@ -428,7 +457,14 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
             nng_msg_free(rep->msg_);
             rep->msg_ = NULL;
         }
-        code = attempt(&c->aclosing, s, msg, h.request_id, att_ms, rep);
+        uint64_t late_ns = 0;
+        code = attempt(&c->aclosing, s, msg, h.request_id, att_ms, rep, &late_ns);
+        if (late_ns && !rep->msg_) {
+            pthread_mutex_lock(&c->mu);
+            if (late_ns > c->quiet_ns)
+                c->quiet_ns = late_ns;
+            pthread_mutex_unlock(&c->mu);
+        }
         if (code != RPC_OK && !rep->msg_ && code != RPC_CANCELLED) {
             // No reply: the context may still hold the abandoned request.
             // Replace it, so a late reply finds no one and a stale request

@@ -1,14 +1,18 @@
 // rpc_common.c: pieces shared by the RPC server and client: status code
 // names, the error-to-status mapping, loading the cluster token, comparing
-// tokens in constant time, and building nng TLS configurations from files.
+// tokens in constant time, building nng TLS configurations from files, and
+// closing an nng socket with a bound on the time it may take.
 #include "proto/rpc.h"
 #include "proto/rpc_impl.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *rpc_code_name(rpc_code code)
 {
@@ -239,4 +243,85 @@ err:
     if (cfg)
         nng_tls_config_free(cfg);
     return rc;
+}
+
+// ---------------------------------------------------------------- bounded close
+
+// A closer thread owns one nng_close; the caller waits for it with a timeout.
+// The record is freed by whichever of the two finishes last.
+typedef struct closer {
+    nng_socket sock;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    bool abandoned;
+} closer;
+
+static atomic_uint_fast64_t close_abandoned;
+
+static void closer_free(closer *k)
+{
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k);
+}
+
+static void *closer_main(void *arg)
+{
+    closer *k = arg;
+    nng_close(k->sock);
+    pthread_mutex_lock(&k->mu);
+    k->done = true;
+    bool abandoned = k->abandoned;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    if (abandoned)
+        closer_free(k);
+    return NULL;
+}
+
+bool rpc_socket_close_bounded(nng_socket sock, int timeout_ms)
+{
+    closer *k = calloc(1, sizeof *k);
+    pthread_t t;
+    if (k) {
+        k->sock = sock;
+        pthread_mutex_init(&k->mu, NULL);
+        pthread_cond_init(&k->cv, NULL);
+    }
+    if (!k || pthread_create(&t, NULL, closer_main, k) != 0) {
+        // No thread to spare: close inline rather than leak the socket.
+        if (k)
+            closer_free(k);
+        nng_close(sock);
+        return true;
+    }
+    pthread_detach(t);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (!k->done)
+        if (pthread_cond_timedwait(&k->cv, &k->mu, &ts) != 0)
+            break;
+    bool done = k->done;
+    if (!done)
+        k->abandoned = true;
+    pthread_mutex_unlock(&k->mu);
+    if (done) {
+        closer_free(k);
+        return true;
+    }
+    atomic_fetch_add(&close_abandoned, 1);
+    return false;
+}
+
+uint64_t rpc_close_abandoned(void)
+{
+    return atomic_load(&close_abandoned);
 }

@@ -114,6 +114,29 @@ bool rpc_token_equal(const char *a, const char *b);
 // rpc_err_from_nng maps an nng error to a cn_err.
 cn_err rpc_err_from_nng(int rv);
 
+// rpc_socket_close_bounded runs nng_close(sock) on a helper thread and waits
+// for it at most timeout_ms. nng 1.5.2 can block nng_close forever: when a
+// message arrives on a TCP or IPC pipe while the pipe is being closed, the
+// transport may drop the protocol's pending receive without completing it,
+// and nng's reaper thread then waits for that receive for ever (which also
+// stalls every later close in the process). Callers first make such arrivals
+// unlikely (see rpc_client_close and rpc_server_close); this is the bound for
+// when they still happen. Returns true if the socket closed in time, false
+// if the close was left running (counted in rpc_close_abandoned). The caller
+// must stop and close every aio and context it owns on sock beforehand, so
+// that an abandoned close references none of its memory.
+bool rpc_socket_close_bounded(nng_socket sock, int timeout_ms);
+
+// rpc_close_abandoned returns how many closes rpc_socket_close_bounded gave
+// up on so far (process-wide; for tests and diagnostics).
+uint64_t rpc_close_abandoned(void);
+
+// Time a peer may still deliver a message after the deadline it was given,
+// covering transit and scheduling delay; see rpc_client_close.
+#define RPC_LATE_GRACE_MS 100
+// How long rpc_client_close and rpc_server_close give nng_close.
+#define RPC_CLOSE_TIMEOUT_MS 2000
+
 // ---------------------------------------------------------------- metrics
 
 // Latency bucket upper bounds in seconds: 100us, 250us, 500us, 1ms ... 10s.

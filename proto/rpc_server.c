@@ -11,6 +11,16 @@
 // callback thread or on this file's handler pool, unless the deadline has
 // already passed when it is dequeued (DEADLINE_EXCEEDED).
 //
+// A reply is never sent after the deadline the request carried: the caller
+// has given up by then, and a message arriving while the caller closes its
+// socket can hang nng_close in nng 1.5.2 (see rpc_socket_close_bounded). The
+// call is still counted in the metrics and the duplicate table.
+//
+// Closing keeps the listener, and so the connections, open while calls
+// drain (closing a listener closes its connections, and their replies would
+// be lost), then stops every context and closes the socket, each step with
+// a bound; see rpc_server_close.
+//
 // Thread rule: the method table is immutable after start; the handler queue,
 // the duplicate table and the close state have their own mutexes; counters
 // are atomics.
@@ -34,9 +44,10 @@ enum { CTX_IDLE, CTX_RECV, CTX_BUSY, CTX_SEND };
 enum { DD_EMPTY, DD_RUNNING, DD_DONE };
 enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD };
 
-#define CTX_MARGIN 16    // contexts beyond max_inflight, to answer RESOURCE_EXHAUSTED
-#define DD_BUCKETS 256   // hash buckets of the per-node duplicate table
-#define ARENA_BYTES 1024 // per-call scratch for unpacking the request header
+#define CTX_MARGIN 16     // contexts beyond max_inflight, to answer RESOURCE_EXHAUSTED
+#define DD_BUCKETS 256    // hash buckets of the per-node duplicate table
+#define ARENA_BYTES 1024  // per-call scratch for unpacking the request header
+#define CLOSE_JOIN_MS 200 // wait for handler threads after the drain
 
 typedef struct rpc_method {
     char service[RPC_NAME_LEN];
@@ -124,6 +135,7 @@ struct rpc_server {
 
     atomic_int inflight;
     atomic_bool closing;
+    atomic_bool stopping; // contexts are being stopped: receive no more
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;
 
@@ -298,8 +310,14 @@ static void call_send(rpc_call *c, nng_msg *reply, rpc_code code)
         pthread_cond_broadcast(&s->drain_cv);
         pthread_mutex_unlock(&s->drain_mu);
     }
+    if (reply && c->deadline_ns && cn_now_ns() > c->deadline_ns) {
+        // The caller has stopped waiting: a late reply would only race with
+        // its close. Receiving again drops the request.
+        nng_msg_free(reply);
+        reply = NULL;
+    }
     if (!reply) {
-        // Nothing to send (out of memory): let the caller time out.
+        // Nothing to send (out of memory, or too late): the caller times out.
         ctx_recv(x);
     } else {
         atomic_store(&x->state, CTX_SEND);
@@ -574,6 +592,18 @@ static void ctx_cb(void *arg)
 {
     srv_ctx *x = arg;
     int rv = nng_aio_result(x->aio);
+    if (atomic_load(&x->s->stopping)) {
+        // rpc_server_close is stopping the contexts: start nothing new.
+        // A received request (success on RECV) or an unsent reply (failure
+        // on SEND) is ours to free.
+        bool recv = atomic_load(&x->state) == CTX_RECV;
+        nng_msg *m = nng_aio_get_msg(x->aio);
+        if ((rv == 0) == recv && m)
+            nng_msg_free(m);
+        nng_aio_set_msg(x->aio, NULL);
+        atomic_store(&x->state, CTX_IDLE);
+        return;
+    }
     if (atomic_load(&x->state) == CTX_RECV) {
         if (rv != 0) {
             if (rv == NNG_ECLOSED) {
@@ -628,6 +658,7 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     pthread_mutex_init(&s->dd_mu, NULL);
     atomic_init(&s->inflight, 0);
     atomic_init(&s->closing, false);
+    atomic_init(&s->stopping, false);
 
     cn_err rc;
     int rv = nng_rep0_open(&s->sock);
@@ -744,29 +775,39 @@ cn_err rpc_server_url(const rpc_server *s, char *buf, size_t n)
     return w < 0 || (size_t)w >= n ? CN_ERANGE : CN_OK;
 }
 
+static void add_ms(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(ns / 1000000000ull);
+    ts->tv_nsec += (long)(ns % 1000000000ull);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 void rpc_server_close(rpc_server *s, int drain_ms)
 {
     if (!s)
         return;
+    // Every step below is bounded: drain_ms for calls in progress, then
+    // CLOSE_JOIN_MS for handler threads, 100 ms for replies being sent and
+    // RPC_CLOSE_TIMEOUT_MS for nng_close.
     atomic_store(&s->closing, true);
+    uint64_t until = cn_now_ns() + (uint64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000ull;
+    bool abandoned = false;
     if (s->started) {
-        // Stop new connections; requests arriving on existing ones are
-        // answered UNAVAILABLE by handle_request from now on.
-        nng_listener_close(s->l);
-        uint64_t until = cn_now_ns() + (uint64_t)(drain_ms > 0 ? drain_ms : 0) * 1000000ull;
+        // The listener stays open while calls drain: closing it would close
+        // the connections their replies go out on. Requests arriving now are
+        // answered UNAVAILABLE by handle_request.
         pthread_mutex_lock(&s->drain_mu);
         while (atomic_load(&s->inflight) > 0) {
             uint64_t now = cn_now_ns();
             if (now >= until)
                 break;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t left = until - now;
-            if (left > 50000000ull)
-                left = 50000000ull;
-            ts.tv_nsec += (long)left;
-            ts.tv_sec += ts.tv_nsec / 1000000000L;
-            ts.tv_nsec %= 1000000000L;
+            struct timespec ts;
+            add_ms(&ts, left < 50000000ull ? left : 50000000ull);
             pthread_cond_timedwait(&s->drain_cv, &s->drain_mu, &ts);
         }
         pthread_mutex_unlock(&s->drain_mu);
@@ -785,8 +826,16 @@ void rpc_server_close(rpc_server *s, int drain_ms)
             q = next;
         }
     }
-    for (int i = 0; i < s->nthreads_started; i++)
-        pthread_join(s->threads[i], NULL);
+    // A handler that blocks past the drain keeps its thread: leave it
+    // running (detached) rather than wait for it.
+    struct timespec jts;
+    add_ms(&jts, (uint64_t)CLOSE_JOIN_MS * 1000000ull);
+    for (int i = 0; i < s->nthreads_started; i++) {
+        if (pthread_timedjoin_np(s->threads[i], NULL, &jts) != 0) {
+            pthread_detach(s->threads[i]);
+            abandoned = true;
+        }
+    }
     // Let replies already handed to nng leave before the socket closes
     // (bounded: at most 100 ms more).
     for (int tries = 0; s->started && tries < 100; tries++) {
@@ -799,14 +848,21 @@ void rpc_server_close(rpc_server *s, int drain_ms)
         struct timespec ts = {0, 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (s->sock_open)
-        nng_close(s->sock);
-    bool abandoned = atomic_load(&s->inflight) > 0;
+    // Stop every context before the socket, so that no callback of ours
+    // runs and no aio of ours is pending when nng_close starts.
+    atomic_store(&s->stopping, true);
     for (int i = 0; s->ctxs && i < s->nctx; i++) {
         srv_ctx *x = &s->ctxs[i];
         if (x->aio)
             nng_aio_stop(x->aio);
     }
+    for (int i = 0; s->ctxs && i < s->nctx; i++)
+        if (s->ctxs[i].aio)
+            nng_ctx_close(s->ctxs[i].ctx);
+    if (s->sock_open)
+        rpc_socket_close_bounded(s->sock, RPC_CLOSE_TIMEOUT_MS);
+    if (atomic_load(&s->inflight) > 0)
+        abandoned = true;
     if (abandoned) {
         // A handler that completes its call asynchronously still holds it:
         // keep the contexts (and the server) allocated so its late

@@ -393,6 +393,8 @@ START_TEST(test_rpc_deadline_exceeded_by_slow_handler_and_in_queue)
     ck_assert_int_eq(atomic_load(&fx.sleep_started), 2);
     rpc_client_close(c);
     rpc_server_close(s, 1000);
+    // Both closes finished on their own, not by giving up on nng_close.
+    ck_assert_uint_eq(rpc_close_abandoned(), 0);
 }
 END_TEST
 
@@ -705,6 +707,96 @@ START_TEST(test_rpc_reply_payload_in_place_arrives_intact_and_aligned)
 }
 END_TEST
 
+static nng_msg *sleep_frame(uint64_t ms, uint32_t deadline_ms)
+{
+    Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
+    h.service = (char *)"Test";
+    h.method = (char *)"Sleep";
+    h.request_id = 77;
+    h.deadline_ms = deadline_ms;
+    h.align_bias = RPC_ALIGN_BIAS;
+    Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+    q.node_id = ms;
+    nng_msg *m;
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &q.base, 0, 1 << 20, NULL), CN_OK);
+    return m;
+}
+
+START_TEST(test_rpc_reply_completed_after_the_deadline_is_not_sent)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    nng_socket raw = raw_open(url);
+    // The handler finishes at 200 ms, 150 ms after the caller's deadline:
+    // nothing comes back, while a reply within the deadline still does.
+    nng_msg *m = sleep_frame(200, 50);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(m), nng_msg_len(m), 1000, NULL), -1);
+    nng_msg_free(m);
+    ck_assert_int_eq(atomic_load(&fx.sleep_done), 1);
+    m = sleep_frame(0, 2000);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(m), nng_msg_len(m), 2000, NULL), RPC_OK);
+    nng_msg_free(m);
+    nng_close(raw);
+    rpc_server_close(s, 1000);
+    ck_assert_uint_eq(rpc_close_abandoned(), 0);
+}
+END_TEST
+
+START_TEST(test_rpc_server_close_sends_the_reply_of_a_call_in_progress)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    sleep_arg a = {.c = c, .ms = 200};
+    pthread_t t;
+    int one = 1;
+    pthread_create(&t, NULL, sleep_main, &a);
+    ck_assert(ts_wait_until(sleep_started, &one, 2000));
+    rpc_server_close(s, 2000);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(a.code, RPC_OK);
+    rpc_client_close(c);
+    ck_assert_uint_eq(rpc_close_abandoned(), 0);
+}
+END_TEST
+
+static bool blocked_one(void *arg)
+{
+    (void)arg;
+    return atomic_load(&fx.blocked) == 1;
+}
+
+START_TEST(test_rpc_server_close_is_bounded_when_a_handler_never_returns)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    block_arg a = {c, RPC_UNKNOWN};
+    pthread_t t;
+    pthread_create(&t, NULL, block_main, &a);
+    ck_assert(ts_wait_until(blocked_one, NULL, 5000));
+    // Drain 100 ms, then at most 200 ms for the handler threads, 100 ms for
+    // replies being sent and the close itself: well under 2 s. The blocked
+    // handler keeps the server's memory; its caller is cancelled.
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rpc_server_close(s, 100);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    ck_assert_msg(ms < 2000, "rpc_server_close took %.0f ms", ms);
+    rpc_client_close(c);
+    pthread_join(t, NULL);
+    // Cancelled by the client's close, or failed when the server dropped
+    // the connection, whichever came first.
+    ck_assert_msg(a.code == RPC_CANCELLED || a.code == RPC_UNAVAILABLE, "code %s",
+                  rpc_code_name(a.code));
+}
+END_TEST
+
 START_TEST(test_rpc_metrics_text_has_counters)
 {
     char url[512];
@@ -823,6 +915,9 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
     tcase_add_test(tc, test_rpc_metrics_text_has_counters);
+    tcase_add_test(tc, test_rpc_reply_completed_after_the_deadline_is_not_sent);
+    tcase_add_test(tc, test_rpc_server_close_sends_the_reply_of_a_call_in_progress);
+    tcase_add_test(tc, test_rpc_server_close_is_bounded_when_a_handler_never_returns);
     suite_add_tcase(s, tc);
     return s;
 }
