@@ -222,8 +222,10 @@ cn_err ps_client_configure(ps_client *c, const ps_shard_cfg *cfg, const float *i
 
 // ps_client_pull fills params (n_params floats) from every shard. With
 // consistent, each shard first applies the consistency wait for clock.
-// sync receives the smallest clock and version over shards, and the largest
-// worker_clock. Errors: CN_EUNAVAIL, CN_EPROTO; err says which shard.
+// sync receives the smallest clock, version and worker_clock over shards
+// (a rank taken over after its worker died between two shards' pushes
+// resumes at the clock the behind shard needs; the other shards drop that
+// push as a duplicate). Errors: CN_EUNAVAIL, CN_EPROTO; err says which shard.
 cn_err ps_client_pull(ps_client *c, uint64_t clock, bool consistent, float *params, ps_sync *sync,
                       char *err, size_t errlen);
 
@@ -242,6 +244,10 @@ cn_err ps_client_push(ps_client *c, uint64_t clock, uint64_t base_version, const
 // ps_client_stats asks shard k for its counters. Returns the RPC status
 // (RPC_NOT_FOUND when the shard does not hold the job, e.g. after a restart).
 rpc_code ps_client_stats(ps_client *c, uint32_t k, ps_stats *out, char *err, size_t errlen);
+
+// ps_client_retries returns how many per-shard attempts failed and were
+// retried so far; last (may be NULL) receives what the latest one got.
+uint64_t ps_client_retries(const ps_client *c, char *last, size_t n);
 
 // ps_client_bytes returns payload bytes sent and received so far.
 void ps_client_bytes(const ps_client *c, uint64_t *sent, uint64_t *received);

@@ -57,6 +57,8 @@ struct ps_client {
     uint32_t pending;
     bool stopping;
     _Atomic uint64_t sent, received;
+    _Atomic uint64_t retries;
+    char last_retry[RPC_DETAIL_LEN + 64]; // what the last retried attempt got (racy, for logs)
 };
 
 static void sleep_ms(int ms)
@@ -97,6 +99,9 @@ static rpc_code call_retry(shard_conn *sc, const char *method, const ProtobufCMe
             rpc_reply_fini(rep);
             return code;
         }
+        atomic_fetch_add(&c->retries, 1);
+        snprintf(c->last_retry, sizeof c->last_retry, "%s %s: %.200s", method, rpc_code_name(code),
+                 rep->detail);
         rpc_reply_fini(rep);
         sleep_ms(backoff);
         backoff = backoff * 2 > 500 ? 500 : backoff * 2;
@@ -367,8 +372,10 @@ void ps_client_close(ps_client *c)
     free(c);
 }
 
-// merge_sync combines per-shard clocks: the smallest clock and version, the
-// largest worker clock; with bsp_max the largest clock instead.
+// merge_sync combines per-shard clocks: the smallest clock, version and
+// worker clock (a worker that died between its pushes to two shards must
+// be resumed at the clock the behind shard still needs); with largest_clock
+// the largest clock instead.
 static void merge_sync(const ps_client *c, ps_sync *out, bool largest_clock)
 {
     if (out == NULL)
@@ -380,7 +387,7 @@ static void merge_sync(const ps_client *c, ps_sync *out, bool largest_clock)
             out->clock = s->clock;
         if (s->version < out->version)
             out->version = s->version;
-        if (s->worker_clock > out->worker_clock)
+        if (s->worker_clock < out->worker_clock)
             out->worker_clock = s->worker_clock;
         out->duplicate = out->duplicate || s->duplicate;
     }
@@ -471,6 +478,13 @@ rpc_code ps_client_stats(ps_client *c, uint32_t k, ps_stats *out, char *err, siz
     }
     rpc_reply_fini(&rep);
     return code;
+}
+
+uint64_t ps_client_retries(const ps_client *c, char *last, size_t n)
+{
+    if (last)
+        snprintf(last, n, "%s", c->last_retry);
+    return atomic_load(&c->retries);
 }
 
 void ps_client_bytes(const ps_client *c, uint64_t *sent, uint64_t *received)

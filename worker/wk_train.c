@@ -247,8 +247,13 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
         report(w, &jr, step, epoch, false, err);
     } else if (!w->stopping && !stop) {
         report(w, &jr, step, epoch, true, NULL);
-        CN_INFO("job %s rank %u done: %" PRIu64 " steps, %.0f samples/s", a->job_id, a->rank, step,
-                (double)jr.samples / ((double)(cn_now_ns() - jr.t0_ns) * 1e-9));
+        char last[320];
+        uint64_t retries = ps_client_retries(jr.pc, last, sizeof last);
+        CN_INFO("job %s rank %u done: %" PRIu64 " steps, %.0f samples/s, %" PRIu64
+                " shard calls retried%s%s",
+                a->job_id, a->rank, step,
+                (double)jr.samples / ((double)(cn_now_ns() - jr.t0_ns) * 1e-9), retries,
+                retries ? "; last: " : "", retries ? last : "");
     }
     ps_client_close(jr.pc);
     part_set_free(parts);

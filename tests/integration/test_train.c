@@ -25,8 +25,14 @@ static void setup(void)
     snprintf(log_path, sizeof log_path, "%s/cluster.log", dir);
     snprintf(state, sizeof state, "%s/state", dir);
     snprintf(job_path, sizeof job_path, "%s/job.json", dir);
+    int ports[3];
+    ports[0] = atoi(strrchr(url, ':') + 1);
+    for (int k = 1; k < 3; k++) // three distinct ports
+        do
+            ports[k] = ts_free_port();
+        while (ports[k] == ports[0] || (k == 2 && ports[2] == ports[1]));
     for (int k = 0; k < 2; k++) {
-        snprintf(ps_url[k], sizeof ps_url[k], "tcp://127.0.0.1:%d", ts_free_port());
+        snprintf(ps_url[k], sizeof ps_url[k], "tcp://127.0.0.1:%d", ports[k + 1]);
         snprintf(ps_ckpt[k], sizeof ps_ckpt[k], "%s/ps-%d", dir, k);
     }
     setenv("CANOPY_TOKEN", "train-secret", 1);
@@ -52,7 +58,7 @@ static void write_job(int epochs, int checkpoint_every)
 
 static pid_t start_ps(int k)
 {
-    char name[16];
+    char name[32];
     snprintf(name, sizeof name, "ps-%d", k);
     char *argv[] = {(char *)ts_canopy_bin(),
                     "ps",
@@ -68,6 +74,24 @@ static pid_t start_ps(int k)
     return ts_spawn(argv, log_path);
 }
 
+static pid_t workers[3];
+
+static pid_t start_worker(int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "worker-%d", i);
+    char *wargv[] = {(char *)ts_canopy_bin(),
+                     "worker",
+                     "--scheduler",
+                     url,
+                     "--name",
+                     name,
+                     "--threads",
+                     "1",
+                     NULL};
+    return ts_spawn(wargv, log_path);
+}
+
 static void start_cluster(pid_t *ps)
 {
     char *sargv[] = {
@@ -80,18 +104,8 @@ static void start_cluster(pid_t *ps)
         ck_assert_int_gt(ps[k], 0);
     }
     for (int i = 0; i < 2; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "worker-%d", i);
-        char *wargv[] = {(char *)ts_canopy_bin(),
-                         "worker",
-                         "--scheduler",
-                         url,
-                         "--name",
-                         name,
-                         "--threads",
-                         "1",
-                         NULL};
-        ck_assert_int_gt(ts_spawn(wargv, log_path), 0);
+        workers[i] = start_worker(i);
+        ck_assert_int_gt(workers[i], 0);
     }
 }
 
@@ -266,6 +280,33 @@ START_TEST(test_train_shard_killed_restarts_from_checkpoint_and_job_finishes)
 }
 END_TEST
 
+START_TEST(test_train_worker_killed_its_rank_taken_over_and_job_finishes)
+{
+    pid_t ps[2];
+    write_job(30, 10);
+    start_cluster(ps);
+    wait_cluster();
+    char out[400];
+    snprintf(out, sizeof out, "%s/train.out", dir);
+    pid_t t = start_train(out);
+    ck_assert(ts_wait_until(ckpt_exists, NULL, 30000)); // training is under way
+    // A spare joins after both ranks are taken; then a rank holder dies.
+    workers[2] = start_worker(2);
+    ck_assert_int_gt(workers[2], 0);
+    ts_kill(workers[1], SIGKILL);
+    int status;
+    ck_assert(ts_wait_exit(workers[1], 5000, &status));
+    ck_assert(ts_wait_exit(t, 50000, &status));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    results r;
+    read_results(&r);
+    ck_assert_int_eq(r.summaries, 1);
+    ck_assert_double_gt(r.final_acc, 0.65);
+    ck_assert(ts_file_contains(log_path, "stopped heartbeating; its rank is free"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("train");
@@ -274,6 +315,7 @@ static Suite *suite(void)
     tcase_set_timeout(t, 90);
     tcase_add_test(t, test_train_two_shards_two_workers_loss_falls);
     tcase_add_test(t, test_train_shard_killed_restarts_from_checkpoint_and_job_finishes);
+    tcase_add_test(t, test_train_worker_killed_its_rank_taken_over_and_job_finishes);
     suite_add_tcase(s, t);
     return s;
 }
