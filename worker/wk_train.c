@@ -2,9 +2,10 @@
 //
 // One step at clock t: gather a batch from this rank's rows (a per-epoch
 // shuffle seeded by (seed, rank, epoch), cycling when the part is smaller
-// than steps_per_epoch * batch), compute the gradient with mlp_grad on the
-// values pulled for t, and push it with ps_client_push_pull, which returns
-// the values for t + 1 in the same round trip.
+// than steps_per_epoch * batch), compute the gradient with an mlp_trainer
+// on the worker's threads, using the values pulled for t, and push it with
+// ps_client_push_pull, which returns the values for t + 1 in the same round
+// trip.
 #include "worker/wk_train.h"
 
 #include <inttypes.h>
@@ -112,7 +113,7 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
     char err[CN_ERRBUF_LEN] = "";
     job_run jr = {.a = a, .t0_ns = cn_now_ns()};
     part_set *parts = NULL;
-    mlp_ws *ws = NULL;
+    mlp_trainer *tr = NULL;
     float *params = NULL, *grad = NULL;
     size_t *order = NULL, *idx = NULL;
     uint64_t step = 0;
@@ -160,12 +161,12 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
             e = cn_errf(err, sizeof err, CN_EINVAL, "rank %u got no training rows", a->rank);
     }
     if (e == CN_OK) {
-        ws = mlp_ws_new(&sh, (int)a->batch);
+        tr = mlp_trainer_new(&sh, (int)a->batch, w->o.threads > 0 ? w->o.threads : 1);
         params = malloc(sh.n_params * sizeof *params);
         grad = malloc(sh.n_params * sizeof *grad);
         order = malloc(mine * sizeof *order);
         idx = malloc(a->batch * sizeof *idx);
-        if (!ws || !params || !grad || !order || !idx)
+        if (!tr || !params || !grad || !order || !idx)
             e = cn_errf(err, sizeof err, CN_ENOMEM, "out of memory");
     }
     if (e == CN_OK) {
@@ -212,20 +213,10 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
         for (uint32_t i = 0; i < a->batch; i++)
             idx[i] = order[(pos + i) % mine];
         uint64_t t0 = cn_now_ns();
-        const float *x = mlp_ws_gather(ws, w->ds, idx, (int)a->batch);
-        // labels of the batch, gathered beside the features
-        int32_t ybuf[4096];
-        int32_t *y = a->batch <= 4096 ? ybuf : malloc(a->batch * sizeof *y);
-        if (y == NULL) {
-            e = cn_errf(err, sizeof err, CN_ENOMEM, "out of memory");
-            break;
-        }
-        for (uint32_t i = 0; i < a->batch; i++)
-            y[i] = w->ds->y[idx[i]];
+        // The trainer's threads gather the rows and compute the gradient.
+        mlp_batch b = {.d = w->ds, .idx = idx, .n = (int)a->batch};
         float loss;
-        mlp_grad(&sh, params, x, y, (int)a->batch, ws, grad, &loss);
-        if (y != ybuf)
-            free(y);
+        mlp_trainer_grad(tr, params, &b, grad, &loss);
         uint64_t t1 = cn_now_ns();
         jr.compute_s += (double)(t1 - t0) * 1e-9;
         e = ps_client_push_pull(jr.pc, step, sy.version, grad, params, &sy, err, sizeof err);
@@ -257,7 +248,7 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
     }
     ps_client_close(jr.pc);
     part_set_free(parts);
-    mlp_ws_free(ws);
+    mlp_trainer_free(tr);
     free(params);
     free(grad);
     free(order);
@@ -302,7 +293,9 @@ cn_err wk_train_start(wk_train **out, const wk_train_opts *opts, char *err, size
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     w->o = *opts;
     snprintf(w->name, sizeof w->name, "%s", opts->name ? opts->name : "");
-    mlp_set_threads(opts->threads);
+    // The gradient runs on an mlp_trainer with the worker's threads, each
+    // calling single-threaded BLAS.
+    mlp_set_threads(1);
     rpc_client_opts co = {.url = opts->scheduler_url,
                           .token = opts->token,
                           .node_id = opts->node_id,

@@ -24,7 +24,7 @@ typedef struct wk_train_opts {
     rpc_tls tls;
     uint64_t node_id;     // the worker's registered id
     const char *name;     // worker name
-    int threads;          // BLAS threads, set once for the process
+    int threads;          // gradient threads (mlp_trainer); BLAS runs single-threaded
     int poll_ms;          // how often to ask for an assignment; 0 = 200
     cluster_agent *agent; // for status text; borrowed, may be NULL
 } wk_train_opts;
