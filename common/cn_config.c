@@ -51,21 +51,31 @@ static size_t edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-const char *cn_config_closest(const cn_opt *opts, const char *name)
+const char *cn_closest_name(const char *const *names, const char *name)
 {
     const char *best = NULL;
     size_t bestd = 3; // at most two edits away
     char want[128], have[128];
     normalize(want, sizeof want, name);
-    for (const cn_opt *o = opts; o->name; o++) {
-        normalize(have, sizeof have, o->name);
+    for (size_t i = 0; names[i]; i++) {
+        normalize(have, sizeof have, names[i]);
         size_t dd = edit_distance(want, have);
         if (dd < bestd) {
             bestd = dd;
-            best = o->name;
+            best = names[i];
         }
     }
     return best;
+}
+
+const char *cn_config_closest(const cn_opt *opts, const char *name)
+{
+    const char *names[256];
+    size_t n = 0;
+    for (const cn_opt *o = opts; o->name && n + 1 < sizeof names / sizeof names[0]; o++)
+        names[n++] = o->name;
+    names[n] = NULL;
+    return cn_closest_name(names, name);
 }
 
 static cn_err unknown(const cn_opt *opts, const char *name, const char *origin, char *err,

@@ -74,4 +74,8 @@ void cn_config_print_help(const cn_opt *opts, FILE *out);
 // (for "did you mean"), or NULL if nothing is close.
 const char *cn_config_closest(const cn_opt *opts, const char *name);
 
+// cn_closest_name returns the entry of the NULL-terminated list names that is
+// nearest to name (at most two edits away, '_' and '-' alike), or NULL.
+const char *cn_closest_name(const char *const *names, const char *name);
+
 #endif

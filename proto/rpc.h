@@ -145,6 +145,12 @@ cn_err rpc_server_metrics(rpc_server *s, cn_buf *out);
 
 // rpc_call_body returns the request's protobuf body.
 const uint8_t *rpc_call_body(const rpc_call *c, size_t *len);
+// rpc_call_unpack unpacks the request body with desc (protobuf-c's default
+// allocator: free with protobuf_c_message_free_unpacked or the type's
+// free_unpacked). If the body is malformed it completes the call with
+// INVALID_ARGUMENT ("Service/Method: malformed request body") and returns
+// NULL, so the handler just returns.
+ProtobufCMessage *rpc_call_unpack(rpc_call *c, const ProtobufCMessageDescriptor *desc);
 // rpc_call_payload returns the raw payload, 16-byte aligned, or NULL if empty.
 const void *rpc_call_payload(const rpc_call *c, size_t *len);
 // rpc_call_node / rpc_call_seq: the caller's identity (0 if not mutating).

@@ -110,13 +110,10 @@ static ps_shard *held(ps_service *s, rpc_call *call, const char *job)
 static void h_pull(rpc_call *call, void *arg)
 {
     ps_service *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Ps__PullRequest *r = canopy__ps__pull_request__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Pull: malformed request body");
+    Canopy__Ps__PullRequest *r =
+        (Canopy__Ps__PullRequest *)rpc_call_unpack(call, &canopy__ps__pull_request__descriptor);
+    if (r == NULL)
         return;
-    }
     ps_shard *sh = held(s, call, r->job_id);
     if (sh) {
         parked *p = calloc(1, sizeof *p);
@@ -145,14 +142,12 @@ static void h_pull(rpc_call *call, void *arg)
 // do_push handles Push and PushPull.
 static void do_push(ps_service *s, rpc_call *call, bool then_pull)
 {
-    size_t len, plen = 0;
-    const uint8_t *b = rpc_call_body(call, &len);
+    size_t plen = 0;
     const float *g = rpc_call_payload(call, &plen);
-    Canopy__Ps__PushRequest *r = canopy__ps__push_request__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Push: malformed request body");
+    Canopy__Ps__PushRequest *r =
+        (Canopy__Ps__PushRequest *)rpc_call_unpack(call, &canopy__ps__push_request__descriptor);
+    if (r == NULL)
         return;
-    }
     ps_shard *sh = held(s, call, r->job_id);
     if (sh == NULL) {
         canopy__ps__push_request__free_unpacked(r, NULL);
@@ -232,14 +227,12 @@ static void h_push_pull(rpc_call *call, void *arg)
 static void h_configure(rpc_call *call, void *arg)
 {
     ps_service *s = arg;
-    size_t len, plen = 0;
-    const uint8_t *b = rpc_call_body(call, &len);
+    size_t plen = 0;
     const float *init = rpc_call_payload(call, &plen);
-    Canopy__Ps__ConfigureRequest *r = canopy__ps__configure_request__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Configure: malformed request body");
+    Canopy__Ps__ConfigureRequest *r = (Canopy__Ps__ConfigureRequest *)rpc_call_unpack(
+        call, &canopy__ps__configure_request__descriptor);
+    if (r == NULL)
         return;
-    }
     char err[CN_ERRBUF_LEN] = "";
     ps_shard_cfg cfg;
     cn_err e = ps_wire_cfg_from_pb(r, &cfg, err, sizeof err);
@@ -321,13 +314,10 @@ static void h_configure(rpc_call *call, void *arg)
 static void h_stats(rpc_call *call, void *arg)
 {
     ps_service *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Ps__StatsRequest *r = canopy__ps__stats_request__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Stats: malformed request body");
+    Canopy__Ps__StatsRequest *r =
+        (Canopy__Ps__StatsRequest *)rpc_call_unpack(call, &canopy__ps__stats_request__descriptor);
+    if (r == NULL)
         return;
-    }
     ps_shard *sh = held(s, call, r->job_id);
     canopy__ps__stats_request__free_unpacked(r, NULL);
     if (sh == NULL)
@@ -367,13 +357,10 @@ static void h_stats(rpc_call *call, void *arg)
 static void h_checkpoint(rpc_call *call, void *arg)
 {
     ps_service *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Ps__CheckpointRequest *r = canopy__ps__checkpoint_request__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Checkpoint: malformed request body");
+    Canopy__Ps__CheckpointRequest *r = (Canopy__Ps__CheckpointRequest *)rpc_call_unpack(
+        call, &canopy__ps__checkpoint_request__descriptor);
+    if (r == NULL)
         return;
-    }
     ps_shard *sh = held(s, call, r->job_id);
     canopy__ps__checkpoint_request__free_unpacked(r, NULL);
     if (sh == NULL)

@@ -24,13 +24,10 @@ struct sched {
 static void h_register(rpc_call *call, void *arg)
 {
     sched *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Cluster__RegisterRequest *req = canopy__cluster__register_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Register: malformed request body");
+    Canopy__Cluster__RegisterRequest *req = (Canopy__Cluster__RegisterRequest *)rpc_call_unpack(
+        call, &canopy__cluster__register_request__descriptor);
+    if (req == NULL)
         return;
-    }
     uint32_t rank = 0;
     cn_err e = sched_members_register(s->members, req->node_id, req->role, req->address, req->name,
                                       req->threads, &rank);
@@ -50,14 +47,10 @@ static void h_register(rpc_call *call, void *arg)
 static void h_heartbeat(rpc_call *call, void *arg)
 {
     sched *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Cluster__HeartbeatRequest *req =
-        canopy__cluster__heartbeat_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Heartbeat: malformed request body");
+    Canopy__Cluster__HeartbeatRequest *req = (Canopy__Cluster__HeartbeatRequest *)rpc_call_unpack(
+        call, &canopy__cluster__heartbeat_request__descriptor);
+    if (req == NULL)
         return;
-    }
     Canopy__Cluster__HeartbeatReply rep = CANOPY__CLUSTER__HEARTBEAT_REPLY__INIT;
     rep.known = sched_members_heartbeat(s->members, req->node_id, req->status) == CN_OK;
     canopy__cluster__heartbeat_request__free_unpacked(req, NULL);

@@ -395,13 +395,10 @@ static void h_get_work(rpc_call *call, void *arg)
 {
     sweep_svc *s = arg;
     uint64_t t0 = cn_now_ns();
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Sweep__GetWorkRequest *req = canopy__sweep__get_work_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "GetWork: malformed request body");
+    Canopy__Sweep__GetWorkRequest *req = (Canopy__Sweep__GetWorkRequest *)rpc_call_unpack(
+        call, &canopy__sweep__get_work_request__descriptor);
+    if (req == NULL)
         return;
-    }
     uint64_t node = req->node_id;
     uint32_t wait_ms = req->wait_ms > 30000 ? 30000 : req->wait_ms;
     canopy__sweep__get_work_request__free_unpacked(req, NULL);
@@ -538,13 +535,10 @@ static void h_report(rpc_call *call, void *arg)
 {
     sweep_svc *s = arg;
     uint64_t t0 = cn_now_ns();
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Sweep__UnitResult *r = canopy__sweep__unit_result__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Report: malformed request body");
+    Canopy__Sweep__UnitResult *r =
+        (Canopy__Sweep__UnitResult *)rpc_call_unpack(call, &canopy__sweep__unit_result__descriptor);
+    if (r == NULL)
         return;
-    }
     pthread_mutex_lock(&s->mu);
     sweep *w = find_sweep(s, r->sweep_id);
     Canopy__Sweep__ReportReply rep = CANOPY__SWEEP__REPORT_REPLY__INIT;
@@ -642,13 +636,10 @@ static const blob *load_blob(sweep_svc *s, const char *sha)
 static void h_fetch_data(rpc_call *call, void *arg)
 {
     sweep_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Sweep__FetchDataRequest *req = canopy__sweep__fetch_data_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "FetchData: malformed request body");
+    Canopy__Sweep__FetchDataRequest *req = (Canopy__Sweep__FetchDataRequest *)rpc_call_unpack(
+        call, &canopy__sweep__fetch_data_request__descriptor);
+    if (req == NULL)
         return;
-    }
     if (!valid_sha(req->sha256)) {
         rpc_call_fail(call, RPC_INVALID_ARGUMENT, "FetchData: \"%s\" is not a sha256 hex digest",
                       req->sha256);
@@ -683,13 +674,10 @@ static void h_fetch_data(rpc_call *call, void *arg)
 static void h_has_data(rpc_call *call, void *arg)
 {
     sweep_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Sweep__HasDataRequest *req = canopy__sweep__has_data_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "HasData: malformed request body");
+    Canopy__Sweep__HasDataRequest *req = (Canopy__Sweep__HasDataRequest *)rpc_call_unpack(
+        call, &canopy__sweep__has_data_request__descriptor);
+    if (req == NULL)
         return;
-    }
     char path[1200];
     Canopy__Sweep__HasDataReply rep = CANOPY__SWEEP__HAS_DATA_REPLY__INIT;
     if (valid_sha(req->sha256)) {
@@ -760,14 +748,12 @@ static cn_err check_data(sweep_svc *s, const char *sha, const sweep_spec *spec,
 static void h_submit(rpc_call *call, void *arg)
 {
     sweep_svc *s = arg;
-    size_t len, plen;
-    const uint8_t *b = rpc_call_body(call, &len);
+    size_t plen = 0;
     const void *payload = rpc_call_payload(call, &plen);
-    Canopy__Sweep__SubmitRequest *req = canopy__sweep__submit_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Submit: malformed request body");
+    Canopy__Sweep__SubmitRequest *req = (Canopy__Sweep__SubmitRequest *)rpc_call_unpack(
+        call, &canopy__sweep__submit_request__descriptor);
+    if (req == NULL)
         return;
-    }
     char err[CN_ERRBUF_LEN];
     sweep_spec *spec = NULL;
     sweep *w = NULL;
@@ -927,13 +913,10 @@ out:
 static void h_status(rpc_call *call, void *arg)
 {
     sweep_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Sweep__StatusRequest *req = canopy__sweep__status_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Status: malformed request body");
+    Canopy__Sweep__StatusRequest *req = (Canopy__Sweep__StatusRequest *)rpc_call_unpack(
+        call, &canopy__sweep__status_request__descriptor);
+    if (req == NULL)
         return;
-    }
     pthread_mutex_lock(&s->mu);
     sweep *w = find_sweep(s, req->sweep_id);
     if (w == NULL) {

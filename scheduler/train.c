@@ -16,6 +16,7 @@
 
 #include "common/cn_buf.h"
 #include "common/cn_clock.h"
+#include "common/cn_config.h"
 #include "common/cn_file.h"
 #include "common/cn_log.h"
 #include "ml/idx.h"
@@ -62,28 +63,6 @@ static const char *const KEYS[] = {"name",
                                    "beta1",
                                    "beta2",
                                    NULL};
-
-static size_t edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40)
-        return 99;
-    size_t d[41][41];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c)
-                c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c)
-                c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
 
 static cn_err get_str(const cJSON *o, const char *key, char *dst, size_t n, const char *origin,
                       char *err, size_t errlen)
@@ -167,18 +146,10 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
     cn_err e = CN_OK;
     for (const cJSON *it = o->child; it; it = it->next) {
         int known = 0;
-        const char *best = NULL;
-        size_t bd = 3;
-        for (int i = 0; KEYS[i]; i++) {
-            if (strcmp(it->string, KEYS[i]) == 0)
-                known = 1;
-            size_t d = edit_distance(it->string, KEYS[i]);
-            if (d < bd) {
-                bd = d;
-                best = KEYS[i];
-            }
-        }
+        for (int i = 0; KEYS[i]; i++)
+            known |= strcmp(it->string, KEYS[i]) == 0;
         if (!known) {
+            const char *best = cn_closest_name(KEYS, it->string);
             if (best)
                 e = cn_errf(err, errlen, CN_EINVAL, "%s: unknown key \"%s\" (did you mean \"%s\"?)",
                             origin, it->string, best);
@@ -748,13 +719,10 @@ done:
 static void h_submit(rpc_call *call, void *arg)
 {
     train_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Train__SubmitRequest *req = canopy__train__submit_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Submit: malformed request body");
+    Canopy__Train__SubmitRequest *req = (Canopy__Train__SubmitRequest *)rpc_call_unpack(
+        call, &canopy__train__submit_request__descriptor);
+    if (req == NULL)
         return;
-    }
     char err[CN_ERRBUF_LEN];
     job *j = calloc(1, sizeof *j);
     if (j == NULL) {
@@ -872,14 +840,11 @@ static void h_submit(rpc_call *call, void *arg)
 static void h_get_assignment(rpc_call *call, void *arg)
 {
     train_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
     Canopy__Train__GetAssignmentRequest *req =
-        canopy__train__get_assignment_request__unpack(NULL, len, b);
-    if (req == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "GetAssignment: malformed request body");
+        (Canopy__Train__GetAssignmentRequest *)rpc_call_unpack(
+            call, &canopy__train__get_assignment_request__descriptor);
+    if (req == NULL)
         return;
-    }
     uint64_t node = req->node_id;
     canopy__train__get_assignment_request__free_unpacked(req, NULL);
     Canopy__Train__GetAssignmentReply rep = CANOPY__TRAIN__GET_ASSIGNMENT_REPLY__INIT;
@@ -943,13 +908,10 @@ static void h_get_assignment(rpc_call *call, void *arg)
 static void h_report(rpc_call *call, void *arg)
 {
     train_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Train__WorkerReport *r = canopy__train__worker_report__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Report: malformed request body");
+    Canopy__Train__WorkerReport *r = (Canopy__Train__WorkerReport *)rpc_call_unpack(
+        call, &canopy__train__worker_report__descriptor);
+    if (r == NULL)
         return;
-    }
     Canopy__Train__ReportReply rep = CANOPY__TRAIN__REPORT_REPLY__INIT;
     pthread_mutex_lock(&s->mu);
     job *j = find_job(s, r->job_id);
@@ -1004,13 +966,10 @@ static void h_report(rpc_call *call, void *arg)
 static void h_status(rpc_call *call, void *arg)
 {
     train_svc *s = arg;
-    size_t len;
-    const uint8_t *b = rpc_call_body(call, &len);
-    Canopy__Train__StatusRequest *r = canopy__train__status_request__unpack(NULL, len, b);
-    if (r == NULL) {
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Status: malformed request body");
+    Canopy__Train__StatusRequest *r = (Canopy__Train__StatusRequest *)rpc_call_unpack(
+        call, &canopy__train__status_request__descriptor);
+    if (r == NULL)
         return;
-    }
     pthread_mutex_lock(&s->mu);
     job *j = r->job_id[0] ? find_job(s, r->job_id) : s->jobs;
     if (j == NULL) {
