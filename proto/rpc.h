@@ -131,9 +131,11 @@ cn_err rpc_server_start(rpc_server *s, char *err, size_t errlen);
 // requested port was 0). Returns CN_OK or CN_ERANGE if n is too small.
 cn_err rpc_server_url(const rpc_server *s, char *buf, size_t n);
 
-// rpc_server_close stops accepting, lets calls already being handled finish
-// (their replies are still sent, for up to drain_ms), then frees everything.
-// Calls still pending after drain_ms get UNAVAILABLE. Accepts NULL.
+// rpc_server_close refuses new calls with UNAVAILABLE (connections stay open
+// while calls drain), lets calls already being handled finish and sends
+// their replies for up to drain_ms, answers calls still pending after that
+// with UNAVAILABLE, then frees everything. Every step has a time limit, so
+// close returns even if a handler never does. Accepts NULL.
 void rpc_server_close(rpc_server *s, int drain_ms);
 
 // rpc_server_metrics appends per-method counters and latency histograms in
