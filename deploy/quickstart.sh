@@ -6,7 +6,9 @@
 #   2. the random forest with scikit-learn's default parameters, 5-fold
 #      shuffled stratified cross-validation on the forest-cover data;
 #   3. the shipped hyper-parameter sweep (deploy/sweeps/forest-cover.json)
-#      distributed over two workers, compared with the default in the same run.
+#      distributed over two workers, compared with the default in the same run;
+#   4. data-parallel MLP training on Fashion-MNIST through two parameter-server
+#      shards with two workers (deploy/jobs/fashion-mlp.json, asynchronous).
 # Results land in state/quickstart/ (the scheduler's state directory) and in
 # results/quickstart/ (best parameters, all trials).
 set -euo pipefail
@@ -32,3 +34,8 @@ echo "== 3. distributed sweep: deploy/sweeps/forest-cover.json on 2 workers"
 $canopy local --ps 0 --workers 2 --threads 1 --state-dir state/quickstart \
   tune deploy/sweeps/forest-cover.json --fresh --top 5 \
   --best-out results/quickstart/best.json --csv results/quickstart/trials.csv
+
+echo
+echo "== 4. data-parallel MLP training: deploy/jobs/fashion-mlp.json, 2 ps shards, 2 workers"
+$canopy local --ps 2 --workers 2 --threads 1 --state-dir state/quickstart \
+  train deploy/jobs/fashion-mlp.json
