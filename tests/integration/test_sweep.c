@@ -49,8 +49,9 @@ static void teardown(void)
 
 static pid_t start_scheduler(void)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", url, "--state-dir", state,
-                    "--heartbeat-ms", "100", "--dead-after-ms", "800", NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "scheduler", "--listen",        url,   "--state-dir", state,
+        "--heartbeat-ms",        "100",       "--dead-after-ms", "800", NULL};
     return ts_spawn(argv, log_path);
 }
 
@@ -58,8 +59,17 @@ static pid_t start_worker(const char *name)
 {
     char cache[400];
     snprintf(cache, sizeof cache, "%s/cache-%s", dir, name);
-    char *argv[] = {(char *)ts_canopy_bin(), "worker", "--scheduler", url, "--name", (char *)name,
-                    "--threads", "1", "--cache-dir", cache, NULL};
+    char *argv[] = {(char *)ts_canopy_bin(),
+                    "worker",
+                    "--scheduler",
+                    url,
+                    "--name",
+                    (char *)name,
+                    "--threads",
+                    "1",
+                    "--cache-dir",
+                    cache,
+                    NULL};
     return ts_spawn(argv, log_path);
 }
 
@@ -68,28 +78,29 @@ static pid_t start_tune(const char *flag, const char *out)
     char best[400], csv[400];
     snprintf(best, sizeof best, "%s/best.json", dir);
     snprintf(csv, sizeof csv, "%s/trials.csv", dir);
-    char *argv[] = {(char *)ts_canopy_bin(), "tune", spec, "--scheduler", url, "--best-out", best,
-                    "--csv", csv, (char *)flag, NULL};
+    char *argv[] = {(char *)ts_canopy_bin(),
+                    "tune",
+                    spec,
+                    "--scheduler",
+                    url,
+                    "--best-out",
+                    best,
+                    "--csv",
+                    csv,
+                    (char *)flag,
+                    NULL};
     return ts_spawn(argv, out);
 }
 
 // results_file finds the one sweep's results log.
 static int results_file(char *out, size_t n)
 {
-    char sweeps[400];
+    char sweeps[400], one[600];
     snprintf(sweeps, sizeof sweeps, "%s/sweeps", state);
-    DIR *d = opendir(sweeps);
-    if (!d)
+    if (!ts_only_entry(sweeps, one, sizeof one))
         return 0;
-    struct dirent *e;
-    int found = 0;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            snprintf(out, n, "%s/%s/results.jsonl", sweeps, e->d_name);
-            found = 1;
-        }
-    closedir(d);
-    return found;
+    snprintf(out, n, "%s/results.jsonl", one);
+    return 1;
 }
 
 // count_units counts records and distinct (trial, fold) pairs recorded ok.
@@ -223,4 +234,7 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

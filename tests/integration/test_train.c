@@ -148,18 +148,7 @@ static int job_dir(char *out, size_t n)
 {
     char train[400];
     snprintf(train, sizeof train, "%s/train", state);
-    DIR *d = opendir(train);
-    if (!d)
-        return 0;
-    struct dirent *e;
-    int found = 0;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            snprintf(out, n, "%s/%s", train, e->d_name);
-            found = 1;
-        }
-    closedir(d);
-    return found;
+    return ts_only_entry(train, out, n);
 }
 
 typedef struct results {
@@ -320,4 +309,7 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

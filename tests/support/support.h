@@ -51,6 +51,11 @@ bool ts_file_contains(const char *path, const char *needle);
 // ts_write_file writes text to path; aborts on failure.
 void ts_write_file(const char *path, const char *text);
 
+// ts_only_entry writes dir/NAME into out for the one entry of dir (not "."
+// or ".."), e.g. the one sweep or job directory a test made. Returns false
+// if dir cannot be read or is empty.
+bool ts_only_entry(const char *dir, char *out, size_t n);
+
 struct Suite;
 // ts_run_suite runs a Check suite (taking ownership) and returns the
 // process exit status: EXIT_SUCCESS when every test passed.
