@@ -1,6 +1,8 @@
 // wk_sweep.c: the worker's sweep loop (see wk_sweep.h).
 #include "worker/wk_sweep.h"
 
+#include "worker/wk_loop.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -23,9 +25,7 @@
 struct wk_sweep {
     wk_sweep_opts o;
     char name[128], cache_dir[1024];
-    rpc_client *client;
-    pthread_t thread;
-    _Atomic int stopping;
+    wk_loop loop; // client to the scheduler, thread, stop flag
     // the data set in memory, keyed by hash + how it was parsed
     char ds_key[512];
     ds_dataset *ds;
@@ -49,7 +49,7 @@ static cn_err fetch_data(wk_sweep *w, const char *sha, const char *path, char *e
                          .flags = RPC_IDEMPOTENT};
         rpc_reply rep;
         memset(&rep, 0, sizeof rep);
-        rpc_code code = rpc_client_call(w->client, &r, &rep);
+        rpc_code code = rpc_client_call(w->loop.client, &r, &rep);
         if (code != RPC_OK) {
             cn_errf(err, errlen, CN_EUNAVAIL, "fetching data set %.12s: %s: %s", sha,
                     rpc_code_name(code), rep.detail);
@@ -132,7 +132,7 @@ static void report(wk_sweep *w, Canopy__Sweep__UnitResult *r)
                        .flags = RPC_IDEMPOTENT | RPC_MUTATING};
     rpc_reply rep;
     memset(&rep, 0, sizeof rep);
-    rpc_code code = rpc_client_call(w->client, &req, &rep);
+    rpc_code code = rpc_client_call(w->loop.client, &req, &rep);
     if (code != RPC_OK)
         CN_WARN("report of trial %u fold %u failed: %s: %s (the scheduler will re-queue it)",
                 r->trial, r->fold, rpc_code_name(code), rep.detail);
@@ -192,7 +192,7 @@ static void *loop_main(void *arg)
 {
     wk_sweep *w = arg;
     int backoff_ms = 50;
-    while (!w->stopping) {
+    while (!w->loop.stopping) {
         Canopy__Sweep__GetWorkRequest req = CANOPY__SWEEP__GET_WORK_REQUEST__INIT;
         req.node_id = w->o.node_id;
         req.wait_ms = 1000;
@@ -203,7 +203,7 @@ static void *loop_main(void *arg)
                          .flags = 0};
         rpc_reply rep;
         memset(&rep, 0, sizeof rep);
-        rpc_code code = rpc_client_call(w->client, &r, &rep);
+        rpc_code code = rpc_client_call(w->loop.client, &r, &rep);
         if (code != RPC_OK) {
             rpc_reply_fini(&rep);
             // Not registered yet, or the scheduler is away: wait and retry.
@@ -239,18 +239,10 @@ cn_err wk_sweep_start(wk_sweep **out, const wk_sweep_opts *opts, char *err, size
         free(w);
         return e;
     }
-    rpc_client_opts co = {.url = opts->scheduler_url,
-                          .token = opts->token,
-                          .node_id = opts->node_id,
-                          .tls = opts->tls};
-    if ((e = rpc_client_open(&w->client, &co, err, errlen)) != CN_OK) {
+    if ((e = wk_loop_start(&w->loop, opts->scheduler_url, opts->token, opts->tls, opts->node_id,
+                           loop_main, w, "sweep", err, errlen)) != CN_OK) {
         free(w);
         return e;
-    }
-    if (pthread_create(&w->thread, NULL, loop_main, w) != 0) {
-        rpc_client_close(w->client);
-        free(w);
-        return cn_errf(err, errlen, CN_ENOMEM, "cannot start the sweep thread");
     }
     *out = w;
     return CN_OK;
@@ -260,9 +252,7 @@ void wk_sweep_stop(wk_sweep *w)
 {
     if (w == NULL)
         return;
-    w->stopping = 1;
-    pthread_join(w->thread, NULL);
-    rpc_client_close(w->client);
+    wk_loop_stop(&w->loop);
     ds_dataset_free(w->ds);
     free(w);
 }

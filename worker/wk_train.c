@@ -8,6 +8,8 @@
 // trip.
 #include "worker/wk_train.h"
 
+#include "worker/wk_loop.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,9 +30,7 @@
 struct wk_train {
     wk_train_opts o;
     char name[128];
-    rpc_client *client;
-    pthread_t thread;
-    _Atomic int stopping;
+    wk_loop loop; // client to the scheduler, thread, stop flag
     // the training data in memory, kept across jobs with the same files
     char ds_key[2200];
     ds_dataset *ds;
@@ -72,7 +72,7 @@ static bool report(wk_train *w, job_run *jr, uint64_t step, uint32_t epoch, bool
     r.error = (char *)(error ? error : "");
     Canopy__Train__ReportReply *rep = NULL;
     rpc_code code =
-        cluster_call(w->client, "Train", "Report", &r.base, RPC_IDEMPOTENT, 10000,
+        cluster_call(w->loop.client, "Train", "Report", &r.base, RPC_IDEMPOTENT, 10000,
                      &canopy__train__report_reply__descriptor, (ProtobufCMessage **)&rep, NULL, 0);
     bool stop = code == RPC_NOT_FOUND || (code == RPC_OK && rep && rep->stop);
     if (rep)
@@ -201,7 +201,7 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
     uint64_t report_ms = (uint64_t)(a->report_every_s > 0 ? a->report_every_s * 1000 : 500);
     uint64_t cur_epoch = UINT64_MAX;
     bool stop = false;
-    while (e == CN_OK && step < total && !w->stopping && !stop) {
+    while (e == CN_OK && step < total && !w->loop.stopping && !stop) {
         uint64_t ep = step / a->steps_per_epoch;
         if (ep != cur_epoch) {
             memcpy(order, parts->rows[a->rank], mine * sizeof *order);
@@ -236,7 +236,7 @@ static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
     if (e != CN_OK) {
         CN_ERROR("job %s rank %u: %s", a->job_id, a->rank, err);
         report(w, &jr, step, epoch, false, err);
-    } else if (!w->stopping && !stop) {
+    } else if (!w->loop.stopping && !stop) {
         report(w, &jr, step, epoch, true, NULL);
         char last[320];
         uint64_t retries = ps_client_retries(jr.pc, last, sizeof last);
@@ -267,12 +267,12 @@ static void *loop_main(void *arg)
 {
     wk_train *w = arg;
     int poll = w->o.poll_ms > 0 ? w->o.poll_ms : 200;
-    while (!w->stopping) {
+    while (!w->loop.stopping) {
         Canopy__Train__GetAssignmentRequest req = CANOPY__TRAIN__GET_ASSIGNMENT_REQUEST__INIT;
         req.node_id = w->o.node_id;
         req.name = w->name;
         Canopy__Train__GetAssignmentReply *rep = NULL;
-        rpc_code code = cluster_call(w->client, "Train", "GetAssignment", &req.base, 0, 5000,
+        rpc_code code = cluster_call(w->loop.client, "Train", "GetAssignment", &req.base, 0, 5000,
                                      &canopy__train__get_assignment_reply__descriptor,
                                      (ProtobufCMessage **)&rep, NULL, 0);
         if (code == RPC_OK && rep && rep->has_work && rep->assignment)
@@ -296,19 +296,11 @@ cn_err wk_train_start(wk_train **out, const wk_train_opts *opts, char *err, size
     // The gradient runs on an mlp_trainer with the worker's threads, each
     // calling single-threaded BLAS.
     mlp_set_threads(1);
-    rpc_client_opts co = {.url = opts->scheduler_url,
-                          .token = opts->token,
-                          .node_id = opts->node_id,
-                          .tls = opts->tls};
-    cn_err e = rpc_client_open(&w->client, &co, err, errlen);
-    if (e != CN_OK) {
+    cn_err e;
+    if ((e = wk_loop_start(&w->loop, opts->scheduler_url, opts->token, opts->tls, opts->node_id,
+                           loop_main, w, "training", err, errlen)) != CN_OK) {
         free(w);
         return e;
-    }
-    if (pthread_create(&w->thread, NULL, loop_main, w) != 0) {
-        rpc_client_close(w->client);
-        free(w);
-        return cn_errf(err, errlen, CN_ENOMEM, "cannot start the training thread");
     }
     *out = w;
     return CN_OK;
@@ -318,9 +310,7 @@ void wk_train_stop(wk_train *w)
 {
     if (w == NULL)
         return;
-    w->stopping = 1;
-    pthread_join(w->thread, NULL);
-    rpc_client_close(w->client);
+    wk_loop_stop(&w->loop);
     ds_dataset_free(w->ds);
     free(w);
 }
