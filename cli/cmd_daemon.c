@@ -16,8 +16,8 @@
 #include "proto/cluster_client.h"
 #include "ps/ps.h"
 #include "scheduler/scheduler.h"
-#include "worker/wk_sweep.h"
-#include "worker/wk_train.h"
+#include "ml/mlp.h"
+#include "worker/wk_exec.h"
 
 // shutdown_watchdog bounds how long a daemon may take to stop after a
 // signal: shutdown drains in-flight calls, but a stuck peer or library must
@@ -110,7 +110,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     snprintf(cache_dir, sizeof cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
              (int)getuid());
     char ckpt_dir[CN_OPT_STRLEN] = "";
-    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256;
+    char data_dir[CN_OPT_STRLEN] = "";
+    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256, slots = 1;
     cn_opt opts[] = {
         {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0, 0,
          NULL},
@@ -123,6 +124,12 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"cache-dir", CN_OPT_STRING, cache_dir, "where a worker keeps the data sets it fetched", 0,
          0, NULL},
+        {"slots", CN_OPT_INT, &slots,
+         "worker: work items run at once; --threads are shared among them", 1, 64, NULL},
+        {"data", CN_OPT_STRING, data_dir,
+         "worker: a directory of the worker's own IDX files (train-images-idx3-ubyte[.gz], "
+         "train-labels-idx1-ubyte[.gz]), for jobs that train on each worker's own data",
+         0, 0, NULL},
         {"checkpoint-dir", CN_OPT_STRING, ckpt_dir,
          "ps: where shard checkpoints go (default: the directory the job names)", 0, 0, NULL},
         CLI_NET_OPTS(&net),
@@ -152,8 +159,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;
     cluster_agent *agent = NULL;
-    wk_sweep *sweeper = NULL;
-    wk_train *trainer = NULL;
+    wk_exec *exec = NULL;
     ps_service *shard = NULL;
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
@@ -189,27 +195,20 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     CN_INFO("serving on %s, registered with %s as rank %u", ao.address, net.scheduler,
             cluster_agent_rank(agent));
     if (role == CLUSTER_ROLE_WORKER) {
-        wk_sweep_opts wo = {.scheduler_url = net.scheduler,
-                            .token = net.token,
-                            .tls = cli_net_tls(&net),
-                            .node_id = cluster_agent_node_id(agent),
-                            .name = name,
-                            .threads = (int)threads,
-                            .cache_dir = cache_dir,
-                            .agent = agent};
-        if (wk_sweep_start(&sweeper, &wo, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the sweep loop: %s", err);
-            goto out;
-        }
-        wk_train_opts to = {.scheduler_url = net.scheduler,
-                            .token = net.token,
-                            .tls = cli_net_tls(&net),
-                            .node_id = cluster_agent_node_id(agent),
-                            .name = name,
-                            .threads = (int)threads,
-                            .agent = agent};
-        if (wk_train_start(&trainer, &to, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the training loop: %s", err);
+        // Each slot's gradient threads call BLAS single-threaded.
+        mlp_set_threads(1);
+        wk_exec_opts wo = {.scheduler_url = net.scheduler,
+                           .token = net.token,
+                           .tls = cli_net_tls(&net),
+                           .node_id = cluster_agent_node_id(agent),
+                           .name = name,
+                           .slots = (int)slots,
+                           .threads = (int)threads,
+                           .cache_dir = cache_dir,
+                           .data_dir = data_dir[0] ? data_dir : NULL,
+                           .agent = agent};
+        if (wk_exec_start(&exec, &wo, err, sizeof err) != CN_OK) {
+            CN_ERROR("cannot start the worker's slots: %s", err);
             goto out;
         }
     }
@@ -218,8 +217,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     start_shutdown_watchdog(15);
     exit_code = CLI_EXIT_OK;
 out:
-    wk_sweep_stop(sweeper);
-    wk_train_stop(trainer);
+    wk_exec_stop(exec);
     cluster_agent_stop(agent);
     ps_service_stop(shard);
     rpc_server_close(srv, 2000);

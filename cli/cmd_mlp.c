@@ -245,11 +245,7 @@ static int cmd_train(int argc, char **argv)
     mlp_eval ev;
     memset(&ev, 0, sizeof ev);
     for (int64_t epoch = 0; epoch < o.epochs; epoch++) {
-        for (size_t i = n; i > 1; i--) {
-            size_t j = (size_t)cn_rng_below(&rng, i), tmp = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = tmp;
-        }
+        cn_rng_shuffle(&rng, perm, n, sizeof *perm);
         double loss_sum = 0.0;
         uint64_t t0 = cn_now_ns();
         for (size_t r0 = 0; r0 < n; r0 += (size_t)B) {
