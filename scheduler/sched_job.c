@@ -1190,6 +1190,22 @@ static cn_err restore_all(sched_jobs *k, const sched_kind *kind, char *err, size
     return CN_OK;
 }
 
+// sort_jobs orders restored jobs by creation time, as they were submitted.
+static void sort_jobs(sched_jobs *k)
+{
+    sched_job *sorted = NULL;
+    while (k->jobs) {
+        sched_job *j = k->jobs;
+        k->jobs = j->next;
+        sched_job **pp = &sorted;
+        while (*pp && (*pp)->created_unix_ms <= j->created_unix_ms)
+            pp = &(*pp)->next;
+        j->next = *pp;
+        *pp = j;
+    }
+    k->jobs = sorted;
+}
+
 // ------------------------------------------------------------ ticker
 
 // expire_leases re-queues items whose workers stopped reporting. Lock held.
@@ -1275,6 +1291,7 @@ cn_err sched_jobs_new(sched_jobs **out, rpc_server *server, const sched_jobs_opt
     cn_err e = CN_OK;
     for (size_t i = 0; i < n_kinds && e == CN_OK; i++)
         e = restore_all(k, kinds[i], err, errlen);
+    sort_jobs(k);
     struct {
         const char *svc, *m;
         rpc_handler_fn fn;
