@@ -81,7 +81,7 @@ struct sched_jobs {
     sched_job *jobs; // oldest first
     waiter *waiters;
     size_t nw, wcap;
-    bool stopping, ticker_started;
+    bool stopping, ticker_started, subscribed;
     pthread_t ticker;
 };
 
@@ -1306,6 +1306,7 @@ cn_err sched_jobs_new(sched_jobs **out, rpc_server *server, const sched_jobs_opt
         return e;
     }
     sched_members_on_dead(o->members, on_dead, k);
+    k->subscribed = true;
     *out = k;
     return CN_OK;
 }
@@ -1353,6 +1354,8 @@ void sched_jobs_free(sched_jobs *k)
     if (k == NULL)
         return;
     sched_jobs_stop(k);
+    if (k->subscribed)
+        sched_members_off_dead(k->members, on_dead, k);
     for (sched_job *j = k->jobs, *next; j; j = next) {
         next = j->next;
         job_free(j);
