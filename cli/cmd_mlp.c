@@ -107,7 +107,7 @@ static int cmd_train(int argc, char **argv)
         {"hidden", CN_OPT_STRING, o.hidden, "hidden layer widths, comma-separated", 0, 0, NULL},
         {"epochs", CN_OPT_INT, &o.epochs, "passes over the training data", 1, 100000, NULL},
         {"batch", CN_OPT_INT, &o.batch, "minibatch size", 1, 65536, NULL},
-        {"optimizer", CN_OPT_CHOICE, o.optimizer, "update rule", 0, 0, "sgd|momentum|adam|adamw"},
+        {"optimizer", CN_OPT_CHOICE, o.optimizer, "update rule", 0, 0, OPTIM_NAMES},
         {"lr", CN_OPT_DOUBLE, &o.lr,
          "learning rate (0 = optimizer default: adam 1e-3, sgd/momentum 0.05)", 0, 100, NULL},
         {"weight-decay", CN_OPT_DOUBLE, &o.weight_decay, "L2 coefficient (decoupled for adamw)", 0,
@@ -166,15 +166,12 @@ static int cmd_train(int argc, char **argv)
     }
 
     optim_cfg oc;
-    optim_kind kind;
-    optim_kind_parse(o.optimizer, &kind);
-    optim_cfg_default(&oc, kind);
-    if (kind != OPTIM_ADAM)
+    optim_cfg_named(&oc, o.optimizer); // a choice of OPTIM_NAMES, checked by the table
+    if (oc.kind != OPTIM_ADAM)
         oc.lr = 0.05f;
     if (o.lr > 0)
         oc.lr = (float)o.lr;
     oc.weight_decay = (float)o.weight_decay;
-    oc.decoupled_wd = strcmp(o.optimizer, "adamw") == 0;
     oc.momentum = (float)o.momentum;
     oc.nesterov = o.nesterov;
     optim_sched_parse(o.schedule, &oc.schedule);

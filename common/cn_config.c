@@ -78,15 +78,40 @@ const char *cn_config_closest(const cn_opt *opts, const char *name)
     return cn_closest_name(names, name);
 }
 
-static cn_err unknown(const cn_opt *opts, const char *name, const char *origin, char *err,
-                      size_t errlen)
+// unknown reports a name the table lacks: noun is "option" for flags and
+// "key" for JSON documents.
+static cn_err unknown(const cn_opt *opts, const char *name, const char *origin, const char *noun,
+                      char *err, size_t errlen)
 {
     const char *near = cn_config_closest(opts, name);
     if (near)
-        return cn_errf(err, errlen, CN_EINVAL, "%s: unknown option \"%s\" (did you mean \"%s\"?)",
-                       origin, name, near);
-    return cn_errf(err, errlen, CN_EINVAL, "%s: unknown option \"%s\" (see --help for the list)",
-                   origin, name);
+        return cn_errf(err, errlen, CN_EINVAL, "%s: unknown %s \"%s\" (did you mean \"%s\"?)",
+                       origin, noun, name, near);
+    char list[512] = "";
+    size_t used = 0;
+    for (const cn_opt *o = opts; o->name && used + 1 < sizeof list; o++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
+                                 o->name);
+    return cn_errf(err, errlen, CN_EINVAL, "%s: unknown %s \"%s\" (allowed: %s)", origin, noun,
+                   name, list);
+}
+
+// choice_hint writes " (did you mean \"x\"?)" when a choice is near v.
+static void choice_hint(const char *choices, const char *v, char *out, size_t n)
+{
+    char buf[CN_OPT_STRLEN];
+    const char *names[64];
+    size_t k = 0;
+    snprintf(buf, sizeof buf, "%s", choices);
+    for (char *save = NULL, *t = strtok_r(buf, "|", &save); t && k + 1 < 64;
+         t = strtok_r(NULL, "|", &save))
+        names[k++] = t;
+    names[k] = NULL;
+    const char *near = cn_closest_name(names, v);
+    if (near)
+        snprintf(out, n, " (did you mean \"%s\"?)", near);
+    else
+        out[0] = 0;
 }
 
 static bool choice_ok(const char *choices, const char *v)
@@ -120,8 +145,8 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
 {
     const cn_opt *o = find_opt(opts, name);
     if (o == NULL)
-        return unknown(opts, name, origin, err, errlen);
-    char allowed[96];
+        return unknown(opts, name, origin, "option", err, errlen);
+    char allowed[96], hint[96];
     switch (o->type) {
     case CN_OPT_STRING:
         if (strlen(value) >= CN_OPT_STRLEN)
@@ -130,9 +155,11 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
         snprintf((char *)o->dst, CN_OPT_STRLEN, "%s", value);
         return CN_OK;
     case CN_OPT_CHOICE:
-        if (!choice_ok(o->choices, value))
-            return cn_errf(err, errlen, CN_EINVAL, "%s: \"%s\" is not allowed (allowed: %s)",
-                           origin, value, o->choices);
+        if (!choice_ok(o->choices, value)) {
+            choice_hint(o->choices, value, hint, sizeof hint);
+            return cn_errf(err, errlen, CN_EINVAL, "%s: \"%s\" is not one of %s%s", origin, value,
+                           o->choices, hint);
+        }
         snprintf((char *)o->dst, CN_OPT_STRLEN, "%s", value);
         return CN_OK;
     case CN_OPT_INT: {
@@ -237,7 +264,7 @@ cn_err cn_config_apply_json(const cn_opt *opts, const cJSON *obj, const char *or
         snprintf(where, sizeof where, "%s: key \"%s\"", origin, it->string);
         const cn_opt *o = find_opt(opts, it->string);
         if (o == NULL)
-            return unknown(opts, it->string, origin, err, errlen);
+            return unknown(opts, it->string, origin, "key", err, errlen);
         cn_err e = apply_one(opts, o, it, where, err, errlen);
         if (e != CN_OK)
             return e;
@@ -343,7 +370,7 @@ cn_err cn_config_parse(const cn_opt *opts, int argc, char **argv, cn_args *out, 
             }
         }
         if (o == NULL)
-            return unknown(opts, name, origin, err, errlen);
+            return unknown(opts, name, origin, "option", err, errlen);
         const char *value;
         if (eq) {
             value = eq + 1;
