@@ -171,6 +171,47 @@ START_TEST(test_cn_file_reads_plain_and_gzip_and_reports_missing)
 }
 END_TEST
 
+// Every cut of a gzip file, from its first byte to just before its last,
+// must fail as truncated: never load the rows before the cut as if whole.
+START_TEST(test_cn_file_gzip_cut_anywhere_is_truncated)
+{
+    char dir[256], gz[300], cut[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(gz, sizeof gz, "%s/rows.csv.gz", dir);
+    snprintf(cut, sizeof cut, "%s/cut.csv.gz", dir);
+    gzFile g = gzopen(gz, "wb");
+    gzputs(g, "a,b,label\n");
+    for (int i = 0; i < 200; i++)
+        gzprintf(g, "%d,%d,%d\n", i * 7919 % 1000, i * 104729 % 997, i % 3);
+    gzclose(g);
+    uint8_t *whole, *data;
+    size_t wlen, len;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(cn_file_read_all(gz, 0, &whole, &wlen, err, sizeof err), CN_OK);
+    free(whole);
+    FILE *f = fopen(gz, "rb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t raw[1 << 14];
+    size_t n = fread(raw, 1, sizeof raw, f);
+    fclose(f);
+    ck_assert_uint_gt(n, 100);
+    ck_assert_uint_lt(n, sizeof raw);
+    for (size_t at = 1; at < n; at++) {
+        f = fopen(cut, "wb");
+        ck_assert_uint_eq(fwrite(raw, 1, at, f), at);
+        fclose(f);
+        err[0] = 0;
+        data = (uint8_t *)"unchanged";
+        ck_assert_msg(cn_file_read_all(cut, 0, &data, &len, err, sizeof err) == CN_EFORMAT,
+                      "cut at %zu of %zu loaded", at, n);
+        ck_assert_ptr_null(data);
+        ck_assert_msg(strstr(err, "cut.csv.gz: the file is truncated") != NULL, "cut at %zu: %s",
+                      at, err);
+    }
+    ts_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_cn_file_write_atomic_replaces_content)
 {
     char dir[256], path[300], err[256];
@@ -256,6 +297,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_config_json_file_then_flags_override);
     tcase_add_test(t, test_cn_config_json_errors_name_file_and_key);
     tcase_add_test(t, test_cn_file_reads_plain_and_gzip_and_reports_missing);
+    tcase_add_test(t, test_cn_file_gzip_cut_anywhere_is_truncated);
     tcase_add_test(t, test_cn_file_write_atomic_replaces_content);
     tcase_add_test(t, test_cn_sha256_known_vectors);
     tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);
@@ -264,4 +306,7 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}
