@@ -1,14 +1,18 @@
 // test_common.c: errors, configuration (flags and JSON files), files, SHA-256,
 // the PRNG and the text buffer.
 #include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "common/cn_buf.h"
 #include "common/cn_config.h"
 #include "common/cn_err.h"
 #include "common/cn_file.h"
+#include "common/cn_log.h"
 #include "common/cn_rand.h"
 #include "tests/support/support.h"
 
@@ -212,6 +216,45 @@ START_TEST(test_cn_file_gzip_cut_anywhere_is_truncated)
 }
 END_TEST
 
+START_TEST(test_cn_errf_marks_a_cut_message_and_keeps_a_fitting_one_whole)
+{
+    char small[16];
+    ck_assert_int_eq(cn_errf(small, sizeof small, CN_EFORMAT, "%s", "0123456789abcdefghij"),
+                     CN_EFORMAT);
+    ck_assert_str_eq(small, "0123456789ab...");
+    // A message naming every column of a wide file fits a CN_ERRBUF_LEN buffer.
+    char names[3000] = "", err[CN_ERRBUF_LEN];
+    for (int i = 1; i <= 40; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "Soil_Type%d, ", i);
+    cn_errf(err, sizeof err, CN_ENOTFOUND, "f.csv: the columns are: %s(choose one)", names);
+    ck_assert_ptr_nonnull(strstr(err, "Soil_Type40, (choose one)"));
+}
+END_TEST
+
+// A log line far longer than the formatting buffer reaches stderr whole.
+START_TEST(test_cn_log_writes_long_lines_whole)
+{
+    char dir[256], path[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    static char line[6001];
+    memset(line, 'x', sizeof line - 1);
+    memcpy(line + sizeof line - 6, "(end)", 5);
+    CN_ERROR("start %s", line);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ck_assert(ts_file_contains(path, "xxxxx(end)\n"));
+    ts_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_cn_file_write_atomic_replaces_content)
 {
     char dir[256], path[300], err[256];
@@ -298,6 +341,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_config_json_errors_name_file_and_key);
     tcase_add_test(t, test_cn_file_reads_plain_and_gzip_and_reports_missing);
     tcase_add_test(t, test_cn_file_gzip_cut_anywhere_is_truncated);
+    tcase_add_test(t, test_cn_errf_marks_a_cut_message_and_keeps_a_fitting_one_whole);
+    tcase_add_test(t, test_cn_log_writes_long_lines_whole);
     tcase_add_test(t, test_cn_file_write_atomic_replaces_content);
     tcase_add_test(t, test_cn_sha256_known_vectors);
     tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);
