@@ -121,6 +121,9 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
     const cn_opt *o = find_opt(opts, name);
     if (o == NULL)
         return unknown(opts, name, origin, err, errlen);
+    if (o->dst == NULL)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: not an option of this command (%s)", origin,
+                       o->help);
     char allowed[96];
     switch (o->type) {
     case CN_OPT_STRING:
@@ -202,6 +205,8 @@ cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *ori
             rc = unknown(opts, it->string, origin, err, errlen);
             break;
         }
+        if (o->dst == NULL)
+            continue; // a key of the other roles in a shared file
         if (cJSON_IsString(it)) {
             if (o->type == CN_OPT_INT || o->type == CN_OPT_DOUBLE || o->type == CN_OPT_BOOL) {
                 rc = cn_errf(
@@ -330,8 +335,13 @@ cn_err cn_config_parse(const cn_opt *opts, int argc, char **argv, cn_args *out, 
 void cn_config_print_help(const cn_opt *opts, FILE *out)
 {
     fprintf(out, "Options (also accepted as keys of a JSON file given with --config FILE):\n");
+    bool ignored = false;
     for (const cn_opt *o = opts; o->name; o++) {
         char def[160] = "";
+        if (o->dst == NULL) {
+            ignored = true;
+            continue;
+        }
         switch (o->type) {
         case CN_OPT_STRING:
         case CN_OPT_CHOICE:
@@ -360,4 +370,11 @@ void cn_config_print_help(const cn_opt *opts, FILE *out)
     }
     fprintf(out, "  %-30s %s\n", "--config FILE", "read options from a JSON object first");
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help");
+    if (!ignored)
+        return;
+    fprintf(out, "Config keys this command ignores (a --config file shared by every role may "
+                 "hold them):\n");
+    for (const cn_opt *o = opts; o->name; o++)
+        if (o->dst == NULL)
+            fprintf(out, "  %-30s %s\n", o->name, o->help);
 }

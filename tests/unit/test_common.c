@@ -145,6 +145,37 @@ START_TEST(test_cn_config_json_errors_name_file_and_key)
 }
 END_TEST
 
+// A key with no storage is one a shared config file may hold: ignored there,
+// refused as a flag, and listed apart in --help.
+START_TEST(test_cn_config_ignored_key_loads_from_json_and_is_refused_as_flag)
+{
+    char listen[CN_OPT_STRLEN] = "a";
+    cn_opt opts[] = {
+        {"listen", CN_OPT_STRING, listen, "where", 0, 0, NULL},
+        {"scheduler", CN_OPT_STRING, NULL, "not for this role", 0, 0, NULL},
+        CN_OPT_END,
+    };
+    char err[CN_ERRBUF_LEN] = "";
+    ck_assert_int_eq(cn_config_load_json(opts, "{\"scheduler\": \"tcp://x:1\", \"listen\": \"b\"}",
+                                         "c.json", err, sizeof err),
+                     CN_OK);
+    ck_assert_str_eq(listen, "b");
+    char *argv[] = {"--scheduler", "tcp://x:1"};
+    cn_args a;
+    ck_assert_int_eq(cn_config_parse(opts, 2, argv, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--scheduler: not an option of this command (not for this role)");
+    char *help = NULL;
+    size_t hlen = 0;
+    FILE *f = open_memstream(&help, &hlen);
+    cn_config_print_help(opts, f);
+    fclose(f);
+    ck_assert_ptr_null(strstr(help, "--scheduler"));
+    ck_assert_ptr_nonnull(strstr(help, "ignores (a --config file shared by every role may hold "
+                                       "them):\n  scheduler "));
+    free(help);
+}
+END_TEST
+
 START_TEST(test_cn_file_reads_plain_and_gzip_and_reports_missing)
 {
     char dir[256], plain[300], gz[300];
@@ -339,6 +370,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_config_errors_name_key_value_and_allowed);
     tcase_add_test(t, test_cn_config_json_file_then_flags_override);
     tcase_add_test(t, test_cn_config_json_errors_name_file_and_key);
+    tcase_add_test(t, test_cn_config_ignored_key_loads_from_json_and_is_refused_as_flag);
     tcase_add_test(t, test_cn_file_reads_plain_and_gzip_and_reports_missing);
     tcase_add_test(t, test_cn_file_gzip_cut_anywhere_is_truncated);
     tcase_add_test(t, test_cn_errf_marks_a_cut_message_and_keeps_a_fitting_one_whole);
