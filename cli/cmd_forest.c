@@ -270,9 +270,11 @@ static int forest_fit(int argc, char **argv)
         ds_dataset_free(ds);
         return e == CN_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
     }
-    printf("trained %d trees (%zu nodes) on %zu rows x %zu features, %d classes, in %.2f s\n",
-           rf_forest_n_trees(f), rf_forest_n_nodes(f), ds->n_rows, ds->n_features, ds->n_classes,
-           secs);
+    int nt = rf_forest_n_trees(f);
+    printf("trained %d %s (%zu nodes) on %zu %s x %zu %s, %d classes, in %.2f s\n", nt,
+           cn_plural((unsigned)nt, "tree", "trees"), rf_forest_n_nodes(f), ds->n_rows,
+           cn_plural(ds->n_rows, "row", "rows"), ds->n_features,
+           cn_plural(ds->n_features, "feature", "features"), ds->n_classes, secs);
     double oob;
     if (rf_forest_oob_score(f, &oob) == CN_OK)
         printf("out-of-bag accuracy: %.4f\n", oob);
@@ -372,7 +374,8 @@ static int forest_predict(int argc, char **argv)
         }
         out = NULL;
         if (output[0])
-            printf("wrote %zu predictions to %s\n", ds->n_rows, output);
+            printf("wrote %zu %s to %s\n", ds->n_rows,
+                   cn_plural(ds->n_rows, "prediction", "predictions"), output);
     }
     if (ds->y != NULL) {
         // Map the file's labels to the model's class indices.
@@ -505,10 +508,11 @@ static int forest_cv(int argc, char **argv)
             fputs(b.data, stdout);
         cn_buf_fini(&b);
     } else {
-        printf("%d-fold %s stratified CV of %d trees on %s (%zu rows, %zu features, %d "
-               "classes)\n",
-               r->k, shuffle ? "shuffled" : "unshuffled", p.n_estimators, a.pos[0], ds->n_rows,
-               ds->n_features, ds->n_classes);
+        printf("%d-fold %s stratified CV of %d %s on %s (%zu %s, %zu %s, %d classes)\n", r->k,
+               shuffle ? "shuffled" : "unshuffled", p.n_estimators,
+               cn_plural((unsigned)p.n_estimators, "tree", "trees"), a.pos[0], ds->n_rows,
+               cn_plural(ds->n_rows, "row", "rows"), ds->n_features,
+               cn_plural(ds->n_features, "feature", "features"), ds->n_classes);
         for (int f = 0; f < r->k; f++) {
             const cv_fold_result *fr = &r->folds[f];
             printf("fold %d/%d: accuracy %.4f  balanced %.4f  macro-F1 %.4f  fit %.2f s  "

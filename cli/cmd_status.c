@@ -91,8 +91,8 @@ int cmd_status(int argc, char **argv)
         free(text);
         cJSON_Delete(root);
     } else {
-        printf("scheduler %s, up %.1f s, %zu node%s\n", net.scheduler, (double)uptime / 1000.0, n,
-               n == 1 ? "" : "s");
+        printf("scheduler %s, up %.1f s, %zu %s\n", net.scheduler, (double)uptime / 1000.0, n,
+               cn_plural(n, "node", "nodes"));
         printf("%-16s %-9s %-4s %-28s %-8s %-10s %-7s %s\n", "NODE", "ROLE", "RANK", "ADDRESS",
                "STATE", "HEARTBEAT", "THREADS", ping ? "PING  STATUS" : "STATUS");
         for (size_t i = 0; i < n; i++) {

@@ -52,6 +52,13 @@ const char *cn_err_name(cn_err err);
 cn_err cn_errf(char *buf, size_t len, cn_err err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+// cn_plural picks the word for a count in a message: one when n is 1, else
+// many, as in printf("%zu %s", n, cn_plural(n, "shard", "shards")).
+static inline const char *cn_plural(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
 // CN_ASSERT checks a programming invariant; it stays on in release builds and
 // aborts with file and line.
 #define CN_ASSERT(cond)                                                                            \
