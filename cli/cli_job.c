@@ -6,27 +6,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_common.h"
 #include "common/cn_clock.h"
 
 #define MAX_DATA_BYTES (1024u << 20)
-
-int cli_exit_for_rpc(rpc_code code)
-{
-    switch (code) {
-    case RPC_OK:
-        return CLI_EXIT_OK;
-    case RPC_INVALID_ARGUMENT:
-    case RPC_ALREADY_EXISTS:
-    case RPC_UNAUTHENTICATED:
-    case RPC_PERMISSION_DENIED:
-        return CLI_EXIT_USAGE;
-    case RPC_UNAVAILABLE:
-    case RPC_DEADLINE_EXCEEDED:
-        return CLI_EXIT_UNAVAILABLE;
-    default:
-        return CLI_EXIT_FAILURE;
-    }
-}
 
 int cli_job_upload(rpc_client *c, const char *cmd, const char *role, const char *path,
                    sched_data_ref *ref)

@@ -13,9 +13,6 @@
 #include "proto/rpc.h"
 #include "proto/sched_client.h"
 
-// cli_exit_for_rpc maps a failed call's status to the CLI's exit code.
-int cli_exit_for_rpc(rpc_code code);
-
 // cli_job_upload sends the file at path (role in the job) unless the
 // scheduler holds it; prints what it sends. Returns 0 or an exit code
 // (errors printed as "canopy <cmd>: ...").

@@ -55,7 +55,9 @@ int cmd_scheduler(int argc, char **argv)
          50, 600000, NULL},
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"handler-threads", CN_OPT_INT, &handlers, "RPC handler threads", 1, 256, NULL},
-        CLI_NET_OPTS(&net),
+        CLI_AUTH_OPTS(&net),
+        {"scheduler", CN_OPT_STRING, NULL,
+         "the address the other roles point at; the scheduler has no --scheduler", 0, 0, NULL},
         CN_OPT_END,
     };
     cn_args args;
@@ -112,29 +114,62 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     char ckpt_dir[CN_OPT_STRLEN] = "";
     char data_dir[CN_OPT_STRLEN] = "";
     int64_t threads = 0, register_ms = 30000, max_msg_mb = 256, slots = 1;
-    cn_opt opts[] = {
-        {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0, 0,
-         NULL},
-        {"advertise", CN_OPT_STRING, advertise,
-         "URL other nodes use to reach this one (default: the bound URL)", 0, 0, NULL},
-        {"name", CN_OPT_STRING, name, "human-readable node name (default: host:pid)", 0, 0, NULL},
-        {"threads", CN_OPT_INT, &threads, "compute threads to use (0 = all CPUs)", 0, 1024, NULL},
-        {"register-timeout-ms", CN_OPT_INT, &register_ms,
-         "how long to wait for the scheduler at start-up", 100, 3600000, NULL},
-        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
-        {"cache-dir", CN_OPT_STRING, cache_dir, "where a worker keeps the data sets it fetched", 0,
-         0, NULL},
-        {"slots", CN_OPT_INT, &slots,
-         "worker: work items run at once; --threads are shared among them", 1, 64, NULL},
-        {"data", CN_OPT_STRING, data_dir,
-         "worker: a directory of the worker's own IDX files (train-images-idx3-ubyte[.gz], "
-         "train-labels-idx1-ubyte[.gz]), for jobs that train on each worker's own data",
-         0, 0, NULL},
-        {"checkpoint-dir", CN_OPT_STRING, ckpt_dir,
-         "ps: where shard checkpoints go (default: the directory the job names)", 0, 0, NULL},
-        CLI_NET_OPTS(&net),
-        CN_OPT_END,
-    };
+    bool worker = role == CLUSTER_ROLE_WORKER;
+    // Each role lists only the options it uses.
+    const cn_opt net_opts[] = {CLI_NET_OPTS(&net)};
+    cn_opt opts[20];
+    size_t k = 0;
+    opts[k++] = (cn_opt){
+        "listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0,
+        0,        NULL};
+    opts[k++] =
+        (cn_opt){"advertise", CN_OPT_STRING,
+                 advertise,   "URL other nodes use to reach this one (default: the bound URL)",
+                 0,           0,
+                 NULL};
+    opts[k++] = (cn_opt){
+        "name", CN_OPT_STRING, name, "human-readable node name (default: host:pid)", 0, 0, NULL};
+    opts[k++] = (cn_opt){"threads",
+                         CN_OPT_INT,
+                         &threads,
+                         worker ? "compute threads to use (0 = all CPUs)"
+                                : "threads reported to the scheduler (0 = all CPUs)",
+                         0,
+                         1024,
+                         NULL};
+    opts[k++] = (cn_opt){"register-timeout-ms",
+                         CN_OPT_INT,
+                         &register_ms,
+                         "how long to wait for the scheduler at start-up",
+                         100,
+                         3600000,
+                         NULL};
+    opts[k++] = (cn_opt){
+        "max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL};
+    if (worker) {
+        opts[k++] = (cn_opt){"cache-dir", CN_OPT_STRING,
+                             cache_dir,   "where the worker keeps the data sets it fetched",
+                             0,           0,
+                             NULL};
+        opts[k++] = (cn_opt){"slots", CN_OPT_INT, &slots,
+                             "work items run at once; --threads are shared among them", 1, 64,
+                             NULL};
+        opts[k++] = (cn_opt){"data", CN_OPT_STRING, data_dir,
+                             "a directory of this worker's own IDX files "
+                             "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])",
+                             0, 0, NULL};
+    } else
+        opts[k++] = (cn_opt){"checkpoint-dir",
+                             CN_OPT_STRING,
+                             ckpt_dir,
+                             "where shard checkpoints go (default: the directory the job names)",
+                             0,
+                             0,
+                             NULL};
+    for (size_t i = 0; i < sizeof net_opts / sizeof net_opts[0]; i++)
+        opts[k++] = net_opts[i];
+    opts[k] = (cn_opt)CN_OPT_END;
+    CN_ASSERT(k < sizeof opts / sizeof opts[0]);
     cn_args args;
     bool done;
     char usage[64];
@@ -186,7 +221,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     cn_err e = cluster_agent_start(&agent, &ao, (int)register_ms, err, sizeof err);
     if (e != CN_OK) {
         CN_ERROR("%s", err);
-        exit_code = e == CN_EAUTH ? CLI_EXIT_USAGE : CLI_EXIT_UNAVAILABLE;
+        exit_code = cli_exit_for_err(e);
         goto out;
     }
     char node[64];

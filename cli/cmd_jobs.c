@@ -60,11 +60,8 @@ int cmd_jobs(int argc, char **argv)
     char detail[RPC_DETAIL_LEN + 128];
     rpc_code code = sched_jobs_list(c, kind, &v, &n, detail, sizeof detail);
     rpc_client_close(c);
-    if (code != RPC_OK) {
-        fprintf(stderr, "canopy jobs: cannot reach the scheduler at %s: %s\n", net.scheduler,
-                detail);
-        return cli_exit_for_rpc(code);
-    }
+    if (code != RPC_OK)
+        return cli_rpc_fail(&net, "jobs", code, detail);
     print_jobs(v, n);
     free(v);
     return CLI_EXIT_OK;
@@ -97,11 +94,12 @@ int cmd_cancel(int argc, char **argv)
     rpc_code code = sched_jobs_cancel(c, args.pos[0], reason[0] ? reason : "cancelled by the user",
                                       state, detail, sizeof detail);
     rpc_client_close(c);
-    if (code != RPC_OK) {
+    if (code == RPC_NOT_FOUND || code == RPC_FAILED_PRECONDITION) {
         fprintf(stderr, "canopy cancel: %s\n", detail);
-        return code == RPC_NOT_FOUND || code == RPC_FAILED_PRECONDITION ? CLI_EXIT_FAILURE
-                                                                         : cli_exit_for_rpc(code);
+        return CLI_EXIT_FAILURE;
     }
+    if (code != RPC_OK)
+        return cli_rpc_fail(&net, "cancel", code, detail);
     printf("job %s %s\n", args.pos[0], state);
     return CLI_EXIT_OK;
 }

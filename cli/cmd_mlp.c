@@ -229,10 +229,10 @@ static int cmd_train(int argc, char **argv)
     mlp_init_params(&s, params, (uint64_t)o.seed);
     char shape[128];
     mlp_shape_format(&s, shape, sizeof shape);
-    printf("mlp %s (%zu parameters), %zu training rows, %zu test rows, %s lr %g, batch %d, "
-           "%d thread%s\n",
-           shape, s.n_params, n, test->n_rows, o.optimizer, (double)oc.lr, B, (int)o.threads,
-           o.threads == 1 ? "" : "s");
+    printf("mlp %s (%zu parameters), %zu training %s, %zu test %s, %s lr %g, batch %d, %d %s\n",
+           shape, s.n_params, n, cn_plural(n, "row", "rows"), test->n_rows,
+           cn_plural(test->n_rows, "row", "rows"), o.optimizer, (double)oc.lr, B, (int)o.threads,
+           cn_plural((unsigned long long)o.threads, "thread", "threads"));
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     cn_rng rng;
@@ -280,8 +280,9 @@ static int cmd_train(int argc, char **argv)
         }
         printf("model written to %s\n", o.out);
     }
-    printf("trained %lld epochs in %.2f s: %.0f samples/s, test accuracy %.4f\n",
-           (long long)o.epochs, (double)train_ns * 1e-9, sps, ev.accuracy);
+    printf("trained %lld %s in %.2f s: %.0f samples/s, test accuracy %.4f\n", (long long)o.epochs,
+           cn_plural((unsigned long long)o.epochs, "epoch", "epochs"), (double)train_ns * 1e-9, sps,
+           ev.accuracy);
     if (o.json) {
         printf("{\"model\":\"%s\",\"params\":%zu,\"optimizer\":\"%s\",\"lr\":%g,\"batch\":%d,"
                "\"threads\":%d,\"epochs\":%lld,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,"
@@ -354,7 +355,8 @@ static int cmd_eval(int argc, char **argv)
     } else {
         char shape[128];
         mlp_shape_format(&s, shape, sizeof shape);
-        printf("model %s (%s), %zu rows\n", args.pos[0], shape, d->n_rows);
+        printf("model %s (%s), %zu %s\n", args.pos[0], shape, d->n_rows,
+               cn_plural(d->n_rows, "row", "rows"));
         print_eval(&ev, NULL);
     }
 out:

@@ -146,6 +146,9 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
     const cn_opt *o = find_opt(opts, name);
     if (o == NULL)
         return unknown(opts, name, origin, "option", err, errlen);
+    if (o->dst == NULL)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: not an option of this command (%s)", origin,
+                       o->help);
     char allowed[96], hint[96];
     switch (o->type) {
     case CN_OPT_STRING:
@@ -265,6 +268,8 @@ cn_err cn_config_apply_json(const cn_opt *opts, const cJSON *obj, const char *or
         const cn_opt *o = find_opt(opts, it->string);
         if (o == NULL)
             return unknown(opts, it->string, origin, "key", err, errlen);
+        if (o->dst == NULL)
+            continue; // a key of the other roles in a shared file
         cn_err e = apply_one(opts, o, it, where, err, errlen);
         if (e != CN_OK)
             return e;
@@ -391,8 +396,13 @@ cn_err cn_config_parse(const cn_opt *opts, int argc, char **argv, cn_args *out, 
 void cn_config_print_help(const cn_opt *opts, FILE *out)
 {
     fprintf(out, "Options (also accepted as keys of a JSON file given with --config FILE):\n");
+    bool ignored = false;
     for (const cn_opt *o = opts; o->name; o++) {
         char def[160] = "";
+        if (o->dst == NULL) {
+            ignored = true;
+            continue;
+        }
         switch (o->type) {
         case CN_OPT_STRING:
         case CN_OPT_CHOICE:
@@ -424,4 +434,11 @@ void cn_config_print_help(const cn_opt *opts, FILE *out)
     }
     fprintf(out, "  %-30s %s\n", "--config FILE", "read options from a JSON object first");
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help");
+    if (!ignored)
+        return;
+    fprintf(out, "Config keys this command ignores (a --config file shared by every role may "
+                 "hold them):\n");
+    for (const cn_opt *o = opts; o->name; o++)
+        if (o->dst == NULL)
+            fprintf(out, "  %-30s %s\n", o->name, o->help);
 }

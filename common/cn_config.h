@@ -29,10 +29,14 @@ typedef enum {
     CN_OPT_OBJECT, // dst is const cJSON *: a JSON object, borrowed (JSON only)
 } cn_opt_type;
 
+// An entry whose dst is NULL is a key this command ignores when a --config
+// file holds it (a file shared by every role of a cluster names the
+// scheduler, which the scheduler itself has no use for); as a flag it is an
+// error quoting help, and --help lists it apart from the options.
 typedef struct cn_opt {
     const char *name;    // "listen": flag --listen, JSON key "listen"
     cn_opt_type type;    //
-    void *dst;           // storage, holding the default on entry
+    void *dst;           // storage, holding the default on entry; NULL: ignored key
     const char *help;    // one line for --help
     double min, max;     // INT/DOUBLE bounds; both 0 means unbounded
     const char *choices; // CHOICE: "bsp|asp|ssp"

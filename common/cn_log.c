@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -38,11 +39,23 @@ void cn_log(cn_log_level level, const char *fmt, ...)
     static const char *tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
     if (level < min_level || level >= CN_LOG_OFF)
         return;
-    char msg[2048];
+    // Most lines fit on the stack; a longer one (an error naming every
+    // column of a wide file) is formatted again on the heap, never cut.
+    char stack_msg[2048];
+    char *msg = stack_msg;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int n = vsnprintf(stack_msg, sizeof stack_msg, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof stack_msg) {
+        char *big = malloc((size_t)n + 1);
+        if (big != NULL) {
+            va_start(ap, fmt);
+            vsnprintf(big, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+            msg = big;
+        }
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -53,4 +66,6 @@ void cn_log(cn_log_level level, const char *fmt, ...)
     fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", when, ts.tv_nsec / 1000000, tags[level],
             node_name[0] ? node_name : "canopy", msg);
     pthread_mutex_unlock(&log_mu);
+    if (msg != stack_msg)
+        free(msg);
 }

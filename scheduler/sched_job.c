@@ -1027,17 +1027,18 @@ static void h_jobs_submit(rpc_call *call, void *arg)
                           .spec_name = req->spec_name[0] ? req->spec_name : "job",
                           .data = refs,
                           .n_data = req->n_data};
-    // A resubmission of a job that is still known is answered before the
-    // spec is validated again (which may mean reading its data).
+    // Resuming finds the newest job of the same definition, running or
+    // ended, before the spec is validated again (which may mean reading its
+    // data).
     if (req->resume) {
         char sha[SCHED_SHA_LEN];
         spec_digest(kind->name, &in, sha);
         pthread_mutex_lock(&k->mu);
         sched_job *j = newest_like(k, kind, sha);
-        if (j && !ended(j))
+        if (j)
             reply_submitted(call, j, true);
         pthread_mutex_unlock(&k->mu);
-        if (j && !ended(j))
+        if (j)
             goto out;
     }
     if (kind->create(k, &in, &impl, err, sizeof err) != CN_OK) {
