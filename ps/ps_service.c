@@ -91,12 +91,16 @@ static uint64_t wait_deadline(rpc_call *call)
 
 // held returns the current shard if it serves job (read lock held on
 // success; the caller unlocks), else fails the call and returns NULL.
+// Everything an error message needs from the shard is read while the lock
+// is held: once it is released a concurrent Configure may free the shard.
 static ps_shard *held(ps_service *s, rpc_call *call, const char *job)
 {
     pthread_rwlock_rdlock(&s->mu);
     if (s->shard && strcmp(ps_shard_cfg_of(s->shard)->job_id, job) == 0)
         return s->shard;
-    const char *cur = s->shard ? ps_shard_cfg_of(s->shard)->job_id : "";
+    char cur[PS_JOB_ID_LEN] = "";
+    if (s->shard)
+        snprintf(cur, sizeof cur, "%s", ps_shard_cfg_of(s->shard)->job_id);
     pthread_rwlock_unlock(&s->mu);
     if (cur[0])
         rpc_call_fail(call, RPC_NOT_FOUND, "this shard serves job \"%s\", not \"%s\"", cur, job);
@@ -125,15 +129,17 @@ static void h_pull(rpc_call *call, void *arg)
             e = ps_shard_wait(sh, r->worker, r->clock, r->wait, r->lo, r->hi, wait_deadline(call),
                               on_values, p);
         }
+        // Copies: the shard may be freed once the lock is released.
+        const ps_shard_cfg *c = ps_shard_cfg_of(sh);
+        uint64_t lo = c->lo, hi = c->hi;
+        uint32_t workers = c->workers;
         pthread_rwlock_unlock(&s->mu);
         if (e != CN_OK) {
             free(p);
-            const ps_shard_cfg *c = ps_shard_cfg_of(sh);
             rpc_call_fail(call, e == CN_ERANGE ? RPC_OUT_OF_RANGE : rpc_code_from_err(e),
                           "Pull [%llu, %llu) worker %u: %s (shard owns [%llu, %llu), %u workers)",
                           (unsigned long long)r->lo, (unsigned long long)r->hi, r->worker,
-                          cn_strerror(e), (unsigned long long)c->lo, (unsigned long long)c->hi,
-                          c->workers);
+                          cn_strerror(e), (unsigned long long)lo, (unsigned long long)hi, workers);
         }
     }
     canopy__ps__pull_request__free_unpacked(r, NULL);
@@ -153,21 +159,24 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
+    // Copies: the shard may be freed once the lock is released.
     const ps_shard_cfg *c = ps_shard_cfg_of(sh);
-    if (r->lo != c->lo || r->hi != c->hi) {
+    uint64_t lo = c->lo, hi = c->hi;
+    uint32_t workers = c->workers;
+    if (r->lo != lo || r->hi != hi) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_OUT_OF_RANGE,
                       "Push [%llu, %llu): a push must cover the shard's range [%llu, %llu)",
-                      (unsigned long long)r->lo, (unsigned long long)r->hi,
-                      (unsigned long long)c->lo, (unsigned long long)c->hi);
+                      (unsigned long long)r->lo, (unsigned long long)r->hi, (unsigned long long)lo,
+                      (unsigned long long)hi);
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
-    if (g == NULL || plen != (size_t)(c->hi - c->lo) * sizeof(float)) {
+    if (g == NULL || plen != (size_t)(hi - lo) * sizeof(float)) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_INVALID_ARGUMENT,
                       "Push: payload has %zu bytes, the range needs %llu floats", plen,
-                      (unsigned long long)(c->hi - c->lo));
+                      (unsigned long long)(hi - lo));
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
@@ -177,7 +186,7 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
     if (e != CN_OK) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Push: worker %u is not below the %u workers",
-                      r->worker, c->workers);
+                      r->worker, workers);
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
@@ -194,8 +203,8 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
             p->call = call;
             p->kind = W_PUSHPULL;
             p->duplicate = sync.duplicate;
-            p->nbytes = (size_t)(c->hi - c->lo) * sizeof(float);
-            e = ps_shard_wait(sh, r->worker, r->clock + 1, true, c->lo, c->hi, wait_deadline(call),
+            p->nbytes = (size_t)(hi - lo) * sizeof(float);
+            e = ps_shard_wait(sh, r->worker, r->clock + 1, true, lo, hi, wait_deadline(call),
                               on_values, p);
         }
         if (e != CN_OK) {

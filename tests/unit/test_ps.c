@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "common/cn_clock.h"
+#include "common/cn_log.h"
 #include "common/cn_rand.h"
 #include "ml/mlp.h"
+#include "ps.pb-c.h"
 #include "ps/ps.h"
 #include "tests/support/support.h"
 
@@ -564,6 +566,125 @@ START_TEST(test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch)
 }
 END_TEST
 
+// ---------------------------------------------------------------- stress
+
+// Twelve callers drive every error path while a Configure swaps jobs: the paths
+// must not read the shard after releasing the service's lock (AddressSanitizer
+// reports a heap-use-after-free otherwise).
+typedef struct stress {
+    const char *url;
+    volatile int stop;
+    int calls, not_found, out_of_range, invalid;
+} stress;
+
+static void stress_call(rpc_client *c, const char *method, const ProtobufCMessage *body,
+                        const void *payload, size_t plen, stress *st)
+{
+    rpc_request rq = {.service = "ParameterServer",
+                      .method = method,
+                      .body = body,
+                      .payload = payload,
+                      .payload_len = plen,
+                      .deadline_ms = 5000};
+    rpc_reply rep = {0};
+    rpc_code code = rpc_client_call(c, &rq, &rep);
+    rpc_reply_fini(&rep);
+    st->calls++;
+    if (code == RPC_NOT_FOUND)
+        st->not_found++;
+    else if (code == RPC_OUT_OF_RANGE)
+        st->out_of_range++;
+    else if (code == RPC_INVALID_ARGUMENT)
+        st->invalid++;
+}
+
+static void *stress_caller(void *arg)
+{
+    stress *st = arg;
+    rpc_client_opts o = {.url = st->url};
+    rpc_client *c;
+    char err[256];
+    if (rpc_client_open(&c, &o, err, sizeof err) != CN_OK)
+        return NULL;
+    float g[8] = {0};
+    for (uint64_t i = 0; !st->stop; i++) {
+        // Wrong job (held), a push over the wrong range (do_push), a pull
+        // outside the shard (h_pull), a push of the wrong size (do_push).
+        Canopy__Ps__PushRequest pr = CANOPY__PS__PUSH_REQUEST__INIT;
+        pr.job_id = (char *)(i % 2 ? "job-a" : "nobody");
+        pr.lo = 0;
+        pr.hi = 3;
+        pr.clock = i;
+        stress_call(c, "Push", &pr.base, g, 3 * sizeof(float), st);
+        Canopy__Ps__PullRequest pl = CANOPY__PS__PULL_REQUEST__INIT;
+        pl.job_id = (char *)(i % 2 ? "job-a" : "job-b");
+        pl.lo = 5;
+        pl.hi = 100;
+        stress_call(c, "Pull", &pl.base, NULL, 0, st);
+        pr.job_id = (char *)(i % 2 ? "job-b" : "job-a");
+        pr.hi = 8;
+        stress_call(c, "PushPull", &pr.base, g, 2 * sizeof(float), st);
+    }
+    rpc_client_close(c);
+    return NULL;
+}
+
+START_TEST(test_ps_service_error_replies_survive_concurrent_configure)
+{
+    rpc_server *srv;
+    ps_service *svc;
+    char url[128], err[512];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0", .handler_threads = 12};
+    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&svc, srv, NULL, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
+    rpc_server_url(srv, url, sizeof url);
+    cn_log_set_level(CN_LOG_WARN);
+    const char *up[1] = {url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 8, .job_id = "job-a"};
+    ps_client *admin;
+    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    float init[8] = {0};
+    stress st[12];
+    pthread_t th[12];
+    for (int i = 0; i < 12; i++) {
+        st[i] = (stress){.url = url};
+        pthread_create(&th[i], NULL, stress_caller, &st[i]);
+    }
+    uint64_t until = cn_now_ms() + 6000;
+    int swaps = 0;
+    while (cn_now_ms() < until) {
+        ps_shard_cfg cfg;
+        cfg_init(&cfg, 8, 1, 0, PS_ASP, 1 + (uint32_t)(swaps % 2), 0.1f);
+        snprintf(cfg.job_id, sizeof cfg.job_id, "%s", swaps % 2 ? "job-b" : "job-a");
+        bool restored;
+        ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, &restored, err, sizeof err),
+                         CN_OK);
+        swaps++;
+    }
+    int calls = 0, nf = 0, oor = 0, inv = 0;
+    for (int i = 0; i < 12; i++) {
+        st[i].stop = 1;
+        pthread_join(th[i], NULL);
+        calls += st[i].calls;
+        nf += st[i].not_found;
+        oor += st[i].out_of_range;
+        inv += st[i].invalid;
+    }
+    cn_log_set_level(CN_LOG_INFO);
+    // Every call was refused with the status of its error path.
+    ck_assert_int_eq(nf + oor + inv, calls);
+    ck_assert_int_gt(nf, 0);
+    ck_assert_int_gt(oor, 0);
+    ck_assert_int_gt(inv, 0);
+    ck_assert_int_gt(swaps, 10);
+    ps_client_close(admin);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ps");
@@ -579,8 +700,12 @@ static Suite *suite(void)
     tcase_add_test(t, test_ps_shard_checkpoint_restore_continues_identically);
     tcase_add_test(t, test_ps_shard_bsp_restored_behind_joins_the_workers_clock);
     tcase_add_test(t, test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch);
+    tcase_add_test(t, test_ps_service_error_replies_survive_concurrent_configure);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}
