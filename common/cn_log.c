@@ -33,16 +33,31 @@ void cn_log_set_node(const char *node)
     pthread_mutex_unlock(&log_mu);
 }
 
+// escape copies src into dst (n bytes) with control characters written as
+// \xNN, so a name or path from outside cannot forge or split log lines.
+static void escape(char *dst, size_t n, const char *src)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p && o + 5 < n; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(dst + o, n - o, "\\x%02x", *p);
+        else
+            dst[o++] = (char)*p;
+    }
+    dst[o] = 0;
+}
+
 void cn_log(cn_log_level level, const char *fmt, ...)
 {
     static const char *tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
     if (level < min_level || level >= CN_LOG_OFF)
         return;
-    char msg[2048];
+    char raw[2048], msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    escape(msg, sizeof msg, raw);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -53,4 +68,10 @@ void cn_log(cn_log_level level, const char *fmt, ...)
     fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", when, ts.tv_nsec / 1000000, tags[level],
             node_name[0] ? node_name : "canopy", msg);
     pthread_mutex_unlock(&log_mu);
+}
+
+void cn_log_warn_line(void *arg, const char *line)
+{
+    (void)arg;
+    cn_log(CN_LOG_WARN, "%s", line);
 }
