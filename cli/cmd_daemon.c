@@ -158,7 +158,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
                           .max_msg_bytes = (size_t)max_msg_mb << 20,
-                          .tls = cli_net_tls(&net)};
+                          .tls = cli_net_tls(&net),
+                          .on_refuse = cn_log_warn_line};
     int exit_code = CLI_EXIT_FAILURE;
     if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
         cluster_serve_ping(srv, role, name) != CN_OK ||

@@ -94,13 +94,29 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
 
 typedef struct rpc_server_opts {
-    const char *url;        // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
-    const char *token;      // cluster token; NULL or "" disables the check
-    size_t max_msg_bytes;   // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
-    int max_inflight;       // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
-    int handler_threads;    // worker pool for handlers; 0 = 4
-    int dedup_window;       // remembered replies per node for mutating calls; 0 = 64
-    rpc_tls tls;            // used only for tls+tcp://
+    const char *url;      // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
+    const char *token;    // cluster token; NULL or "" disables the check
+    size_t max_msg_bytes; // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
+    int max_inflight;     // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
+    int handler_threads;  // worker pool for handlers; 0 = 4
+    int dedup_window;     // remembered replies per node for mutating calls; 0 = 64
+    rpc_tls tls;          // used only for tls+tcp://
+    // Connections (see docs/security.md). A connection is unauthenticated
+    // until it delivers a call with the right token (every connection is
+    // authenticated when the server has no token). nng reads a whole message
+    // before the token can be checked, so the memory peers without the token
+    // can hold is at most max_unauth_conns * max_msg_bytes.
+    int max_conns;         // open connections; 0 = 512; more are refused
+    int max_unauth_conns;  // unauthenticated connections; 0 = 16
+    int max_unauth_per_ip; // unauthenticated connections from one IP address; 0 = 4
+    int auth_grace_ms;     // an unauthenticated connection older than this is closed
+                           // to admit a new one when a cap is reached; 0 = 5000
+    // on_refuse, if set, is told about refused connections and calls without
+    // the right token, with the peer's address ("refused 10.0.0.7:41234:
+    // ..."). Called from nng threads, at most 10 times a second (later events
+    // in the same second are counted and reported with the next one).
+    void (*on_refuse)(void *arg, const char *what);
+    void *on_refuse_arg;
 } rpc_server_opts;
 
 // rpc_handler_fn handles one call. It must eventually complete the call with
@@ -204,8 +220,8 @@ typedef struct rpc_request {
     const ProtobufCMessage *body; // may be NULL (empty body)
     const void *payload;          // raw bytes appended after the body; may be NULL
     size_t payload_len;
-    int deadline_ms;              // 0 = client default
-    unsigned flags;               // RPC_IDEMPOTENT | RPC_MUTATING
+    int deadline_ms; // 0 = client default
+    unsigned flags;  // RPC_IDEMPOTENT | RPC_MUTATING
 } rpc_request;
 
 // rpc_reply holds a reply until rpc_reply_fini. body and payload point into

@@ -27,6 +27,7 @@
 #include "proto/rpc.h"
 #include "proto/rpc_impl.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@ enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD };
 #define DD_BUCKETS 256    // hash buckets of the per-node duplicate table
 #define ARENA_BYTES 1024  // per-call scratch for unpacking the request header
 #define CLOSE_JOIN_MS 200 // wait for handler threads after the drain
+#define REFUSE_PER_SEC 10 // reports of refused peers per second
 
 typedef struct rpc_method {
     char service[RPC_NAME_LEN];
@@ -101,6 +103,16 @@ typedef struct dd_slot {
     nng_msg *reply; // DD_DONE: a copy of the reply sent
 } dd_slot;
 
+// conn: one open connection (nng pipe), for the connection caps.
+typedef struct conn {
+    nng_pipe pipe;
+    uint32_t id;
+    bool authed;    // delivered a call with the right token
+    bool has_ip;    // tcp or tls+tcp: ip is the peer's address
+    uint8_t ip[16]; // IPv4 in the first 4 bytes
+    uint64_t since_ns;
+} conn;
+
 typedef struct dd_node {
     uint64_t node;
     uint64_t max_seq;
@@ -141,6 +153,22 @@ struct rpc_server {
 
     pthread_mutex_t dd_mu;
     dd_node *dd[DD_BUCKETS];
+
+    // Connections: pipe_mu guards conns and nunauth.
+    int max_conns, max_unauth, max_unauth_ip, auth_grace_ms;
+    pthread_mutex_t pipe_mu;
+    conn *conns; // (max_conns)
+    int nconns, nunauth;
+    atomic_int unauth_hint; // nunauth, read without the lock on the call path
+    atomic_uint_fast64_t refused_conns, evicted_conns;
+
+    // Reports of refused peers, at most REFUSE_PER_SEC a second.
+    void (*on_refuse)(void *arg, const char *what);
+    void *on_refuse_arg;
+    pthread_mutex_t refuse_mu;
+    uint64_t refuse_sec;
+    int refuse_n;
+    uint64_t refuse_suppressed;
 };
 
 // ---------------------------------------------------------------- arena
@@ -266,6 +294,177 @@ static void dd_free_all(rpc_server *s)
         }
         s->dd[h] = NULL;
     }
+}
+
+// ---------------------------------------------------------------- connections
+
+// refused reports one refused peer or call through opts.on_refuse, at most
+// REFUSE_PER_SEC times a second; the rest are counted and mentioned in the
+// next report.
+static void refused(rpc_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refused(rpc_server *s, const char *fmt, ...)
+{
+    if (!s->on_refuse)
+        return;
+    uint64_t sec = cn_now_ns() / 1000000000ull, skipped;
+    pthread_mutex_lock(&s->refuse_mu);
+    if (sec != s->refuse_sec) {
+        s->refuse_sec = sec;
+        s->refuse_n = 0;
+    }
+    if (s->refuse_n >= REFUSE_PER_SEC) {
+        s->refuse_suppressed++;
+        pthread_mutex_unlock(&s->refuse_mu);
+        return;
+    }
+    s->refuse_n++;
+    skipped = s->refuse_suppressed;
+    s->refuse_suppressed = 0;
+    pthread_mutex_unlock(&s->refuse_mu);
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (skipped && n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, " (and %" PRIu64 " more not reported)", skipped);
+    s->on_refuse(s->on_refuse_arg, msg);
+}
+
+// peer_of fills c's address fields and writes "ip:port" (or the transport's
+// name) into out.
+static void peer_of(nng_pipe p, conn *c, char *out, size_t n)
+{
+    nng_sockaddr sa;
+    memset(c->ip, 0, sizeof c->ip);
+    c->has_ip = false;
+    snprintf(out, n, "a local peer");
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa.s_family == NNG_AF_INET) {
+        memcpy(c->ip, &sa.s_in.sa_addr, 4);
+        inet_ntop(AF_INET, c->ip, ip, sizeof ip);
+        snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(sa.s_in.sa_port));
+        c->has_ip = true;
+    } else if (sa.s_family == NNG_AF_INET6) {
+        memcpy(c->ip, sa.s_in6.sa_addr, 16);
+        inet_ntop(AF_INET6, c->ip, ip, sizeof ip);
+        snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(sa.s_in6.sa_port));
+        c->has_ip = true;
+    }
+}
+
+static int conn_find(rpc_server *s, uint32_t id)
+{
+    for (int i = 0; i < s->nconns; i++)
+        if (s->conns[i].id == id)
+            return i;
+    return -1;
+}
+
+static void conn_remove(rpc_server *s, int i)
+{
+    if (!s->conns[i].authed) {
+        s->nunauth--;
+        atomic_store(&s->unauth_hint, s->nunauth);
+    }
+    s->conns[i] = s->conns[--s->nconns];
+}
+
+// admit decides on a new connection (pipe_mu held). Returns NULL to admit,
+// else why it is refused; *evict is set to a stale unauthenticated
+// connection to close in its place.
+static const char *admit(rpc_server *s, const conn *c, nng_pipe *evict, bool *do_evict)
+{
+    *do_evict = false;
+    if (s->nconns >= s->max_conns)
+        return "too many connections";
+    if (c->authed)
+        return NULL;
+    int from_ip = 0;
+    for (int i = 0; i < s->nconns; i++)
+        if (!s->conns[i].authed && c->has_ip && s->conns[i].has_ip &&
+            memcmp(s->conns[i].ip, c->ip, 16) == 0)
+            from_ip++;
+    bool ip_full = c->has_ip && from_ip >= s->max_unauth_ip;
+    if (!ip_full && s->nunauth < s->max_unauth)
+        return NULL;
+    // Make room by closing the oldest unauthenticated connection (from the
+    // same address when that address is over its cap) past its grace time.
+    uint64_t cutoff = cn_now_ns() - (uint64_t)s->auth_grace_ms * 1000000ull;
+    int old = -1;
+    for (int i = 0; i < s->nconns; i++) {
+        const conn *o = &s->conns[i];
+        if (o->authed || o->since_ns > cutoff)
+            continue;
+        if (ip_full && !(o->has_ip && memcmp(o->ip, c->ip, 16) == 0))
+            continue;
+        if (old < 0 || o->since_ns < s->conns[old].since_ns)
+            old = i;
+    }
+    if (old < 0)
+        return ip_full ? "too many unauthenticated connections from its address"
+                       : "too many unauthenticated connections";
+    *evict = s->conns[old].pipe;
+    *do_evict = true;
+    conn_remove(s, old);
+    return NULL;
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    rpc_server *s = arg;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    if (ev == NNG_PIPE_EV_REM_POST) {
+        pthread_mutex_lock(&s->pipe_mu);
+        int i = conn_find(s, id);
+        if (i >= 0)
+            conn_remove(s, i);
+        pthread_mutex_unlock(&s->pipe_mu);
+        return;
+    }
+    if (ev != NNG_PIPE_EV_ADD_PRE)
+        return;
+    conn c = {.pipe = p, .id = id, .authed = !s->token[0], .since_ns = cn_now_ns()};
+    char peer[80];
+    peer_of(p, &c, peer, sizeof peer);
+    nng_pipe evict;
+    bool do_evict;
+    pthread_mutex_lock(&s->pipe_mu);
+    const char *why = admit(s, &c, &evict, &do_evict);
+    if (!why) {
+        s->conns[s->nconns++] = c;
+        if (!c.authed)
+            s->nunauth++;
+        atomic_store(&s->unauth_hint, s->nunauth);
+    }
+    pthread_mutex_unlock(&s->pipe_mu);
+    if (do_evict) {
+        atomic_fetch_add(&s->evicted_conns, 1);
+        nng_pipe_close(evict);
+    }
+    if (why) {
+        atomic_fetch_add(&s->refused_conns, 1);
+        nng_pipe_close(p);
+        refused(s, "refused a connection from %s: %s", peer, why);
+    }
+}
+
+// pipe_authed marks the connection msg came on as authenticated.
+static void pipe_authed(rpc_server *s, nng_msg *msg)
+{
+    if (atomic_load(&s->unauth_hint) == 0)
+        return;
+    uint32_t id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+    pthread_mutex_lock(&s->pipe_mu);
+    int i = conn_find(s, id);
+    if (i >= 0 && !s->conns[i].authed) {
+        s->conns[i].authed = true;
+        s->nunauth--;
+        atomic_store(&s->unauth_hint, s->nunauth);
+    }
+    pthread_mutex_unlock(&s->pipe_mu);
 }
 
 // ---------------------------------------------------------------- completion
@@ -510,10 +709,19 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
         call_fail_now(c, RPC_UNAVAILABLE, "server is shutting down");
         return;
     }
-    if (s->token[0] && !rpc_token_equal(h->token, s->token)) {
-        call_fail_now(c, RPC_UNAUTHENTICATED,
-                      h->token[0] ? "wrong cluster token" : "missing cluster token");
-        return;
+    if (s->token[0]) {
+        if (!rpc_token_equal(h->token, s->token)) {
+            const char *why = h->token[0] ? "wrong cluster token" : "missing cluster token";
+            if (s->on_refuse) {
+                conn pc;
+                char peer[80];
+                peer_of(nng_msg_get_pipe(msg), &pc, peer, sizeof peer);
+                refused(s, "refused a call from %s: %s", peer, why);
+            }
+            call_fail_now(c, RPC_UNAUTHENTICATED, why);
+            return;
+        }
+        pipe_authed(s, msg);
     }
     c->m = find_method(s, h->service, h->method);
     if (!c->m) {
@@ -638,7 +846,9 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: url too long");
     if (opts->token && strlen(opts->token) > 255)
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: token longer than 255 bytes");
-    if (opts->max_inflight < 0 || opts->handler_threads < 0 || opts->dedup_window < 0)
+    if (opts->max_inflight < 0 || opts->handler_threads < 0 || opts->dedup_window < 0 ||
+        opts->max_conns < 0 || opts->max_unauth_conns < 0 || opts->max_unauth_per_ip < 0 ||
+        opts->auth_grace_ms < 0)
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: negative limit in options");
     rpc_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -649,6 +859,22 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     s->max_inflight = opts->max_inflight ? opts->max_inflight : 64;
     s->nthreads = opts->handler_threads ? opts->handler_threads : 4;
     s->window = opts->dedup_window ? opts->dedup_window : 64;
+    s->max_conns = opts->max_conns ? opts->max_conns : 512;
+    s->max_unauth = opts->max_unauth_conns ? opts->max_unauth_conns : 16;
+    s->max_unauth_ip = opts->max_unauth_per_ip ? opts->max_unauth_per_ip : 4;
+    s->auth_grace_ms = opts->auth_grace_ms ? opts->auth_grace_ms : 5000;
+    s->on_refuse = opts->on_refuse;
+    s->on_refuse_arg = opts->on_refuse_arg;
+    pthread_mutex_init(&s->pipe_mu, NULL);
+    pthread_mutex_init(&s->refuse_mu, NULL);
+    atomic_init(&s->unauth_hint, 0);
+    atomic_init(&s->refused_conns, 0);
+    atomic_init(&s->evicted_conns, 0);
+    s->conns = calloc((size_t)s->max_conns, sizeof *s->conns);
+    if (!s->conns) {
+        free(s);
+        return CN_ENOMEM;
+    }
     snprintf(s->unknown.service, RPC_NAME_LEN, "_");
     snprintf(s->unknown.method, RPC_NAME_LEN, "_");
     pthread_mutex_init(&s->qmu, NULL);
@@ -667,6 +893,12 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
         goto fail;
     }
     s->sock_open = true;
+    if ((rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s)) != 0 ||
+        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s)) != 0) {
+        rc = cn_errf(err, errlen, CN_EIO, "rpc server: cannot watch connections: %s",
+                     nng_strerror(rv));
+        goto fail;
+    }
     rv = nng_listener_create(&s->l, s->sock, s->url);
     if (rv != 0) {
         rc =
@@ -859,8 +1091,9 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     for (int i = 0; s->ctxs && i < s->nctx; i++)
         if (s->ctxs[i].aio)
             nng_ctx_close(s->ctxs[i].ctx);
-    if (s->sock_open)
-        rpc_socket_close_bounded(s->sock, RPC_CLOSE_TIMEOUT_MS);
+    // A close left running may still call pipe_cb: keep the server then.
+    if (s->sock_open && !rpc_socket_close_bounded(s->sock, RPC_CLOSE_TIMEOUT_MS))
+        abandoned = true;
     if (atomic_load(&s->inflight) > 0)
         abandoned = true;
     if (abandoned) {
@@ -890,6 +1123,9 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     pthread_mutex_destroy(&s->drain_mu);
     pthread_cond_destroy(&s->drain_cv);
     pthread_mutex_destroy(&s->dd_mu);
+    pthread_mutex_destroy(&s->pipe_mu);
+    pthread_mutex_destroy(&s->refuse_mu);
+    free(s->conns);
     free(s);
 }
 
@@ -907,5 +1143,22 @@ cn_err rpc_server_metrics(rpc_server *s, cn_buf *out)
                   "# HELP canopy_rpc_inflight Calls being handled now.\n"
                   "# TYPE canopy_rpc_inflight gauge\ncanopy_rpc_inflight %d\n",
                   atomic_load(&s->inflight));
+    pthread_mutex_lock(&s->pipe_mu);
+    int nconns = s->nconns, nunauth = s->nunauth;
+    pthread_mutex_unlock(&s->pipe_mu);
+    cn_buf_printf(out,
+                  "# HELP canopy_rpc_connections Open connections.\n"
+                  "# TYPE canopy_rpc_connections gauge\n"
+                  "canopy_rpc_connections{authenticated=\"true\"} %d\n"
+                  "canopy_rpc_connections{authenticated=\"false\"} %d\n"
+                  "# HELP canopy_rpc_connections_refused_total Connections refused by the caps.\n"
+                  "# TYPE canopy_rpc_connections_refused_total counter\n"
+                  "canopy_rpc_connections_refused_total %" PRIu64 "\n"
+                  "# HELP canopy_rpc_connections_evicted_total Unauthenticated connections "
+                  "closed to admit new ones.\n"
+                  "# TYPE canopy_rpc_connections_evicted_total counter\n"
+                  "canopy_rpc_connections_evicted_total %" PRIu64 "\n",
+                  nconns - nunauth, nunauth, (uint64_t)atomic_load(&s->refused_conns),
+                  (uint64_t)atomic_load(&s->evicted_conns));
     return out->oom ? CN_ENOMEM : CN_OK;
 }

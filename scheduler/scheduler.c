@@ -132,7 +132,8 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
                           .token = o->token,
                           .max_msg_bytes = o->max_msg_bytes,
                           .handler_threads = o->handler_threads,
-                          .tls = o->tls};
+                          .tls = o->tls,
+                          .on_refuse = cn_log_warn_line};
     if ((e = rpc_server_open(&s->server, &so, err, errlen)) != CN_OK)
         goto fail;
     if ((e = rpc_server_register(s->server, "Cluster", "Register", h_register, s, 0)) != CN_OK ||

@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -123,6 +127,8 @@ typedef struct srv_cfg {
     int threads;
     int window;
     rpc_tls tls;
+    int max_unauth_per_ip, auth_grace_ms;
+    void (*on_refuse)(void *arg, const char *what);
 } srv_cfg;
 
 static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
@@ -133,7 +139,10 @@ static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
                          .max_inflight = cfg->max_inflight,
                          .handler_threads = cfg->threads,
                          .dedup_window = cfg->window,
-                         .tls = cfg->tls};
+                         .tls = cfg->tls,
+                         .max_unauth_per_ip = cfg->max_unauth_per_ip,
+                         .auth_grace_ms = cfg->auth_grace_ms,
+                         .on_refuse = cfg->on_refuse};
     rpc_server *s = NULL;
     char err[CN_ERRBUF_LEN] = "";
     cn_err rc = rpc_server_open(&s, &o, err, sizeof err);
@@ -899,6 +908,125 @@ START_TEST(test_rpc_codes_tokens_and_wire_helpers)
 }
 END_TEST
 
+// ---------------------------------------------------------------- before the token
+
+static pthread_mutex_t refuse_mu = PTHREAD_MUTEX_INITIALIZER;
+static char refuse_seen[512];
+static int refuse_count;
+
+static void on_refuse(void *arg, const char *what)
+{
+    (void)arg;
+    pthread_mutex_lock(&refuse_mu);
+    if (refuse_count++ == 0)
+        snprintf(refuse_seen, sizeof refuse_seen, "%s", what);
+    pthread_mutex_unlock(&refuse_mu);
+}
+
+static size_t rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+// partial_frame connects with plain TCP, does the SP handshake of a req0
+// peer, announces a message of claim bytes and sends the first n of them
+// (without any token). Returns the socket (kept open), or -1 if the server
+// closed the connection before all n bytes were taken.
+static int partial_frame(int port, uint64_t claim, const uint8_t *junk, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}; // req0
+    uint8_t reply[8];
+    if (send(fd, hello, 8, MSG_NOSIGNAL) != 8 || recv(fd, reply, 8, MSG_WAITALL) != 8)
+        goto closed;
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(claim >> (56 - 8 * i));
+    if (send(fd, len, 8, MSG_NOSIGNAL) != 8)
+        goto closed;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = send(fd, junk + off, n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            goto closed;
+        off += (size_t)w;
+    }
+    return fd;
+closed:
+    close(fd);
+    return -1;
+}
+
+START_TEST(test_rpc_unauthenticated_connections_are_capped_and_reported)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0",
+                   .token = "s3cret-token",
+                   .max_unauth_per_ip = 4,
+                   .auth_grace_ms = 300,
+                   .on_refuse = on_refuse};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    int port = atoi(strrchr(url, ':') + 1);
+    enum { CONNS = 16, SENT = 8 << 20, CLAIM = 200 << 20 };
+    uint8_t *junk = malloc(SENT);
+    memset(junk, 0x5a, SENT);
+    size_t before = rss_bytes();
+    int fds[CONNS], held = 0;
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = partial_frame(port, CLAIM, junk, SENT);
+        held += fds[i] >= 0;
+    }
+    // Sixteen peers each holding 8 MiB of a 200 MiB message would be 128 MiB;
+    // four are admitted from one address.
+    size_t grown = rss_bytes() - before;
+    ck_assert_msg(grown < (size_t)48 << 20, "server grew by %zu MiB", grown >> 20);
+    ck_assert_int_le(held, 4);
+    pthread_mutex_lock(&refuse_mu);
+    // Reports are limited to 10 a second (12 if the burst spans two seconds).
+    ck_assert_int_ge(refuse_count, 10);
+    ck_assert_int_le(refuse_count, 12);
+    ck_assert_msg(strstr(refuse_seen, "refused a connection from 127.0.0.1:") &&
+                      strstr(refuse_seen, "too many unauthenticated connections from its address"),
+                  "%s", refuse_seen);
+    refuse_count = 0;
+    pthread_mutex_unlock(&refuse_mu);
+    cn_buf m;
+    cn_buf_init(&m);
+    ck_assert_int_eq(rpc_server_metrics(s, &m), CN_OK);
+    ck_assert_ptr_nonnull(strstr(m.data, "canopy_rpc_connections{authenticated=\"false\"} 4\n"));
+    ck_assert_ptr_nonnull(strstr(m.data, "canopy_rpc_connections_refused_total 12\n"));
+    cn_buf_fini(&m);
+    // A client with the token still gets in: the oldest unauthenticated
+    // connection past its grace time makes room.
+    rpc_client *good = open_client(url, "s3cret-token", 0, NULL);
+    ck_assert_int_eq(echo_call(good, "Echo", 1, 0, 5000), RPC_OK);
+    // A call with a wrong token is refused and reported with its address.
+    rpc_client *wrong = open_client(url, "wrong", 0, NULL);
+    ck_assert_int_eq(echo_call(wrong, "Echo", 1, 0, 5000), RPC_UNAUTHENTICATED);
+    pthread_mutex_lock(&refuse_mu);
+    ck_assert_msg(strstr(refuse_seen, "from 127.0.0.1:"), "%s", refuse_seen);
+    pthread_mutex_unlock(&refuse_mu);
+    rpc_client_close(wrong);
+    rpc_client_close(good);
+    for (int i = 0; i < CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(junk);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
     Suite *s = suite_create("rpc");
@@ -916,6 +1044,7 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_oversize_request_is_resource_exhausted_and_raw_one_dropped);
     tcase_add_test(tc, test_rpc_over_inflight_cap_is_resource_exhausted);
     tcase_add_test(tc, test_rpc_wrong_or_missing_token_is_unauthenticated);
+    tcase_add_test(tc, test_rpc_unauthenticated_connections_are_capped_and_reported);
     tcase_add_test(tc, test_rpc_duplicate_mutating_call_is_applied_once);
     tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
