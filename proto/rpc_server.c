@@ -42,8 +42,8 @@
 #include "common/cn_clock.h"
 
 enum { CTX_IDLE, CTX_RECV, CTX_BUSY, CTX_SEND };
-enum { DD_EMPTY, DD_RUNNING, DD_DONE };
-enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD };
+enum { DD_EMPTY, DD_RUNNING, DD_DONE, DD_DONE_UNKEPT };
+enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD, DD_UNKEPT };
 
 #define CTX_MARGIN 16     // contexts beyond max_inflight, to answer RESOURCE_EXHAUSTED
 #define DD_BUCKETS 256    // hash buckets of the per-node duplicate table
@@ -77,7 +77,7 @@ struct rpc_call {
     size_t bytes_in;
     uint64_t recv_ns;
     uint64_t deadline_ns; // 0 = none
-    uint64_t node, seq;
+    uint64_t node, caller, seq;
     bool counted;   // holds an in-flight slot
     bool dedup;     // holds a DD_RUNNING slot in the duplicate table
     bool ran;       // the handler was called
@@ -114,11 +114,13 @@ typedef struct conn {
 } conn;
 
 typedef struct dd_node {
-    uint64_t node;
+    uint64_t caller;
     uint64_t max_seq;
     bool any;
-    dd_slot *slots; // window entries, indexed by seq % window
-    struct dd_node *next;
+    int running;                         // slots DD_RUNNING (the caller is not dropped meanwhile)
+    dd_slot *slots;                      // window entries, indexed by seq % window
+    struct dd_node *next;                // hash chain
+    struct dd_node *lru_prev, *lru_next; // most recently seen first
 } dd_node;
 
 struct rpc_server {
@@ -151,8 +153,13 @@ struct rpc_server {
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;
 
+    // Duplicate table: dd_mu guards all of it.
     pthread_mutex_t dd_mu;
     dd_node *dd[DD_BUCKETS];
+    dd_node *lru_head, *lru_tail;
+    int dd_count, dd_max;
+    size_t dd_bytes, dd_max_bytes;
+    uint64_t dd_evicted;
 
     // Connections: pipe_mu guards conns and nunauth.
     int max_conns, max_unauth, max_unauth_ip, auth_grace_ms;
@@ -196,13 +203,82 @@ static void arena_free(void *data, void *p)
 
 // ---------------------------------------------------------------- duplicates
 
-static dd_node *dd_find(rpc_server *s, uint64_t node, bool create)
+// The table is keyed by the caller key each client draws at random: no
+// other client can reach a caller's entries, whatever seq or node id it
+// sends. It is bounded: at most dd_max callers (the least recently seen
+// goes first) and dd_max_bytes of stored replies.
+
+static unsigned dd_bucket(uint64_t caller)
 {
-    unsigned h = (unsigned)((node * 0x9e3779b97f4a7c15ull) >> 56) % DD_BUCKETS;
+    return (unsigned)((caller * 0x9e3779b97f4a7c15ull) >> 56) % DD_BUCKETS;
+}
+
+static void lru_unlink(rpc_server *s, dd_node *n)
+{
+    if (n->lru_prev)
+        n->lru_prev->lru_next = n->lru_next;
+    else
+        s->lru_head = n->lru_next;
+    if (n->lru_next)
+        n->lru_next->lru_prev = n->lru_prev;
+    else
+        s->lru_tail = n->lru_prev;
+    n->lru_prev = n->lru_next = NULL;
+}
+
+static void lru_front(rpc_server *s, dd_node *n)
+{
+    n->lru_next = s->lru_head;
+    if (s->lru_head)
+        s->lru_head->lru_prev = n;
+    s->lru_head = n;
+    if (!s->lru_tail)
+        s->lru_tail = n;
+}
+
+static void dd_node_free(rpc_server *s, dd_node *n)
+{
+    for (int i = 0; i < s->window; i++)
+        if (n->slots[i].reply) {
+            s->dd_bytes -= nng_msg_len(n->slots[i].reply);
+            nng_msg_free(n->slots[i].reply);
+        }
+    free(n->slots);
+    free(n);
+}
+
+// dd_evict drops the least recently seen caller with no call running,
+// other than keep. Returns false if there is none.
+static bool dd_evict(rpc_server *s, const dd_node *keep)
+{
+    dd_node *n = s->lru_tail;
+    while (n && (n == keep || n->running > 0))
+        n = n->lru_prev;
+    if (!n)
+        return false;
+    lru_unlink(s, n);
+    dd_node **pp = &s->dd[dd_bucket(n->caller)];
+    while (*pp != n)
+        pp = &(*pp)->next;
+    *pp = n->next;
+    s->dd_count--;
+    s->dd_evicted++;
+    dd_node_free(s, n);
+    return true;
+}
+
+static dd_node *dd_find(rpc_server *s, uint64_t caller, bool create)
+{
+    unsigned h = dd_bucket(caller);
     for (dd_node *n = s->dd[h]; n; n = n->next)
-        if (n->node == node)
+        if (n->caller == caller) {
+            lru_unlink(s, n);
+            lru_front(s, n);
             return n;
+        }
     if (!create)
+        return NULL;
+    if (s->dd_count >= s->dd_max && !dd_evict(s, NULL))
         return NULL;
     dd_node *n = calloc(1, sizeof *n);
     if (!n)
@@ -212,26 +288,28 @@ static dd_node *dd_find(rpc_server *s, uint64_t node, bool create)
         free(n);
         return NULL;
     }
-    n->node = node;
+    n->caller = caller;
     n->next = s->dd[h];
     s->dd[h] = n;
+    lru_front(s, n);
+    s->dd_count++;
     return n;
 }
 
-// dd_check classifies (node, seq); for DD_REPLAY *cached is a copy of the
+// dd_check classifies (caller, seq); for DD_REPLAY *cached is a copy of the
 // stored reply; for DD_NEW the slot is claimed (DD_RUNNING).
-static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached)
+static int dd_check(rpc_server *s, uint64_t caller, uint64_t seq, nng_msg **cached)
 {
     int r = DD_NEW;
     *cached = NULL;
     pthread_mutex_lock(&s->dd_mu);
-    dd_node *n = dd_find(s, node, true);
+    dd_node *n = dd_find(s, caller, true);
     if (!n) {
         r = -1;
         goto out;
     }
     uint64_t w = (uint64_t)s->window;
-    if (n->any && seq + w <= n->max_seq) {
+    if (n->any && seq < n->max_seq && n->max_seq - seq >= w) {
         r = DD_TOO_OLD;
         goto out;
     }
@@ -239,6 +317,8 @@ static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached
     if (sl->state != DD_EMPTY && sl->seq == seq) {
         if (sl->state == DD_RUNNING) {
             r = DD_IN_PROGRESS;
+        } else if (sl->state == DD_DONE_UNKEPT) {
+            r = DD_UNKEPT;
         } else if (nng_msg_dup(cached, sl->reply) == 0) {
             r = DD_REPLAY;
         } else {
@@ -246,11 +326,16 @@ static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached
         }
         goto out;
     }
-    if (sl->reply)
+    if (sl->state == DD_RUNNING)
+        n->running--; // an older call in this slot still runs: it will not be stored
+    if (sl->reply) {
+        s->dd_bytes -= nng_msg_len(sl->reply);
         nng_msg_free(sl->reply);
+    }
     sl->reply = NULL;
     sl->seq = seq;
     sl->state = DD_RUNNING;
+    n->running++;
     if (!n->any || seq > n->max_seq)
         n->max_seq = seq;
     n->any = true;
@@ -259,20 +344,37 @@ out:
     return r;
 }
 
-// dd_finish stores a copy of reply for (node, seq), or forgets the claim when
-// reply is NULL (the handler never ran, so a resend may run it).
-static void dd_finish(rpc_server *s, uint64_t node, uint64_t seq, nng_msg *reply)
+// dd_finish stores a copy of reply for (caller, seq), or forgets the claim
+// when reply is NULL (the handler never ran, so a resend may run it). A
+// reply that does not fit in the byte budget, even after dropping other
+// callers, is not kept: a resend is then told the call was applied.
+static void dd_finish(rpc_server *s, uint64_t caller, uint64_t seq, nng_msg *reply)
 {
     nng_msg *copy = NULL;
-    if (reply && nng_msg_dup(&copy, reply) != 0)
+    if (reply && nng_msg_len(reply) <= s->dd_max_bytes / 4 && nng_msg_dup(&copy, reply) != 0)
         copy = NULL;
     pthread_mutex_lock(&s->dd_mu);
-    dd_node *n = dd_find(s, node, false);
+    dd_node *n = dd_find(s, caller, false);
     dd_slot *sl = n ? &n->slots[seq % (uint64_t)s->window] : NULL;
     if (sl && sl->seq == seq && sl->state == DD_RUNNING) {
-        sl->state = copy ? DD_DONE : DD_EMPTY;
-        sl->reply = copy;
-        copy = NULL;
+        n->running--;
+        if (copy) {
+            s->dd_bytes += nng_msg_len(copy);
+            while (s->dd_bytes > s->dd_max_bytes && dd_evict(s, n))
+                ;
+        }
+        if (!reply)
+            sl->state = DD_EMPTY;
+        else if (copy && s->dd_bytes <= s->dd_max_bytes)
+            sl->state = DD_DONE;
+        else
+            sl->state = DD_DONE_UNKEPT;
+        if (sl->state == DD_DONE) {
+            sl->reply = copy;
+            copy = NULL;
+        } else if (copy) {
+            s->dd_bytes -= nng_msg_len(copy);
+        }
     }
     pthread_mutex_unlock(&s->dd_mu);
     if (copy)
@@ -285,15 +387,13 @@ static void dd_free_all(rpc_server *s)
         dd_node *n = s->dd[h];
         while (n) {
             dd_node *next = n->next;
-            for (int i = 0; i < s->window; i++)
-                if (n->slots[i].reply)
-                    nng_msg_free(n->slots[i].reply);
-            free(n->slots);
-            free(n);
+            dd_node_free(s, n);
             n = next;
         }
         s->dd[h] = NULL;
     }
+    s->lru_head = s->lru_tail = NULL;
+    s->dd_count = 0;
 }
 
 // ---------------------------------------------------------------- connections
@@ -494,7 +594,7 @@ static void call_send(rpc_call *c, nng_msg *reply, rpc_code code)
     srv_ctx *x = c->x;
     rpc_server *s = x->s;
     if (c->dedup)
-        dd_finish(s, c->node, c->seq, c->ran ? reply : NULL);
+        dd_finish(s, c->caller, c->seq, c->ran ? reply : NULL);
     rpc_metrics_record(c->m ? &c->m->metrics : &s->unknown.metrics, code, cn_now_ns() - c->recv_ns,
                        c->bytes_in, reply ? nng_msg_len(reply) : 0);
     call_release(c);
@@ -613,11 +713,11 @@ const void *rpc_call_payload(const rpc_call *c, size_t *len)
 
 uint64_t rpc_call_node(const rpc_call *c)
 {
-    return c->dedup ? c->node : 0;
+    return c->node;
 }
 uint64_t rpc_call_seq(const rpc_call *c)
 {
-    return c->dedup ? c->seq : 0;
+    return c->seq;
 }
 const char *rpc_call_method(const rpc_call *c)
 {
@@ -685,7 +785,7 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     c->body = NULL;
     c->payload = NULL;
     c->body_len = c->payload_len = 0;
-    c->node = c->seq = 0;
+    c->node = c->caller = c->seq = 0;
     c->counted = c->dedup = c->ran = false;
     c->reply = NULL;
     c->next = NULL;
@@ -749,14 +849,17 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     }
     c->counted = true;
 
-    if (h->mutating) {
+    c->node = h->node_id;
+    c->seq = h->seq;
+    // Whether a call is applied once is the method's property; a call
+    // without a caller key (not from rpc_client) is not deduplicated.
+    if ((c->m->flags & RPC_MUTATING) && h->caller) {
         nng_msg *cached = NULL;
-        int r = dd_check(s, h->node_id, h->seq, &cached);
+        int r = dd_check(s, h->caller, h->seq, &cached);
         switch (r) {
         case DD_NEW:
             c->dedup = true;
-            c->node = h->node_id;
-            c->seq = h->seq;
+            c->caller = h->caller;
             break;
         case DD_REPLAY:
             call_send(c, cached, RPC_OK);
@@ -773,6 +876,13 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
                      "seq %" PRIu64 " of node %" PRIx64 " is older than the last %d calls; "
                      "treated as already applied",
                      h->seq, h->node_id, s->window);
+            call_fail_now(c, RPC_ALREADY_EXISTS, err);
+            return;
+        case DD_UNKEPT:
+            snprintf(err, sizeof err,
+                     "duplicate of call (node %" PRIx64 ", seq %" PRIu64
+                     ") that was applied; its reply was too large to keep",
+                     h->node_id, h->seq);
             call_fail_now(c, RPC_ALREADY_EXISTS, err);
             return;
         default:
@@ -847,8 +957,8 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     if (opts->token && strlen(opts->token) > 255)
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: token longer than 255 bytes");
     if (opts->max_inflight < 0 || opts->handler_threads < 0 || opts->dedup_window < 0 ||
-        opts->max_conns < 0 || opts->max_unauth_conns < 0 || opts->max_unauth_per_ip < 0 ||
-        opts->auth_grace_ms < 0)
+        opts->dedup_callers < 0 || opts->max_conns < 0 || opts->max_unauth_conns < 0 ||
+        opts->max_unauth_per_ip < 0 || opts->auth_grace_ms < 0)
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: negative limit in options");
     rpc_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -859,6 +969,8 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     s->max_inflight = opts->max_inflight ? opts->max_inflight : 64;
     s->nthreads = opts->handler_threads ? opts->handler_threads : 4;
     s->window = opts->dedup_window ? opts->dedup_window : 64;
+    s->dd_max = opts->dedup_callers ? opts->dedup_callers : 4096;
+    s->dd_max_bytes = opts->dedup_bytes ? opts->dedup_bytes : (size_t)64 << 20;
     s->max_conns = opts->max_conns ? opts->max_conns : 512;
     s->max_unauth = opts->max_unauth_conns ? opts->max_unauth_conns : 16;
     s->max_unauth_ip = opts->max_unauth_per_ip ? opts->max_unauth_per_ip : 4;
@@ -1146,6 +1258,21 @@ cn_err rpc_server_metrics(rpc_server *s, cn_buf *out)
     pthread_mutex_lock(&s->pipe_mu);
     int nconns = s->nconns, nunauth = s->nunauth;
     pthread_mutex_unlock(&s->pipe_mu);
+    pthread_mutex_lock(&s->dd_mu);
+    int dd_count = s->dd_count;
+    size_t dd_bytes = s->dd_bytes;
+    uint64_t dd_evicted = s->dd_evicted;
+    pthread_mutex_unlock(&s->dd_mu);
+    cn_buf_printf(out,
+                  "# HELP canopy_rpc_dedup_callers Callers in the duplicate table.\n"
+                  "# TYPE canopy_rpc_dedup_callers gauge\ncanopy_rpc_dedup_callers %d\n"
+                  "# HELP canopy_rpc_dedup_bytes Reply bytes stored in the duplicate table.\n"
+                  "# TYPE canopy_rpc_dedup_bytes gauge\ncanopy_rpc_dedup_bytes %zu\n"
+                  "# HELP canopy_rpc_dedup_evicted_total Callers dropped from the duplicate "
+                  "table to keep it within its bounds.\n"
+                  "# TYPE canopy_rpc_dedup_evicted_total counter\n"
+                  "canopy_rpc_dedup_evicted_total %" PRIu64 "\n",
+                  dd_count, dd_bytes, dd_evicted);
     cn_buf_printf(out,
                   "# HELP canopy_rpc_connections Open connections.\n"
                   "# TYPE canopy_rpc_connections gauge\n"

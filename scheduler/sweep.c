@@ -1071,7 +1071,8 @@ cn_err sweep_svc_new(sweep_svc **out, rpc_server *server, sched_members *members
     } hs[] = {{"Submit", h_submit},        {"HasData", h_has_data}, {"GetWork", h_get_work},
               {"FetchData", h_fetch_data}, {"Report", h_report},    {"Status", h_status}};
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
-        if ((e = rpc_server_register(server, "Sweep", hs[i].m, hs[i].fn, s, 0)) != CN_OK) {
+        if ((e = rpc_server_register(server, "Sweep", hs[i].m, hs[i].fn, s,
+                                     strcmp(hs[i].m, "Report") == 0 ? RPC_MUTATING : 0)) != CN_OK) {
             free(s);
             return cn_errf(err, errlen, e, "cannot register Sweep/%s", hs[i].m);
         }

@@ -151,7 +151,9 @@ static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
     ck_assert_int_eq(rpc_server_register(s, "Test", "EchoInline", h_echo, NULL, RPC_HANDLER_INLINE),
                      CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Sleep", h_sleep, NULL, 0), CN_OK);
-    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "SleepOnce", h_sleep, NULL, RPC_MUTATING),
+                     CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, RPC_MUTATING), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Block", h_block, NULL, 0), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Big", h_big, NULL, 0), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_EEXIST);
@@ -611,20 +613,28 @@ START_TEST(test_rpc_wrong_or_missing_token_is_unauthenticated)
 }
 END_TEST
 
-static nng_msg *count_frame(uint64_t node, uint64_t seq)
+// count_frame builds a Test/Count request from caller key `caller` (also
+// sent as its node id) with seq.
+static nng_msg *method_frame(const char *method, uint64_t caller, uint64_t seq)
 {
     Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
     h.service = (char *)"Test";
-    h.method = (char *)"Count";
+    h.method = (char *)method;
     h.request_id = 1000 + seq;
     h.deadline_ms = 2000;
-    h.node_id = node;
+    h.node_id = caller;
+    h.caller = caller;
     h.seq = seq;
     h.mutating = true;
     h.align_bias = RPC_ALIGN_BIAS;
     nng_msg *m;
     ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 0, 1 << 20, NULL), CN_OK);
     return m;
+}
+
+static nng_msg *count_frame(uint64_t caller, uint64_t seq)
+{
+    return method_frame("Count", caller, seq);
 }
 
 START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
@@ -643,12 +653,12 @@ START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
     nng_msg_free(r1);
     nng_msg_free(r2);
     nng_msg_free(f);
-    // The same seq from another node is a different call.
+    // The same seq from another caller is a different call.
     f = count_frame(43, 7);
     ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
     nng_msg_free(f);
     ck_assert_int_eq(atomic_load(&fx.count_calls), 2);
-    // Move node 42's window past seq 7: 7 is then too old.
+    // Move caller 42's window past seq 7: 7 is then too old.
     for (uint64_t q = 8; q <= 11; q++) {
         f = count_frame(42, q);
         ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
@@ -661,9 +671,9 @@ START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
     ck_assert_int_eq(atomic_load(&fx.count_calls), 6);
     nng_close(raw);
 
-    // Through the client: every mutating call gets its own seq.
+    // Through the client: every call gets its own seq.
     rpc_client *c = open_client(url, NULL, 0, NULL);
-    rpc_request r = {.service = "Test", .method = "Count", .flags = RPC_MUTATING};
+    rpc_request r = {.service = "Test", .method = "Count"};
     rpc_reply rep;
     ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
     rpc_reply_fini(&rep);
@@ -1027,6 +1037,125 @@ START_TEST(test_rpc_unauthenticated_connections_are_capped_and_reported)
 }
 END_TEST
 
+static bool metric_at_most(rpc_server *s, const char *name, uint64_t max, uint64_t *got)
+{
+    cn_buf m;
+    cn_buf_init(&m);
+    ck_assert_int_eq(rpc_server_metrics(s, &m), CN_OK);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(m.data, key);
+    ck_assert_msg(p != NULL, "no metric %s", name);
+    *got = strtoull(p + strlen(key), NULL, 10);
+    cn_buf_fini(&m);
+    return *got <= max;
+}
+
+START_TEST(test_rpc_duplicate_table_is_bounded_and_kept_for_mutating_methods_only)
+{
+    char url[512];
+    rpc_server_opts o = {.url = "tcp://127.0.0.1:0", .dedup_window = 4, .dedup_callers = 100};
+    rpc_server *s;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rpc_server_open(&s, &o, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, RPC_MUTATING), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_start(s, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_url(s, url, sizeof url), CN_OK);
+    nng_socket raw = raw_open(url);
+    // Calls flagged mutating by the client on a method that is not: no entry.
+    for (uint64_t k = 1; k <= 500; k++) {
+        nng_msg *f = method_frame("Echo", k, 1);
+        ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+        nng_msg_free(f);
+    }
+    uint64_t got;
+    ck_assert_msg(metric_at_most(s, "canopy_rpc_dedup_callers", 0, &got), "%llu callers",
+                  (unsigned long long)got);
+    // Many callers of a mutating method: the least recently seen go.
+    for (uint64_t k = 1; k <= 3000; k++) {
+        nng_msg *f = count_frame(k, 1);
+        ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+        nng_msg_free(f);
+    }
+    ck_assert_msg(metric_at_most(s, "canopy_rpc_dedup_callers", 100, &got), "%llu callers",
+                  (unsigned long long)got);
+    ck_assert_uint_eq(got, 100);
+    ck_assert(!metric_at_most(s, "canopy_rpc_dedup_evicted_total", 2899, &got));
+    ck_assert_uint_eq(got, 2900);
+    // The most recent callers are still remembered: a resend is a replay.
+    nng_msg *f = count_frame(3000, 1);
+    int before = atomic_load(&fx.count_calls);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), before);
+    nng_msg_free(f);
+    nng_close(raw);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_huge_seq_under_another_node_id_does_not_poison_it)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    rpc_request r = {.service = "Test", .method = "Count"};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    // Another peer sends seq 2^63 under the client's (public) node id.
+    nng_socket raw = raw_open(url);
+    nng_msg *f = count_frame(rpc_client_node(c), UINT64_C(1) << 63);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+    nng_msg_free(f);
+    nng_close(raw);
+    int before = atomic_load(&fx.count_calls);
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), before + 1);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client_opts o = {.url = url, .max_retries = 3, .backoff_base_ms = 100};
+    rpc_client *c;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    // The handler takes 700 ms; each of the four attempts gets a quarter of
+    // 2.4 s, so the first gives up while it runs and the resend finds it
+    // still in progress (ABORTED); a later resend gets its stored reply.
+    Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+    q.node_id = 700;
+    rpc_request r = {.service = "Test",
+                     .method = "SleepOnce",
+                     .body = &q.base,
+                     .deadline_ms = 2400,
+                     .flags = RPC_IDEMPOTENT};
+    rpc_reply rep;
+    int before = atomic_load(&fx.sleep_started);
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(atomic_load(&fx.sleep_started), before + 1);
+    cn_buf m;
+    cn_buf_init(&m);
+    ck_assert_int_eq(rpc_server_metrics(s, &m), CN_OK);
+    ck_assert_ptr_nonnull(strstr(
+        m.data,
+        "canopy_rpc_requests_total{service=\"Test\",method=\"SleepOnce\",code=\"ABORTED\"}"));
+    cn_buf_fini(&m);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
     Suite *s = suite_create("rpc");
@@ -1046,6 +1175,9 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_wrong_or_missing_token_is_unauthenticated);
     tcase_add_test(tc, test_rpc_unauthenticated_connections_are_capped_and_reported);
     tcase_add_test(tc, test_rpc_duplicate_mutating_call_is_applied_once);
+    tcase_add_test(tc, test_rpc_duplicate_table_is_bounded_and_kept_for_mutating_methods_only);
+    tcase_add_test(tc, test_rpc_huge_seq_under_another_node_id_does_not_poison_it);
+    tcase_add_test(tc, test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply);
     tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
     tcase_add_test(tc, test_rpc_metrics_text_has_counters);
