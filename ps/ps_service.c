@@ -118,6 +118,12 @@ static void h_pull(rpc_call *call, void *arg)
         (Canopy__Ps__PullRequest *)rpc_call_unpack(call, &canopy__ps__pull_request__descriptor);
     if (r == NULL)
         return;
+    if (r->clock > PS_MAX_CLOCK) {
+        rpc_call_fail(call, RPC_OUT_OF_RANGE, "Pull: clock %llu is above the largest, %llu",
+                      (unsigned long long)r->clock, (unsigned long long)PS_MAX_CLOCK);
+        canopy__ps__pull_request__free_unpacked(r, NULL);
+        return;
+    }
     ps_shard *sh = held(s, call, r->job_id);
     if (sh) {
         parked *p = calloc(1, sizeof *p);
@@ -183,6 +189,17 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
     ps_sync sync;
     bool due = false;
     cn_err e = ps_shard_push(sh, r->worker, r->clock, r->base_version, g, &sync, &due);
+    if (e == CN_ERANGE) {
+        pthread_rwlock_unlock(&s->mu);
+        rpc_call_fail(call, RPC_OUT_OF_RANGE,
+                      "Push: clock %llu of worker %u is ahead of the shard's clock %llu (only a "
+                      "shard restarted behind its workers moves ahead to meet them; the largest "
+                      "clock is %llu)",
+                      (unsigned long long)r->clock, r->worker, (unsigned long long)sync.clock,
+                      (unsigned long long)PS_MAX_CLOCK);
+        canopy__ps__push_request__free_unpacked(r, NULL);
+        return;
+    }
     if (e != CN_OK) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Push: worker %u is not below the %u workers",

@@ -685,6 +685,76 @@ START_TEST(test_ps_service_error_replies_survive_concurrent_configure)
 }
 END_TEST
 
+// push_raw pushes g (n floats) for (worker, clock) to [0, n) of job-a.
+static rpc_code push_raw(rpc_client *c, uint32_t worker, uint64_t clock, const float *g, size_t n,
+                         char *detail, size_t dn)
+{
+    Canopy__Ps__PushRequest pr = CANOPY__PS__PUSH_REQUEST__INIT;
+    pr.job_id = (char *)"job-a";
+    pr.hi = n;
+    pr.worker = worker;
+    pr.clock = clock;
+    rpc_request rq = {.service = "ParameterServer",
+                      .method = "Push",
+                      .body = &pr.base,
+                      .payload = g,
+                      .payload_len = n * sizeof(float),
+                      .deadline_ms = 5000};
+    rpc_reply rep = {0};
+    rpc_code code = rpc_client_call(c, &rq, &rep);
+    snprintf(detail, dn, "%s", rep.detail);
+    rpc_reply_fini(&rep);
+    return code;
+}
+
+START_TEST(test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap)
+{
+    rpc_server *srv;
+    ps_service *svc;
+    char url[128], err[512], detail[RPC_DETAIL_LEN];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
+    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&svc, srv, NULL, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
+    rpc_server_url(srv, url, sizeof url);
+    const char *up[1] = {url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 4, .job_id = "job-a"};
+    ps_client *admin;
+    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    float init[4] = {0}, g[4] = {1, 1, 1, 1};
+    ps_shard_cfg cfg;
+    cfg_init(&cfg, 4, 1, 0, PS_BSP, 2, 0.5f);
+    snprintf(cfg.job_id, sizeof cfg.job_id, "job-a");
+    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
+    rpc_client_opts co = {.url = url};
+    rpc_client *c;
+    ck_assert_int_eq(rpc_client_open(&c, &co, err, sizeof err), CN_OK);
+    // Step 0 with both workers: the shard is at clock 1.
+    ck_assert_int_eq(push_raw(c, 0, 0, g, 4, detail, sizeof detail), RPC_OK);
+    ck_assert_int_eq(push_raw(c, 1, 0, g, 4, detail, sizeof detail), RPC_OK);
+    // One push for clock 2^62 (or one whose clock + 1 wraps) is refused.
+    ck_assert_int_eq(push_raw(c, 0, UINT64_C(1) << 62, g, 4, detail, sizeof detail),
+                     RPC_OUT_OF_RANGE);
+    ck_assert_msg(strstr(detail, "Push: clock 4611686018427387904 of worker 0 is ahead of the "
+                                 "shard's clock 1"),
+                  "%s", detail);
+    ck_assert_int_eq(push_raw(c, 1, UINT64_MAX, g, 4, detail, sizeof detail), RPC_OUT_OF_RANGE);
+    // The honest pushes for clock 1 are applied, not taken for duplicates.
+    ck_assert_int_eq(push_raw(c, 0, 1, g, 4, detail, sizeof detail), RPC_OK);
+    ck_assert_int_eq(push_raw(c, 1, 1, g, 4, detail, sizeof detail), RPC_OK);
+    ps_stats st;
+    ck_assert_int_eq(ps_client_stats(admin, 0, &st, err, sizeof err), RPC_OK);
+    ck_assert_uint_eq(st.clock, 2);
+    ck_assert_uint_eq(st.version, 2);
+    ck_assert_uint_eq(st.duplicates, 0);
+    rpc_client_close(c);
+    ps_client_close(admin);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ps");
@@ -701,6 +771,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_ps_shard_bsp_restored_behind_joins_the_workers_clock);
     tcase_add_test(t, test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch);
     tcase_add_test(t, test_ps_service_error_replies_survive_concurrent_configure);
+    tcase_add_test(t, test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap);
     suite_add_tcase(s, t);
     return s;
 }
