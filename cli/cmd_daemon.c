@@ -124,7 +124,9 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         {"cache-dir", CN_OPT_STRING, cache_dir, "where a worker keeps the data sets it fetched", 0,
          0, NULL},
         {"checkpoint-dir", CN_OPT_STRING, ckpt_dir,
-         "ps: where shard checkpoints go (default: the directory the job names)", 0, 0, NULL},
+         "ps: root of shard checkpoints; a job's directory is a name under it (default: the "
+         "working directory)",
+         0, 0, NULL},
         CLI_NET_OPTS(&net),
         CN_OPT_END,
     };

@@ -181,9 +181,11 @@ void ps_shard_stats(ps_shard *s, ps_stats *out);
 typedef struct ps_service ps_service;
 
 // ps_service_new registers the ParameterServer service on server (before
-// it starts). checkpoint_dir, if not NULL or "", overrides the directory
-// jobs ask for. The service holds one job at a time: a Configure for
-// another job replaces the current one.
+// it starts). checkpoint_dir is the root every checkpoint goes under (NULL
+// or "": the working directory); the directory a Configure names is a
+// relative name under it (a leading '/' stays inside; ".." is refused with
+// INVALID_ARGUMENT). With no root and no name a job keeps no checkpoints. The service holds one job
+// at a time: a Configure for another job replaces the current one.
 cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoint_dir, char *err,
                       size_t errlen);
 

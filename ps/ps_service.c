@@ -24,8 +24,8 @@
 
 struct ps_service {
     pthread_rwlock_t mu;
-    ps_shard *shard; // NULL before the first Configure
-    char ckpt_dir[1024];
+    ps_shard *shard;      // NULL before the first Configure
+    char ckpt_root[1024]; // every checkpoint goes under it ("" = the working directory)
     pthread_mutex_t tick_mu;
     pthread_cond_t tick_cv;
     int stopping;
@@ -250,6 +250,41 @@ static void h_push_pull(rpc_call *call, void *arg)
     do_push(arg, call, true);
 }
 
+// confine_dir writes into out (n bytes) the directory that name, from a
+// Configure, stands for under root: name is a relative name under root
+// (a leading '/' does not leave it: "/srv/x" is root/srv/x), and a ".."
+// component is refused, so a caller cannot make the shard write elsewhere.
+// Errors: CN_EINVAL (".."), CN_ERANGE (too long), with err set.
+static cn_err confine_dir(const char *root, const char *name, char *out, size_t n, char *err,
+                          size_t errlen)
+{
+    int w = snprintf(out, n, "%s", root[0] ? root : ".");
+    size_t len = w > 0 ? (size_t)w : 0;
+    for (const char *p = name; *p;) {
+        while (*p == '/')
+            p++;
+        size_t k = strcspn(p, "/");
+        if (k == 0)
+            break;
+        if (k == 2 && p[0] == '.' && p[1] == '.')
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "checkpoint_dir \"%s\" has a \"..\" component: it must be a name "
+                           "under the shard's checkpoint root %s",
+                           name, root[0] ? root : "(its working directory)");
+        if (!(k == 1 && p[0] == '.')) {
+            if (len + 1 + k >= n)
+                return cn_errf(err, errlen, CN_ERANGE, "checkpoint_dir \"%.200s\" is too long",
+                               name);
+            out[len++] = '/';
+            memcpy(out + len, p, k);
+            len += k;
+            out[len] = 0;
+        }
+        p += k;
+    }
+    return CN_OK;
+}
+
 static void h_configure(rpc_call *call, void *arg)
 {
     ps_service *s = arg;
@@ -262,8 +297,14 @@ static void h_configure(rpc_call *call, void *arg)
     char err[CN_ERRBUF_LEN] = "";
     ps_shard_cfg cfg;
     cn_err e = ps_wire_cfg_from_pb(r, &cfg, err, sizeof err);
-    if (e == CN_OK && s->ckpt_dir[0])
-        snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "%s", s->ckpt_dir);
+    // The job names a directory; the daemon decides where it is. With no
+    // name and no root of its own, the shard keeps no checkpoints.
+    if (e == CN_OK && (cfg.checkpoint_dir[0] || s->ckpt_root[0])) {
+        char name[sizeof cfg.checkpoint_dir];
+        memcpy(name, cfg.checkpoint_dir, sizeof name);
+        e = confine_dir(s->ckpt_root, name, cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, err,
+                        sizeof err);
+    }
     if (e == CN_OK)
         e = ps_shard_cfg_check(&cfg, err, sizeof err);
     if (e != CN_OK) {
@@ -454,7 +495,7 @@ cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoi
     pthread_rwlock_init(&s->mu, NULL);
     pthread_mutex_init(&s->tick_mu, NULL);
     pthread_cond_init(&s->tick_cv, NULL);
-    snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", checkpoint_dir ? checkpoint_dir : "");
+    snprintf(s->ckpt_root, sizeof s->ckpt_root, "%s", checkpoint_dir ? checkpoint_dir : "");
     struct {
         const char *m;
         rpc_handler_fn fn;

@@ -755,6 +755,62 @@ START_TEST(test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap)
 }
 END_TEST
 
+START_TEST(test_ps_checkpoint_dir_from_the_wire_stays_under_the_root)
+{
+    char root[512], err[512];
+    ts_tmpdir(root, sizeof root);
+    rpc_server *srv;
+    ps_service *svc;
+    char url[128];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
+    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&svc, srv, root, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
+    rpc_server_url(srv, url, sizeof url);
+    const char *up[1] = {url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 4, .job_id = "job-a"};
+    ps_client *admin;
+    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    float init[4] = {0};
+    ps_shard_cfg cfg;
+    cfg_init(&cfg, 4, 1, 0, PS_ASP, 1, 0.5f);
+    snprintf(cfg.job_id, sizeof cfg.job_id, "job-a");
+    // A name that climbs out of the root is refused.
+    snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "jobs/../../escape");
+    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err),
+                     CN_EINVAL);
+    ck_assert_msg(strstr(err, "checkpoint_dir \"jobs/../../escape\" has a \"..\" component: it "
+                              "must be a name under the shard's checkpoint root"),
+                  "%s", err);
+    // An absolute path is a name under the root too.
+    snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "/etc/canopy");
+    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
+    rpc_client_opts co = {.url = url};
+    rpc_client *c;
+    ck_assert_int_eq(rpc_client_open(&c, &co, err, sizeof err), CN_OK);
+    Canopy__Ps__CheckpointRequest cr = CANOPY__PS__CHECKPOINT_REQUEST__INIT;
+    cr.job_id = (char *)"job-a";
+    rpc_request rq = {.service = "ParameterServer", .method = "Checkpoint", .body = &cr.base};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &rq, &rep), RPC_OK);
+    Canopy__Ps__CheckpointReply *a = (Canopy__Ps__CheckpointReply *)rpc_reply_unpack(
+        &rep, &canopy__ps__checkpoint_reply__descriptor);
+    ck_assert_ptr_nonnull(a);
+    char want[1100];
+    snprintf(want, sizeof want, "%s/etc/canopy/job-a.shard0.ckpt", root);
+    ck_assert_str_eq(a->path, want);
+    ck_assert_int_eq(access(want, F_OK), 0);
+    canopy__ps__checkpoint_reply__free_unpacked(a, NULL);
+    rpc_reply_fini(&rep);
+    rpc_client_close(c);
+    ps_client_close(admin);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+    ts_rmtree(root);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ps");
@@ -772,6 +828,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch);
     tcase_add_test(t, test_ps_service_error_replies_survive_concurrent_configure);
     tcase_add_test(t, test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap);
+    tcase_add_test(t, test_ps_checkpoint_dir_from_the_wire_stays_under_the_root);
     suite_add_tcase(s, t);
     return s;
 }
