@@ -67,7 +67,7 @@ int cmd_scheduler(int argc, char **argv)
         return cli_usage_error("scheduler", "takes no arguments");
     if (dead_after_ms <= heartbeat_ms)
         return cli_usage_error("scheduler", "--dead-after-ms must be larger than --heartbeat-ms");
-    if (!cli_net_load(&net, "scheduler"))
+    if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
     cli_block_signals();
@@ -139,7 +139,9 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         return rc;
     if (args.npos > 0)
         return cli_usage_error(cmd, "takes no arguments");
-    if (!cli_net_load(&net, cmd))
+    if (!cli_net_load(&net, cmd) || !cli_net_check_url(&net, cmd, "listen", listen) ||
+        !cli_net_check_url(&net, cmd, "advertise", advertise) ||
+        !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
         return CLI_EXIT_USAGE;
     if (threads == 0)
         threads = sysconf(_SC_NPROCESSORS_ONLN);

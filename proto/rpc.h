@@ -82,10 +82,19 @@ enum {
 // CN_EINVAL if the token is longer than 255 bytes.
 cn_err rpc_token_load(const char *path, char out[256], char *err, size_t errlen);
 
+// rpc_url_host writes the host part of url ("10.0.0.5", "vm1", "::1") into
+// out. Errors: CN_EINVAL (no "://"), CN_ERANGE (n too small).
+cn_err rpc_url_host(const char *url, char *out, size_t n);
+
+// rpc_url_exposed reports whether url is plain tcp:// on an address other
+// than loopback (127.0.0.0/8, ::1, localhost): the cluster token would cross
+// a network in clear text. tls+tcp://, ipc:// and inproc:// are not exposed.
+bool rpc_url_exposed(const char *url);
+
 // TLS files for tls+tcp:// URLs. Server: cert and key required, ca optional
 // (when set, clients must present a certificate signed by it). Client: ca
-// required to verify the server, cert/key optional; server_name checked
-// against the certificate unless empty.
+// required to verify the server, cert/key optional; the server's
+// certificate must name server_name, or the URL's host when it is empty.
 typedef struct rpc_tls {
     const char *cert_file;
     const char *key_file;

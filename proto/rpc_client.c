@@ -144,7 +144,19 @@ cn_err rpc_client_open(rpc_client **out, const rpc_client_opts *opts, char *err,
     }
     nng_dialer_set_size(c->d, NNG_OPT_RECVMAXSZ, c->max_msg);
     if (rpc_url_is_tls(c->url)) {
-        rc = rpc_tls_setup(&c->tls, &opts->tls, false, err, errlen);
+        // The certificate must name the host dialled, unless told otherwise:
+        // without a server name the TLS library checks the chain only, and
+        // any node's certificate would pass for any other.
+        rpc_tls t = opts->tls;
+        char host[256];
+        if (!t.server_name || !t.server_name[0]) {
+            if (rpc_url_host(c->url, host, sizeof host) != CN_OK) {
+                rc = cn_errf(err, errlen, CN_EINVAL, "rpc client: no host in %s", c->url);
+                goto fail;
+            }
+            t.server_name = host;
+        }
+        rc = rpc_tls_setup(&c->tls, &t, false, err, errlen);
         if (rc != CN_OK)
             goto fail;
         rv = nng_dialer_set_ptr(c->d, NNG_OPT_TLS_CONFIG, c->tls);

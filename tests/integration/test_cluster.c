@@ -187,6 +187,44 @@ START_TEST(test_local_runs_a_command_and_tears_down)
 }
 END_TEST
 
+START_TEST(test_plain_tcp_off_loopback_needs_insecure)
+{
+    int port = ts_free_port();
+    char listen[64], state[300];
+    snprintf(listen, sizeof listen, "tcp://0.0.0.0:%d", port);
+    snprintf(state, sizeof state, "%s/state", dir);
+    char *refused[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", listen,
+                       "--state-dir",           state,       NULL};
+    pid_t p = ts_spawn(refused, log_path);
+    int st;
+    ck_assert(ts_wait_exit(p, 20000, &st));
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    char expect[200];
+    snprintf(expect, sizeof expect,
+             "canopy scheduler: --listen tcp://0.0.0.0:%d is plain TCP on a non-loopback "
+             "address",
+             port);
+    ck_assert(ts_file_contains(log_path, expect));
+    // A client to a plain non-loopback address is refused the same way.
+    char *status[] = {(char *)ts_canopy_bin(), "status", "--scheduler", "tcp://192.0.2.1:7070",
+                      NULL};
+    p = ts_spawn(status, log_path);
+    ck_assert(ts_wait_exit(p, 20000, &st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert(ts_file_contains(log_path, "canopy status: --scheduler tcp://192.0.2.1:7070 is "
+                                         "plain TCP on a non-loopback address"));
+    // With --insecure the operator takes the risk: the scheduler serves.
+    char *allowed[] = {(char *)ts_canopy_bin(), "scheduler", "--listen",   listen,
+                       "--state-dir",           state,       "--insecure", NULL};
+    ts_spawn(allowed, log_path);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    rpc_client *c = client("integration-secret");
+    ck_assert_int_eq(rpc_wait_ready(c, "Cluster", "Ping", 10000), RPC_OK);
+    rpc_client_close(c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -196,10 +234,14 @@ static Suite *suite(void)
     tcase_add_test(t, test_nodes_register_and_a_killed_worker_is_declared_dead);
     tcase_add_test(t, test_nodes_rejoin_a_restarted_scheduler);
     tcase_add_test(t, test_wrong_token_is_refused);
+    tcase_add_test(t, test_plain_tcp_off_loopback_needs_insecure);
     tcase_add_test(t, test_status_command_prints_the_table);
     tcase_add_test(t, test_local_runs_a_command_and_tears_down);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

@@ -271,7 +271,7 @@ START_TEST(test_rpc_round_trip_tls)
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
              "-keyout %s -out %s -days 1 -subj /CN=localhost "
-             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1",
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:127.0.0.1 >/dev/null 2>&1",
              key, cert);
     ck_assert_int_eq(system(cmd), 0);
     char url[64];
@@ -279,6 +279,48 @@ START_TEST(test_rpc_round_trip_tls)
     rpc_tls stls = {.cert_file = cert, .key_file = key};
     rpc_tls ctls = {.ca_file = cert, .server_name = "localhost"};
     round_trip(url, &stls, &ctls);
+
+    // Without a server name the client checks the URL's host: 127.0.0.1 is
+    // in the certificate (also as a DNS name: mbedTLS 2.28 compares the name
+    // with DNS entries and the CN only).
+    rpc_tls cip = {.ca_file = cert};
+    round_trip(url, &stls, &cip);
+    // A certificate signed by the same CA for another name is refused (the
+    // handshake fails, so the call never gets through before its deadline),
+    // both when the name comes from the URL and when it is given.
+    char other[400], okey[400];
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+    snprintf(okey, sizeof okey, "%s/other.key", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout %s "
+             "-subj /CN=other.example 2>/dev/null | openssl x509 -req -CA %s -CAkey %s "
+             "-CAcreateserial -days 1 -extfile <(printf 'subjectAltName=DNS:other.example') "
+             "-out %s >/dev/null 2>&1",
+             okey, cert, key, other);
+    char bash[2200];
+    snprintf(bash, sizeof bash, "bash -c \"%s\"", cmd);
+    ck_assert_int_eq(system(bash), 0);
+    char ourl[512];
+    srv_cfg ocfg = {.url = "tls+tcp://127.0.0.1:0", .tls = {.cert_file = other, .key_file = okey}};
+    rpc_server *os = start_server(&ocfg, ourl, sizeof ourl);
+    rpc_tls c_url = {.ca_file = cert};
+    rpc_tls c_named = {.ca_file = cert, .server_name = "localhost"};
+    rpc_client *cu = open_client(ourl, NULL, 0, &c_url);
+    rpc_client *cn = open_client(ourl, NULL, 0, &c_named);
+    int before = atomic_load(&fx.echo_calls);
+    ck_assert_int_eq(echo_call(cu, "Echo", 1, 0, 1500), RPC_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(echo_call(cn, "Echo", 1, 0, 1500), RPC_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(atomic_load(&fx.echo_calls), before);
+    rpc_client_close(cu);
+    rpc_client_close(cn);
+    rpc_server_close(os, 1000);
+    // With the name it has, it is accepted.
+    rpc_tls c_other = {.ca_file = cert, .server_name = "other.example"};
+    os = start_server(&ocfg, ourl, sizeof ourl);
+    rpc_client *co = open_client(ourl, NULL, 0, &c_other);
+    ck_assert_int_eq(echo_call(co, "Echo", 1, 0, 5000), RPC_OK);
+    rpc_client_close(co);
+    rpc_server_close(os, 1000);
 
     // A client without a CA is refused at open, with a reason.
     rpc_client_opts o = {.url = url};
