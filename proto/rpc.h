@@ -143,7 +143,9 @@ typedef struct rpc_server_opts {
 // callback thread and must not block.
 typedef void (*rpc_handler_fn)(rpc_call *call, void *arg);
 
-// Method flags besides RPC_MUTATING.
+// Method flags besides RPC_MUTATING. RPC_HANDLER_INLINE: the handler runs
+// on the nng callback thread, must not block, and is not subject to
+// max_inflight (for health checks and heartbeats).
 enum { RPC_HANDLER_INLINE = 1 << 0 };
 
 // rpc_server_open creates a server bound to opts->url (not yet serving).

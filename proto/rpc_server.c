@@ -841,7 +841,11 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     if (h->deadline_ms)
         c->deadline_ns = c->recv_ns + (uint64_t)h->deadline_ms * 1000000ull;
 
-    if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight) {
+    // Inline methods (health checks, heartbeats) need no handler thread and
+    // return at once: the cap does not apply to them, so slow handlers
+    // filling it cannot make a live node look dead.
+    if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight &&
+        !(c->m->flags & RPC_HANDLER_INLINE)) {
         atomic_fetch_sub(&s->inflight, 1);
         snprintf(err, sizeof err, "server busy: %d calls in flight", s->max_inflight);
         call_fail_now(c, RPC_RESOURCE_EXHAUSTED, err);
