@@ -3,6 +3,7 @@
 // a restarted scheduler is re-joined by the nodes; a wrong token is refused;
 // `canopy local` starts, reports and tears down a three-node cluster.
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cn_file.h"
 #include "proto/cluster_client.h"
 #include "tests/support/support.h"
 
@@ -225,6 +227,34 @@ START_TEST(test_plain_tcp_off_loopback_needs_insecure)
 }
 END_TEST
 
+START_TEST(test_forest_cv_json_escapes_the_file_name)
+{
+    char csv[400], out[400];
+    snprintf(csv, sizeof csv, "%s/we\"ird\\name.csv", dir);
+    snprintf(out, sizeof out, "%s/cv.json", dir);
+    ts_write_file(csv, "a,b,label\n1,2,0\n2,3,1\n3,1,0\n4,4,1\n5,2,0\n6,3,1\n7,1,0\n8,4,1\n");
+    char *argv[] = {(char *)ts_canopy_bin(), "forest", "cv", "--folds", "2", "--json", "--set",
+                    "n_estimators=3",        csv,      NULL};
+    pid_t p = ts_spawn(argv, out);
+    int st;
+    ck_assert(ts_wait_exit(p, 30000, &st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    char *text = NULL;
+    size_t len = 0;
+    char err[256];
+    ck_assert_int_eq(cn_file_read_all(out, 1 << 20, (uint8_t **)&text, &len, err, sizeof err),
+                     CN_OK);
+    text = realloc(text, len + 1);
+    text[len] = 0;
+    cJSON *o = cJSON_Parse(text);
+    ck_assert_msg(o != NULL, "not JSON: %s", text);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "data")->valuestring, csv);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "fold_results")), 2);
+    cJSON_Delete(o);
+    free(text);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -237,6 +267,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_plain_tcp_off_loopback_needs_insecure);
     tcase_add_test(t, test_status_command_prints_the_table);
     tcase_add_test(t, test_local_runs_a_command_and_tears_down);
+    tcase_add_test(t, test_forest_cv_json_escapes_the_file_name);
     suite_add_tcase(s, t);
     return s;
 }
