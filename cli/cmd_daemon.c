@@ -69,7 +69,7 @@ int cmd_scheduler(int argc, char **argv)
         return cli_usage_error("scheduler", "takes no arguments");
     if (dead_after_ms <= heartbeat_ms)
         return cli_usage_error("scheduler", "--dead-after-ms must be larger than --heartbeat-ms");
-    if (!cli_net_load(&net, "scheduler"))
+    if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
     cli_block_signals();
@@ -162,7 +162,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         opts[k++] = (cn_opt){"checkpoint-dir",
                              CN_OPT_STRING,
                              ckpt_dir,
-                             "where shard checkpoints go (default: the directory the job names)",
+                             "root of shard checkpoints; a job's directory is a name under it "
+                             "(default: the working directory)",
                              0,
                              0,
                              NULL};
@@ -179,7 +180,9 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         return rc;
     if (args.npos > 0)
         return cli_usage_error(cmd, "takes no arguments");
-    if (!cli_net_load(&net, cmd))
+    if (!cli_net_load(&net, cmd) || !cli_net_check_url(&net, cmd, "listen", listen) ||
+        !cli_net_check_url(&net, cmd, "advertise", advertise) ||
+        !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
         return CLI_EXIT_USAGE;
     if (threads == 0)
         threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -199,7 +202,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
                           .max_msg_bytes = (size_t)max_msg_mb << 20,
-                          .tls = cli_net_tls(&net)};
+                          .tls = cli_net_tls(&net),
+                          .on_refuse = cn_log_warn_line};
     int exit_code = CLI_EXIT_FAILURE;
     if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
         cluster_serve_ping(srv, role, name) != CN_OK ||

@@ -221,7 +221,7 @@ rpc_code sched_jobs_submit(rpc_client *c, const sched_submit *sub, sched_submitt
     req.resume = sub->resume;
     req.fresh = sub->fresh;
     Canopy__Jobs__SubmitReply *rep = NULL;
-    rpc_code code = cluster_call(c, "Jobs", "Submit", &req.base, RPC_MUTATING | RPC_IDEMPOTENT,
+    rpc_code code = cluster_call(c, "Jobs", "Submit", &req.base, RPC_IDEMPOTENT,
                                  120000, &canopy__jobs__submit_reply__descriptor,
                                  (ProtobufCMessage **)&rep, detail, detail_len);
     free(refs);

@@ -1293,14 +1293,21 @@ cn_err sched_jobs_new(sched_jobs **out, rpc_server *server, const sched_jobs_opt
     for (size_t i = 0; i < n_kinds && e == CN_OK; i++)
         e = restore_all(k, kinds[i], err, errlen);
     sort_jobs(k);
+    // Submitting, cancelling and reporting change state: a resent call is
+    // answered from the server's duplicate table, not applied twice.
     struct {
         const char *svc, *m;
         rpc_handler_fn fn;
-    } hs[] = {{"Jobs", "Submit", h_jobs_submit}, {"Jobs", "Status", h_jobs_status},
-              {"Jobs", "List", h_jobs_list},     {"Jobs", "Cancel", h_jobs_cancel},
-              {"Work", "Get", h_work_get},       {"Work", "Report", h_work_report}};
+        unsigned flags;
+    } hs[] = {{"Jobs", "Submit", h_jobs_submit, RPC_MUTATING},
+              {"Jobs", "Status", h_jobs_status, 0},
+              {"Jobs", "List", h_jobs_list, 0},
+              {"Jobs", "Cancel", h_jobs_cancel, RPC_MUTATING},
+              {"Work", "Get", h_work_get, 0},
+              {"Work", "Report", h_work_report, RPC_MUTATING}};
     for (size_t i = 0; e == CN_OK && i < sizeof hs / sizeof hs[0]; i++)
-        if ((e = rpc_server_register(server, hs[i].svc, hs[i].m, hs[i].fn, k, 0)) != CN_OK)
+        if ((e = rpc_server_register(server, hs[i].svc, hs[i].m, hs[i].fn, k, hs[i].flags)) !=
+            CN_OK)
             cn_errf(err, errlen, e, "cannot register %s/%s", hs[i].svc, hs[i].m);
     if (e != CN_OK) {
         sched_jobs_free(k);

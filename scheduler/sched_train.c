@@ -295,8 +295,9 @@ static void fill_cfg(run *r)
     r->cfg.mode = sp->mode;
     r->cfg.staleness = sp->staleness;
     r->cfg.workers = sp->workers;
-    snprintf(r->cfg.checkpoint_dir, sizeof r->cfg.checkpoint_dir, "%.1000s/checkpoints",
-             sched_job_dir(r->j));
+    // A name under each shard's own checkpoint root: the shards' disks are
+    // not the scheduler's.
+    snprintf(r->cfg.checkpoint_dir, sizeof r->cfg.checkpoint_dir, "%s", sched_job_id(r->j));
     r->cfg.checkpoint_every = sp->checkpoint_every;
 }
 

@@ -134,11 +134,17 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
                           .token = o->token,
                           .max_msg_bytes = o->max_msg_bytes,
                           .handler_threads = o->handler_threads,
-                          .tls = o->tls};
+                          .tls = o->tls,
+                          .on_refuse = cn_log_warn_line};
     if ((e = rpc_server_open(&s->server, &so, err, errlen)) != CN_OK)
         goto fail;
-    if ((e = rpc_server_register(s->server, "Cluster", "Register", h_register, s, 0)) != CN_OK ||
-        (e = rpc_server_register(s->server, "Cluster", "Heartbeat", h_heartbeat, s, 0)) != CN_OK ||
+    // Register and Heartbeat only touch the membership table: inline, so
+    // handlers that read large files or fsync cannot delay them (a live node
+    // would look dead).
+    if ((e = rpc_server_register(s->server, "Cluster", "Register", h_register, s,
+                                 RPC_HANDLER_INLINE)) != CN_OK ||
+        (e = rpc_server_register(s->server, "Cluster", "Heartbeat", h_heartbeat, s,
+                                 RPC_HANDLER_INLINE)) != CN_OK ||
         (e = rpc_server_register(s->server, "Cluster", "Status", h_status, s, 0)) != CN_OK ||
         (e = cluster_serve_ping(s->server, CLUSTER_ROLE_SCHEDULER, "scheduler")) != CN_OK) {
         cn_errf(err, errlen, e, "cannot register the Cluster service: %s", cn_strerror(e));

@@ -1,8 +1,9 @@
 // test_common.c: errors, configuration (flags and JSON files), files, SHA-256,
-// the PRNG and the text buffer.
+// the PRNG, the text buffer and log escaping.
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -361,6 +362,28 @@ START_TEST(test_cn_buf_grows)
 }
 END_TEST
 
+START_TEST(test_cn_log_escapes_control_characters_of_names)
+{
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    ck_assert_int_ge(dup2(fileno(tmp), 2), 0);
+    // A node name that would forge a second log line.
+    CN_WARN("node %s joined", "w1\n2026-01-01T00:00:00.000Z ERROR [scheduler] forged\x1b[2J");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char line[512] = "";
+    rewind(tmp);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, tmp));
+    ck_assert_ptr_nonnull(strstr(line, "node w1\\x0a2026-01-01T00:00:00.000Z ERROR [scheduler] "
+                                       "forged\\x1b[2J joined\n"));
+    ck_assert_ptr_null(fgets(line, sizeof line, tmp)); // one line only
+    fclose(tmp);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("common");
@@ -379,6 +402,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_sha256_known_vectors);
     tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);
     tcase_add_test(t, test_cn_buf_grows);
+    tcase_add_test(t, test_cn_log_escapes_control_characters_of_names);
     suite_add_tcase(s, t);
     return s;
 }
