@@ -20,8 +20,8 @@ int cli_job_upload(rpc_client *c, const char *cmd, const char *role, const char 
     if (e != CN_OK) {
         fprintf(stderr, "canopy %s: %s\n", cmd, err);
         return e == CN_ENOTFOUND || e == CN_EIO || e == CN_ETOOBIG ? CLI_EXIT_DATA
-               : e == CN_EUNAVAIL                                   ? CLI_EXIT_UNAVAILABLE
-                                                                    : CLI_EXIT_USAGE;
+               : e == CN_EUNAVAIL                                  ? CLI_EXIT_UNAVAILABLE
+                                                                   : CLI_EXIT_USAGE;
     }
     if (sent)
         fprintf(stderr, "canopy %s: sent %s (%.1f MB) to the scheduler\n", cmd, ref->name,
@@ -63,8 +63,8 @@ static int interrupted_exit(rpc_client *c, const cli_follow *f)
 {
     if (f->cancel_on_interrupt) {
         char state[16] = "", detail[RPC_DETAIL_LEN + 128];
-        rpc_code code = sched_jobs_cancel(c, f->job_id, "interrupted by the user", state,
-                                          detail, sizeof detail);
+        rpc_code code = sched_jobs_cancel(c, f->job_id, "interrupted by the user", state, detail,
+                                          sizeof detail);
         if (code == RPC_OK)
             fprintf(stderr, "\ncanopy %s: job %s cancelled\n", f->cmd, f->job_id);
         else
@@ -123,8 +123,8 @@ int cli_job_follow(rpc_client *c, const cli_follow *f, cJSON **final)
             last_warn = cn_now_ms();
         }
         if (f->timeout_s > 0 && cn_now_ms() - start > (uint64_t)f->timeout_s * 1000) {
-            fprintf(stderr, "canopy %s: still running after %d s; stopped following %s\n",
-                    f->cmd, f->timeout_s, f->job_id);
+            fprintf(stderr, "canopy %s: still running after %d s; stopped following %s\n", f->cmd,
+                    f->timeout_s, f->job_id);
             rc = CLI_EXIT_FAILURE;
             break;
         }

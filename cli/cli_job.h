@@ -20,14 +20,13 @@ int cli_job_upload(rpc_client *c, const char *cmd, const char *role, const char 
                    sched_data_ref *ref);
 
 // cli_job_submit submits; prints errors. Returns 0 or an exit code.
-int cli_job_submit(rpc_client *c, const char *cmd, const sched_submit *sub,
-                   sched_submitted *out);
+int cli_job_submit(rpc_client *c, const char *cmd, const sched_submit *sub, sched_submitted *out);
 
 // cli_job_show_fn shows one status document while the job runs.
 typedef void (*cli_job_show_fn)(const cJSON *status, void *arg);
 
 typedef struct cli_follow {
-    const char *cmd;          // "tune"
+    const char *cmd; // "tune"
     const char *job_id;
     const char *reattach;     // how to follow again, e.g. "canopy tune --resume sweep.json"
     int poll_ms;              // between status calls

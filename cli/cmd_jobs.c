@@ -79,8 +79,8 @@ int cmd_cancel(int argc, char **argv)
     };
     cn_args args;
     bool done;
-    int rc = cli_parse("cancel", "cancel JOB [--reason TEXT] [options]", opts, argc, argv, &args,
-                       &done);
+    int rc =
+        cli_parse("cancel", "cancel JOB [--reason TEXT] [options]", opts, argc, argv, &args, &done);
     if (done)
         return rc;
     if (args.npos != 1)

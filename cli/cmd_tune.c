@@ -147,8 +147,9 @@ static void show(const cJSON *st, void *arg)
         p->last_line = cn_now_ms();
     }
     if (workers == 0 && cn_now_ms() - p->t0 > 3000 && !p->warned_no_workers) {
-        fprintf(stderr, "%scanopy tune: no live workers: start some with `canopy worker "
-                        "--scheduler %s`\n",
+        fprintf(stderr,
+                "%scanopy tune: no live workers: start some with `canopy worker "
+                "--scheduler %s`\n",
                 p->tty ? "\n" : "", p->scheduler);
         p->warned_no_workers = true;
     }
@@ -168,8 +169,8 @@ static void print_json_summary(const cJSON *st, const cJSON *best, const cJSON *
         cJSON_AddNumberToObject(o, "default_cv_acc", cli_num(def, "mean_accuracy"));
     if (best) {
         cJSON_AddNumberToObject(o, "best_cv_acc", cli_num(best, "mean_accuracy"));
-        cJSON_AddItemToObject(
-            o, "best_params", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(best, "params"), 1));
+        cJSON_AddItemToObject(o, "best_params",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(best, "params"), 1));
     }
     cJSON_AddStringToObject(o, "results_dir", cli_str(st, "results_dir"));
     char *text = cJSON_PrintUnformatted(o);

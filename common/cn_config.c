@@ -90,8 +90,8 @@ static cn_err unknown(const cn_opt *opts, const char *name, const char *origin, 
     char list[512] = "";
     size_t used = 0;
     for (const cn_opt *o = opts; o->name && used + 1 < sizeof list; o++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "",
-                                 o->name);
+        used +=
+            (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", o->name);
     return cn_errf(err, errlen, CN_EINVAL, "%s: unknown %s \"%s\" (allowed: %s)", origin, noun,
                    name, list);
 }
@@ -195,8 +195,8 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
     }
     case CN_OPT_ARRAY:
     case CN_OPT_OBJECT:
-        return cn_errf(err, errlen, CN_EINVAL, "%s: takes a JSON %s, given in a JSON file",
-                       origin, o->type == CN_OPT_ARRAY ? "array" : "object");
+        return cn_errf(err, errlen, CN_EINVAL, "%s: takes a JSON %s, given in a JSON file", origin,
+                       o->type == CN_OPT_ARRAY ? "array" : "object");
     case CN_OPT_BOOL:
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0)
             *(bool *)o->dst = true;
@@ -230,8 +230,7 @@ static cn_err apply_one(const cn_opt *opts, const cn_opt *o, const cJSON *it, co
     }
     if (cJSON_IsString(it)) {
         if (o->type == CN_OPT_INT || o->type == CN_OPT_DOUBLE || o->type == CN_OPT_BOOL)
-            return cn_errf(err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"",
-                           where,
+            return cn_errf(err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"", where,
                            o->type == CN_OPT_BOOL
                                ? "a boolean"
                                : (o->type == CN_OPT_INT ? "an integer" : "a number"),
@@ -260,8 +259,7 @@ cn_err cn_config_apply_json(const cn_opt *opts, const cJSON *obj, const char *or
                             size_t errlen)
 {
     if (!cJSON_IsObject(obj))
-        return cn_errf(err, errlen, CN_EFORMAT, "%s: expected a JSON object of key: value",
-                       origin);
+        return cn_errf(err, errlen, CN_EFORMAT, "%s: expected a JSON object of key: value", origin);
     for (const cJSON *it = obj->child; it; it = it->next) {
         char where[512];
         snprintf(where, sizeof where, "%s: key \"%s\"", origin, it->string);
@@ -293,8 +291,8 @@ cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *ori
         if (o->type == CN_OPT_ARRAY || o->type == CN_OPT_OBJECT) {
             cJSON_Delete(root); // their values would outlive the document
             return cn_errf(err, errlen, CN_EINVAL,
-                           "%s: option \"%s\" takes a JSON value; use cn_config_apply_json",
-                           origin, o->name);
+                           "%s: option \"%s\" takes a JSON value; use cn_config_apply_json", origin,
+                           o->name);
         }
     cn_err rc = cn_config_apply_json(opts, root, origin, err, errlen);
     cJSON_Delete(root);

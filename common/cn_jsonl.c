@@ -95,8 +95,9 @@ cn_err cn_jsonl_open(cn_jsonl **out, const char *path, cn_jsonl_replay_fn fn, vo
     while (keep > 0 && text[keep - 1] == 0)
         keep--;
     if (keep < len)
-        say(warn, arg, "%s: %zu zero bytes at the end (a crash before the data reached the disk) "
-                       "cut off",
+        say(warn, arg,
+            "%s: %zu zero bytes at the end (a crash before the data reached the disk) "
+            "cut off",
             path, len - keep);
     size_t torn_from = keep;
     while (torn_from > 0 && text[torn_from - 1] != '\n')

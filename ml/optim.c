@@ -489,8 +489,9 @@ cn_err optim_keys_apply(const optim_keys *k, optim_cfg *cfg, const char *origin,
     if (k->nesterov)
         cfg->nesterov = 1;
     if (k->schedule[0] && optim_sched_parse(k->schedule, &cfg->schedule) != CN_OK)
-        return cn_errf(err, errlen, CN_EINVAL, "%s: key \"schedule\": \"%s\" is not one of "
-                                               "constant|step|cosine",
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "%s: key \"schedule\": \"%s\" is not one of "
+                       "constant|step|cosine",
                        origin, k->schedule);
     char inner[CN_ERRBUF_LEN];
     // A cosine schedule's length is known once the job's step count is.

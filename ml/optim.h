@@ -86,8 +86,8 @@ const char *optim_cfg_name(const optim_cfg *cfg);
 // configures an optimizer. Plain data.
 #define OPTIM_KEYS_N 11
 typedef struct optim_keys {
-    char optimizer[CN_OPT_STRLEN]; // "" = not given
-    char schedule[CN_OPT_STRLEN];  // "" = not given
+    char optimizer[CN_OPT_STRLEN];                                  // "" = not given
+    char schedule[CN_OPT_STRLEN];                                   // "" = not given
     double lr, momentum, weight_decay, beta1, beta2, gamma, min_lr; // NAN = not given
     int64_t step_every;                                             // 0 = not given
     bool nesterov;

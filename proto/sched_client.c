@@ -111,8 +111,8 @@ cn_err sched_data_upload(rpc_client *c, const char *role, const char *path, size
     if (code == RPC_OK)
         return CN_OK;
     cn_err ce = code == RPC_INVALID_ARGUMENT || code == RPC_RESOURCE_EXHAUSTED ? CN_EINVAL
-                : code == RPC_UNAUTHENTICATED                                 ? CN_EAUTH
-                                                                              : CN_EUNAVAIL;
+                : code == RPC_UNAUTHENTICATED                                  ? CN_EAUTH
+                                                                               : CN_EUNAVAIL;
     return cn_errf(err, errlen, ce, "%s (%s): %s", path, ref->sha256, detail);
 }
 
@@ -157,8 +157,8 @@ cn_err sched_data_fetch(rpc_client *c, const char *sha, size_t max_bytes, uint8_
                 protobuf_c_message_free_unpacked(&fr->base, NULL);
                 rpc_reply_fini(&rep);
                 cn_buf_fini(&buf);
-                return cn_errf(err, errlen, CN_ETOOBIG, "data set %.12s: %llu bytes, over %zu",
-                               sha, (unsigned long long)total, max_bytes);
+                return cn_errf(err, errlen, CN_ETOOBIG, "data set %.12s: %llu bytes, over %zu", sha,
+                               (unsigned long long)total, max_bytes);
             }
             cn_buf_append(&buf, rep.payload, rep.payload_len);
         }
@@ -167,8 +167,7 @@ cn_err sched_data_fetch(rpc_client *c, const char *sha, size_t max_bytes, uint8_
         rpc_reply_fini(&rep);
         if (bad) {
             cn_buf_fini(&buf);
-            return cn_errf(err, errlen, CN_EPROTO, "fetching data set %.12s: malformed reply",
-                           sha);
+            return cn_errf(err, errlen, CN_EPROTO, "fetching data set %.12s: malformed reply", sha);
         }
         if (buf.oom) {
             cn_buf_fini(&buf);
@@ -221,9 +220,9 @@ rpc_code sched_jobs_submit(rpc_client *c, const sched_submit *sub, sched_submitt
     req.resume = sub->resume;
     req.fresh = sub->fresh;
     Canopy__Jobs__SubmitReply *rep = NULL;
-    rpc_code code = cluster_call(c, "Jobs", "Submit", &req.base, RPC_IDEMPOTENT,
-                                 120000, &canopy__jobs__submit_reply__descriptor,
-                                 (ProtobufCMessage **)&rep, detail, detail_len);
+    rpc_code code = cluster_call(c, "Jobs", "Submit", &req.base, RPC_IDEMPOTENT, 120000,
+                                 &canopy__jobs__submit_reply__descriptor, (ProtobufCMessage **)&rep,
+                                 detail, detail_len);
     free(refs);
     free(rp);
     if (code == RPC_OK) {

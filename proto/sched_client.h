@@ -26,10 +26,10 @@
 
 // A data set as a job names it.
 typedef struct sched_data_ref {
-    char role[64];            // "data", "train_images", ...
+    char role[64]; // "data", "train_images", ...
     char sha256[SCHED_SHA_LEN];
-    uint64_t size;            // bytes
-    char name[256];           // the file's base name
+    uint64_t size;  // bytes
+    char name[256]; // the file's base name
 } sched_data_ref;
 
 // sched_data_upload hashes the file at path and sends its bytes to the
@@ -65,8 +65,8 @@ typedef struct sched_submit {
 typedef struct sched_submitted {
     char job_id[SCHED_ID_LEN];
     char results_dir[1024];
-    bool existing;  // an existing job was returned (resume)
-    cJSON *status;  // the job's status document; caller frees (cJSON_Delete)
+    bool existing; // an existing job was returned (resume)
+    cJSON *status; // the job's status document; caller frees (cJSON_Delete)
 } sched_submitted;
 
 // sched_jobs_submit submits a job. On RPC_OK out is filled. detail receives
@@ -129,10 +129,10 @@ typedef struct sched_report {
     const char *job_id;
     uint64_t item;
     uint32_t attempt;
-    bool final;           // false: progress, which renews the lease
-    bool ok;              // with final
-    const char *error;    // with final && !ok
-    const cJSON *result;  // the kind's result or progress document; may be NULL
+    bool final;          // false: progress, which renews the lease
+    bool ok;             // with final
+    const char *error;   // with final && !ok
+    const cJSON *result; // the kind's result or progress document; may be NULL
 } sched_report;
 
 // sched_work_report sends a report. *stop (may be NULL) is set when the

@@ -202,10 +202,9 @@ cn_err sched_data_new(sched_data **out, rpc_server *server, const char *state_di
     char dir[1200];
     snprintf(dir, sizeof dir, "%s/data", state_dir);
     cn_err e = cn_file_mkdirs(dir, err, errlen);
-    if (e == CN_OK &&
-        ((e = rpc_server_register(server, "Data", "Has", h_has, d, 0)) != CN_OK ||
-         (e = rpc_server_register(server, "Data", "Put", h_put, d, 0)) != CN_OK ||
-         (e = rpc_server_register(server, "Data", "Fetch", h_fetch, d, 0)) != CN_OK))
+    if (e == CN_OK && ((e = rpc_server_register(server, "Data", "Has", h_has, d, 0)) != CN_OK ||
+                       (e = rpc_server_register(server, "Data", "Put", h_put, d, 0)) != CN_OK ||
+                       (e = rpc_server_register(server, "Data", "Fetch", h_fetch, d, 0)) != CN_OK))
         cn_errf(err, errlen, e, "cannot register the Data service");
     if (e != CN_OK) {
         sched_data_free(d);

@@ -39,8 +39,7 @@ typedef struct sched_model_opts {
 
 // sched_model_open connects to the shards (no call is made yet).
 // Errors: those of ps_client_open, CN_ENOMEM.
-cn_err sched_model_open(sched_model **out, const sched_model_opts *opts, char *err,
-                        size_t errlen);
+cn_err sched_model_open(sched_model **out, const sched_model_opts *opts, char *err, size_t errlen);
 
 // sched_model_configure gives every shard its range of init (the full
 // parameter vector, (n_params)), or, with restore, has shards restore their

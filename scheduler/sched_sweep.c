@@ -448,7 +448,9 @@ static void sweep_status(sched_job *j, cJSON *out)
     double el = sched_job_elapsed_s(j);
     size_t fresh = w->n_done - w->n_replayed, left = w->n_units - w->n_done - w->n_failed;
     cJSON_AddNumberToObject(out, "eta_seconds",
-                            left == 0 ? 0 : fresh ? el / (double)fresh * (double)left : -1);
+                            left == 0 ? 0
+                            : fresh   ? el / (double)fresh * (double)left
+                                      : -1);
     cJSON *trials = cJSON_AddArrayToObject(out, "trials");
     for (size_t t = 0; t < w->spec->n_trials; t++)
         cJSON_AddItemToArray(trials, trial_json(w, t));

@@ -68,8 +68,8 @@ typedef struct train_job {
     double acc, test_loss;
     uint32_t shard_restarts;
     uint64_t staleness[PS_STALE_BUCKETS];
-    double time_to_target; // seconds; -1 = not reached
-    bool finished;         // a summary was written (or replayed)
+    double time_to_target;     // seconds; -1 = not reached
+    bool finished;             // a summary was written (or replayed)
     uint64_t waiting_since_ms; // BSP/SSP admission: a rank has had no worker since
     pthread_t thread;
     bool thread_started;
@@ -275,8 +275,8 @@ static cn_err load_shape(run *r, uint64_t *n_train)
     *n_train = n;
     if (r->t->configured)
         return CN_OK;
-    e = mlp_shape_init(&r->t->shape, (int)r->test->n_features, sp->hidden, sp->n_hidden,
-                       n_classes, r->err, sizeof r->err);
+    e = mlp_shape_init(&r->t->shape, (int)r->test->n_features, sp->hidden, sp->n_hidden, n_classes,
+                       r->err, sizeof r->err);
     if (e == CN_OK && r->t->shape.n_params < sp->shards)
         e = cn_errf(r->err, sizeof r->err, CN_EINVAL, "the model has fewer parameters than shards");
     return e;
@@ -372,8 +372,7 @@ static cn_err configure(run *r)
         if (t->ranks[q].done)
             sched_job_item_settle(r->j, q);
     t->waiting_since_ms = cn_now_ms();
-    CN_INFO("job %s %s: model %zu params, %u shards, %u workers, %s, %" PRIu64
-            " steps per worker",
+    CN_INFO("job %s %s: model %zu params, %u shards, %u workers, %s, %" PRIu64 " steps per worker",
             sched_job_id(r->j), restoring ? "resumed" : "running", t->shape.n_params, sp->shards,
             sp->workers, ps_mode_name(sp->mode), t->steps);
     sched_jobs_unlock(r->k);
@@ -439,8 +438,7 @@ static void train_loop(run *r)
     sched_jobs_lock(r->k);
     for (;;) {
         sched_jobs_wait_ms(r->k, 100);
-        if (sched_jobs_stopping(r->k) || sched_job_state(r->j) != JOB_RUNNING ||
-            all_done(r->t))
+        if (sched_jobs_stopping(r->k) || sched_job_state(r->j) != JOB_RUNNING || all_done(r->t))
             return;
         uint64_t now = cn_now_ms();
         bool do_eval = now - last_eval >= (uint64_t)(sp->eval_every_s * 1000);
@@ -523,8 +521,8 @@ static void finish_job(run *r)
     double acc = 0, loss = 0;
     char path[1600];
     snprintf(path, sizeof path, "%s/model.cnm", sched_job_dir(r->j));
-    cn_err e =
-        sched_model_evaluate(r->model, r->test, r->ws, r->params, &acc, &loss, r->err, sizeof r->err);
+    cn_err e = sched_model_evaluate(r->model, r->test, r->ws, r->params, &acc, &loss, r->err,
+                                    sizeof r->err);
     if (e == CN_OK)
         e = mlp_model_save(path, &r->t->shape, r->params, r->err, sizeof r->err);
     sched_model_stats st;
@@ -635,9 +633,9 @@ static void log_worker(sched_job *j, uint64_t rank, const cJSON *res, const char
     cJSON_AddStringToObject(o, "type", "worker");
     cJSON_AddNumberToObject(o, "t", sched_job_elapsed_s(j));
     cJSON_AddNumberToObject(o, "rank", (double)rank);
-    const char *keys[] = {"step",    "epoch",           "loss",         "samples",
-                          "seconds", "compute_seconds", "comm_seconds", "bytes_sent",
-                          "bytes_received"};
+    const char *keys[] = {"step",         "epoch",      "loss",
+                          "samples",      "seconds",    "compute_seconds",
+                          "comm_seconds", "bytes_sent", "bytes_received"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         cJSON_AddNumberToObject(o, keys[i], num(res, keys[i]));
     double s = num(res, "seconds");
@@ -739,7 +737,8 @@ static void train_status(sched_job *j, cJSON *o)
     cJSON_AddNumberToObject(o, "workers_wanted", sp->workers);
     cJSON_AddNumberToObject(o, "workers_active", active);
     cJSON_AddNumberToObject(o, "epochs", sp->epochs);
-    cJSON_AddNumberToObject(o, "epoch", t->steps_per_epoch ? (double)(step / t->steps_per_epoch) : 0);
+    cJSON_AddNumberToObject(o, "epoch",
+                            t->steps_per_epoch ? (double)(step / t->steps_per_epoch) : 0);
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "steps", (double)t->steps);
     cJSON_AddNumberToObject(o, "loss", sp->workers ? loss / sp->workers : 0);

@@ -250,7 +250,8 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     if (e != CN_OK)
         return e;
     if (!name[0] || strlen(name) >= sizeof s->name)
-        return cn_errf(err, errlen, CN_EINVAL, "name: missing (a string of 1 to %zu bytes is required)",
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "name: missing (a string of 1 to %zu bytes is required)",
                        sizeof s->name - 1);
     snprintf(s->name, sizeof s->name, "%s", name);
     if (data == NULL)
@@ -290,7 +291,8 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
         {"retries", CN_OPT_INT, &retries, "re-runs of a unit", 0, 100, NULL},
         CN_OPT_END};
     if ((cv && (e = cn_config_apply_json(cv_opts, cv, "cv", err, errlen)) != CN_OK) ||
-        (search && (e = cn_config_apply_json(search_opts, search, "search", err, errlen)) != CN_OK) ||
+        (search &&
+         (e = cn_config_apply_json(search_opts, search, "search", err, errlen)) != CN_OK) ||
         (limits && (e = cn_config_apply_json(limit_opts, limits, "limits", err, errlen)) != CN_OK))
         return e;
     s->folds = (uint32_t)folds;

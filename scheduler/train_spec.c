@@ -133,8 +133,8 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
         e = read_hidden(hidden, s, origin, err, errlen);
     if (e == CN_OK && (strlen(name) >= sizeof s->name || !name_ok(name)))
         e = cn_errf(err, errlen, CN_EINVAL,
-                    "%s: key \"name\": \"%s\": 1 to %zu letters, digits, '-', '_' and '.'",
-                    origin, name, sizeof s->name - 1);
+                    "%s: key \"name\": \"%s\": 1 to %zu letters, digits, '-', '_' and '.'", origin,
+                    name, sizeof s->name - 1);
     if (e == CN_OK)
         e = optim_keys_apply(&ok, &s->optim, origin, err, errlen);
     cJSON_Delete(root);

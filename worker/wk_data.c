@@ -48,8 +48,9 @@ static cn_err check_private(const char *dir, char *err, size_t errlen)
     if (lstat(dir, &st) != 0)
         return cn_errf(err, errlen, CN_EIO, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return cn_errf(err, errlen, CN_EAUTH, "cache %s is not a directory (a link?); choose "
-                                              "another with --cache-dir",
+        return cn_errf(err, errlen, CN_EAUTH,
+                       "cache %s is not a directory (a link?); choose "
+                       "another with --cache-dir",
                        dir);
     if (st.st_uid != geteuid())
         return cn_errf(err, errlen, CN_EAUTH,
@@ -337,8 +338,7 @@ static bool local_file(const char *dir, const char *base, char *out, size_t n)
     return access(out, R_OK) == 0;
 }
 
-cn_err wk_data_local(wk_data *d, size_t max_rows, const ds_dataset **out, char *err,
-                     size_t errlen)
+cn_err wk_data_local(wk_data *d, size_t max_rows, const ds_dataset **out, char *err, size_t errlen)
 {
     *out = NULL;
     if (!d->local[0])

@@ -55,8 +55,7 @@ cn_err wk_data_idx(wk_data *d, const char *images_sha, const char *labels_sha, s
 // DIR/train-images-idx3-ubyte[.gz] and DIR/train-labels-idx1-ubyte[.gz].
 // Errors: CN_ENOTFOUND when the worker has no --data, or a file is missing
 // (err names the paths looked for); those of idx_load.
-cn_err wk_data_local(wk_data *d, size_t max_rows, const ds_dataset **out, char *err,
-                     size_t errlen);
+cn_err wk_data_local(wk_data *d, size_t max_rows, const ds_dataset **out, char *err, size_t errlen);
 
 // wk_data_release gives back a set from wk_data_csv, wk_data_idx or
 // wk_data_local. Accepts NULL.

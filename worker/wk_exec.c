@@ -50,13 +50,13 @@ static void set_status(wk_exec *x, const char *text)
 static bool send_report(running *r, bool final, bool ok, const char *error, const cJSON *result)
 {
     sched_report rep = {.node = r->x->o.node_id,
-                             .job_id = r->it->job_id,
-                             .item = r->it->item,
-                             .attempt = r->it->attempt,
-                             .final = final,
-                             .ok = ok,
-                             .error = error,
-                             .result = result};
+                        .job_id = r->it->job_id,
+                        .item = r->it->item,
+                        .attempt = r->it->attempt,
+                        .final = final,
+                        .ok = ok,
+                        .error = error,
+                        .result = result};
     bool stop = false, dup = false;
     char detail[RPC_DETAIL_LEN + 128];
     rpc_code code = sched_work_report(r->x->client, &rep, &stop, &dup, detail, sizeof detail);
@@ -169,8 +169,8 @@ static void *slot_main(void *arg)
         sched_work_item it;
         bool got = false, shutdown = false;
         char detail[RPC_DETAIL_LEN + 128];
-        rpc_code code = sched_work_get(x->client, x->o.node_id, (uint32_t)s->index, wait, &it,
-                                       &got, &shutdown, detail, sizeof detail);
+        rpc_code code = sched_work_get(x->client, x->o.node_id, (uint32_t)s->index, wait, &it, &got,
+                                       &shutdown, detail, sizeof detail);
         if (code != RPC_OK) {
             // Not registered yet, or the scheduler is away: wait and retry.
             cn_sleep_ms(backoff_ms);
@@ -199,8 +199,8 @@ cn_err wk_exec_start(wk_exec **out, const wk_exec_opts *o, char *err, size_t err
     snprintf(x->name, sizeof x->name, "%s", o->name ? o->name : "");
     x->o.name = x->name;
     x->threads_per_slot = o->threads / o->slots > 0 ? o->threads / o->slots : 1;
-    rpc_client_opts co = {.url = o->scheduler_url, .token = o->token, .node_id = o->node_id,
-                          .tls = o->tls};
+    rpc_client_opts co = {
+        .url = o->scheduler_url, .token = o->token, .node_id = o->node_id, .tls = o->tls};
     cn_err e = rpc_client_open(&x->client, &co, err, errlen);
     if (e == CN_OK)
         e = wk_data_open(&x->data, o->cache_dir, o->data_dir, x->client, err, errlen);

@@ -22,10 +22,10 @@ typedef struct wk_fold_task {
     uint32_t trial, fold, folds;
     uint64_t cv_seed;
     bool shuffle;
-    rf_params params;      // the trial's forest parameters
-    char data_sha256[65];  // the data set, by hash
-    char label[128];       // label column
-    char drop[256];        // comma-separated columns to drop
+    rf_params params;     // the trial's forest parameters
+    char data_sha256[65]; // the data set, by hash
+    char label[128];      // label column
+    char drop[256];       // comma-separated columns to drop
 } wk_fold_task;
 
 // wk_fold_task_read reads a task document. Errors: CN_EINVAL with err

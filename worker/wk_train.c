@@ -82,8 +82,8 @@ cn_err wk_train_task_read(const cJSON *doc, wk_train_task *t, char *err, size_t 
     cn_err e = cn_config_apply_json(opts, doc, "training task", err, errlen);
     if (e != CN_OK)
         return e;
-    if (!job[0] || rank < 0 || !urls || !widths || !images[0] || !labels[0] || !batch ||
-        !epochs || !spe)
+    if (!job[0] || rank < 0 || !urls || !widths || !images[0] || !labels[0] || !batch || !epochs ||
+        !spe)
         return cn_errf(err, errlen, CN_EINVAL,
                        "training task: job_id, rank, shard_urls, widths, train_images, "
                        "train_labels, batch, epochs and steps_per_epoch are required");

@@ -63,7 +63,7 @@ typedef bool (*wk_train_report_fn)(void *arg, const cJSON *progress);
 typedef struct wk_train_env {
     const char *token; // for the shards
     rpc_tls tls;
-    int threads;               // gradient threads (BLAS runs single-threaded in each)
+    int threads;                // gradient threads (BLAS runs single-threaded in each)
     const atomic_int *stopping; // set when the worker shuts down
     wk_train_report_fn report;
     void *arg;

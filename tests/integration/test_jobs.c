@@ -66,24 +66,17 @@ static void write_job(const char *data_prefix, const char *mode, int workers, in
 
 static pid_t start_scheduler(void)
 {
-    char *argv[] = {(char *)ts_canopy_bin(),
-                    "scheduler",
-                    "--listen",
-                    url,
-                    "--state-dir",
-                    state,
-                    "--heartbeat-ms",
-                    "100",
-                    "--dead-after-ms",
-                    "1500",
-                    NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "scheduler", "--listen",        url,    "--state-dir", state,
+        "--heartbeat-ms",        "100",       "--dead-after-ms", "1500", NULL};
     return ts_spawn(argv, log_path);
 }
 
 static pid_t start_ps(void)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "ps", "--scheduler", url, "--listen", ps_url,
-                    "--name", "ps-0", "--checkpoint-dir", ps_ckpt, NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "ps",    "--scheduler", url, "--listen", ps_url, "--name", "ps-0",
+        "--checkpoint-dir",      ps_ckpt, NULL};
     return ts_spawn(argv, log_path);
 }
 
@@ -92,22 +85,30 @@ static pid_t start_worker(int i)
     char name[32], cache[400];
     snprintf(name, sizeof name, "worker-%d", i);
     snprintf(cache, sizeof cache, "%s/cache-%d", dir, i);
-    char *argv[] = {(char *)ts_canopy_bin(), "worker", "--scheduler", url, "--name", name,
-                    "--threads", "1", "--cache-dir", cache, NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "worker", "--scheduler", url, "--name", name, "--threads", "1",
+        "--cache-dir",           cache,    NULL};
     return ts_spawn(argv, log_path);
 }
 
 static pid_t run_canopy(const char *cmd, const char *arg1, const char *arg2, const char *out)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), (char *)cmd, "--scheduler", url, (char *)arg1,
-                    (char *)arg2, NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), (char *)cmd, "--scheduler", url, (char *)arg1, (char *)arg2, NULL};
     return ts_spawn(argv, out);
 }
 
 static pid_t start_train(const char *flag)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "train", job_path, "--scheduler", url, "--poll-ms",
-                    "100", (char *)flag, NULL};
+    char *argv[] = {(char *)ts_canopy_bin(),
+                    "train",
+                    job_path,
+                    "--scheduler",
+                    url,
+                    "--poll-ms",
+                    "100",
+                    (char *)flag,
+                    NULL};
     return ts_spawn(argv, out_path);
 }
 

@@ -227,9 +227,8 @@ static int get(uint64_t node, uint32_t *attempt)
     sched_work_item it;
     bool got, shutdown;
     char detail[512];
-    ck_assert_int_eq(sched_work_get(client, node, 0, 0, &it, &got, &shutdown, detail,
-                                    sizeof detail),
-                     RPC_OK);
+    ck_assert_int_eq(
+        sched_work_get(client, node, 0, 0, &it, &got, &shutdown, detail, sizeof detail), RPC_OK);
     int idx = got ? (int)it.item : -1;
     if (got && attempt)
         *attempt = it.attempt;

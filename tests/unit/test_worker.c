@@ -46,8 +46,7 @@ static void write_csv(const char *path, int rows)
     cn_rng_seed(&r, 7, 1);
     for (int i = 0; i < rows; i++) {
         int c = i % 2;
-        fprintf(f, "%d,%.3f,%.3f,%d\n", i, c * 2.0 + cn_rng_uniform(&r), cn_rng_uniform(&r),
-                c + 1);
+        fprintf(f, "%d,%.3f,%.3f,%d\n", i, c * 2.0 + cn_rng_uniform(&r), cn_rng_uniform(&r), c + 1);
     }
     fclose(f);
 }
@@ -88,8 +87,9 @@ START_TEST(test_train_task_read_refuses_an_unknown_partition)
         " \"n_params\": 10, \"widths\": [2, 3], \"train_images\": \"a\", \"train_labels\": \"b\","
         " \"batch\": 4, \"epochs\": 1, \"steps_per_epoch\": 2, \"partition\": \"dirichet\"}");
     ck_assert_int_eq(wk_train_task_read(doc, &t, err, sizeof err), CN_EINVAL);
-    ck_assert_str_eq(err, "training task: key \"partition\": \"dirichet\" is not one of "
-                          "iid|dirichlet|klabels|quantity|contiguous (did you mean \"dirichlet\"?)");
+    ck_assert_str_eq(err,
+                     "training task: key \"partition\": \"dirichet\" is not one of "
+                     "iid|dirichlet|klabels|quantity|contiguous (did you mean \"dirichlet\"?)");
     cJSON_ReplaceItemInObject(doc, "partition", cJSON_CreateString("klabels"));
     ck_assert_int_eq(wk_train_task_read(doc, &t, err, sizeof err), CN_OK);
     ck_assert_int_eq(t.partition, PART_KLABELS);
@@ -188,9 +188,11 @@ START_TEST(test_data_cache_fetches_verifies_and_refetches_a_corrupt_copy)
     write_csv(csv, 60);
     sched_data_ref ref;
     bool sent;
-    ck_assert_int_eq(sched_data_upload(client, "data", csv, 0, &ref, &sent, err, sizeof err), CN_OK);
+    ck_assert_int_eq(sched_data_upload(client, "data", csv, 0, &ref, &sent, err, sizeof err),
+                     CN_OK);
     ck_assert(sent);
-    ck_assert_int_eq(sched_data_upload(client, "data", csv, 0, &ref, &sent, err, sizeof err), CN_OK);
+    ck_assert_int_eq(sched_data_upload(client, "data", csv, 0, &ref, &sent, err, sizeof err),
+                     CN_OK);
     ck_assert(!sent); // held already: not sent twice
     wk_data *d;
     ck_assert_int_eq(wk_data_open(&d, cache, NULL, client, err, sizeof err), CN_OK);
@@ -265,8 +267,8 @@ START_TEST(test_executor_runs_a_sweep_within_its_slots)
                        " \"cv\": {\"folds\": 3}, \"fixed\": {\"n_estimators\": 4},"
                        " \"space\": {\"max_features\": {\"grid\": [1, 2]}},"
                        " \"search\": {\"algorithm\": \"grid\"}}";
-    sched_submit sub = {.kind = "sweep", .spec_json = spec, .spec_name = "s.json", .data = &ref,
-                        .n_data = 1};
+    sched_submit sub = {
+        .kind = "sweep", .spec_json = spec, .spec_name = "s.json", .data = &ref, .n_data = 1};
     sched_submitted out;
     char detail[512];
     ck_assert_int_eq(sched_jobs_submit(client, &sub, &out, detail, sizeof detail), RPC_OK);
