@@ -233,27 +233,122 @@ static int report_result(const cJSON *st, bool json, int64_t top, const char *be
     return wrc;
 }
 
+typedef struct tune_opts {
+    cli_net net;
+    bool resume, fresh, json, follow, cancel_on_interrupt;
+    int64_t top;
+    char best_out[CN_OPT_STRLEN], csv_out[CN_OPT_STRLEN];
+    const char *path;
+} tune_opts;
+
+// the sweep file: its text, and what `canopy tune` shows of it.
+typedef struct sweep_file {
+    uint8_t *text;
+    char data_file[2048];
+    size_t n_trials;
+    uint32_t folds;
+} sweep_file;
+
+// load_sweep reads and validates the sweep file and finds its data file.
+// Returns 0 or an exit code (the error printed).
+static int load_sweep(const char *path, sweep_file *f)
+{
+    char err[CN_ERRBUF_LEN];
+    size_t len;
+    if (cn_file_read_all(path, 16 << 20, &f->text, &len, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "canopy tune: %s\n", err);
+        return CLI_EXIT_DATA;
+    }
+    sweep_spec *spec = NULL;
+    if (sweep_spec_parse((char *)f->text, path, &spec, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "canopy tune: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    int rc = CLI_EXIT_OK;
+    if (!resolve_data(path, spec->data_path, f->data_file, sizeof f->data_file)) {
+        fprintf(stderr,
+                "canopy tune: %s: data.path \"%s\" not found (looked in the working directory "
+                "and beside the sweep file)\n",
+                path, spec->data_path);
+        rc = CLI_EXIT_DATA;
+    }
+    f->n_trials = spec->n_trials;
+    f->folds = spec->folds;
+    sweep_spec_free(spec);
+    return rc;
+}
+
+// run_sweep sends the data and the sweep, then follows it to its end.
+static int run_sweep(rpc_client *c, const tune_opts *o, const sweep_file *f)
+{
+    sched_data_ref ref;
+    int rc = cli_job_upload(c, "tune", "data", f->data_file, &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    sched_submit req = {.kind = "sweep",
+                        .spec_json = (const char *)f->text,
+                        .spec_name = o->path,
+                        .data = &ref,
+                        .n_data = 1,
+                        .resume = o->resume,
+                        .fresh = o->fresh};
+    sched_submitted sub = {0};
+    if ((rc = cli_job_submit(c, "tune", &req, &sub)) != CLI_EXIT_OK)
+        return rc;
+    fprintf(stderr, "canopy tune: sweep %s: %zu trials x %u folds = %.0f units\n", sub.job_id,
+            f->n_trials, f->folds, cli_num(sub.status, "units"));
+    double already = cli_num(sub.status, "units_done");
+    if (already > 0)
+        fprintf(stderr, "canopy tune: %.0f units already done (resumed)\n", already);
+    cJSON_Delete(sub.status);
+    if (!o->follow) {
+        printf("%s\n", sub.job_id);
+        return CLI_EXIT_OK;
+    }
+    char reattach[2300];
+    snprintf(reattach, sizeof reattach, "canopy tune --resume %s", o->path);
+    progress p = {.tty = isatty(2), .t0 = cn_now_ms(), .scheduler = o->net.scheduler};
+    cli_follow fl = {.cmd = "tune",
+                     .job_id = sub.job_id,
+                     .reattach = reattach,
+                     .poll_ms = 250,
+                     .cancel_on_interrupt = o->cancel_on_interrupt,
+                     .show = show,
+                     .arg = &p};
+    cJSON *st = NULL;
+    rc = cli_job_follow(c, &fl, &st);
+    if (p.tty)
+        fprintf(stderr, "\n");
+    if (st && (rc == CLI_EXIT_OK || rc == CLI_EXIT_FAILURE)) {
+        int wrc = report_result(st, o->json, o->top, o->best_out, o->csv_out);
+        if (rc == CLI_EXIT_OK && wrc != 0)
+            rc = CLI_EXIT_FAILURE;
+        if (strcmp(cli_str(st, "state"), "done") != 0 && cli_str(st, "error")[0])
+            fprintf(stderr, "canopy tune: sweep %s %s: %s\n", sub.job_id, cli_str(st, "state"),
+                    cli_str(st, "error"));
+    }
+    cJSON_Delete(st);
+    return rc;
+}
+
 int cmd_tune(int argc, char **argv)
 {
-    cli_net net;
-    cli_net_defaults(&net);
-    bool resume = false, fresh = false, json = false, follow = true, cancel_on_interrupt = false;
-    int64_t top = 10;
-    char best_out[CN_OPT_STRLEN] = "best.json", csv_out[CN_OPT_STRLEN] = "trials.csv";
+    tune_opts o = {.follow = true, .top = 10, .best_out = "best.json", .csv_out = "trials.csv"};
+    cli_net_defaults(&o.net);
     cn_opt opts[] = {
-        {"resume", CN_OPT_BOOL, &resume,
+        {"resume", CN_OPT_BOOL, &o.resume,
          "continue this sweep from the scheduler's results log (after a crash or Ctrl-C)", 0, 0,
          NULL},
-        {"fresh", CN_OPT_BOOL, &fresh, "discard earlier results of this sweep and start over", 0, 0,
-         NULL},
-        {"follow", CN_OPT_BOOL, &follow, "wait for the sweep and show progress", 0, 0, NULL},
-        {"cancel-on-interrupt", CN_OPT_BOOL, &cancel_on_interrupt,
+        {"fresh", CN_OPT_BOOL, &o.fresh, "discard earlier results of this sweep and start over", 0,
+         0, NULL},
+        {"follow", CN_OPT_BOOL, &o.follow, "wait for the sweep and show progress", 0, 0, NULL},
+        {"cancel-on-interrupt", CN_OPT_BOOL, &o.cancel_on_interrupt,
          "Ctrl-C cancels the sweep (otherwise it goes on without you)", 0, 0, NULL},
-        {"top", CN_OPT_INT, &top, "trials shown in the final table", 1, 100000, NULL},
-        {"best-out", CN_OPT_STRING, best_out, "file for the best parameters (JSON)", 0, 0, NULL},
-        {"csv", CN_OPT_STRING, csv_out, "file for all trials (CSV)", 0, 0, NULL},
-        {"json", CN_OPT_BOOL, &json, "print the final summary as JSON", 0, 0, NULL},
-        CLI_NET_OPTS(&net),
+        {"top", CN_OPT_INT, &o.top, "trials shown in the final table", 1, 100000, NULL},
+        {"best-out", CN_OPT_STRING, o.best_out, "file for the best parameters (JSON)", 0, 0, NULL},
+        {"csv", CN_OPT_STRING, o.csv_out, "file for all trials (CSV)", 0, 0, NULL},
+        {"json", CN_OPT_BOOL, &o.json, "print the final summary as JSON", 0, 0, NULL},
+        CLI_NET_OPTS(&o.net),
         CN_OPT_END,
     };
     cn_args args;
@@ -264,92 +359,23 @@ int cmd_tune(int argc, char **argv)
         return rc;
     if (args.npos != 1)
         return cli_usage_error("tune", "expected one sweep file");
-    if (resume && fresh)
+    if (o.resume && o.fresh)
         return cli_usage_error("tune", "--resume and --fresh contradict each other");
-    if (!cli_net_load(&net, "tune"))
+    if (!cli_net_load(&o.net, "tune"))
         return CLI_EXIT_USAGE;
-    const char *path = args.pos[0];
-    char err[CN_ERRBUF_LEN];
-    uint8_t *spec_text = NULL;
-    size_t spec_len;
-    if (cn_file_read_all(path, 16 << 20, &spec_text, &spec_len, err, sizeof err) != CN_OK) {
-        fprintf(stderr, "canopy tune: %s\n", err);
-        return CLI_EXIT_DATA;
+    o.path = args.pos[0];
+    sweep_file f = {0};
+    rc = load_sweep(o.path, &f);
+    rpc_client *c = rc == CLI_EXIT_OK ? cli_open_scheduler(&o.net, "tune") : NULL;
+    if (rc == CLI_EXIT_OK && c == NULL)
+        rc = CLI_EXIT_USAGE;
+    if (c && rpc_wait_ready(c, "Cluster", "Ping", 10000) != RPC_OK) {
+        fprintf(stderr, "canopy tune: the scheduler at %s does not answer\n", o.net.scheduler);
+        rc = CLI_EXIT_UNAVAILABLE;
+    } else if (c) {
+        rc = run_sweep(c, &o, &f);
     }
-    sweep_spec *spec = NULL;
-    if (sweep_spec_parse((char *)spec_text, path, &spec, err, sizeof err) != CN_OK) {
-        fprintf(stderr, "canopy tune: %s\n", err);
-        free(spec_text);
-        return CLI_EXIT_USAGE;
-    }
-    char data_file[2048];
-    int found = resolve_data(path, spec->data_path, data_file, sizeof data_file);
-    size_t n_trials = spec->n_trials;
-    uint32_t folds = spec->folds;
-    if (!found)
-        fprintf(stderr,
-                "canopy tune: %s: data.path \"%s\" not found (looked in the working directory "
-                "and beside the sweep file)\n",
-                path, spec->data_path);
-    sweep_spec_free(spec);
-    rpc_client *c = found ? cli_open_scheduler(&net, "tune") : NULL;
-    int exit_code = found ? CLI_EXIT_USAGE : CLI_EXIT_DATA;
-    cJSON *st = NULL;
-    sched_submitted sub = {0};
-    if (c == NULL)
-        goto out;
-    if (rpc_wait_ready(c, "Cluster", "Ping", 10000) != RPC_OK) {
-        fprintf(stderr, "canopy tune: the scheduler at %s does not answer\n", net.scheduler);
-        exit_code = CLI_EXIT_UNAVAILABLE;
-        goto out;
-    }
-    sched_data_ref ref;
-    if ((exit_code = cli_job_upload(c, "tune", "data", data_file, &ref)) != CLI_EXIT_OK)
-        goto out;
-    sched_submit req = {.kind = "sweep",
-                        .spec_json = (const char *)spec_text,
-                        .spec_name = path,
-                        .data = &ref,
-                        .n_data = 1,
-                        .resume = resume,
-                        .fresh = fresh};
-    if ((exit_code = cli_job_submit(c, "tune", &req, &sub)) != CLI_EXIT_OK)
-        goto out;
-    fprintf(stderr, "canopy tune: sweep %s: %zu trials x %u folds = %.0f units\n", sub.job_id,
-            n_trials, folds, cli_num(sub.status, "units"));
-    double already = cli_num(sub.status, "units_done");
-    if (already > 0)
-        fprintf(stderr, "canopy tune: %.0f units already done (resumed)\n", already);
-    if (!follow) {
-        printf("%s\n", sub.job_id);
-        exit_code = CLI_EXIT_OK;
-        goto out;
-    }
-    char reattach[2300];
-    snprintf(reattach, sizeof reattach, "canopy tune --resume %s", path);
-    progress p = {.tty = isatty(2), .t0 = cn_now_ms(), .scheduler = net.scheduler};
-    cli_follow f = {.cmd = "tune",
-                    .job_id = sub.job_id,
-                    .reattach = reattach,
-                    .poll_ms = 250,
-                    .cancel_on_interrupt = cancel_on_interrupt,
-                    .show = show,
-                    .arg = &p};
-    exit_code = cli_job_follow(c, &f, &st);
-    if (p.tty)
-        fprintf(stderr, "\n");
-    if (st && (exit_code == CLI_EXIT_OK || exit_code == CLI_EXIT_FAILURE)) {
-        int wrc = report_result(st, json, top, best_out, csv_out);
-        if (exit_code == CLI_EXIT_OK && wrc != 0)
-            exit_code = CLI_EXIT_FAILURE;
-        if (strcmp(cli_str(st, "state"), "done") != 0 && cli_str(st, "error")[0])
-            fprintf(stderr, "canopy tune: sweep %s %s: %s\n", sub.job_id, cli_str(st, "state"),
-                    cli_str(st, "error"));
-    }
-out:
-    cJSON_Delete(st);
-    cJSON_Delete(sub.status);
     rpc_client_close(c);
-    free(spec_text);
-    return exit_code;
+    free(f.text);
+    return rc;
 }
