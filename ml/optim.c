@@ -19,6 +19,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are written l
 #define OPTIM_HOT
 #endif
 
+#define N_KINDS 5 // optim_kind values
 #define STATE_MAGIC "CNOS"
 #define STATE_VERSION 1u
 
@@ -48,7 +49,7 @@ void optim_cfg_default(optim_cfg *cfg, optim_kind kind)
 
 cn_err optim_cfg_check(const optim_cfg *cfg, char *err, size_t errlen)
 {
-    if (cfg->kind != OPTIM_SGD && cfg->kind != OPTIM_MOMENTUM && cfg->kind != OPTIM_ADAM)
+    if ((unsigned)cfg->kind >= N_KINDS)
         return cn_errf(err, errlen, CN_EINVAL, "optimizer: unknown kind %d", (int)cfg->kind);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
         return cn_errf(err, errlen, CN_EINVAL, "lr: %g is not allowed (must be > 0)",
@@ -59,7 +60,7 @@ cn_err optim_cfg_check(const optim_cfg *cfg, char *err, size_t errlen)
     if (cfg->kind == OPTIM_MOMENTUM && !(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
         return cn_errf(err, errlen, CN_EINVAL, "momentum: %g is not allowed (must be in [0, 1))",
                        (double)cfg->momentum);
-    if (cfg->kind == OPTIM_ADAM) {
+    if (cfg->kind == OPTIM_ADAM || cfg->kind == OPTIM_ADAGRAD || cfg->kind == OPTIM_YOGI) {
         if (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) ||
             !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f))
             return cn_errf(err, errlen, CN_EINVAL,
@@ -107,12 +108,12 @@ float optim_lr(const optim_cfg *cfg, uint64_t t)
     }
 }
 
-static const char *const kind_names[] = {"sgd", "momentum", "adam"};
+static const char *const kind_names[] = {"sgd", "momentum", "adam", "adagrad", "yogi"};
 static const char *const sched_names[] = {"constant", "step", "cosine"};
 
 cn_err optim_kind_parse(const char *name, optim_kind *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_KINDS; i++)
         if (strcmp(name, kind_names[i]) == 0) {
             *out = (optim_kind)i;
             return CN_OK;
@@ -136,7 +137,7 @@ cn_err optim_sched_parse(const char *name, optim_sched *out)
 
 const char *optim_kind_name(optim_kind kind)
 {
-    return (unsigned)kind < 3 ? kind_names[kind] : "unknown";
+    return (unsigned)kind < N_KINDS ? kind_names[kind] : "unknown";
 }
 
 const char *optim_sched_name(optim_sched s)
@@ -146,7 +147,9 @@ const char *optim_sched_name(optim_sched s)
 
 static int kind_slots(optim_kind kind)
 {
-    return kind == OPTIM_ADAM ? 2 : kind == OPTIM_MOMENTUM ? 1 : 0;
+    return kind == OPTIM_ADAM || kind == OPTIM_ADAGRAD || kind == OPTIM_YOGI ? 2
+           : kind == OPTIM_MOMENTUM                                         ? 1
+                                                                            : 0;
 }
 
 optim_state *optim_state_new(const optim_cfg *cfg, size_t n)
@@ -324,6 +327,27 @@ static void step_adam(float *restrict w, const float *restrict g, float *restric
     adam_scalar(w, g, m, v, 0, n, k);
 }
 
+// Adagrad and Yogi (Reddi et al. 2021): the server optimizers of FedOpt.
+// Scalar: they step a model once per federated round, not per minibatch.
+static void step_adaptive(float *restrict w, const float *restrict g, float *restrict m,
+                          float *restrict v, size_t n, float lr, const optim_cfg *cfg, int yogi)
+{
+    float b1 = cfg->beta1, ob1 = 1.0f - cfg->beta1, ob2 = 1.0f - cfg->beta2;
+    float wd = cfg->weight_decay;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        float g2 = gi * gi;
+        m[i] = b1 * m[i] + ob1 * gi;
+        if (yogi) {
+            float d = v[i] - g2;
+            v[i] -= ob2 * g2 * (float)((d > 0.0f) - (d < 0.0f));
+        } else {
+            v[i] += g2;
+        }
+        w[i] -= lr * m[i] / (sqrtf(v[i]) + cfg->eps);
+    }
+}
+
 void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
                       size_t hi, uint64_t t)
 {
@@ -357,6 +381,11 @@ void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const flo
         step_adam(w, g, st->slot[0] + lo, st->slot[1] + lo, n, &k);
         break;
     }
+    case OPTIM_ADAGRAD:
+    case OPTIM_YOGI:
+        step_adaptive(w, g, st->slot[0] + lo, st->slot[1] + lo, n, lr, cfg,
+                      cfg->kind == OPTIM_YOGI);
+        break;
     }
 }
 

@@ -250,6 +250,100 @@ static void h_push_pull(rpc_call *call, void *arg)
     do_push(arg, call, true);
 }
 
+// h_push_update folds a federated client's update into the open round.
+static void h_push_update(rpc_call *call, void *arg)
+{
+    ps_service *s = arg;
+    size_t plen = 0;
+    const float *delta = rpc_call_payload(call, &plen);
+    Canopy__Ps__PushUpdateRequest *r = (Canopy__Ps__PushUpdateRequest *)rpc_call_unpack(
+        call, &canopy__ps__push_update_request__descriptor);
+    if (r == NULL)
+        return;
+    ps_shard *sh = held(s, call, r->job_id);
+    if (sh == NULL) {
+        canopy__ps__push_update_request__free_unpacked(r, NULL);
+        return;
+    }
+    const ps_shard_cfg *c = ps_shard_cfg_of(sh);
+    uint64_t lo = c->lo, hi = c->hi;
+    uint32_t clients = c->workers;
+    bool round_mode = c->mode == PS_ROUND;
+    ps_sync sync;
+    uint32_t updates = 0;
+    cn_err e = CN_EINVAL;
+    if (r->lo != lo || r->hi != hi || delta == NULL || plen != (size_t)(hi - lo) * sizeof(float))
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT,
+                      "PushUpdate: [%llu, %llu) with %zu payload bytes: an update covers the "
+                      "shard's range [%llu, %llu) with one float per key",
+                      (unsigned long long)r->lo, (unsigned long long)r->hi, plen,
+                      (unsigned long long)lo, (unsigned long long)hi);
+    else if ((e = ps_shard_push_update(sh, r->client, r->round, r->weight, delta, &sync,
+                                       &updates)) == CN_ESTATE)
+        rpc_call_fail(call, RPC_FAILED_PRECONDITION,
+                      "PushUpdate: the update of client %u is for round %llu, but the shard is "
+                      "at round %llu (round %llu is closed); join the next round",
+                      r->client, (unsigned long long)r->round, (unsigned long long)sync.clock,
+                      (unsigned long long)r->round);
+    else if (e != CN_OK)
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT,
+                      "PushUpdate: %s (client %u of %u, weight %g)",
+                      round_mode ? "bad client or weight" : "the shard's job is not federated",
+                      r->client, clients, r->weight);
+    if (e == CN_OK) {
+        Canopy__Ps__PushUpdateReply rep = CANOPY__PS__PUSH_UPDATE_REPLY__INIT;
+        rep.round = sync.clock;
+        rep.duplicate = sync.duplicate;
+        rep.updates = updates;
+        rpc_call_reply(call, &rep.base, NULL, 0);
+    }
+    pthread_rwlock_unlock(&s->mu);
+    canopy__ps__push_update_request__free_unpacked(r, NULL);
+}
+
+// h_close_round closes a federated round. The new model is checkpointed
+// before the reply, so a shard killed between rounds comes back at the
+// right round with the right model (rounds are seconds apart).
+static void h_close_round(rpc_call *call, void *arg)
+{
+    ps_service *s = arg;
+    Canopy__Ps__CloseRoundRequest *r = (Canopy__Ps__CloseRoundRequest *)rpc_call_unpack(
+        call, &canopy__ps__close_round_request__descriptor);
+    if (r == NULL)
+        return;
+    ps_shard *sh = held(s, call, r->job_id);
+    if (sh == NULL) {
+        canopy__ps__close_round_request__free_unpacked(r, NULL);
+        return;
+    }
+    ps_round_close rc;
+    bool due = false;
+    cn_err e = ps_shard_close_round(sh, r->round, r->apply, &rc, &due);
+    char err[CN_ERRBUF_LEN];
+    uint64_t v;
+    if (e == CN_OK && due && ps_shard_checkpoint(sh, &v, err, sizeof err) != CN_OK)
+        CN_WARN("checkpoint after round %llu failed: %s", (unsigned long long)r->round, err);
+    if (e == CN_ESTATE) {
+        rpc_call_fail(call, RPC_FAILED_PRECONDITION,
+                      "CloseRound: round %llu is not open; the shard is at round %llu",
+                      (unsigned long long)r->round, (unsigned long long)rc.round);
+    } else if (e != CN_OK) {
+        rpc_call_fail(call, RPC_FAILED_PRECONDITION,
+                      "CloseRound: the shard's job is not federated (consistency is not round)");
+    } else {
+        Canopy__Ps__CloseRoundReply rep = CANOPY__PS__CLOSE_ROUND_REPLY__INIT;
+        rep.round = rc.round;
+        rep.version = rc.version;
+        rep.updates = rc.updates;
+        rep.weight = rc.weight;
+        rep.already_closed = rc.already_closed;
+        rep.apply_seconds = rc.apply_seconds;
+        rpc_call_reply(call, &rep.base, NULL, 0);
+    }
+    pthread_rwlock_unlock(&s->mu);
+    canopy__ps__close_round_request__free_unpacked(r, NULL);
+}
+
 // confine_dir writes into out (n bytes) the directory that name, from a
 // Configure, stands for under root: name is a relative name under root
 // (a leading '/' does not leave it: "/srv/x" is root/srv/x), and a ".."
@@ -417,6 +511,7 @@ static void h_stats(rpc_call *call, void *arg)
     rep.wait_seconds = st.wait_seconds;
     rep.consistency = (char *)ps_mode_name(st.mode);
     rep.workers = st.workers;
+    rep.late_updates = st.late_updates;
     rpc_call_reply(call, &rep.base, NULL, 0);
     pthread_rwlock_unlock(&s->mu);
 }
@@ -499,8 +594,9 @@ cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoi
     struct {
         const char *m;
         rpc_handler_fn fn;
-    } hs[] = {{"Configure", h_configure}, {"Pull", h_pull},   {"Push", h_push},
-              {"PushPull", h_push_pull},  {"Stats", h_stats}, {"Checkpoint", h_checkpoint}};
+    } hs[] = {{"Configure", h_configure},    {"Pull", h_pull},          {"Push", h_push},
+              {"PushPull", h_push_pull},     {"Stats", h_stats},        {"Checkpoint", h_checkpoint},
+              {"PushUpdate", h_push_update}, {"CloseRound", h_close_round}};
     cn_err e;
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if ((e = rpc_server_register(server, "ParameterServer", hs[i].m, hs[i].fn, s, 0)) !=

@@ -12,6 +12,7 @@
 // so a reader sees a whole old or a whole new checkpoint.
 #include "ps/ps.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@ cn_err ps_mode_parse(const char *name, ps_mode *out)
         *out = PS_ASP;
     else if (strcmp(name, "ssp") == 0)
         *out = PS_SSP;
+    else if (strcmp(name, "round") == 0)
+        *out = PS_ROUND;
     else
         return CN_EINVAL;
     return CN_OK;
@@ -64,6 +67,8 @@ const char *ps_mode_name(ps_mode m)
         return "asp";
     case PS_SSP:
         return "ssp";
+    case PS_ROUND:
+        return "round";
     }
     return "?";
 }
@@ -98,8 +103,8 @@ cn_err ps_shard_cfg_check(const ps_shard_cfg *c, char *err, size_t errlen)
     if (c->workers < 1 || c->workers > PS_MAX_WORKERS)
         return cn_errf(err, errlen, CN_EINVAL, "workers %u: allowed 1..%d", c->workers,
                        PS_MAX_WORKERS);
-    if (c->mode != PS_BSP && c->mode != PS_ASP && c->mode != PS_SSP)
-        return cn_errf(err, errlen, CN_EINVAL, "consistency %d: allowed bsp, asp, ssp",
+    if (c->mode != PS_BSP && c->mode != PS_ASP && c->mode != PS_SSP && c->mode != PS_ROUND)
+        return cn_errf(err, errlen, CN_EINVAL, "consistency %d: allowed bsp, asp, ssp, round",
                        (int)c->mode);
     return optim_cfg_check(&c->optim, err, errlen);
 }
@@ -143,6 +148,9 @@ struct ps_shard {
     uint64_t ckpt_version; // last version written (or restored)
     bool restored;
     double apply_s, wait_s;
+    // PS_ROUND: acc holds the round's weighted sum, acc_from who is in it
+    double round_weight;
+    uint64_t late;
 };
 
 const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s)
@@ -233,6 +241,7 @@ static bool ready(const ps_shard *s, uint64_t clock)
     case PS_SSP:
         return clock <= s->clock + s->cfg.staleness;
     case PS_ASP:
+    case PS_ROUND:
         break;
     }
     return true;
@@ -295,8 +304,8 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
                      const float *g, ps_sync *sync, bool *due)
 {
     *due = false;
-    if (worker >= s->cfg.workers)
-        return CN_EINVAL;
+    if (worker >= s->cfg.workers || s->cfg.mode == PS_ROUND)
+        return CN_EINVAL; // a federated shard takes updates (ps_shard_push_update)
     pthread_mutex_lock(&s->mu);
     if (clock > PS_MAX_CLOCK || (s->cfg.mode == PS_BSP && clock > s->clock && s->stepped)) {
         fill_sync(s, worker, sync);
@@ -447,7 +456,87 @@ void ps_shard_stats(ps_shard *s, ps_stats *o)
     o->restored = s->restored;
     o->apply_seconds = s->apply_s;
     o->wait_seconds = s->wait_s;
+    o->late_updates = s->late;
     pthread_mutex_unlock(&s->mu);
+}
+
+// ---------------------------------------------------------------- rounds
+
+cn_err ps_shard_push_update(ps_shard *s, uint32_t client, uint64_t round, double weight,
+                            const float *delta, ps_sync *sync, uint32_t *updates)
+{
+    if (s->cfg.mode != PS_ROUND || client >= s->cfg.workers || !isfinite(weight) ||
+        !(weight > 0))
+        return CN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    fill_sync(s, client, sync);
+    if (round != s->clock) {
+        s->late++;
+        pthread_mutex_unlock(&s->mu);
+        return CN_ESTATE;
+    }
+    s->bytes_in += s->n * sizeof(float);
+    if (s->acc_from[client]) {
+        s->dups++;
+        sync->duplicate = true;
+    } else {
+        // One streaming weighted sum: the mean is taken when the round closes.
+        float wf = (float)weight;
+        for (size_t i = 0; i < s->n; i++)
+            s->acc[i] += wf * delta[i];
+        s->acc_from[client] = 1;
+        s->acc_count++;
+        s->round_weight += weight;
+        s->wclock[client] = round + 1;
+        s->pushes++;
+    }
+    if (updates)
+        *updates = s->acc_count;
+    pthread_mutex_unlock(&s->mu);
+    return CN_OK;
+}
+
+cn_err ps_shard_close_round(ps_shard *s, uint64_t round, bool apply, ps_round_close *out,
+                            bool *due)
+{
+    memset(out, 0, sizeof *out);
+    *due = false;
+    if (s->cfg.mode != PS_ROUND)
+        return CN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    cn_err e = CN_OK;
+    if (round > s->clock) {
+        e = CN_ESTATE;
+    } else if (round < s->clock) {
+        out->already_closed = true;
+    } else {
+        out->updates = s->acc_count;
+        out->weight = s->round_weight;
+        if (apply) {
+            uint64_t t0 = cn_now_ns();
+            if (s->acc_count > 0) {
+                // The pseudo-gradient: the negated weighted mean delta.
+                float inv = (float)(-1.0 / s->round_weight);
+                for (size_t i = 0; i < s->n; i++)
+                    s->acc[i] *= inv;
+                apply_step(s, s->acc);
+            } else {
+                s->version++; // an empty round still moves the clock
+            }
+            s->clock++;
+            s->stale[0] += s->acc_count;
+            out->apply_seconds = (double)(cn_now_ns() - t0) * 1e-9;
+            *due = ckpt_due(s);
+        }
+        memset(s->acc, 0, s->n * sizeof *s->acc);
+        memset(s->acc_from, 0, s->cfg.workers);
+        s->acc_count = 0;
+        s->round_weight = 0;
+    }
+    out->round = s->clock;
+    out->version = s->version;
+    pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 // ---------------------------------------------------------------- checkpoints
