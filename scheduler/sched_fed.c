@@ -363,6 +363,34 @@ static void log_round(run *r, const tally *c, const ps_round_close *rc, double s
     sched_train_add_eval(r, acc, loss, f->round + 1);
 }
 
+// wait_clients waits, for clients holding their own data, until every
+// client's worker is alive, for at most the job's admission timeout; then
+// the round goes on with those alive if they are at least min_clients.
+// No lock. False when there are too few (r->err says so) or the job ends.
+static bool wait_clients(run *r)
+{
+    const train_spec *sp = &r->t->spec;
+    uint64_t ids[PS_MAX_WORKERS];
+    uint32_t ranks[PS_MAX_WORKERS], live = 0;
+    uint64_t start = cn_now_ms();
+    while ((live = live_clients(r, ids, ranks, PS_MAX_WORKERS)) < sp->fed.clients &&
+           cn_now_ms() - start < (uint64_t)(sp->admission_timeout_s * 1000)) {
+        sched_jobs_lock(r->k);
+        bool go_on = !sched_jobs_stopping(r->k) && sched_job_state(r->j) == JOB_RUNNING;
+        sched_jobs_unlock(r->k);
+        if (!go_on)
+            return false;
+        cn_sleep_ms(100);
+    }
+    if (live >= sp->fed.min_clients)
+        return true;
+    cn_errf(r->err, sizeof r->err, CN_EUNAVAIL,
+            "%u of the %u clients' workers are alive (with --data), fewer than min_clients %u, "
+            "after %.0f s (admission_timeout_s); start them with `canopy worker --data DIR`",
+            live, sp->fed.clients, sp->fed.min_clients, sp->admission_timeout_s);
+    return false;
+}
+
 // run_round runs one round to its close and records it. No lock on entry
 // or return. Returns ROUND_CLOSE when the round closed, ROUND_RESTART when
 // it must run again (a shard restarted; its updates were discarded), or
@@ -371,6 +399,10 @@ static int run_round(run *r, uint64_t round, bool *failed)
 {
     fed_run *f = state(r->t);
     *failed = false;
+    if (r->t->spec.fed.local_data && !wait_clients(r)) {
+        *failed = r->err[0] != 0;
+        return ROUND_STOP;
+    }
     sched_jobs_lock(r->k);
     open_round(r, round);
     int how = wait_round(r);
@@ -452,7 +484,7 @@ void *sched_fed_main(void *arg)
                 round++;
         }
         if (failed)
-            e = CN_EUNAVAIL;
+            e = CN_EUNAVAIL; // r->err says why
     }
     sched_jobs_lock(r->k);
     bool finish = e == CN_OK && round >= sp->fed.rounds &&
@@ -516,6 +548,7 @@ char *sched_fed_task(sched_job *j, uint64_t item, uint32_t attempt)
     cJSON_AddNumberToObject(o, "local_lr", fc->local.lr);
     cJSON_AddNumberToObject(o, "mu", fc->mu);
     cJSON_AddNumberToObject(o, "slowdown", is_slow(fc, x->client) ? fc->slowdown : 1);
+    cJSON_AddNumberToObject(o, "delay_s", is_slow(fc, x->client) ? fc->delay_s : 0);
     cJSON_AddNumberToObject(o, "report_every_s", sp->report_every_s);
     cJSON_AddNumberToObject(o, "call_timeout_ms", 30000);
     cJSON_AddNumberToObject(o, "attempt", attempt);

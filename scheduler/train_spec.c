@@ -87,7 +87,7 @@ typedef struct fed_keys {
     char mode[CN_OPT_STRLEN], strategy[CN_OPT_STRLEN], local_opt[CN_OPT_STRLEN],
         client_data[CN_OPT_STRLEN];
     int64_t rounds, clients, min_clients, local_epochs, local_batch, min_updates;
-    double per_round, local_lr, deadline, mu, dropout, slowdown;
+    double per_round, local_lr, deadline, mu, dropout, slowdown, delay;
     double server_lr, server_momentum, server_beta1, server_beta2, tau; // NAN: the default
     const cJSON *slow;
 } fed_keys;
@@ -163,6 +163,7 @@ static cn_err fed_apply(const fed_keys *k, train_spec *s, const char *origin, ch
     f->dropout = k->dropout;
     f->local_data = strcmp(k->client_data, "local") == 0;
     f->slowdown = k->slowdown;
+    f->delay_s = k->delay;
     int n = cJSON_GetArraySize(k->slow);
     for (int i = 0; i < n; i++) {
         const cJSON *c = cJSON_GetArrayItem(k->slow, i);
@@ -250,6 +251,7 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
         {"slow_clients", CN_OPT_ARRAY, &fk.slow, "clients run slowdown times slower", 0,
          TRAIN_MAX_SLOW, NULL},
         {"slowdown", CN_OPT_DOUBLE, &fk.slowdown, "slow clients' factor", 1, 1000, NULL},
+        {"delay_s", CN_OPT_DOUBLE, &fk.delay, "slow clients' added delay", 0, 3600, NULL},
     };
     size_t n = 0;
     while (opts[n].name)

@@ -33,6 +33,7 @@ typedef struct train_fed {
     uint32_t slow[TRAIN_MAX_SLOW]; // clients that run `slowdown` times slower
     uint32_t n_slow;
     double slowdown; // (1)
+    double delay_s;  // slow clients also wait this long before sending their update (0)
 } train_fed;
 #define TRAIN_PATH_LEN 1024
 

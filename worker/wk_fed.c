@@ -29,7 +29,7 @@ cn_err wk_fed_task_read(const cJSON *doc, wk_fed_task *t, char *err, size_t errl
     }
     char mode[CN_OPT_STRLEN] = "", data[CN_OPT_STRLEN] = "partition", opt[CN_OPT_STRLEN] = "sgd";
     int64_t client = -1, clients = 0, round = -1, epochs = 1, batch = 32;
-    double lr = 0.05, mu = 0, slowdown = 1;
+    double lr = 0.05, mu = 0, slowdown = 1, delay = 0;
     cn_opt opts[40];
     size_t n = 0;
     opts[n++] = (cn_opt){"mode", CN_OPT_CHOICE, mode, "federated", 0, 0, "federated"};
@@ -44,6 +44,7 @@ cn_err wk_fed_task_read(const cJSON *doc, wk_fed_task *t, char *err, size_t errl
     opts[n++] = (cn_opt){"local_lr", CN_OPT_DOUBLE, &lr, "local lr", 1e-9, 100, NULL};
     opts[n++] = (cn_opt){"mu", CN_OPT_DOUBLE, &mu, "FedProx mu", 0, 1000, NULL};
     opts[n++] = (cn_opt){"slowdown", CN_OPT_DOUBLE, &slowdown, "slowdown", 1, 1000, NULL};
+    opts[n++] = (cn_opt){"delay_s", CN_OPT_DOUBLE, &delay, "added delay", 0, 3600, NULL};
     const char **names = shared; // read by the rank reader: skipped here
     for (int i = 0; names[i]; i++)
         opts[n++] = (cn_opt){names[i], CN_OPT_STRING, NULL, "read with the rank's keys", 0, 0,
@@ -91,6 +92,7 @@ cn_err wk_fed_task_read(const cJSON *doc, wk_fed_task *t, char *err, size_t errl
     t->local.lr = (float)lr;
     t->mu = (float)mu;
     t->slowdown = slowdown;
+    t->delay_s = delay;
     return CN_OK;
 }
 
@@ -210,9 +212,12 @@ static bool train(client_run *c, const ds_dataset *d)
         }
     }
     c->compute_s = (double)(cn_now_ns() - t0) * 1e-9;
-    if (t->slowdown > 1) { // a slower machine, for the experiments
-        cn_sleep_ms((uint64_t)((t->slowdown - 1) * c->compute_s * 1000));
-        c->compute_s *= t->slowdown;
+    // A slower machine, for the experiments: as if it computed slowdown
+    // times slower, plus a fixed delay.
+    double extra = (t->slowdown - 1) * c->compute_s + t->delay_s;
+    if (extra > 0) {
+        cn_sleep_ms((uint64_t)(extra * 1000));
+        c->compute_s += extra;
     }
     return true;
 }
@@ -251,6 +256,9 @@ cn_err wk_fed_run(const wk_fed_task *t, const ds_dataset *d, const wk_train_env 
     *result = NULL;
     client_run c = {.t = t, .env = env};
     cn_err e = prepare(&c, d, err, errlen);
+    if (e == CN_OK)
+        CN_INFO("job %s round %" PRIu64 ": client %u trains on %zu rows%s", t->job_id, t->round,
+                t->client, c.n_rows, t->slowdown > 1 || t->delay_s > 0 ? " (a slow client)" : "");
     ps_sync sy = {0};
     bool late = false;
     if (e == CN_OK) {

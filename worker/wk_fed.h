@@ -42,6 +42,7 @@ typedef struct wk_fed_task {
     optim_cfg local; // the client's optimizer
     float mu;        // FedProx (0: FedAvg's plain local training)
     double slowdown; // >= 1: this client runs that many times slower (experiments)
+    double delay_s;  // and waits this long before sending its update
     double report_every_s;
     int call_timeout_ms;
 } wk_fed_task;
