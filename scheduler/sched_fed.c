@@ -656,3 +656,8 @@ void sched_fed_summary(const train_job *t, cJSON *o)
     cJSON_AddNumberToObject(o, "seconds_to_target", f ? f->target_seconds : -1);
     cJSON_AddNumberToObject(o, "bytes_to_target", f ? f->target_bytes : -1);
 }
+
+double sched_fed_bytes(const train_job *t)
+{
+    return t->fed ? t->fed->bytes_total : 0;
+}

@@ -399,7 +399,18 @@ void sched_train_add_eval(run *r, double acc, double loss, uint64_t step)
     cJSON_AddNumberToObject(o, "accuracy", acc);
     cJSON_AddNumberToObject(o, "loss", loss);
     cJSON_AddNumberToObject(o, "samples_per_s", sched_train_sps(t));
+    cJSON_AddNumberToObject(o, "bytes", sched_train_bytes(t));
     sched_train_log(r->j, o);
+}
+
+double sched_train_bytes(const train_job *t)
+{
+    if (t->spec.fed.on)
+        return sched_fed_bytes(t);
+    double b = 0;
+    for (uint32_t q = 0; q < t->spec.workers; q++)
+        b += (double)(t->ranks[q].bytes_sent + t->ranks[q].bytes_recv);
+    return b;
 }
 
 static bool all_done(const train_job *t)

@@ -94,6 +94,8 @@ void sched_train_finish(run *r);
 // sched_train_sps is the job's throughput (samples/s summed over ranks).
 double sched_train_sps(const train_job *t);
 uint64_t sched_train_slowest_step(const train_job *t);
+// sched_train_bytes: model bytes the workers (or clients) moved so far.
+double sched_train_bytes(const train_job *t);
 
 // --- sched_fed.c: the federated round driver ("mode": "federated")
 // sched_fed_main is the job thread of a federated job (arg: a run).
@@ -108,5 +110,6 @@ void sched_fed_status(sched_job *j, cJSON *out);
 double sched_fed_progress(sched_job *j);
 void sched_fed_summary(const train_job *t, cJSON *o);
 void sched_fed_free(train_job *t);
+double sched_fed_bytes(const train_job *t);
 
 #endif
