@@ -70,6 +70,7 @@ int cmd_scheduler(int argc, char **argv)
     if (!cli_net_load(&net, "scheduler"))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
+    cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     sched_opts so = {.listen = listen,
@@ -148,6 +149,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
     }
     cn_log_set_node(cmd);
+    cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;
