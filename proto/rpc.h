@@ -94,17 +94,18 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
 
 typedef struct rpc_server_opts {
-    const char *url;        // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
-    const char *token;      // cluster token; NULL or "" disables the check
-    size_t max_msg_bytes;   // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
-    int max_inflight;       // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
-    int handler_threads;    // worker pool for handlers; 0 = 4
-    int dedup_window;       // remembered replies per node for mutating calls; 0 = 64
-    rpc_tls tls;            // used only for tls+tcp://
+    const char *url;      // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
+    const char *token;    // cluster token; NULL or "" disables the check
+    size_t max_msg_bytes; // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
+    int max_inflight;     // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
+    int handler_threads;  // worker pool for handlers; 0 = 4
+    int dedup_window;     // remembered replies per node for mutating calls; 0 = 64
+    rpc_tls tls;          // used only for tls+tcp://
 } rpc_server_opts;
 
 // rpc_handler_fn handles one call. It must eventually complete the call with
-// exactly one of rpc_call_reply / rpc_call_reply_payload / rpc_call_fail,
+// exactly one of rpc_call_reply / rpc_call_reply_begin and _end /
+// rpc_call_reply_inplace / rpc_call_fail,
 // either before returning or later from any thread (e.g. a BSP pull that
 // waits for the clock to advance). It runs on the server's handler pool,
 // unless registered with RPC_HANDLER_INLINE, in which case it runs on an nng
@@ -177,6 +178,18 @@ cn_err rpc_call_reply_begin(rpc_call *c, const ProtobufCMessage *body, size_t pa
                             void **payload);
 void rpc_call_reply_end(rpc_call *c);
 
+// rpc_call_payload_mut returns the request's payload for writing (NULL if
+// empty): a handler may compute its reply payload over the request's, of
+// the same length, and send it with rpc_call_reply_inplace.
+void *rpc_call_payload_mut(rpc_call *c, size_t *len);
+
+// rpc_call_reply_inplace completes the call with OK, body (may be NULL) and
+// the request's own payload bytes as they are now: the request message is
+// reframed in place and sent, so the payload is neither allocated nor
+// copied. (When the reply's header would not fit in front of the payload it
+// falls back to rpc_call_reply with a copy.) Frees c.
+void rpc_call_reply_inplace(rpc_call *c, const ProtobufCMessage *body);
+
 // rpc_call_fail completes the call with code (not RPC_OK) and a detail
 // message. Frees c.
 void rpc_call_fail(rpc_call *c, rpc_code code, const char *fmt, ...)
@@ -204,8 +217,8 @@ typedef struct rpc_request {
     const ProtobufCMessage *body; // may be NULL (empty body)
     const void *payload;          // raw bytes appended after the body; may be NULL
     size_t payload_len;
-    int deadline_ms;              // 0 = client default
-    unsigned flags;               // RPC_IDEMPOTENT | RPC_MUTATING
+    int deadline_ms; // 0 = client default
+    unsigned flags;  // RPC_IDEMPOTENT | RPC_MUTATING
 } rpc_request;
 
 // rpc_reply holds a reply until rpc_reply_fini. body and payload point into
