@@ -5,7 +5,8 @@
 // both on tcp loopback in one process. Rounds alternate between the two and
 // the median round of each is compared.
 //
-//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S]
+//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw]
+// --no-raw times canopy only (to profile its data path alone).
 // Last line: "ps_bench: params=N shards=S nng_mb_s=X ps_mb_s=Y ratio=R
 // us_per_step=T" where MB/s counts the bytes of both directions (2 * 4N per
 // step) and T is the median time of one canopy push-and-pull.
@@ -86,9 +87,14 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     uint64_t n = 1000000;
-    int iters = 100, rounds = 5, shards = 1;
+    int iters = 100, rounds = 5, shards = 1, with_raw = 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--no-raw") == 0)
+            with_raw = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--params") == 0)
+        if (strcmp(argv[i], "--no-raw") == 0)
+            i--;
+        else if (strcmp(argv[i], "--params") == 0)
             n = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--iters") == 0)
             iters = atoi(argv[i + 1]);
@@ -172,11 +178,12 @@ int main(int argc, char **argv)
     }
 
     uint64_t clock = 0;
-    raw_round(rc, grad, 5); // warm up both paths
+    if (with_raw)
+        raw_round(rc, grad, 5); // warm up both paths
     ps_round(pc, grad, params, 5, &clock);
     double raw[64], ps[64];
     for (int r = 0; r < rounds; r++) {
-        raw[r] = raw_round(rc, grad, iters);
+        raw[r] = with_raw ? raw_round(rc, grad, iters) : 0;
         ps[r] = ps_round(pc, grad, params, iters, &clock);
         printf("round %d: nng %.0f MB/s, ps %.0f MB/s\n", r, raw[r], ps[r]);
     }
