@@ -36,3 +36,13 @@ bench_header() {
 median() {
     sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
+
+# bench_median_json KEY FILE... prints the FILE whose numeric JSON field KEY
+# is the median (the upper one of two) over the files: the round to report.
+bench_median_json() {
+    key=$1
+    shift
+    for f in "$@"; do
+        printf '%s %s\n' "$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$f" "$key")" "$f"
+    done | sort -g | awk '{ f[NR] = $2 } END { print f[int(NR / 2) + 1] }'
+}

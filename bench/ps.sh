@@ -62,25 +62,24 @@ for mode in asp bsp ssp; do
       exp_run_job "$out/$name-r$r" "$out/$name.json" "$cores" || echo "   failed: $out/$name-r$r/train.out" >&2
       grep -E '^done|compute' "$out/$name-r$r/train.out" || true
     done
+    set -- "$out/$name"-r*/summary.json
+    if [ -e "$1" ]; then
+      mkdir -p "$out/$name"
+      cp "$(bench_median_json samples_per_s "$@")" "$out/$name/summary.json"
+    fi
   done
 done
 
-/usr/bin/python3 - "$out" "$cores" "$rounds" <<'PY'
+/usr/bin/python3 - "$out" "$cores" <<'PY'
 import json, os, re, sys
-out, cores, rounds = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+out, cores = sys.argv[1], float(sys.argv[2])
 m = re.search(r"ratio=([0-9.]+)", open(f"{out}/ps_bench.txt").read())
 ratio = float(m.group(1)) if m else float("nan")
 runs = {}
 for mode in ("asp", "bsp", "ssp"):
     for w in (1, 3):
-        rs = []
-        for r in range(1, rounds + 1):
-            p = f"{out}/{mode}-{w}-r{r}/summary.json"
-            if os.path.exists(p):
-                rs.append(json.load(open(p)))
-        rs.sort(key=lambda s: s["samples_per_s"])
-        # the median round (the upper one of two)
-        runs[f"{mode}-{w}"] = rs[len(rs) // 2] if rs else None
+        p = f"{out}/{mode}-{w}/summary.json"
+        runs[f"{mode}-{w}"] = json.load(open(p)) if os.path.exists(p) else None
 def sps(k):
     return runs[k]["samples_per_s"] if runs.get(k) else float("nan")
 res = {"push_pull_ratio_vs_nng": ratio, "cores_per_node": cores, "runs": {}}

@@ -82,17 +82,13 @@ for n in $counts; do
   pids=()
   rm -rf "$out/state-$n"
  done
+ cp "$(bench_median_json elapsed_seconds "$out"/tune-"$n"-*.json)" "$out/tune-$n.json"
 done
 
-CORES=$cores ROUNDS=$rounds /usr/bin/python3 - "$out" $counts <<'PY'
+CORES=$cores /usr/bin/python3 - "$out" $counts <<'PY'
 import json, os, sys
 out, counts = sys.argv[1], [int(c) for c in sys.argv[2:]]
-rounds = int(os.environ["ROUNDS"])
-def median_run(n):
-    rs = sorted((json.load(open(f"{out}/tune-{n}-{r}.json")) for r in range(1, rounds + 1)),
-                key=lambda x: x["elapsed_seconds"])
-    return rs[len(rs) // 2]  # the median round (the upper one of two)
-runs = {n: median_run(n) for n in counts}
+runs = {n: json.load(open(f"{out}/tune-{n}.json")) for n in counts}
 t1 = runs[counts[0]]["elapsed_seconds"]
 res = {"workers": {}, "cores_per_worker": float(os.environ["CORES"])}
 for n in counts:
