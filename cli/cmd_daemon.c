@@ -72,6 +72,7 @@ int cmd_scheduler(int argc, char **argv)
     if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
+    cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     sched_opts so = {.listen = listen,
@@ -193,6 +194,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
     }
     cn_log_set_node(cmd);
+    cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;

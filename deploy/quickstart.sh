@@ -22,7 +22,7 @@ ninja -C build-release >/dev/null
 canopy=./build-release/cli/canopy
 mkdir -p results/quickstart
 
-echo "== 1. canopy $($canopy version | cut -d' ' -f2): an embedded cluster on loopback"
+echo "== 1. canopy $($canopy version | head -n 1 | cut -d' ' -f2): an embedded cluster on loopback"
 $canopy local --ps 1 --workers 2 --state-dir state/quickstart status --ping
 
 echo

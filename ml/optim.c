@@ -201,30 +201,51 @@ float *optim_state_slot(optim_state *st, int slot)
     return slot >= 0 && slot < st->nslots ? st->slot[slot] : NULL;
 }
 
-// The kernels. wd is the coupled L2 coefficient (0 when unused).
+// The kernels. wd is the coupled L2 coefficient (0 when unused). out, when
+// not NULL, receives a copy of the updated values in the same pass; it may be
+// g itself: element i of g is read before element i of out is written, and
+// no element is read after it was written (hence ivdep, not restrict).
 
-OPTIM_HOT static void step_sgd(float *restrict w, const float *restrict g, size_t n, float lr,
+OPTIM_HOT static void step_sgd(float *restrict w, const float *g, float *out, size_t n, float lr,
                                float wd)
 {
-    for (size_t i = 0; i < n; i++)
-        w[i] -= lr * (g[i] + wd * w[i]);
+    if (out == NULL) {
+        for (size_t i = 0; i < n; i++)
+            w[i] -= lr * (g[i] + wd * w[i]);
+        return;
+    }
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++) {
+        float wi = w[i] - lr * (g[i] + wd * w[i]);
+        w[i] = wi;
+        out[i] = wi;
+    }
 }
 
-OPTIM_HOT static void step_momentum(float *restrict w, const float *restrict g, float *restrict v,
-                                    size_t n, float lr, float wd, float mu, int nesterov)
+OPTIM_HOT static void step_momentum(float *restrict w, const float *g, float *restrict v,
+                                    float *out, size_t n, float lr, float wd, float mu,
+                                    int nesterov)
 {
     if (nesterov) {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * w[i];
             float vi = mu * v[i] + gi;
             v[i] = vi;
-            w[i] -= lr * (gi + mu * vi);
+            float wi = w[i] - lr * (gi + mu * vi);
+            w[i] = wi;
+            if (out)
+                out[i] = wi;
         }
     } else {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; i++) {
             float vi = mu * v[i] + (g[i] + wd * w[i]);
             v[i] = vi;
-            w[i] -= lr * vi;
+            float wi = w[i] - lr * vi;
+            w[i] = wi;
+            if (out)
+                out[i] = wi;
         }
     }
 }
@@ -240,8 +261,8 @@ typedef struct adam_k {
     float a, c, b1, b2, ob1, ob2, eps, wd, decay;
 } adam_k;
 
-static void adam_scalar(float *restrict w, const float *restrict g, float *restrict m,
-                        float *restrict v, size_t i, size_t n, const adam_k *k)
+static void adam_scalar(float *restrict w, const float *g, float *restrict m, float *restrict v,
+                        float *out, size_t i, size_t n, const adam_k *k)
 {
     for (; i < n; i++) {
         float wi = w[i] * k->decay;
@@ -251,16 +272,17 @@ static void adam_scalar(float *restrict w, const float *restrict g, float *restr
         m[i] = mi;
         v[i] = vi;
         w[i] = wi - k->a * mi / (sqrtf(vi) * k->c + k->eps);
+        if (out)
+            out[i] = w[i];
     }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static void adam_avx512(float *restrict w,
-                                                           const float *restrict g,
+__attribute__((target("avx512f"))) static void adam_avx512(float *restrict w, const float *g,
                                                            float *restrict m, float *restrict v,
-                                                           size_t n, const adam_k *k)
+                                                           float *out, size_t n, const adam_k *k)
 {
     const __m512 a = _mm512_set1_ps(k->a), c = _mm512_set1_ps(k->c);
     const __m512 b1 = _mm512_set1_ps(k->b1), b2 = _mm512_set1_ps(k->b2);
@@ -279,14 +301,17 @@ __attribute__((target("avx512f"))) static void adam_avx512(float *restrict w,
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
         __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), c), eps);
-        _mm512_storeu_ps(w + i, _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(a, mi), den)));
+        __m512 wn = _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(a, mi), den));
+        _mm512_storeu_ps(w + i, wn);
+        if (out)
+            _mm512_storeu_ps(out + i, wn);
     }
-    adam_scalar(w, g, m, v, i, n, k);
+    adam_scalar(w, g, m, v, out, i, n, k);
 }
 
-__attribute__((target("avx"))) static void adam_avx(float *restrict w, const float *restrict g,
-                                                    float *restrict m, float *restrict v, size_t n,
-                                                    const adam_k *k)
+__attribute__((target("avx"))) static void adam_avx(float *restrict w, const float *g,
+                                                    float *restrict m, float *restrict v,
+                                                    float *out, size_t n, const adam_k *k)
 {
     const __m256 a = _mm256_set1_ps(k->a), c = _mm256_set1_ps(k->c);
     const __m256 b1 = _mm256_set1_ps(k->b1), b2 = _mm256_set1_ps(k->b2);
@@ -305,26 +330,29 @@ __attribute__((target("avx"))) static void adam_avx(float *restrict w, const flo
         _mm256_storeu_ps(m + i, mi);
         _mm256_storeu_ps(v + i, vi);
         __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c), eps);
-        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(a, mi), den)));
+        __m256 wn = _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(a, mi), den));
+        _mm256_storeu_ps(w + i, wn);
+        if (out)
+            _mm256_storeu_ps(out + i, wn);
     }
-    adam_scalar(w, g, m, v, i, n, k);
+    adam_scalar(w, g, m, v, out, i, n, k);
 }
 #endif
 
-static void step_adam(float *restrict w, const float *restrict g, float *restrict m,
-                      float *restrict v, size_t n, const adam_k *k)
+static void step_adam(float *restrict w, const float *g, float *restrict m, float *restrict v,
+                      float *out, size_t n, const adam_k *k)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f")) {
-        adam_avx512(w, g, m, v, n, k);
+        adam_avx512(w, g, m, v, out, n, k);
         return;
     }
     if (__builtin_cpu_supports("avx")) {
-        adam_avx(w, g, m, v, n, k);
+        adam_avx(w, g, m, v, out, n, k);
         return;
     }
 #endif
-    adam_scalar(w, g, m, v, 0, n, k);
+    adam_scalar(w, g, m, v, out, 0, n, k);
 }
 
 // Adagrad and Yogi (Reddi et al. 2021): the server optimizers of FedOpt.
@@ -348,20 +376,24 @@ static void step_adaptive(float *restrict w, const float *restrict g, float *res
     }
 }
 
-void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
-                      size_t hi, uint64_t t)
+// step_range is optim_step_range with an optional copy of the result (out,
+// element 0 of the slice like w and g; may be g).
+static void step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
+                       size_t lo, size_t hi, uint64_t t)
 {
     CN_ASSERT(st != NULL && lo <= hi && hi <= st->n && cfg->kind == st->kind);
     float lr = optim_lr(cfg, t);
     size_t n = hi - lo;
     w += lo;
     g += lo;
+    if (out)
+        out += lo;
     switch (cfg->kind) {
     case OPTIM_SGD:
-        step_sgd(w, g, n, lr, cfg->weight_decay);
+        step_sgd(w, g, out, n, lr, cfg->weight_decay);
         break;
     case OPTIM_MOMENTUM:
-        step_momentum(w, g, st->slot[0] + lo, n, lr, cfg->weight_decay, cfg->momentum,
+        step_momentum(w, g, st->slot[0] + lo, out, n, lr, cfg->weight_decay, cfg->momentum,
                       cfg->nesterov);
         break;
     case OPTIM_ADAM: {
@@ -378,22 +410,36 @@ void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const flo
         k.eps = cfg->eps;
         k.wd = cfg->decoupled_wd ? 0.0f : cfg->weight_decay;
         k.decay = cfg->decoupled_wd ? 1.0f - lr * cfg->weight_decay : 1.0f;
-        step_adam(w, g, st->slot[0] + lo, st->slot[1] + lo, n, &k);
+        step_adam(w, g, st->slot[0] + lo, st->slot[1] + lo, out, n, &k);
         break;
     }
     case OPTIM_ADAGRAD:
     case OPTIM_YOGI:
         step_adaptive(w, g, st->slot[0] + lo, st->slot[1] + lo, n, lr, cfg,
                       cfg->kind == OPTIM_YOGI);
+        if (out)
+            memmove(out, w, n * sizeof *w);
         break;
     }
+}
+
+void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
+                      size_t hi, uint64_t t)
+{
+    step_range(cfg, st, w, g, NULL, lo, hi, t);
 }
 
 void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
                 uint64_t t)
 {
+    optim_step_out(cfg, st, w, g, NULL, n, t);
+}
+
+void optim_step_out(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
+                    size_t n, uint64_t t)
+{
     CN_ASSERT(st != NULL && n == st->n && cfg->kind == st->kind);
-    optim_step_range(cfg, st, w, g, 0, n, t);
+    step_range(cfg, st, w, g, out, 0, n, t);
     st->steps++;
 }
 

@@ -141,6 +141,15 @@ void optim_state_free(optim_state *st);
 void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
                 uint64_t t);
 
+// optim_step_out is optim_step that also writes the updated values to out
+// (n floats) in the same pass over memory, so a caller that must hand the
+// values on (a parameter-server shard answering a push) reads them once.
+// out may be g itself (each gradient element is read before the value at
+// the same index is written) but must not overlap w or the state. The
+// result in w is bit-identical to optim_step's.
+void optim_step_out(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
+                    size_t n, uint64_t t);
+
 // optim_step_range applies the update of step t to elements [lo, hi) only
 // (lo <= hi <= n, CN_ASSERT). w and g point at element 0 of the slice, as for
 // optim_step. It does not count the step, so several threads may step

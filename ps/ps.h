@@ -150,6 +150,17 @@ const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s);
 cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
                      const float *g, ps_sync *sync, bool *ckpt_due);
 
+// ps_shard_push_pull is ps_shard_push of the gradient in io followed, when
+// the worker may read the values for clock + 1 at once (ASP; SSP within the
+// bound; BSP when this push completes the step; a duplicate whose next
+// clock is ready), by writing them over io and setting *answered: the
+// update writes the new values to the shard and to io in one pass over
+// memory, so the request buffer becomes the reply with no copy. Otherwise
+// io is unchanged and the caller waits with ps_shard_wait(clock + 1).
+// Errors: CN_EINVAL (worker >= workers), in which case nothing changes.
+cn_err ps_shard_push_pull(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                          float *io, ps_sync *sync, bool *ckpt_due, bool *answered);
+
 // ps_wait_fn receives the values of [lo, hi) (absolute keys; values[0] is
 // key lo) when a waiter is released, or values NULL when it is dropped
 // (shard freed: code CN_ECLOSED; deadline passed: CN_ETIMEDOUT). It runs

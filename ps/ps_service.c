@@ -151,11 +151,14 @@ static void h_pull(rpc_call *call, void *arg)
     canopy__ps__pull_request__free_unpacked(r, NULL);
 }
 
-// do_push handles Push and PushPull.
+// do_push handles Push and PushPull. A PushPull the shard can answer at once
+// (ps_shard_push_pull) is answered in the request's own buffer: the shard
+// reads the gradient and writes the new values over it in one pass, and the
+// message goes back with a new header, with no allocation and no copy.
 static void do_push(ps_service *s, rpc_call *call, bool then_pull)
 {
     size_t plen = 0;
-    const float *g = rpc_call_payload(call, &plen);
+    float *g = rpc_call_payload_mut(call, &plen);
     Canopy__Ps__PushRequest *r =
         (Canopy__Ps__PushRequest *)rpc_call_unpack(call, &canopy__ps__push_request__descriptor);
     if (r == NULL)
@@ -187,8 +190,10 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
         return;
     }
     ps_sync sync;
-    bool due = false;
-    cn_err e = ps_shard_push(sh, r->worker, r->clock, r->base_version, g, &sync, &due);
+    bool due = false, answered = false;
+    cn_err e = then_pull ? ps_shard_push_pull(sh, r->worker, r->clock, r->base_version, g, &sync,
+                                              &due, &answered)
+                         : ps_shard_push(sh, r->worker, r->clock, r->base_version, g, &sync, &due);
     if (e == CN_ERANGE) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_OUT_OF_RANGE,
@@ -202,17 +207,22 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
     }
     if (e != CN_OK) {
         pthread_rwlock_unlock(&s->mu);
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Push: worker %u is not below the %u workers",
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT,
+                      "Push: worker %u is not below the %u workers, or the job is federated "
+                      "(its shards take PushUpdate)",
                       r->worker, workers);
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
-    if (!then_pull) {
+    if (!then_pull || answered) {
         Canopy__Ps__PushReply rep = CANOPY__PS__PUSH_REPLY__INIT;
         rep.clock = sync.clock;
         rep.version = sync.version;
         rep.duplicate = sync.duplicate;
-        rpc_call_reply(call, &rep.base, NULL, 0);
+        if (answered)
+            rpc_call_reply_inplace(call, &rep.base);
+        else
+            rpc_call_reply(call, &rep.base, NULL, 0);
     } else {
         parked *p = calloc(1, sizeof *p);
         e = CN_ENOMEM;

@@ -272,25 +272,30 @@ static void release_ready(ps_shard *s)
     }
 }
 
-static void apply_step(ps_shard *s, const float *g)
+// apply_step applies gradient g; out (may be NULL, may be g) receives the
+// new values in the same pass.
+static void apply_step(ps_shard *s, const float *g, float *out)
 {
     uint64_t t0 = cn_now_ns();
-    optim_step(&s->cfg.optim, s->opt, s->w, g, s->n, s->version);
+    optim_step_out(&s->cfg.optim, s->opt, s->w, g, out, s->n, s->version);
     s->version++;
     s->apply_s += (double)(cn_now_ns() - t0) * 1e-9;
 }
 
-// bsp_close applies the mean of the accumulated gradients as one step.
-static void bsp_close(ps_shard *s)
+// bsp_close applies the mean of the accumulated gradients as one step; out
+// as for apply_step (but never aliasing acc).
+static void bsp_close(ps_shard *s, float *out)
 {
     if (s->acc_count > 0) {
         float inv = 1.0f / (float)s->acc_count;
         for (size_t i = 0; i < s->n; i++)
             s->acc[i] *= inv;
-        apply_step(s, s->acc);
+        apply_step(s, s->acc, out);
         memset(s->acc, 0, s->n * sizeof *s->acc);
         memset(s->acc_from, 0, s->cfg.workers);
         s->acc_count = 0;
+    } else if (out) {
+        memcpy(out, s->w, s->n * sizeof *out);
     }
 }
 
@@ -300,16 +305,18 @@ static bool ckpt_due(const ps_shard *s)
            s->version >= s->ckpt_version + s->cfg.checkpoint_every;
 }
 
-cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
-                     const float *g, ps_sync *sync, bool *due)
+// push_locked is ps_shard_push with the lock held. When out is not NULL
+// and the worker may read the values for clock + 1 as soon as this push is
+// done, they are written to out (hi - lo floats; may be g) and *answered
+// is set; the update that produced them writes them in the same pass.
+// Returns CN_ERANGE (nothing changed; sync filled) for a clock above
+// PS_MAX_CLOCK or a BSP clock ahead of a shard that has stepped.
+static cn_err push_locked(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                          const float *g, float *out, bool *answered, ps_sync *sync)
 {
-    *due = false;
-    if (worker >= s->cfg.workers || s->cfg.mode == PS_ROUND)
-        return CN_EINVAL; // a federated shard takes updates (ps_shard_push_update)
-    pthread_mutex_lock(&s->mu);
+    *answered = false;
     if (clock > PS_MAX_CLOCK || (s->cfg.mode == PS_BSP && clock > s->clock && s->stepped)) {
         fill_sync(s, worker, sync);
-        pthread_mutex_unlock(&s->mu);
         return CN_ERANGE;
     }
     s->bytes_in += s->n * sizeof(float);
@@ -321,7 +328,7 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
             if (clock > s->clock) {
                 // Only after a restart from an older checkpoint: the workers
                 // are ahead. Close what was received and join them.
-                bsp_close(s);
+                bsp_close(s, NULL);
                 s->clock = clock;
             }
             for (size_t i = 0; i < s->n; i++)
@@ -331,7 +338,9 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
             s->wclock[worker] = clock + 1;
             s->stale[0]++;
             if (s->acc_count == s->cfg.workers) {
-                bsp_close(s);
+                // g has been read: out may now be written even if it is g.
+                bsp_close(s, out);
+                *answered = out != NULL;
                 s->clock++;
                 s->stepped = true;
                 release_ready(s);
@@ -343,21 +352,59 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
         } else {
             uint64_t st = s->version > base_version ? s->version - base_version : 0;
             s->stale[st < PS_STALE_BUCKETS - 1 ? st : PS_STALE_BUCKETS - 1]++;
-            apply_step(s, g);
             s->wclock[worker] = clock + 1;
             s->clock = min_wclock(s);
+            // The clocks move first so that whether this worker may read on
+            // is known before the values are written.
+            *answered = out != NULL && ready(s, clock + 1);
+            apply_step(s, g, *answered ? out : NULL);
             release_ready(s);
         }
     }
-    if (dup)
+    if (dup) {
         s->dups++;
-    else
+        if (out && ready(s, clock + 1)) {
+            memcpy(out, s->w, s->n * sizeof *out);
+            *answered = true;
+        }
+    } else {
         s->pushes++;
+    }
+    if (*answered) {
+        s->pulls++;
+        s->bytes_out += s->n * sizeof(float);
+    }
     fill_sync(s, worker, sync);
     sync->duplicate = dup;
+    return CN_OK;
+}
+
+cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                     const float *g, ps_sync *sync, bool *due)
+{
+    *due = false;
+    if (worker >= s->cfg.workers || s->cfg.mode == PS_ROUND)
+        return CN_EINVAL; // a federated shard takes updates (ps_shard_push_update)
+    bool answered;
+    pthread_mutex_lock(&s->mu);
+    cn_err e = push_locked(s, worker, clock, base_version, g, NULL, &answered, sync);
     *due = ckpt_due(s);
     pthread_mutex_unlock(&s->mu);
-    return CN_OK;
+    return e;
+}
+
+cn_err ps_shard_push_pull(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                          float *io, ps_sync *sync, bool *due, bool *answered)
+{
+    *due = false;
+    *answered = false;
+    if (worker >= s->cfg.workers || s->cfg.mode == PS_ROUND)
+        return CN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    cn_err e = push_locked(s, worker, clock, base_version, io, io, answered, sync);
+    *due = ckpt_due(s);
+    pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 static bool range_ok(const ps_shard *s, uint64_t lo, uint64_t hi)
@@ -519,7 +566,7 @@ cn_err ps_shard_close_round(ps_shard *s, uint64_t round, bool apply, ps_round_cl
                 float inv = (float)(-1.0 / s->round_weight);
                 for (size_t i = 0; i < s->n; i++)
                     s->acc[i] *= inv;
-                apply_step(s, s->acc);
+                apply_step(s, s->acc, NULL);
             } else {
                 s->version++; // an empty round still moves the clock
             }
