@@ -49,7 +49,7 @@ meson_tests() {
   log=$(mktemp)
   meson test -C "$1" --suite "$2" --print-errorlogs --num-processes "$jobs" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  suite_note=$(grep -E '^(Ok|Fail|Unexpected Pass|Skipped|Timeout):' "$log" | tr -s ' \n' ' ')
+  suite_note=$(grep -E '^(Ok|Fail|Unexpected Pass|Skipped|Timeout):' "$log" | tr -s ' \n' ' ' | sed 's/ $//')
   rm -f "$log"
   return "$rc"
 }
