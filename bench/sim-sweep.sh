@@ -78,19 +78,19 @@ plain_up() { # N
   local n=$1 i port=$((17100 + ($$ % 800) * 4))
   sched=tcp://127.0.0.1:$port
   cg_create "simb-$$-s" "$cores"
-  ( cg_exec "simb-$$-s" "$canopy" scheduler --listen "$sched" --state-dir "$out/state-$n" --log-level warn ) \
+  ( cg_exec "simb-$$-s" "$canopy" scheduler --insecure --listen "$sched" --state-dir "$out/state-$n" --log-level warn ) \
     2>"$out/scheduler-$n.log" &
   pids+=($!)
   for i in $(seq 1 "$n"); do
     cg_create "simb-$$-w$i" "$cores"
-    ( cg_exec "simb-$$-w$i" "$canopy" worker --scheduler "$sched" --name "small-vm-$i" --threads 1 \
+    ( cg_exec "simb-$$-w$i" "$canopy" worker --insecure --scheduler "$sched" --name "small-vm-$i" --threads 1 \
         --cache-dir "$out/cache-$n-$i" --log-level warn ) 2>"$out/worker-$n-$i.log" &
     pids+=($!)
   done
-  until "$canopy" status --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null |
+  until "$canopy" status --insecure --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null |
       grep -o '"role":"worker"' | wc -l | grep -qx "$n"; do sleep 0.2; done
   echo "== $n plain quota worker(s) of $cores core: running $(basename "$sweep")${samples:+ (samples=$samples)}"
-  "$canopy" tune "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n.json" \
+  "$canopy" tune --insecure "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n.json" \
     --csv "$out/trials-$n.csv" >"$out/tune-$n.json" 2>"$out/tune-$n.log"
   cat "$out/tune-$n.json"
   echo
@@ -101,18 +101,18 @@ for n in $counts; do
   if [ $plain = 1 ]; then plain_up "$n"; continue; fi
   "$sim" up $((n + 1)) --cores "$cores" --delay "$delay"
   sched=tcp://$("$sim" addr host1):7070
-  "$sim" spawn host1 scheduler "$canopy" scheduler --listen "$sched" --state-dir "$out/state-$n" \
+  "$sim" spawn host1 scheduler "$canopy" scheduler --insecure --listen "$sched" --state-dir "$out/state-$n" \
     --log-level warn >/dev/null
   for i in $(seq 1 "$n"); do
     h=host$((i + 1))
-    "$sim" spawn "$h" worker "$canopy" worker --scheduler "$sched" --listen "tcp://$("$sim" addr "$h"):7072" \
+    "$sim" spawn "$h" worker "$canopy" worker --insecure --scheduler "$sched" --listen "tcp://$("$sim" addr "$h"):7072" \
       --name "small-vm-$i" --threads 1 --cache-dir "$out/cache-$n-$i" --log-level warn >/dev/null
   done
-  until "$sim" run host1 "$canopy" status --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null |
+  until "$sim" run host1 "$canopy" status --insecure --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null |
       grep -o '"role":"worker","rank":[0-9]*,"address":"[^"]*","name":"[^"]*","state":"alive"' |
       wc -l | grep -qx "$n"; do sleep 0.2; done
   echo "== $n simulated VM(s) of $cores core, delay $delay: running $(basename "$sweep")${samples:+ (samples=$samples)}"
-  "$sim" run host1 "$canopy" tune "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n.json" \
+  "$sim" run host1 "$canopy" tune --insecure "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n.json" \
     --csv "$out/trials-$n.csv" >"$out/tune-$n.json" 2>"$out/tune-$n.log"
   cat "$out/tune-$n.json"
   echo

@@ -44,18 +44,18 @@ run() { # delay -> prints samples/s and accuracy
   local d=$1 hosts=$((workers + 2)) sched
   "$sim" up "$hosts" --cores "$cores" --delay "$d" >/dev/null
   sched=tcp://$("$sim" addr host1):7070
-  "$sim" spawn host1 scheduler "$canopy" scheduler --listen "$sched" --state-dir "$out/state-$d" --log-level warn >/dev/null
-  "$sim" spawn host2 ps "$canopy" ps --scheduler "$sched" --listen "tcp://$("$sim" addr host2):7071" --log-level warn >/dev/null
+  "$sim" spawn host1 scheduler "$canopy" scheduler --insecure --listen "$sched" --state-dir "$out/state-$d" --log-level warn >/dev/null
+  "$sim" spawn host2 ps "$canopy" ps --insecure --scheduler "$sched" --listen "tcp://$("$sim" addr host2):7071" --log-level warn >/dev/null
   for i in $(seq 1 "$workers"); do
     local h=host$((i + 2))
-    "$sim" spawn "$h" worker "$canopy" worker --scheduler "$sched" --threads 1 \
+    "$sim" spawn "$h" worker "$canopy" worker --insecure --scheduler "$sched" --threads 1 \
       --listen "tcp://$("$sim" addr "$h"):7072" --log-level warn >/dev/null
   done
-  until "$sim" run host1 "$canopy" status --scheduler "$sched" --json 2>/dev/null |
+  until "$sim" run host1 "$canopy" status --insecure --scheduler "$sched" --json 2>/dev/null |
       /usr/bin/python3 -c "import json,sys; n=json.load(sys.stdin)['nodes']; sys.exit(0 if sum(x['state']=='alive' for x in n)>=$((workers+2)) else 1)"; do
     sleep 0.2
   done
-  "$sim" run host1 "$canopy" train "$job" --scheduler "$sched" --quiet >"$out/train-$d.txt" 2>&1
+  "$sim" run host1 "$canopy" train --insecure "$job" --scheduler "$sched" --quiet >"$out/train-$d.txt" 2>&1
   "$sim" down >/dev/null
   grep -o 'done: test accuracy [0-9.]*, loss [0-9.]*, [0-9]* samples/s' "$out/train-$d.txt"
 }

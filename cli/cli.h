@@ -27,6 +27,8 @@ int cmd_status(int argc, char **argv);
 int cmd_local(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_train_job(int argc, char **argv); // `canopy train` (cmd_mlp.c has its own static cmd_train)
+int cmd_jobs(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 int cmd_forest(int argc, char **argv);
 int cmd_mlp(int argc, char **argv);
 

@@ -29,6 +29,18 @@ bool cli_net_load(cli_net *n, const char *cmd)
     return true;
 }
 
+bool cli_net_check_url(const cli_net *n, const char *cmd, const char *flag, const char *url)
+{
+    if (n->insecure || !rpc_url_exposed(url))
+        return true;
+    fprintf(stderr,
+            "canopy %s: --%s %s is plain TCP on a non-loopback address: the cluster token would "
+            "cross the network in clear text. Use tls+tcp:// (docs/security.md), or pass "
+            "--insecure on a private network you trust.\n",
+            cmd, flag, url);
+    return false;
+}
+
 rpc_tls cli_net_tls(const cli_net *n)
 {
     rpc_tls t = {.cert_file = n->tls_cert[0] ? n->tls_cert : NULL,
@@ -42,6 +54,8 @@ rpc_client *cli_open_scheduler(const cli_net *n, const char *cmd)
 {
     rpc_client *c = NULL;
     char err[CN_ERRBUF_LEN];
+    if (!cli_net_check_url(n, cmd, "scheduler", n->scheduler))
+        return NULL;
     rpc_client_opts o = {.url = n->scheduler, .token = n->token, .tls = cli_net_tls(n)};
     if (rpc_client_open(&c, &o, err, sizeof err) != CN_OK) {
         fprintf(stderr, "canopy %s: %s\n", cmd, err);

@@ -17,6 +17,7 @@ typedef struct cli_net {
     char tls_ca[CN_OPT_STRLEN];
     char log_level[CN_OPT_STRLEN];
     char token[256]; // loaded by cli_net_load
+    bool insecure;   // allow plain tcp:// off loopback
 } cli_net;
 
 #define CLI_DEFAULT_SCHEDULER "tcp://127.0.0.1:7070"
@@ -40,6 +41,13 @@ void cli_net_defaults(cli_net *n);
         {"tls-key", CN_OPT_STRING, (n)->tls_key, "TLS private key (PEM)", 0, 0, NULL},             \
         {"tls-ca", CN_OPT_STRING, (n)->tls_ca, "TLS CA certificate (PEM) to verify peers", 0,      \
          0,        NULL},                                                                          \
+        {"insecure",                                                                               \
+         CN_OPT_BOOL,                                                                              \
+         &(n)->insecure,                                                                           \
+         "allow plain tcp:// on a non-loopback address (token in clear: private networks only)",   \
+         0,                                                                                        \
+         0,                                                                                        \
+         NULL},                                                                                    \
     {                                                                                              \
         "log-level", CN_OPT_CHOICE, (n)->log_level, "log verbosity", 0, 0,                         \
             "debug|info|warn|error|off"                                                            \
@@ -54,11 +62,16 @@ void cli_net_defaults(cli_net *n);
 // as "canopy <cmd>: ..." and returns false on failure.
 bool cli_net_load(cli_net *n, const char *cmd);
 
+// cli_net_check_url refuses (prints why and returns false) a plain tcp://
+// url on a non-loopback address unless n->insecure: the token would cross
+// the network in clear text. flag names the option it came from.
+bool cli_net_check_url(const cli_net *n, const char *cmd, const char *flag, const char *url);
+
 // cli_net_tls returns the rpc_tls view of n's TLS options.
 rpc_tls cli_net_tls(const cli_net *n);
 
-// cli_open_scheduler opens a client to n->scheduler; prints and returns NULL
-// on failure.
+// cli_open_scheduler opens a client to n->scheduler (checked with
+// cli_net_check_url); prints and returns NULL on failure.
 rpc_client *cli_open_scheduler(const cli_net *n, const char *cmd);
 
 // cli_exit_for_err maps a library error to an exit code (cli.h): malformed,

@@ -16,8 +16,8 @@
 #include "proto/cluster_client.h"
 #include "ps/ps.h"
 #include "scheduler/scheduler.h"
-#include "worker/wk_sweep.h"
-#include "worker/wk_train.h"
+#include "ml/mlp.h"
+#include "worker/wk_exec.h"
 
 // shutdown_watchdog bounds how long a daemon may take to stop after a
 // signal: shutdown drains in-flight calls, but a stuck peer or library must
@@ -69,7 +69,7 @@ int cmd_scheduler(int argc, char **argv)
         return cli_usage_error("scheduler", "takes no arguments");
     if (dead_after_ms <= heartbeat_ms)
         return cli_usage_error("scheduler", "--dead-after-ms must be larger than --heartbeat-ms");
-    if (!cli_net_load(&net, "scheduler"))
+    if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
     cli_block_signals();
@@ -112,11 +112,12 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     snprintf(cache_dir, sizeof cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
              (int)getuid());
     char ckpt_dir[CN_OPT_STRLEN] = "";
-    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256;
+    char data_dir[CN_OPT_STRLEN] = "";
+    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256, slots = 1;
     bool worker = role == CLUSTER_ROLE_WORKER;
     // Each role lists only the options it uses.
     const cn_opt net_opts[] = {CLI_NET_OPTS(&net)};
-    cn_opt opts[16];
+    cn_opt opts[20];
     size_t k = 0;
     opts[k++] = (cn_opt){
         "listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0,
@@ -145,16 +146,24 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
                          NULL};
     opts[k++] = (cn_opt){
         "max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL};
-    if (worker)
+    if (worker) {
         opts[k++] = (cn_opt){"cache-dir", CN_OPT_STRING,
                              cache_dir,   "where the worker keeps the data sets it fetched",
                              0,           0,
                              NULL};
-    else
+        opts[k++] = (cn_opt){"slots", CN_OPT_INT, &slots,
+                             "work items run at once; --threads are shared among them", 1, 64,
+                             NULL};
+        opts[k++] = (cn_opt){"data", CN_OPT_STRING, data_dir,
+                             "a directory of this worker's own IDX files "
+                             "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])",
+                             0, 0, NULL};
+    } else
         opts[k++] = (cn_opt){"checkpoint-dir",
                              CN_OPT_STRING,
                              ckpt_dir,
-                             "where shard checkpoints go (default: the directory the job names)",
+                             "root of shard checkpoints; a job's directory is a name under it "
+                             "(default: the working directory)",
                              0,
                              0,
                              NULL};
@@ -171,7 +180,9 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         return rc;
     if (args.npos > 0)
         return cli_usage_error(cmd, "takes no arguments");
-    if (!cli_net_load(&net, cmd))
+    if (!cli_net_load(&net, cmd) || !cli_net_check_url(&net, cmd, "listen", listen) ||
+        !cli_net_check_url(&net, cmd, "advertise", advertise) ||
+        !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
         return CLI_EXIT_USAGE;
     if (threads == 0)
         threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -186,13 +197,13 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;
     cluster_agent *agent = NULL;
-    wk_sweep *sweeper = NULL;
-    wk_train *trainer = NULL;
+    wk_exec *exec = NULL;
     ps_service *shard = NULL;
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
                           .max_msg_bytes = (size_t)max_msg_mb << 20,
-                          .tls = cli_net_tls(&net)};
+                          .tls = cli_net_tls(&net),
+                          .on_refuse = cn_log_warn_line};
     int exit_code = CLI_EXIT_FAILURE;
     if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
         cluster_serve_ping(srv, role, name) != CN_OK ||
@@ -223,27 +234,20 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     CN_INFO("serving on %s, registered with %s as rank %u", ao.address, net.scheduler,
             cluster_agent_rank(agent));
     if (role == CLUSTER_ROLE_WORKER) {
-        wk_sweep_opts wo = {.scheduler_url = net.scheduler,
-                            .token = net.token,
-                            .tls = cli_net_tls(&net),
-                            .node_id = cluster_agent_node_id(agent),
-                            .name = name,
-                            .threads = (int)threads,
-                            .cache_dir = cache_dir,
-                            .agent = agent};
-        if (wk_sweep_start(&sweeper, &wo, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the sweep loop: %s", err);
-            goto out;
-        }
-        wk_train_opts to = {.scheduler_url = net.scheduler,
-                            .token = net.token,
-                            .tls = cli_net_tls(&net),
-                            .node_id = cluster_agent_node_id(agent),
-                            .name = name,
-                            .threads = (int)threads,
-                            .agent = agent};
-        if (wk_train_start(&trainer, &to, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the training loop: %s", err);
+        // Each slot's gradient threads call BLAS single-threaded.
+        mlp_set_threads(1);
+        wk_exec_opts wo = {.scheduler_url = net.scheduler,
+                           .token = net.token,
+                           .tls = cli_net_tls(&net),
+                           .node_id = cluster_agent_node_id(agent),
+                           .name = name,
+                           .slots = (int)slots,
+                           .threads = (int)threads,
+                           .cache_dir = cache_dir,
+                           .data_dir = data_dir[0] ? data_dir : NULL,
+                           .agent = agent};
+        if (wk_exec_start(&exec, &wo, err, sizeof err) != CN_OK) {
+            CN_ERROR("cannot start the worker's slots: %s", err);
             goto out;
         }
     }
@@ -252,8 +256,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     start_shutdown_watchdog(15);
     exit_code = CLI_EXIT_OK;
 out:
-    wk_sweep_stop(sweeper);
-    wk_train_stop(trainer);
+    wk_exec_stop(exec);
     cluster_agent_stop(agent);
     ps_service_stop(shard);
     rpc_server_close(srv, 2000);

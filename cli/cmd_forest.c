@@ -5,6 +5,7 @@
 // Flags go through cn_config tables; two spellings the tables cannot express
 // are rewritten first: `-o FILE` (short for --output) and repeated
 // `--set key=value` (forest parameters, applied after --params FILE).
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -503,6 +504,59 @@ done:
 
 // ---------------------------------------------------------------------------
 
+// print_cv_json prints the result of forest cv as one JSON object (cJSON
+// escapes the file name and every other string). Returns false on OOM.
+static bool print_cv_json(const char *data, const ds_dataset *ds, const cv_result *r,
+                          const rf_params *p, bool shuffle, int64_t seed)
+{
+    cn_buf pb;
+    cn_buf_init(&pb);
+    rf_params_format(p, &pb);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *folds = cJSON_CreateArray();
+    cJSON *params = pb.oom ? NULL : cJSON_Parse(pb.data);
+    bool ok = o && folds && params;
+    if (ok) {
+        cJSON_AddStringToObject(o, "data", data);
+        cJSON_AddNumberToObject(o, "rows", (double)ds->n_rows);
+        cJSON_AddNumberToObject(o, "folds", r->k);
+        cJSON_AddBoolToObject(o, "shuffle", shuffle);
+        cJSON_AddNumberToObject(o, "seed", (double)seed);
+        cJSON_AddItemToObject(o, "params", params);
+        params = NULL;
+        for (int f = 0; f < r->k && ok; f++) {
+            const cv_fold_result *fr = &r->folds[f];
+            cJSON *x = cJSON_CreateObject();
+            ok = x != NULL;
+            cJSON_AddItemToArray(folds, x);
+            cJSON_AddNumberToObject(x, "fold", f);
+            cJSON_AddNumberToObject(x, "accuracy", fr->accuracy);
+            cJSON_AddNumberToObject(x, "balanced_accuracy", fr->balanced_accuracy);
+            cJSON_AddNumberToObject(x, "macro_f1", fr->macro_f1);
+            cJSON_AddNumberToObject(x, "fit_seconds", fr->fit_seconds);
+            cJSON_AddNumberToObject(x, "predict_seconds", fr->predict_seconds);
+            cJSON_AddNumberToObject(x, "n_train", (double)fr->n_train);
+            cJSON_AddNumberToObject(x, "n_test", (double)fr->n_test);
+        }
+        cJSON_AddItemToObject(o, "fold_results", folds);
+        folds = NULL;
+        cJSON_AddNumberToObject(o, "mean_accuracy", r->mean_accuracy);
+        cJSON_AddNumberToObject(o, "std_accuracy", r->std_accuracy);
+        cJSON_AddNumberToObject(o, "mean_balanced_accuracy", r->mean_balanced_accuracy);
+        cJSON_AddNumberToObject(o, "mean_macro_f1", r->mean_macro_f1);
+        cJSON_AddNumberToObject(o, "wall_seconds", r->wall_seconds);
+    }
+    char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+    if (text)
+        printf("%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(params);
+    cJSON_Delete(folds);
+    cJSON_Delete(o);
+    cn_buf_fini(&pb);
+    return text != NULL;
+}
+
 static int forest_cv(int argc, char **argv)
 {
     data_opts d;
@@ -557,32 +611,12 @@ static int forest_cv(int argc, char **argv)
         return e == CN_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
     }
     if (json) {
-        cn_buf b;
-        cn_buf_init(&b);
-        cn_buf_printf(&b,
-                      "{\"data\": \"%s\", \"rows\": %zu, \"folds\": %d, \"shuffle\": %s, "
-                      "\"seed\": %lld, \"params\": ",
-                      a.pos[0], ds->n_rows, r->k, shuffle ? "true" : "false", (long long)seed);
-        rf_params_format(&p, &b);
-        cn_buf_printf(&b, ", \"fold_results\": [");
-        for (int f = 0; f < r->k; f++) {
-            const cv_fold_result *fr = &r->folds[f];
-            cn_buf_printf(&b,
-                          "%s{\"fold\": %d, \"accuracy\": %.6f, \"balanced_accuracy\": %.6f, "
-                          "\"macro_f1\": %.6f, \"fit_seconds\": %.4f, \"predict_seconds\": %.4f, "
-                          "\"n_train\": %zu, \"n_test\": %zu}",
-                          f ? ", " : "", f, fr->accuracy, fr->balanced_accuracy, fr->macro_f1,
-                          fr->fit_seconds, fr->predict_seconds, fr->n_train, fr->n_test);
+        if (!print_cv_json(a.pos[0], ds, r, &p, shuffle, seed)) {
+            fprintf(stderr, "canopy forest cv: out of memory writing JSON\n");
+            cv_result_free(r);
+            ds_dataset_free(ds);
+            return CLI_EXIT_FAILURE;
         }
-        cn_buf_printf(&b,
-                      "], \"mean_accuracy\": %.6f, \"std_accuracy\": %.6f, "
-                      "\"mean_balanced_accuracy\": %.6f, \"mean_macro_f1\": %.6f, "
-                      "\"wall_seconds\": %.4f}\n",
-                      r->mean_accuracy, r->std_accuracy, r->mean_balanced_accuracy,
-                      r->mean_macro_f1, r->wall_seconds);
-        if (b.data)
-            fputs(b.data, stdout);
-        cn_buf_fini(&b);
     } else {
         printf("%d-fold %s stratified CV of %d %s on %s (%zu %s, %zu %s, %d classes)\n", r->k,
                shuffle ? "shuffled" : "unshuffled", p.n_estimators,

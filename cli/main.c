@@ -17,6 +17,8 @@ static const command commands[] = {
     {"status", cmd_status, "show the cluster: node, role, address, state, last heartbeat"},
     {"tune", cmd_tune, "submit a hyper-parameter sweep (SWEEP.json) and follow it"},
     {"train", cmd_train_job, "submit a data-parallel training job (JOB.json) and follow it"},
+    {"jobs", cmd_jobs, "list the scheduler's jobs: kind, state, progress, results"},
+    {"cancel", cmd_cancel, "cancel a job (JOB from `canopy jobs`)"},
     {"local", cmd_local, "run a whole cluster on this machine and a command against it"},
 #ifdef CANOPY_HAVE_FOREST
     {"forest", cmd_forest, "random forest: fit, predict, cross-validate on a CSV file"},

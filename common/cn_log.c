@@ -34,6 +34,20 @@ void cn_log_set_node(const char *node)
     pthread_mutex_unlock(&log_mu);
 }
 
+// escape copies src into dst (n bytes) with control characters written as
+// \xNN, so a name or path from outside cannot forge or split log lines.
+static void escape(char *dst, size_t n, const char *src)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p && o + 5 < n; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            o += (size_t)snprintf(dst + o, n - o, "\\x%02x", *p);
+        else
+            dst[o++] = (char)*p;
+    }
+    dst[o] = 0;
+}
+
 void cn_log(cn_log_level level, const char *fmt, ...)
 {
     static const char *tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
@@ -41,21 +55,32 @@ void cn_log(cn_log_level level, const char *fmt, ...)
         return;
     // Most lines fit on the stack; a longer one (an error naming every
     // column of a wide file) is formatted again on the heap, never cut.
-    char stack_msg[2048];
-    char *msg = stack_msg;
+    // Control characters are escaped (each takes at most 4 bytes).
+    char stack_raw[2048];
+    char *raw = stack_raw;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(stack_msg, sizeof stack_msg, fmt, ap);
+    int n = vsnprintf(stack_raw, sizeof stack_raw, fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof stack_msg) {
+    if (n >= (int)sizeof stack_raw) {
         char *big = malloc((size_t)n + 1);
         if (big != NULL) {
             va_start(ap, fmt);
             vsnprintf(big, (size_t)n + 1, fmt, ap);
             va_end(ap);
-            msg = big;
+            raw = big;
         }
     }
+    size_t cap = strlen(raw) * 4 + 6;
+    char stack_msg[2048];
+    char *msg = cap <= sizeof stack_msg ? stack_msg : malloc(cap);
+    if (msg == NULL) {
+        msg = stack_msg;
+        cap = sizeof stack_msg;
+    }
+    escape(msg, cap, raw);
+    if (raw != stack_raw)
+        free(raw);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -68,4 +93,10 @@ void cn_log(cn_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&log_mu);
     if (msg != stack_msg)
         free(msg);
+}
+
+void cn_log_warn_line(void *arg, const char *line)
+{
+    (void)arg;
+    cn_log(CN_LOG_WARN, "%s", line);
 }

@@ -21,6 +21,10 @@ void cn_log_set_node(const char *node);
 // cn_log writes one line if level is enabled. Thread-safe.
 void cn_log(cn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// cn_log_warn_line logs line at CN_LOG_WARN. Its shape fits the callbacks
+// libraries take to report events instead of printing (arg is unused).
+void cn_log_warn_line(void *arg, const char *line);
+
 #define CN_DEBUG(...) cn_log(CN_LOG_DEBUG, __VA_ARGS__)
 #define CN_INFO(...) cn_log(CN_LOG_INFO, __VA_ARGS__)
 #define CN_WARN(...) cn_log(CN_LOG_WARN, __VA_ARGS__)

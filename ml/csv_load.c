@@ -272,10 +272,11 @@ static void on_record(int term, void *data)
             fail(c, CN_EFORMAT, "%s: \"%s\" is not a number (fix or remove this value)", where, s);
             goto reset;
         }
-        if (!isfinite(v)) {
+        if (!isfinite(v) || (c->role[i] == 0 && !isfinite((float)v))) {
+            // Features are stored as float: 1e39 is finite as a double only.
             col_where(c, i, where, sizeof where);
-            fail(c, CN_EFORMAT, "%s: \"%s\" is not a finite number (fix or remove this value)",
-                 where, s);
+            fail(c, CN_EFORMAT, "%s: \"%s\" is not a finite number%s (fix or remove this value)",
+                 where, s, isfinite(v) ? " as a 32-bit float (|x| <= 3.4e38)" : "");
             goto reset;
         }
         if (c->role[i] == 0) {

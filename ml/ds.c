@@ -12,8 +12,13 @@ ds_dataset *ds_dataset_new(size_t n_rows, size_t n_features, int labelled)
         return NULL;
     d->n_rows = n_rows;
     d->n_features = n_features;
-    size_t cells = n_rows * n_features;
-    d->x = malloc((cells > 0 ? cells : 1) * sizeof(float));
+    size_t cells, bytes;
+    if (__builtin_mul_overflow(n_rows, n_features, &cells) ||
+        __builtin_mul_overflow(cells > 0 ? cells : 1, sizeof(float), &bytes)) {
+        free(d);
+        return NULL;
+    }
+    d->x = malloc(bytes);
     if (labelled)
         d->y = malloc((n_rows ? n_rows : 1) * sizeof(int32_t));
     if (d->x == NULL || (labelled && d->y == NULL)) {

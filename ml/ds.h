@@ -27,7 +27,8 @@ typedef struct ds_dataset {
 } ds_dataset;
 
 // ds_dataset_new allocates a zeroed data set with room for n_rows x
-// n_features features and, if labelled, n_rows labels. Returns NULL on OOM.
+// n_features features and, if labelled, n_rows labels. Returns NULL on OOM
+// or when n_rows x n_features floats do not fit in size_t.
 ds_dataset *ds_dataset_new(size_t n_rows, size_t n_features, int labelled);
 
 // ds_dataset_free frees d and everything it owns. Accepts NULL.

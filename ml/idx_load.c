@@ -4,6 +4,7 @@
 // validated against the byte count, and only then are the pixels converted.
 #include "ml/idx.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +66,6 @@ static cn_err read_idx(const char *path, uint32_t magic, uint32_t *dims, uint8_t
                      name, len);
         goto fail;
     }
-    uint64_t total = 1;
     char shape[128] = "";
     size_t sl = 0;
     for (int i = 0; i < ndim; i++) {
@@ -74,8 +74,18 @@ static cn_err read_idx(const char *path, uint32_t magic, uint32_t *dims, uint8_t
             rc = cn_errf(err, errlen, CN_EFORMAT, "%s: header dimension %d is zero", name, i);
             goto fail;
         }
-        total *= dims[i];
         sl += (size_t)snprintf(shape + sl, sizeof shape - sl, "%s%u", i ? "x" : "", dims[i]);
+    }
+    // The product is checked for overflow: dimensions whose product wraps
+    // to the file's size would otherwise pass.
+    uint64_t total = 1;
+    bool wraps = false;
+    for (int i = 0; i < ndim; i++)
+        wraps = wraps || __builtin_mul_overflow(total, (uint64_t)dims[i], &total);
+    if (wraps || total > (uint64_t)len) {
+        rc = cn_errf(err, errlen, CN_EFORMAT, "%s: header says %s, more bytes than the file's %zu",
+                     name, shape, len);
+        goto fail;
     }
     if (total + hdr != (uint64_t)len) {
         rc = cn_errf(err, errlen, CN_EFORMAT, "%s: header says %s = %llu bytes, file has %zu", name,

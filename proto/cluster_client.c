@@ -307,6 +307,7 @@ rpc_code cluster_ping(rpc_client *c, int deadline_ms, char *detail, size_t detai
 typedef struct ping_info {
     cluster_role role;
     char name[128];
+    rpc_server *server;
 } ping_info;
 
 static void handle_ping(rpc_call *call, void *arg)
@@ -319,6 +320,38 @@ static void handle_ping(rpc_call *call, void *arg)
     rpc_call_reply(call, &rep.base, NULL, 0);
 }
 
+// handle_metrics replies with the server's metrics (Prometheus text) as the
+// payload.
+static void handle_metrics(rpc_call *call, void *arg)
+{
+    ping_info *pi = arg;
+    cn_buf b;
+    cn_buf_init(&b);
+    if (rpc_server_metrics(pi->server, &b) != CN_OK)
+        rpc_call_fail(call, RPC_RESOURCE_EXHAUSTED, "Metrics: out of memory");
+    else
+        rpc_call_reply(call, NULL, b.data, b.len);
+    cn_buf_fini(&b);
+}
+
+rpc_code cluster_metrics(rpc_client *c, cn_buf *out, char *detail, size_t detail_len)
+{
+    Canopy__Cluster__Empty req = CANOPY__CLUSTER__EMPTY__INIT;
+    rpc_request r = {.service = "Cluster",
+                     .method = "Metrics",
+                     .body = &req.base,
+                     .deadline_ms = 5000,
+                     .flags = RPC_IDEMPOTENT};
+    rpc_reply rep;
+    rpc_code code = rpc_client_call(c, &r, &rep);
+    if (code == RPC_OK)
+        cn_buf_append(out, rep.payload, rep.payload_len);
+    else
+        snprintf(detail, detail_len, "%s", rep.detail);
+    rpc_reply_fini(&rep);
+    return code;
+}
+
 cn_err cluster_serve_ping(rpc_server *s, cluster_role role, const char *name)
 {
     // Lives as long as the process: servers are closed at exit and the info
@@ -329,6 +362,8 @@ cn_err cluster_serve_ping(rpc_server *s, cluster_role role, const char *name)
         return CN_ERANGE;
     ping_info *pi = &infos[ninfo++];
     pi->role = role;
+    pi->server = s;
     snprintf(pi->name, sizeof pi->name, "%s", name ? name : "");
-    return rpc_server_register(s, "Cluster", "Ping", handle_ping, pi, RPC_HANDLER_INLINE);
+    cn_err e = rpc_server_register(s, "Cluster", "Ping", handle_ping, pi, RPC_HANDLER_INLINE);
+    return e == CN_OK ? rpc_server_register(s, "Cluster", "Metrics", handle_metrics, pi, 0) : e;
 }

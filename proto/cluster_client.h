@@ -85,8 +85,12 @@ rpc_code cluster_status(rpc_client *c, cluster_node **nodes, size_t *n, uint64_t
 // cluster_ping calls Cluster/Ping on any node; RPC_OK when it answers.
 rpc_code cluster_ping(rpc_client *c, int deadline_ms, char *detail, size_t detail_len);
 
-// cluster_serve_ping registers Cluster/Ping on a node's server; the reply
-// describes the node (role, name).
+// cluster_metrics calls Cluster/Metrics on any node and appends its RPC
+// metrics (Prometheus text, see rpc_server_metrics) to out.
+rpc_code cluster_metrics(rpc_client *c, cn_buf *out, char *detail, size_t detail_len);
+
+// cluster_serve_ping registers Cluster/Ping (the reply describes the node:
+// role, name) and Cluster/Metrics on a node's server.
 cn_err cluster_serve_ping(rpc_server *s, cluster_role role, const char *name);
 
 // cluster_call performs a call with a protobuf request and unpacks the

@@ -63,10 +63,15 @@ rpc_code rpc_code_from_err(cn_err err);
 #define RPC_DETAIL_LEN CN_ERRBUF_LEN // a reply's detail carries a whole error message
 #define RPC_NAME_LEN 64
 
-// Call flags (rpc_request.flags).
+// Call flags (rpc_request.flags) and method flags (rpc_server_register).
 enum {
-    RPC_IDEMPOTENT = 1 << 0, // safe to retry with backoff on UNAVAILABLE / DEADLINE
-    RPC_MUTATING = 1 << 1,   // carries (node id, seq); the server applies it once
+    // Call: safe to retry with backoff on UNAVAILABLE, DEADLINE_EXCEEDED or
+    // ABORTED.
+    RPC_IDEMPOTENT = 1 << 0,
+    // Method: the server applies each call once, whatever the client resends
+    // (duplicate table keyed by the client's random caller key and seq). On
+    // a call it is ignored: every call carries (caller, seq).
+    RPC_MUTATING = 1 << 1,
 };
 
 // ---------------------------------------------------------------- security
@@ -77,10 +82,19 @@ enum {
 // CN_EINVAL if the token is longer than 255 bytes.
 cn_err rpc_token_load(const char *path, char out[256], char *err, size_t errlen);
 
+// rpc_url_host writes the host part of url ("10.0.0.5", "vm1", "::1") into
+// out. Errors: CN_EINVAL (no "://"), CN_ERANGE (n too small).
+cn_err rpc_url_host(const char *url, char *out, size_t n);
+
+// rpc_url_exposed reports whether url is plain tcp:// on an address other
+// than loopback (127.0.0.0/8, ::1, localhost): the cluster token would cross
+// a network in clear text. tls+tcp://, ipc:// and inproc:// are not exposed.
+bool rpc_url_exposed(const char *url);
+
 // TLS files for tls+tcp:// URLs. Server: cert and key required, ca optional
 // (when set, clients must present a certificate signed by it). Client: ca
-// required to verify the server, cert/key optional; server_name checked
-// against the certificate unless empty.
+// required to verify the server, cert/key optional; the server's
+// certificate must name server_name, or the URL's host when it is empty.
 typedef struct rpc_tls {
     const char *cert_file;
     const char *key_file;
@@ -94,13 +108,31 @@ typedef struct rpc_server rpc_server;
 typedef struct rpc_call rpc_call;
 
 typedef struct rpc_server_opts {
-    const char *url;        // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
-    const char *token;      // cluster token; NULL or "" disables the check
-    size_t max_msg_bytes;   // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
-    int max_inflight;       // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
-    int handler_threads;    // worker pool for handlers; 0 = 4
-    int dedup_window;       // remembered replies per node for mutating calls; 0 = 64
-    rpc_tls tls;            // used only for tls+tcp://
+    const char *url;      // tcp://host:port, ipc:///path, inproc://name, tls+tcp://...
+    const char *token;    // cluster token; NULL or "" disables the check
+    size_t max_msg_bytes; // 0 = RPC_DEFAULT_MAX_MSG; set as NNG_OPT_RECVMAXSZ
+    int max_inflight;     // calls being handled at once; 0 = 64; more get RESOURCE_EXHAUSTED
+    int handler_threads;  // worker pool for handlers; 0 = 4
+    int dedup_window;     // remembered replies per caller for mutating methods; 0 = 64
+    int dedup_callers;    // callers remembered (least recently seen dropped); 0 = 4096
+    size_t dedup_bytes;   // stored replies, bytes; 0 = 64 MiB (see docs/wire.md)
+    rpc_tls tls;          // used only for tls+tcp://
+    // Connections (see docs/security.md). A connection is unauthenticated
+    // until it delivers a call with the right token (every connection is
+    // authenticated when the server has no token). nng reads a whole message
+    // before the token can be checked, so the memory peers without the token
+    // can hold is at most max_unauth_conns * max_msg_bytes.
+    int max_conns;         // open connections; 0 = 512; more are refused
+    int max_unauth_conns;  // unauthenticated connections; 0 = 16
+    int max_unauth_per_ip; // unauthenticated connections from one IP address; 0 = 4
+    int auth_grace_ms;     // an unauthenticated connection older than this is closed
+                           // to admit a new one when a cap is reached; 0 = 5000
+    // on_refuse, if set, is told about refused connections and calls without
+    // the right token, with the peer's address ("refused 10.0.0.7:41234:
+    // ..."). Called from nng threads, at most 10 times a second (later events
+    // in the same second are counted and reported with the next one).
+    void (*on_refuse)(void *arg, const char *what);
+    void *on_refuse_arg;
 } rpc_server_opts;
 
 // rpc_handler_fn handles one call. It must eventually complete the call with
@@ -111,6 +143,9 @@ typedef struct rpc_server_opts {
 // callback thread and must not block.
 typedef void (*rpc_handler_fn)(rpc_call *call, void *arg);
 
+// Method flags besides RPC_MUTATING. RPC_HANDLER_INLINE: the handler runs
+// on the nng callback thread, must not block, and is not subject to
+// max_inflight (for health checks and heartbeats).
 enum { RPC_HANDLER_INLINE = 1 << 0 };
 
 // rpc_server_open creates a server bound to opts->url (not yet serving).
@@ -118,8 +153,11 @@ enum { RPC_HANDLER_INLINE = 1 << 0 };
 // use, permission), CN_EAUTH (TLS files unreadable or invalid); err says which.
 cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err, size_t errlen);
 
-// rpc_server_register adds a handler for service/method. Must be called
-// before rpc_server_start. arg is retained until close.
+// rpc_server_register adds a handler for service/method. flags:
+// RPC_HANDLER_INLINE, RPC_MUTATING (calls that change state and must not be
+// applied twice when a client resends them; their replies should be small,
+// as each is stored). Must be called before rpc_server_start. arg is
+// retained until close.
 // Errors: CN_EEXIST if the pair is already registered, CN_ESTATE if started.
 cn_err rpc_server_register(rpc_server *s, const char *service, const char *method,
                            rpc_handler_fn fn, void *arg, unsigned flags);
@@ -155,7 +193,7 @@ const uint8_t *rpc_call_body(const rpc_call *c, size_t *len);
 ProtobufCMessage *rpc_call_unpack(rpc_call *c, const ProtobufCMessageDescriptor *desc);
 // rpc_call_payload returns the raw payload, 16-byte aligned, or NULL if empty.
 const void *rpc_call_payload(const rpc_call *c, size_t *len);
-// rpc_call_node / rpc_call_seq: the caller's identity (0 if not mutating).
+// rpc_call_node / rpc_call_seq: the caller's node id and the call's seq.
 uint64_t rpc_call_node(const rpc_call *c);
 uint64_t rpc_call_seq(const rpc_call *c);
 // rpc_call_method: "Service/Method".
@@ -189,7 +227,7 @@ typedef struct rpc_client rpc_client;
 typedef struct rpc_client_opts {
     const char *url;         // server URL
     const char *token;       // sent with every call; NULL = ""
-    uint64_t node_id;        // identity for mutating calls; 0 = random
+    uint64_t node_id;        // sent with every call (rpc_call_node); 0 = random
     size_t max_msg_bytes;    // checked before sending and on receive; 0 = default
     int default_deadline_ms; // 0 = 30000
     int max_retries;         // for RPC_IDEMPOTENT calls; 0 = 5
@@ -204,8 +242,8 @@ typedef struct rpc_request {
     const ProtobufCMessage *body; // may be NULL (empty body)
     const void *payload;          // raw bytes appended after the body; may be NULL
     size_t payload_len;
-    int deadline_ms;              // 0 = client default
-    unsigned flags;               // RPC_IDEMPOTENT | RPC_MUTATING
+    int deadline_ms; // 0 = client default
+    unsigned flags;  // RPC_IDEMPOTENT
 } rpc_request;
 
 // rpc_reply holds a reply until rpc_reply_fini. body and payload point into

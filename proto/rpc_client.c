@@ -3,9 +3,9 @@
 // bounded pool of req contexts, created on demand and then kept, so that
 // concurrent rpc_client_call's never share one. nng's own request resend is
 // disabled: retries are ours, with exponential backoff and full jitter, for
-// RPC_IDEMPOTENT calls only, inside the call's overall deadline, and a
-// mutating call keeps its (node, seq) and request id across attempts so the
-// server's duplicate table recognises it.
+// RPC_IDEMPOTENT calls only, inside the call's overall deadline, and a call
+// keeps its (caller, seq) and request id across attempts so the duplicate
+// table of a server whose method is mutating recognises it.
 //
 // Closing. nng 1.5.2 can hang nng_close for ever when a message arrives on
 // the connection while it is being closed (see rpc_socket_close_bounded in
@@ -24,6 +24,7 @@
 #include "proto/rpc_impl.h"
 
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -70,6 +71,7 @@ struct rpc_client {
 
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t next_seq;
+    uint64_t caller; // random, non-zero: the duplicate table's key for this client
 };
 
 static void abs_time(struct timespec *ts, uint64_t deadline_ns)
@@ -111,6 +113,12 @@ cn_err rpc_client_open(rpc_client **out, const rpc_client_opts *opts, char *err,
     c->node = opts->node_id;
     while (c->node == 0)
         c->node = cn_rng_next(&c->rng);
+    // The duplicate table's key: unpredictable, so no other caller can fill
+    // or poison this client's entries (the node id is public: see
+    // Cluster/Status).
+    while (c->caller == 0)
+        if (getrandom(&c->caller, sizeof c->caller, 0) != (ssize_t)sizeof c->caller)
+            c->caller = cn_rng_next(&c->rng) ^ cn_now_ns();
     atomic_init(&c->next_id, cn_rng_next(&c->rng) >> 16);
     atomic_init(&c->next_seq, 1);
     pthread_mutex_init(&c->mu, NULL);
@@ -136,7 +144,19 @@ cn_err rpc_client_open(rpc_client **out, const rpc_client_opts *opts, char *err,
     }
     nng_dialer_set_size(c->d, NNG_OPT_RECVMAXSZ, c->max_msg);
     if (rpc_url_is_tls(c->url)) {
-        rc = rpc_tls_setup(&c->tls, &opts->tls, false, err, errlen);
+        // The certificate must name the host dialled, unless told otherwise:
+        // without a server name the TLS library checks the chain only, and
+        // any node's certificate would pass for any other.
+        rpc_tls t = opts->tls;
+        char host[256];
+        if (!t.server_name || !t.server_name[0]) {
+            if (rpc_url_host(c->url, host, sizeof host) != CN_OK) {
+                rc = cn_errf(err, errlen, CN_EINVAL, "rpc client: no host in %s", c->url);
+                goto fail;
+            }
+            t.server_name = host;
+        }
+        rc = rpc_tls_setup(&c->tls, &t, false, err, errlen);
         if (rc != CN_OK)
             goto fail;
         rv = nng_dialer_set_ptr(c->d, NNG_OPT_TLS_CONFIG, c->tls);
@@ -383,16 +403,17 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
     uint64_t start = cn_now_ns();
     uint64_t deadline_ns = start + (uint64_t)deadline_ms * 1000000ull;
     bool idem = (req->flags & RPC_IDEMPOTENT) != 0;
-    bool mut = (req->flags & RPC_MUTATING) != 0;
 
     Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
     h.service = (char *)(req->service ? req->service : "");
     h.method = (char *)(req->method ? req->method : "");
     h.request_id = atomic_fetch_add(&c->next_id, 1);
     h.token = c->token;
-    h.mutating = mut;
-    h.node_id = mut ? c->node : 0;
-    h.seq = mut ? atomic_fetch_add(&c->next_seq, 1) : 0;
+    // Every call carries the caller key and a fresh seq: the server decides
+    // by method whether to suppress duplicates.
+    h.node_id = c->node;
+    h.caller = c->caller;
+    h.seq = atomic_fetch_add(&c->next_seq, 1);
     h.align_bias = RPC_ALIGN_BIAS;
 
     // Size check before anything is allocated or sent: the server drops an
@@ -476,8 +497,10 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
                 break;
             }
         }
+        // ABORTED: the server is still running an earlier attempt of this
+        // call; the retry gets its stored reply (docs/wire.md).
         if (code == RPC_OK || n >= retries ||
-            (code != RPC_UNAVAILABLE && code != RPC_DEADLINE_EXCEEDED))
+            (code != RPC_UNAVAILABLE && code != RPC_DEADLINE_EXCEEDED && code != RPC_ABORTED))
             break;
         if (!backoff_wait(c, n, deadline_ns)) {
             code = set_fail(rep, RPC_CANCELLED, "%s", "client closed during the call");

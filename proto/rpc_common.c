@@ -5,6 +5,7 @@
 #include "proto/rpc.h"
 #include "proto/rpc_impl.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -146,6 +147,44 @@ bool rpc_token_equal(const char *a, const char *b)
 bool rpc_url_is_tls(const char *url)
 {
     return url && strncmp(url, "tls+tcp", 7) == 0;
+}
+
+cn_err rpc_url_host(const char *url, char *out, size_t n)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return CN_EINVAL;
+    p += 3;
+    const char *end;
+    if (*p == '[') { // [v6]:port
+        p++;
+        end = strchr(p, ']');
+    } else {
+        end = strrchr(p, ':');
+    }
+    if (!end)
+        end = p + strlen(p);
+    size_t k = (size_t)(end - p);
+    if (k >= n)
+        return CN_ERANGE;
+    memcpy(out, p, k);
+    out[k] = 0;
+    return CN_OK;
+}
+
+bool rpc_url_exposed(const char *url)
+{
+    if (!url || strncmp(url, "tcp://", 6) != 0)
+        return false; // tls+tcp, ipc, inproc
+    char host[256];
+    if (rpc_url_host(url, host, sizeof host) != CN_OK)
+        return true;
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0)
+        return false;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) != 127;
+    return true; // a host name, an IPv6 address, or the wildcard "*"
 }
 
 // read_file reads a whole (small) PEM file into a NUL-terminated heap string.

@@ -27,6 +27,7 @@
 #include "proto/rpc.h"
 #include "proto/rpc_impl.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -41,13 +42,14 @@
 #include "common/cn_clock.h"
 
 enum { CTX_IDLE, CTX_RECV, CTX_BUSY, CTX_SEND };
-enum { DD_EMPTY, DD_RUNNING, DD_DONE };
-enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD };
+enum { DD_EMPTY, DD_RUNNING, DD_DONE, DD_DONE_UNKEPT };
+enum { DD_NEW, DD_REPLAY, DD_IN_PROGRESS, DD_TOO_OLD, DD_UNKEPT };
 
 #define CTX_MARGIN 16     // contexts beyond max_inflight, to answer RESOURCE_EXHAUSTED
 #define DD_BUCKETS 256    // hash buckets of the per-node duplicate table
 #define ARENA_BYTES 1024  // per-call scratch for unpacking the request header
 #define CLOSE_JOIN_MS 200 // wait for handler threads after the drain
+#define REFUSE_PER_SEC 10 // reports of refused peers per second
 
 typedef struct rpc_method {
     char service[RPC_NAME_LEN];
@@ -75,7 +77,7 @@ struct rpc_call {
     size_t bytes_in;
     uint64_t recv_ns;
     uint64_t deadline_ns; // 0 = none
-    uint64_t node, seq;
+    uint64_t node, caller, seq;
     bool counted;   // holds an in-flight slot
     bool dedup;     // holds a DD_RUNNING slot in the duplicate table
     bool ran;       // the handler was called
@@ -101,12 +103,24 @@ typedef struct dd_slot {
     nng_msg *reply; // DD_DONE: a copy of the reply sent
 } dd_slot;
 
+// conn: one open connection (nng pipe), for the connection caps.
+typedef struct conn {
+    nng_pipe pipe;
+    uint32_t id;
+    bool authed;    // delivered a call with the right token
+    bool has_ip;    // tcp or tls+tcp: ip is the peer's address
+    uint8_t ip[16]; // IPv4 in the first 4 bytes
+    uint64_t since_ns;
+} conn;
+
 typedef struct dd_node {
-    uint64_t node;
+    uint64_t caller;
     uint64_t max_seq;
     bool any;
-    dd_slot *slots; // window entries, indexed by seq % window
-    struct dd_node *next;
+    int running;                         // slots DD_RUNNING (the caller is not dropped meanwhile)
+    dd_slot *slots;                      // window entries, indexed by seq % window
+    struct dd_node *next;                // hash chain
+    struct dd_node *lru_prev, *lru_next; // most recently seen first
 } dd_node;
 
 struct rpc_server {
@@ -139,8 +153,29 @@ struct rpc_server {
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;
 
+    // Duplicate table: dd_mu guards all of it.
     pthread_mutex_t dd_mu;
     dd_node *dd[DD_BUCKETS];
+    dd_node *lru_head, *lru_tail;
+    int dd_count, dd_max;
+    size_t dd_bytes, dd_max_bytes;
+    uint64_t dd_evicted;
+
+    // Connections: pipe_mu guards conns and nunauth.
+    int max_conns, max_unauth, max_unauth_ip, auth_grace_ms;
+    pthread_mutex_t pipe_mu;
+    conn *conns; // (max_conns)
+    int nconns, nunauth;
+    atomic_int unauth_hint; // nunauth, read without the lock on the call path
+    atomic_uint_fast64_t refused_conns, evicted_conns;
+
+    // Reports of refused peers, at most REFUSE_PER_SEC a second.
+    void (*on_refuse)(void *arg, const char *what);
+    void *on_refuse_arg;
+    pthread_mutex_t refuse_mu;
+    uint64_t refuse_sec;
+    int refuse_n;
+    uint64_t refuse_suppressed;
 };
 
 // ---------------------------------------------------------------- arena
@@ -168,13 +203,82 @@ static void arena_free(void *data, void *p)
 
 // ---------------------------------------------------------------- duplicates
 
-static dd_node *dd_find(rpc_server *s, uint64_t node, bool create)
+// The table is keyed by the caller key each client draws at random: no
+// other client can reach a caller's entries, whatever seq or node id it
+// sends. It is bounded: at most dd_max callers (the least recently seen
+// goes first) and dd_max_bytes of stored replies.
+
+static unsigned dd_bucket(uint64_t caller)
 {
-    unsigned h = (unsigned)((node * 0x9e3779b97f4a7c15ull) >> 56) % DD_BUCKETS;
+    return (unsigned)((caller * 0x9e3779b97f4a7c15ull) >> 56) % DD_BUCKETS;
+}
+
+static void lru_unlink(rpc_server *s, dd_node *n)
+{
+    if (n->lru_prev)
+        n->lru_prev->lru_next = n->lru_next;
+    else
+        s->lru_head = n->lru_next;
+    if (n->lru_next)
+        n->lru_next->lru_prev = n->lru_prev;
+    else
+        s->lru_tail = n->lru_prev;
+    n->lru_prev = n->lru_next = NULL;
+}
+
+static void lru_front(rpc_server *s, dd_node *n)
+{
+    n->lru_next = s->lru_head;
+    if (s->lru_head)
+        s->lru_head->lru_prev = n;
+    s->lru_head = n;
+    if (!s->lru_tail)
+        s->lru_tail = n;
+}
+
+static void dd_node_free(rpc_server *s, dd_node *n)
+{
+    for (int i = 0; i < s->window; i++)
+        if (n->slots[i].reply) {
+            s->dd_bytes -= nng_msg_len(n->slots[i].reply);
+            nng_msg_free(n->slots[i].reply);
+        }
+    free(n->slots);
+    free(n);
+}
+
+// dd_evict drops the least recently seen caller with no call running,
+// other than keep. Returns false if there is none.
+static bool dd_evict(rpc_server *s, const dd_node *keep)
+{
+    dd_node *n = s->lru_tail;
+    while (n && (n == keep || n->running > 0))
+        n = n->lru_prev;
+    if (!n)
+        return false;
+    lru_unlink(s, n);
+    dd_node **pp = &s->dd[dd_bucket(n->caller)];
+    while (*pp != n)
+        pp = &(*pp)->next;
+    *pp = n->next;
+    s->dd_count--;
+    s->dd_evicted++;
+    dd_node_free(s, n);
+    return true;
+}
+
+static dd_node *dd_find(rpc_server *s, uint64_t caller, bool create)
+{
+    unsigned h = dd_bucket(caller);
     for (dd_node *n = s->dd[h]; n; n = n->next)
-        if (n->node == node)
+        if (n->caller == caller) {
+            lru_unlink(s, n);
+            lru_front(s, n);
             return n;
+        }
     if (!create)
+        return NULL;
+    if (s->dd_count >= s->dd_max && !dd_evict(s, NULL))
         return NULL;
     dd_node *n = calloc(1, sizeof *n);
     if (!n)
@@ -184,26 +288,28 @@ static dd_node *dd_find(rpc_server *s, uint64_t node, bool create)
         free(n);
         return NULL;
     }
-    n->node = node;
+    n->caller = caller;
     n->next = s->dd[h];
     s->dd[h] = n;
+    lru_front(s, n);
+    s->dd_count++;
     return n;
 }
 
-// dd_check classifies (node, seq); for DD_REPLAY *cached is a copy of the
+// dd_check classifies (caller, seq); for DD_REPLAY *cached is a copy of the
 // stored reply; for DD_NEW the slot is claimed (DD_RUNNING).
-static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached)
+static int dd_check(rpc_server *s, uint64_t caller, uint64_t seq, nng_msg **cached)
 {
     int r = DD_NEW;
     *cached = NULL;
     pthread_mutex_lock(&s->dd_mu);
-    dd_node *n = dd_find(s, node, true);
+    dd_node *n = dd_find(s, caller, true);
     if (!n) {
         r = -1;
         goto out;
     }
     uint64_t w = (uint64_t)s->window;
-    if (n->any && seq + w <= n->max_seq) {
+    if (n->any && seq < n->max_seq && n->max_seq - seq >= w) {
         r = DD_TOO_OLD;
         goto out;
     }
@@ -211,6 +317,8 @@ static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached
     if (sl->state != DD_EMPTY && sl->seq == seq) {
         if (sl->state == DD_RUNNING) {
             r = DD_IN_PROGRESS;
+        } else if (sl->state == DD_DONE_UNKEPT) {
+            r = DD_UNKEPT;
         } else if (nng_msg_dup(cached, sl->reply) == 0) {
             r = DD_REPLAY;
         } else {
@@ -218,11 +326,16 @@ static int dd_check(rpc_server *s, uint64_t node, uint64_t seq, nng_msg **cached
         }
         goto out;
     }
-    if (sl->reply)
+    if (sl->state == DD_RUNNING)
+        n->running--; // an older call in this slot still runs: it will not be stored
+    if (sl->reply) {
+        s->dd_bytes -= nng_msg_len(sl->reply);
         nng_msg_free(sl->reply);
+    }
     sl->reply = NULL;
     sl->seq = seq;
     sl->state = DD_RUNNING;
+    n->running++;
     if (!n->any || seq > n->max_seq)
         n->max_seq = seq;
     n->any = true;
@@ -231,20 +344,37 @@ out:
     return r;
 }
 
-// dd_finish stores a copy of reply for (node, seq), or forgets the claim when
-// reply is NULL (the handler never ran, so a resend may run it).
-static void dd_finish(rpc_server *s, uint64_t node, uint64_t seq, nng_msg *reply)
+// dd_finish stores a copy of reply for (caller, seq), or forgets the claim
+// when reply is NULL (the handler never ran, so a resend may run it). A
+// reply that does not fit in the byte budget, even after dropping other
+// callers, is not kept: a resend is then told the call was applied.
+static void dd_finish(rpc_server *s, uint64_t caller, uint64_t seq, nng_msg *reply)
 {
     nng_msg *copy = NULL;
-    if (reply && nng_msg_dup(&copy, reply) != 0)
+    if (reply && nng_msg_len(reply) <= s->dd_max_bytes / 4 && nng_msg_dup(&copy, reply) != 0)
         copy = NULL;
     pthread_mutex_lock(&s->dd_mu);
-    dd_node *n = dd_find(s, node, false);
+    dd_node *n = dd_find(s, caller, false);
     dd_slot *sl = n ? &n->slots[seq % (uint64_t)s->window] : NULL;
     if (sl && sl->seq == seq && sl->state == DD_RUNNING) {
-        sl->state = copy ? DD_DONE : DD_EMPTY;
-        sl->reply = copy;
-        copy = NULL;
+        n->running--;
+        if (copy) {
+            s->dd_bytes += nng_msg_len(copy);
+            while (s->dd_bytes > s->dd_max_bytes && dd_evict(s, n))
+                ;
+        }
+        if (!reply)
+            sl->state = DD_EMPTY;
+        else if (copy && s->dd_bytes <= s->dd_max_bytes)
+            sl->state = DD_DONE;
+        else
+            sl->state = DD_DONE_UNKEPT;
+        if (sl->state == DD_DONE) {
+            sl->reply = copy;
+            copy = NULL;
+        } else if (copy) {
+            s->dd_bytes -= nng_msg_len(copy);
+        }
     }
     pthread_mutex_unlock(&s->dd_mu);
     if (copy)
@@ -257,15 +387,184 @@ static void dd_free_all(rpc_server *s)
         dd_node *n = s->dd[h];
         while (n) {
             dd_node *next = n->next;
-            for (int i = 0; i < s->window; i++)
-                if (n->slots[i].reply)
-                    nng_msg_free(n->slots[i].reply);
-            free(n->slots);
-            free(n);
+            dd_node_free(s, n);
             n = next;
         }
         s->dd[h] = NULL;
     }
+    s->lru_head = s->lru_tail = NULL;
+    s->dd_count = 0;
+}
+
+// ---------------------------------------------------------------- connections
+
+// refused reports one refused peer or call through opts.on_refuse, at most
+// REFUSE_PER_SEC times a second; the rest are counted and mentioned in the
+// next report.
+static void refused(rpc_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refused(rpc_server *s, const char *fmt, ...)
+{
+    if (!s->on_refuse)
+        return;
+    uint64_t sec = cn_now_ns() / 1000000000ull, skipped;
+    pthread_mutex_lock(&s->refuse_mu);
+    if (sec != s->refuse_sec) {
+        s->refuse_sec = sec;
+        s->refuse_n = 0;
+    }
+    if (s->refuse_n >= REFUSE_PER_SEC) {
+        s->refuse_suppressed++;
+        pthread_mutex_unlock(&s->refuse_mu);
+        return;
+    }
+    s->refuse_n++;
+    skipped = s->refuse_suppressed;
+    s->refuse_suppressed = 0;
+    pthread_mutex_unlock(&s->refuse_mu);
+    char msg[320];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (skipped && n > 0 && (size_t)n < sizeof msg)
+        snprintf(msg + n, sizeof msg - (size_t)n, " (and %" PRIu64 " more not reported)", skipped);
+    s->on_refuse(s->on_refuse_arg, msg);
+}
+
+// peer_of fills c's address fields and writes "ip:port" (or the transport's
+// name) into out.
+static void peer_of(nng_pipe p, conn *c, char *out, size_t n)
+{
+    nng_sockaddr sa;
+    memset(c->ip, 0, sizeof c->ip);
+    c->has_ip = false;
+    snprintf(out, n, "a local peer");
+    if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+        return;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa.s_family == NNG_AF_INET) {
+        memcpy(c->ip, &sa.s_in.sa_addr, 4);
+        inet_ntop(AF_INET, c->ip, ip, sizeof ip);
+        snprintf(out, n, "%s:%u", ip, (unsigned)ntohs(sa.s_in.sa_port));
+        c->has_ip = true;
+    } else if (sa.s_family == NNG_AF_INET6) {
+        memcpy(c->ip, sa.s_in6.sa_addr, 16);
+        inet_ntop(AF_INET6, c->ip, ip, sizeof ip);
+        snprintf(out, n, "[%s]:%u", ip, (unsigned)ntohs(sa.s_in6.sa_port));
+        c->has_ip = true;
+    }
+}
+
+static int conn_find(rpc_server *s, uint32_t id)
+{
+    for (int i = 0; i < s->nconns; i++)
+        if (s->conns[i].id == id)
+            return i;
+    return -1;
+}
+
+static void conn_remove(rpc_server *s, int i)
+{
+    if (!s->conns[i].authed) {
+        s->nunauth--;
+        atomic_store(&s->unauth_hint, s->nunauth);
+    }
+    s->conns[i] = s->conns[--s->nconns];
+}
+
+// admit decides on a new connection (pipe_mu held). Returns NULL to admit,
+// else why it is refused; *evict is set to a stale unauthenticated
+// connection to close in its place.
+static const char *admit(rpc_server *s, const conn *c, nng_pipe *evict, bool *do_evict)
+{
+    *do_evict = false;
+    if (s->nconns >= s->max_conns)
+        return "too many connections";
+    if (c->authed)
+        return NULL;
+    int from_ip = 0;
+    for (int i = 0; i < s->nconns; i++)
+        if (!s->conns[i].authed && c->has_ip && s->conns[i].has_ip &&
+            memcmp(s->conns[i].ip, c->ip, 16) == 0)
+            from_ip++;
+    bool ip_full = c->has_ip && from_ip >= s->max_unauth_ip;
+    if (!ip_full && s->nunauth < s->max_unauth)
+        return NULL;
+    // Make room by closing the oldest unauthenticated connection (from the
+    // same address when that address is over its cap) past its grace time.
+    uint64_t cutoff = cn_now_ns() - (uint64_t)s->auth_grace_ms * 1000000ull;
+    int old = -1;
+    for (int i = 0; i < s->nconns; i++) {
+        const conn *o = &s->conns[i];
+        if (o->authed || o->since_ns > cutoff)
+            continue;
+        if (ip_full && !(o->has_ip && memcmp(o->ip, c->ip, 16) == 0))
+            continue;
+        if (old < 0 || o->since_ns < s->conns[old].since_ns)
+            old = i;
+    }
+    if (old < 0)
+        return ip_full ? "too many unauthenticated connections from its address"
+                       : "too many unauthenticated connections";
+    *evict = s->conns[old].pipe;
+    *do_evict = true;
+    conn_remove(s, old);
+    return NULL;
+}
+
+static void pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    rpc_server *s = arg;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    if (ev == NNG_PIPE_EV_REM_POST) {
+        pthread_mutex_lock(&s->pipe_mu);
+        int i = conn_find(s, id);
+        if (i >= 0)
+            conn_remove(s, i);
+        pthread_mutex_unlock(&s->pipe_mu);
+        return;
+    }
+    if (ev != NNG_PIPE_EV_ADD_PRE)
+        return;
+    conn c = {.pipe = p, .id = id, .authed = !s->token[0], .since_ns = cn_now_ns()};
+    char peer[80];
+    peer_of(p, &c, peer, sizeof peer);
+    nng_pipe evict;
+    bool do_evict;
+    pthread_mutex_lock(&s->pipe_mu);
+    const char *why = admit(s, &c, &evict, &do_evict);
+    if (!why) {
+        s->conns[s->nconns++] = c;
+        if (!c.authed)
+            s->nunauth++;
+        atomic_store(&s->unauth_hint, s->nunauth);
+    }
+    pthread_mutex_unlock(&s->pipe_mu);
+    if (do_evict) {
+        atomic_fetch_add(&s->evicted_conns, 1);
+        nng_pipe_close(evict);
+    }
+    if (why) {
+        atomic_fetch_add(&s->refused_conns, 1);
+        nng_pipe_close(p);
+        refused(s, "refused a connection from %s: %s", peer, why);
+    }
+}
+
+// pipe_authed marks the connection msg came on as authenticated.
+static void pipe_authed(rpc_server *s, nng_msg *msg)
+{
+    if (atomic_load(&s->unauth_hint) == 0)
+        return;
+    uint32_t id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
+    pthread_mutex_lock(&s->pipe_mu);
+    int i = conn_find(s, id);
+    if (i >= 0 && !s->conns[i].authed) {
+        s->conns[i].authed = true;
+        s->nunauth--;
+        atomic_store(&s->unauth_hint, s->nunauth);
+    }
+    pthread_mutex_unlock(&s->pipe_mu);
 }
 
 // ---------------------------------------------------------------- completion
@@ -295,7 +594,7 @@ static void call_send(rpc_call *c, nng_msg *reply, rpc_code code)
     srv_ctx *x = c->x;
     rpc_server *s = x->s;
     if (c->dedup)
-        dd_finish(s, c->node, c->seq, c->ran ? reply : NULL);
+        dd_finish(s, c->caller, c->seq, c->ran ? reply : NULL);
     rpc_metrics_record(c->m ? &c->m->metrics : &s->unknown.metrics, code, cn_now_ns() - c->recv_ns,
                        c->bytes_in, reply ? nng_msg_len(reply) : 0);
     call_release(c);
@@ -414,11 +713,11 @@ const void *rpc_call_payload(const rpc_call *c, size_t *len)
 
 uint64_t rpc_call_node(const rpc_call *c)
 {
-    return c->dedup ? c->node : 0;
+    return c->node;
 }
 uint64_t rpc_call_seq(const rpc_call *c)
 {
-    return c->dedup ? c->seq : 0;
+    return c->seq;
 }
 const char *rpc_call_method(const rpc_call *c)
 {
@@ -486,7 +785,7 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     c->body = NULL;
     c->payload = NULL;
     c->body_len = c->payload_len = 0;
-    c->node = c->seq = 0;
+    c->node = c->caller = c->seq = 0;
     c->counted = c->dedup = c->ran = false;
     c->reply = NULL;
     c->next = NULL;
@@ -510,10 +809,19 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
         call_fail_now(c, RPC_UNAVAILABLE, "server is shutting down");
         return;
     }
-    if (s->token[0] && !rpc_token_equal(h->token, s->token)) {
-        call_fail_now(c, RPC_UNAUTHENTICATED,
-                      h->token[0] ? "wrong cluster token" : "missing cluster token");
-        return;
+    if (s->token[0]) {
+        if (!rpc_token_equal(h->token, s->token)) {
+            const char *why = h->token[0] ? "wrong cluster token" : "missing cluster token";
+            if (s->on_refuse) {
+                conn pc;
+                char peer[80];
+                peer_of(nng_msg_get_pipe(msg), &pc, peer, sizeof peer);
+                refused(s, "refused a call from %s: %s", peer, why);
+            }
+            call_fail_now(c, RPC_UNAUTHENTICATED, why);
+            return;
+        }
+        pipe_authed(s, msg);
     }
     c->m = find_method(s, h->service, h->method);
     if (!c->m) {
@@ -533,7 +841,11 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     if (h->deadline_ms)
         c->deadline_ns = c->recv_ns + (uint64_t)h->deadline_ms * 1000000ull;
 
-    if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight) {
+    // Inline methods (health checks, heartbeats) need no handler thread and
+    // return at once: the cap does not apply to them, so slow handlers
+    // filling it cannot make a live node look dead.
+    if (atomic_fetch_add(&s->inflight, 1) >= s->max_inflight &&
+        !(c->m->flags & RPC_HANDLER_INLINE)) {
         atomic_fetch_sub(&s->inflight, 1);
         snprintf(err, sizeof err, "server busy: %d calls in flight", s->max_inflight);
         call_fail_now(c, RPC_RESOURCE_EXHAUSTED, err);
@@ -541,14 +853,17 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     }
     c->counted = true;
 
-    if (h->mutating) {
+    c->node = h->node_id;
+    c->seq = h->seq;
+    // Whether a call is applied once is the method's property; a call
+    // without a caller key (not from rpc_client) is not deduplicated.
+    if ((c->m->flags & RPC_MUTATING) && h->caller) {
         nng_msg *cached = NULL;
-        int r = dd_check(s, h->node_id, h->seq, &cached);
+        int r = dd_check(s, h->caller, h->seq, &cached);
         switch (r) {
         case DD_NEW:
             c->dedup = true;
-            c->node = h->node_id;
-            c->seq = h->seq;
+            c->caller = h->caller;
             break;
         case DD_REPLAY:
             call_send(c, cached, RPC_OK);
@@ -565,6 +880,13 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
                      "seq %" PRIu64 " of node %" PRIx64 " is older than the last %d calls; "
                      "treated as already applied",
                      h->seq, h->node_id, s->window);
+            call_fail_now(c, RPC_ALREADY_EXISTS, err);
+            return;
+        case DD_UNKEPT:
+            snprintf(err, sizeof err,
+                     "duplicate of call (node %" PRIx64 ", seq %" PRIu64
+                     ") that was applied; its reply was too large to keep",
+                     h->node_id, h->seq);
             call_fail_now(c, RPC_ALREADY_EXISTS, err);
             return;
         default:
@@ -638,7 +960,9 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: url too long");
     if (opts->token && strlen(opts->token) > 255)
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: token longer than 255 bytes");
-    if (opts->max_inflight < 0 || opts->handler_threads < 0 || opts->dedup_window < 0)
+    if (opts->max_inflight < 0 || opts->handler_threads < 0 || opts->dedup_window < 0 ||
+        opts->dedup_callers < 0 || opts->max_conns < 0 || opts->max_unauth_conns < 0 ||
+        opts->max_unauth_per_ip < 0 || opts->auth_grace_ms < 0)
         return cn_errf(err, errlen, CN_EINVAL, "rpc server: negative limit in options");
     rpc_server *s = calloc(1, sizeof *s);
     if (!s)
@@ -649,6 +973,24 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     s->max_inflight = opts->max_inflight ? opts->max_inflight : 64;
     s->nthreads = opts->handler_threads ? opts->handler_threads : 4;
     s->window = opts->dedup_window ? opts->dedup_window : 64;
+    s->dd_max = opts->dedup_callers ? opts->dedup_callers : 4096;
+    s->dd_max_bytes = opts->dedup_bytes ? opts->dedup_bytes : (size_t)64 << 20;
+    s->max_conns = opts->max_conns ? opts->max_conns : 512;
+    s->max_unauth = opts->max_unauth_conns ? opts->max_unauth_conns : 16;
+    s->max_unauth_ip = opts->max_unauth_per_ip ? opts->max_unauth_per_ip : 4;
+    s->auth_grace_ms = opts->auth_grace_ms ? opts->auth_grace_ms : 5000;
+    s->on_refuse = opts->on_refuse;
+    s->on_refuse_arg = opts->on_refuse_arg;
+    pthread_mutex_init(&s->pipe_mu, NULL);
+    pthread_mutex_init(&s->refuse_mu, NULL);
+    atomic_init(&s->unauth_hint, 0);
+    atomic_init(&s->refused_conns, 0);
+    atomic_init(&s->evicted_conns, 0);
+    s->conns = calloc((size_t)s->max_conns, sizeof *s->conns);
+    if (!s->conns) {
+        free(s);
+        return CN_ENOMEM;
+    }
     snprintf(s->unknown.service, RPC_NAME_LEN, "_");
     snprintf(s->unknown.method, RPC_NAME_LEN, "_");
     pthread_mutex_init(&s->qmu, NULL);
@@ -667,6 +1009,12 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
         goto fail;
     }
     s->sock_open = true;
+    if ((rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_cb, s)) != 0 ||
+        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_cb, s)) != 0) {
+        rc = cn_errf(err, errlen, CN_EIO, "rpc server: cannot watch connections: %s",
+                     nng_strerror(rv));
+        goto fail;
+    }
     rv = nng_listener_create(&s->l, s->sock, s->url);
     if (rv != 0) {
         rc =
@@ -859,8 +1207,9 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     for (int i = 0; s->ctxs && i < s->nctx; i++)
         if (s->ctxs[i].aio)
             nng_ctx_close(s->ctxs[i].ctx);
-    if (s->sock_open)
-        rpc_socket_close_bounded(s->sock, RPC_CLOSE_TIMEOUT_MS);
+    // A close left running may still call pipe_cb: keep the server then.
+    if (s->sock_open && !rpc_socket_close_bounded(s->sock, RPC_CLOSE_TIMEOUT_MS))
+        abandoned = true;
     if (atomic_load(&s->inflight) > 0)
         abandoned = true;
     if (abandoned) {
@@ -890,6 +1239,9 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     pthread_mutex_destroy(&s->drain_mu);
     pthread_cond_destroy(&s->drain_cv);
     pthread_mutex_destroy(&s->dd_mu);
+    pthread_mutex_destroy(&s->pipe_mu);
+    pthread_mutex_destroy(&s->refuse_mu);
+    free(s->conns);
     free(s);
 }
 
@@ -907,5 +1259,37 @@ cn_err rpc_server_metrics(rpc_server *s, cn_buf *out)
                   "# HELP canopy_rpc_inflight Calls being handled now.\n"
                   "# TYPE canopy_rpc_inflight gauge\ncanopy_rpc_inflight %d\n",
                   atomic_load(&s->inflight));
+    pthread_mutex_lock(&s->pipe_mu);
+    int nconns = s->nconns, nunauth = s->nunauth;
+    pthread_mutex_unlock(&s->pipe_mu);
+    pthread_mutex_lock(&s->dd_mu);
+    int dd_count = s->dd_count;
+    size_t dd_bytes = s->dd_bytes;
+    uint64_t dd_evicted = s->dd_evicted;
+    pthread_mutex_unlock(&s->dd_mu);
+    cn_buf_printf(out,
+                  "# HELP canopy_rpc_dedup_callers Callers in the duplicate table.\n"
+                  "# TYPE canopy_rpc_dedup_callers gauge\ncanopy_rpc_dedup_callers %d\n"
+                  "# HELP canopy_rpc_dedup_bytes Reply bytes stored in the duplicate table.\n"
+                  "# TYPE canopy_rpc_dedup_bytes gauge\ncanopy_rpc_dedup_bytes %zu\n"
+                  "# HELP canopy_rpc_dedup_evicted_total Callers dropped from the duplicate "
+                  "table to keep it within its bounds.\n"
+                  "# TYPE canopy_rpc_dedup_evicted_total counter\n"
+                  "canopy_rpc_dedup_evicted_total %" PRIu64 "\n",
+                  dd_count, dd_bytes, dd_evicted);
+    cn_buf_printf(out,
+                  "# HELP canopy_rpc_connections Open connections.\n"
+                  "# TYPE canopy_rpc_connections gauge\n"
+                  "canopy_rpc_connections{authenticated=\"true\"} %d\n"
+                  "canopy_rpc_connections{authenticated=\"false\"} %d\n"
+                  "# HELP canopy_rpc_connections_refused_total Connections refused by the caps.\n"
+                  "# TYPE canopy_rpc_connections_refused_total counter\n"
+                  "canopy_rpc_connections_refused_total %" PRIu64 "\n"
+                  "# HELP canopy_rpc_connections_evicted_total Unauthenticated connections "
+                  "closed to admit new ones.\n"
+                  "# TYPE canopy_rpc_connections_evicted_total counter\n"
+                  "canopy_rpc_connections_evicted_total %" PRIu64 "\n",
+                  nconns - nunauth, nunauth, (uint64_t)atomic_load(&s->refused_conns),
+                  (uint64_t)atomic_load(&s->evicted_conns));
     return out->oom ? CN_ENOMEM : CN_OK;
 }

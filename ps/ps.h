@@ -58,6 +58,9 @@ const char *ps_mode_name(ps_mode m);
 #define PS_JOB_ID_LEN 128
 #define PS_STALE_BUCKETS 33 // staleness 0..31, then ">= 32"
 #define PS_MAX_WORKERS 1024
+// Clocks above this are refused: no job runs that many steps, and clock + 1
+// must not wrap.
+#define PS_MAX_CLOCK (UINT64_C(1) << 40)
 
 // ps_shard_cfg describes one shard of one job. Plain data.
 typedef struct ps_shard_cfg {
@@ -131,9 +134,13 @@ const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s);
 // duplicate: ignored, with sync->duplicate set. Under BSP a push for a
 // later clock than the shard's (only after a restart from an older
 // checkpoint) closes the current step with the gradients received and moves
-// the shard to that clock. *ckpt_due is set when a checkpoint should be
-// written (call ps_shard_checkpoint, outside any lock of yours).
-// Errors: CN_EINVAL (worker >= workers), in which case nothing changes.
+// the shard to that clock; once the shard has closed a step with every
+// worker's gradient the workers cannot be ahead, and such a push is refused.
+// *ckpt_due is set when a checkpoint should be written (call
+// ps_shard_checkpoint, outside any lock of yours). Errors, in which case
+// nothing changes: CN_EINVAL (worker >= workers), CN_ERANGE (clock above
+// PS_MAX_CLOCK, or a BSP clock ahead of the shard's as above; sync is
+// filled so the caller can say where the shard is).
 cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
                      const float *g, ps_sync *sync, bool *ckpt_due);
 
@@ -174,9 +181,11 @@ void ps_shard_stats(ps_shard *s, ps_stats *out);
 typedef struct ps_service ps_service;
 
 // ps_service_new registers the ParameterServer service on server (before
-// it starts). checkpoint_dir, if not NULL or "", overrides the directory
-// jobs ask for. The service holds one job at a time: a Configure for
-// another job replaces the current one.
+// it starts). checkpoint_dir is the root every checkpoint goes under (NULL
+// or "": the working directory); the directory a Configure names is a
+// relative name under it (a leading '/' stays inside; ".." is refused with
+// INVALID_ARGUMENT). With no root and no name a job keeps no checkpoints. The service holds one job
+// at a time: a Configure for another job replaces the current one.
 cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoint_dir, char *err,
                       size_t errlen);
 

@@ -24,8 +24,8 @@
 
 struct ps_service {
     pthread_rwlock_t mu;
-    ps_shard *shard; // NULL before the first Configure
-    char ckpt_dir[1024];
+    ps_shard *shard;      // NULL before the first Configure
+    char ckpt_root[1024]; // every checkpoint goes under it ("" = the working directory)
     pthread_mutex_t tick_mu;
     pthread_cond_t tick_cv;
     int stopping;
@@ -91,12 +91,16 @@ static uint64_t wait_deadline(rpc_call *call)
 
 // held returns the current shard if it serves job (read lock held on
 // success; the caller unlocks), else fails the call and returns NULL.
+// Everything an error message needs from the shard is read while the lock
+// is held: once it is released a concurrent Configure may free the shard.
 static ps_shard *held(ps_service *s, rpc_call *call, const char *job)
 {
     pthread_rwlock_rdlock(&s->mu);
     if (s->shard && strcmp(ps_shard_cfg_of(s->shard)->job_id, job) == 0)
         return s->shard;
-    const char *cur = s->shard ? ps_shard_cfg_of(s->shard)->job_id : "";
+    char cur[PS_JOB_ID_LEN] = "";
+    if (s->shard)
+        snprintf(cur, sizeof cur, "%s", ps_shard_cfg_of(s->shard)->job_id);
     pthread_rwlock_unlock(&s->mu);
     if (cur[0])
         rpc_call_fail(call, RPC_NOT_FOUND, "this shard serves job \"%s\", not \"%s\"", cur, job);
@@ -114,6 +118,12 @@ static void h_pull(rpc_call *call, void *arg)
         (Canopy__Ps__PullRequest *)rpc_call_unpack(call, &canopy__ps__pull_request__descriptor);
     if (r == NULL)
         return;
+    if (r->clock > PS_MAX_CLOCK) {
+        rpc_call_fail(call, RPC_OUT_OF_RANGE, "Pull: clock %llu is above the largest, %llu",
+                      (unsigned long long)r->clock, (unsigned long long)PS_MAX_CLOCK);
+        canopy__ps__pull_request__free_unpacked(r, NULL);
+        return;
+    }
     ps_shard *sh = held(s, call, r->job_id);
     if (sh) {
         parked *p = calloc(1, sizeof *p);
@@ -125,15 +135,17 @@ static void h_pull(rpc_call *call, void *arg)
             e = ps_shard_wait(sh, r->worker, r->clock, r->wait, r->lo, r->hi, wait_deadline(call),
                               on_values, p);
         }
+        // Copies: the shard may be freed once the lock is released.
+        const ps_shard_cfg *c = ps_shard_cfg_of(sh);
+        uint64_t lo = c->lo, hi = c->hi;
+        uint32_t workers = c->workers;
         pthread_rwlock_unlock(&s->mu);
         if (e != CN_OK) {
             free(p);
-            const ps_shard_cfg *c = ps_shard_cfg_of(sh);
             rpc_call_fail(call, e == CN_ERANGE ? RPC_OUT_OF_RANGE : rpc_code_from_err(e),
                           "Pull [%llu, %llu) worker %u: %s (shard owns [%llu, %llu), %u workers)",
                           (unsigned long long)r->lo, (unsigned long long)r->hi, r->worker,
-                          cn_strerror(e), (unsigned long long)c->lo, (unsigned long long)c->hi,
-                          c->workers);
+                          cn_strerror(e), (unsigned long long)lo, (unsigned long long)hi, workers);
         }
     }
     canopy__ps__pull_request__free_unpacked(r, NULL);
@@ -153,31 +165,45 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
+    // Copies: the shard may be freed once the lock is released.
     const ps_shard_cfg *c = ps_shard_cfg_of(sh);
-    if (r->lo != c->lo || r->hi != c->hi) {
+    uint64_t lo = c->lo, hi = c->hi;
+    uint32_t workers = c->workers;
+    if (r->lo != lo || r->hi != hi) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_OUT_OF_RANGE,
                       "Push [%llu, %llu): a push must cover the shard's range [%llu, %llu)",
-                      (unsigned long long)r->lo, (unsigned long long)r->hi,
-                      (unsigned long long)c->lo, (unsigned long long)c->hi);
+                      (unsigned long long)r->lo, (unsigned long long)r->hi, (unsigned long long)lo,
+                      (unsigned long long)hi);
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
-    if (g == NULL || plen != (size_t)(c->hi - c->lo) * sizeof(float)) {
+    if (g == NULL || plen != (size_t)(hi - lo) * sizeof(float)) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_INVALID_ARGUMENT,
                       "Push: payload has %zu bytes, the range needs %llu floats", plen,
-                      (unsigned long long)(c->hi - c->lo));
+                      (unsigned long long)(hi - lo));
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
     ps_sync sync;
     bool due = false;
     cn_err e = ps_shard_push(sh, r->worker, r->clock, r->base_version, g, &sync, &due);
+    if (e == CN_ERANGE) {
+        pthread_rwlock_unlock(&s->mu);
+        rpc_call_fail(call, RPC_OUT_OF_RANGE,
+                      "Push: clock %llu of worker %u is ahead of the shard's clock %llu (only a "
+                      "shard restarted behind its workers moves ahead to meet them; the largest "
+                      "clock is %llu)",
+                      (unsigned long long)r->clock, r->worker, (unsigned long long)sync.clock,
+                      (unsigned long long)PS_MAX_CLOCK);
+        canopy__ps__push_request__free_unpacked(r, NULL);
+        return;
+    }
     if (e != CN_OK) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Push: worker %u is not below the %u workers",
-                      r->worker, c->workers);
+                      r->worker, workers);
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
@@ -194,8 +220,8 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
             p->call = call;
             p->kind = W_PUSHPULL;
             p->duplicate = sync.duplicate;
-            p->nbytes = (size_t)(c->hi - c->lo) * sizeof(float);
-            e = ps_shard_wait(sh, r->worker, r->clock + 1, true, c->lo, c->hi, wait_deadline(call),
+            p->nbytes = (size_t)(hi - lo) * sizeof(float);
+            e = ps_shard_wait(sh, r->worker, r->clock + 1, true, lo, hi, wait_deadline(call),
                               on_values, p);
         }
         if (e != CN_OK) {
@@ -224,6 +250,41 @@ static void h_push_pull(rpc_call *call, void *arg)
     do_push(arg, call, true);
 }
 
+// confine_dir writes into out (n bytes) the directory that name, from a
+// Configure, stands for under root: name is a relative name under root
+// (a leading '/' does not leave it: "/srv/x" is root/srv/x), and a ".."
+// component is refused, so a caller cannot make the shard write elsewhere.
+// Errors: CN_EINVAL (".."), CN_ERANGE (too long), with err set.
+static cn_err confine_dir(const char *root, const char *name, char *out, size_t n, char *err,
+                          size_t errlen)
+{
+    int w = snprintf(out, n, "%s", root[0] ? root : ".");
+    size_t len = w > 0 ? (size_t)w : 0;
+    for (const char *p = name; *p;) {
+        while (*p == '/')
+            p++;
+        size_t k = strcspn(p, "/");
+        if (k == 0)
+            break;
+        if (k == 2 && p[0] == '.' && p[1] == '.')
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "checkpoint_dir \"%s\" has a \"..\" component: it must be a name "
+                           "under the shard's checkpoint root %s",
+                           name, root[0] ? root : "(its working directory)");
+        if (!(k == 1 && p[0] == '.')) {
+            if (len + 1 + k >= n)
+                return cn_errf(err, errlen, CN_ERANGE, "checkpoint_dir \"%.200s\" is too long",
+                               name);
+            out[len++] = '/';
+            memcpy(out + len, p, k);
+            len += k;
+            out[len] = 0;
+        }
+        p += k;
+    }
+    return CN_OK;
+}
+
 static void h_configure(rpc_call *call, void *arg)
 {
     ps_service *s = arg;
@@ -236,8 +297,14 @@ static void h_configure(rpc_call *call, void *arg)
     char err[CN_ERRBUF_LEN] = "";
     ps_shard_cfg cfg;
     cn_err e = ps_wire_cfg_from_pb(r, &cfg, err, sizeof err);
-    if (e == CN_OK && s->ckpt_dir[0])
-        snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "%s", s->ckpt_dir);
+    // The job names a directory; the daemon decides where it is. With no
+    // name and no root of its own, the shard keeps no checkpoints.
+    if (e == CN_OK && (cfg.checkpoint_dir[0] || s->ckpt_root[0])) {
+        char name[sizeof cfg.checkpoint_dir];
+        memcpy(name, cfg.checkpoint_dir, sizeof name);
+        e = confine_dir(s->ckpt_root, name, cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, err,
+                        sizeof err);
+    }
     if (e == CN_OK)
         e = ps_shard_cfg_check(&cfg, err, sizeof err);
     if (e != CN_OK) {
@@ -428,7 +495,7 @@ cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoi
     pthread_rwlock_init(&s->mu, NULL);
     pthread_mutex_init(&s->tick_mu, NULL);
     pthread_cond_init(&s->tick_cv, NULL);
-    snprintf(s->ckpt_dir, sizeof s->ckpt_dir, "%s", checkpoint_dir ? checkpoint_dir : "");
+    snprintf(s->ckpt_root, sizeof s->ckpt_root, "%s", checkpoint_dir ? checkpoint_dir : "");
     struct {
         const char *m;
         rpc_handler_fn fn;

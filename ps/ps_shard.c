@@ -134,6 +134,7 @@ struct ps_shard {
     uint64_t clock;   // BSP: steps applied; ASP/SSP: min of wclock
     uint64_t version; // updates applied
     uint64_t *wclock; // (workers) next clock expected from each worker
+    bool stepped;     // BSP: closed a step with every worker since created or restored
     waiter *waiters;
     size_t nw, wcap;
     // counters
@@ -297,6 +298,11 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
     if (worker >= s->cfg.workers)
         return CN_EINVAL;
     pthread_mutex_lock(&s->mu);
+    if (clock > PS_MAX_CLOCK || (s->cfg.mode == PS_BSP && clock > s->clock && s->stepped)) {
+        fill_sync(s, worker, sync);
+        pthread_mutex_unlock(&s->mu);
+        return CN_ERANGE;
+    }
     s->bytes_in += s->n * sizeof(float);
     bool dup = false;
     if (s->cfg.mode == PS_BSP) {
@@ -318,6 +324,7 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
             if (s->acc_count == s->cfg.workers) {
                 bsp_close(s);
                 s->clock++;
+                s->stepped = true;
                 release_ready(s);
             }
         }

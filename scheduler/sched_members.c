@@ -3,6 +3,7 @@
 #include "scheduler/sched_members.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +12,8 @@
 #include "common/cn_log.h"
 
 #define MAX_CALLBACKS 8
+#define MAX_MEMBERS 65536   // registrations beyond are refused (CN_ENOMEM)
+#define KEEP_DEAD_FACTOR 10 // a dead node stays listed this many dead-after times
 
 typedef struct member {
     cluster_node info;
@@ -29,9 +32,25 @@ struct sched_members {
         void *arg;
     } cbs[MAX_CALLBACKS];
     int ncbs;
+    pthread_mutex_t cb_mu; // held while callbacks run, so removing one waits for it
     int stopping;
     pthread_t reaper;
 };
+
+// prune forgets nodes dead for KEEP_DEAD_FACTOR dead-after intervals (mu
+// held), so nodes that come and go do not grow the table for ever.
+static void prune(sched_members *m, uint64_t now)
+{
+    uint64_t keep = (uint64_t)KEEP_DEAD_FACTOR * m->dead_after_ms;
+    size_t j = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        member *x = &m->v[i];
+        if (x->info.state == CLUSTER_NODE_DEAD && x->dead_reported && now - x->last_seen_ms >= keep)
+            continue;
+        m->v[j++] = *x;
+    }
+    m->n = j;
+}
 
 static void *reaper_main(void *arg)
 {
@@ -47,6 +66,7 @@ static void *reaper_main(void *arg)
         if (m->stopping)
             break;
         uint64_t now = cn_now_ms();
+        prune(m, now);
         for (size_t i = 0; i < m->n; i++) {
             member *x = &m->v[i];
             uint64_t silent = now - x->last_seen_ms;
@@ -61,10 +81,11 @@ static void *reaper_main(void *arg)
                             "marked dead",
                             (unsigned long long)info.node_id, cluster_role_name(info.role),
                             info.rank, info.name, (double)silent / 1000.0);
-                    int ncb = m->ncbs;
                     pthread_mutex_unlock(&m->mu);
-                    for (int c = 0; c < ncb; c++)
+                    pthread_mutex_lock(&m->cb_mu);
+                    for (int c = 0; c < m->ncbs; c++)
                         m->cbs[c].fn(info.node_id, info.role, info.rank, m->cbs[c].arg);
+                    pthread_mutex_unlock(&m->cb_mu);
                     pthread_mutex_lock(&m->mu);
                     now = cn_now_ms();
                 }
@@ -86,6 +107,7 @@ cn_err sched_members_new(sched_members **out, uint32_t heartbeat_ms, uint32_t de
     if (m == NULL)
         return CN_ENOMEM;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->cb_mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     m->heartbeat_ms = heartbeat_ms;
     m->dead_after_ms = dead_after_ms;
@@ -107,6 +129,7 @@ void sched_members_free(sched_members *m)
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->reaper, NULL);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->cb_mu);
     pthread_cond_destroy(&m->cv);
     free(m->v);
     free(m);
@@ -114,12 +137,23 @@ void sched_members_free(sched_members *m)
 
 void sched_members_on_dead(sched_members *m, sched_dead_fn fn, void *arg)
 {
-    pthread_mutex_lock(&m->mu);
+    pthread_mutex_lock(&m->cb_mu);
     CN_ASSERT(m->ncbs < MAX_CALLBACKS);
     m->cbs[m->ncbs].fn = fn;
     m->cbs[m->ncbs].arg = arg;
     m->ncbs++;
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->cb_mu);
+}
+
+void sched_members_off_dead(sched_members *m, sched_dead_fn fn, void *arg)
+{
+    pthread_mutex_lock(&m->cb_mu);
+    for (int c = 0; c < m->ncbs; c++)
+        if (m->cbs[c].fn == fn && m->cbs[c].arg == arg) {
+            m->cbs[c] = m->cbs[--m->ncbs];
+            break;
+        }
+    pthread_mutex_unlock(&m->cb_mu);
 }
 
 static member *find(sched_members *m, uint64_t id)
@@ -130,15 +164,38 @@ static member *find(sched_members *m, uint64_t id)
     return NULL;
 }
 
-static int rank_taken(sched_members *m, int role, uint32_t rank, uint64_t except)
+// smallest_free_rank returns the smallest rank of role held by no live
+// node other than except: one pass over the table (mu held).
+static uint32_t smallest_free_rank(sched_members *m, int role, uint64_t except, bool *nomem)
+{
+    // Among n nodes the smallest free rank is at most n.
+    uint8_t *taken = calloc(m->n + 1, 1);
+    if (taken == NULL) {
+        *nomem = true;
+        return 0;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        const member *x = &m->v[i];
+        if (x->info.role == role && x->info.state != CLUSTER_NODE_DEAD &&
+            x->info.node_id != except && x->info.rank <= m->n)
+            taken[x->info.rank] = 1;
+    }
+    uint32_t r = 0;
+    while (taken[r])
+        r++;
+    free(taken);
+    return r;
+}
+
+static bool rank_taken(sched_members *m, int role, uint32_t rank, uint64_t except)
 {
     for (size_t i = 0; i < m->n; i++) {
         member *x = &m->v[i];
         if (x->info.role == role && x->info.rank == rank && x->info.state != CLUSTER_NODE_DEAD &&
             x->info.node_id != except)
-            return 1;
+            return true;
     }
-    return 0;
+    return false;
 }
 
 cn_err sched_members_register(sched_members *m, uint64_t node_id, int role, const char *address,
@@ -150,6 +207,12 @@ cn_err sched_members_register(sched_members *m, uint64_t node_id, int role, cons
     member *x = find(m, node_id);
     int fresh = 0;
     if (x == NULL) {
+        if (m->n >= MAX_MEMBERS)
+            prune(m, cn_now_ms());
+        if (m->n >= MAX_MEMBERS) {
+            pthread_mutex_unlock(&m->mu);
+            return CN_ENOMEM;
+        }
         if (m->n == m->cap) {
             size_t cap = m->cap ? m->cap * 2 : 16;
             member *nv = realloc(m->v, cap * sizeof *nv);
@@ -167,9 +230,14 @@ cn_err sched_members_register(sched_members *m, uint64_t node_id, int role, cons
     }
     if (fresh || x->info.role != role || x->info.state == CLUSTER_NODE_DEAD ||
         rank_taken(m, role, x->info.rank, node_id)) {
-        uint32_t r = 0;
-        while (rank_taken(m, role, r, node_id))
-            r++;
+        bool nomem = false;
+        uint32_t r = smallest_free_rank(m, role, node_id, &nomem);
+        if (nomem) {
+            if (fresh)
+                m->n--;
+            pthread_mutex_unlock(&m->mu);
+            return CN_ENOMEM;
+        }
         x->info.rank = r;
     }
     x->info.role = role;

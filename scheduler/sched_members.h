@@ -28,9 +28,15 @@ void sched_members_free(sched_members *m);
 // sched_members_on_dead adds a callback run once per node declared dead.
 void sched_members_on_dead(sched_members *m, sched_dead_fn fn, void *arg);
 
+// sched_members_off_dead removes a callback added with the same fn and arg;
+// when it returns, the callback is not running and will not run again.
+void sched_members_off_dead(sched_members *m, sched_dead_fn fn, void *arg);
+
 // sched_members_register adds or refreshes a node. A node id seen before keeps
 // its rank; a new node gets the smallest rank not held by a live node of its
-// role. Returns CN_OK with *rank set, CN_EINVAL for a bad role or zero id.
+// role. Returns CN_OK with *rank set, CN_EINVAL for a bad role or zero id,
+// CN_ENOMEM when the table holds 65536 nodes none of which can be dropped.
+// Nodes dead for ten dead-after intervals are dropped from the table.
 cn_err sched_members_register(sched_members *m, uint64_t node_id, int role, const char *address,
                               const char *name, uint32_t threads, uint32_t *rank);
 

@@ -86,7 +86,7 @@ sched=tcp://$a1:7070
 export CANOPY_TOKEN=selftest-$$
 
 # Every status call goes from host1, the scheduler's own host.
-status_json() { "$sim" run host1 "$canopy" status --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null; }
+status_json() { "$sim" run host1 "$canopy" status --insecure --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null; }
 # state_of NAME: the state of the newest node called NAME ("" if none).
 state_of() {
   status_json | python3 -c '
@@ -117,11 +117,11 @@ sys.exit(0 if any(n["role"] == "worker" and n["status"] not in ("idle", "") for 
 }
 not_alive() { [ "$(state_of "$1")" != alive ]; }
 
-"$sim" spawn host1 scheduler "$canopy" scheduler --listen "$sched" --state-dir "$work/state" \
+"$sim" spawn host1 scheduler "$canopy" scheduler --insecure --listen "$sched" --state-dir "$work/state" \
   --heartbeat-ms 200 --dead-after-ms 1500 --log-level warn >/dev/null
 for h in 2 3; do
   a=$("$sim" addr host$h)
-  "$sim" spawn host$h worker "$canopy" worker --scheduler "$sched" --listen "tcp://$a:7072" \
+  "$sim" spawn host$h worker "$canopy" worker --insecure --scheduler "$sched" --listen "tcp://$a:7072" \
     --name "w$h" --threads 1 --cache-dir "$work/cache-$h" --log-level warn >/dev/null
 done
 wait_for "the scheduler on host1" 20 is_state scheduler alive
@@ -142,7 +142,7 @@ cat > "$work/tiny.json" <<EOF
   "limits": {"unit_timeout_s": 60, "retries": 3}
 }
 EOF
-"$sim" run host1 "$canopy" tune "$work/tiny.json" --scheduler "$sched" --fresh --json \
+"$sim" run host1 "$canopy" tune --insecure "$work/tiny.json" --scheduler "$sched" --fresh --json \
   --best-out "$work/best.json" --csv "$work/trials.csv" >"$work/tune.json" 2>"$work/tune.log" &
 tune_pid=$!
 

@@ -6,8 +6,8 @@
 # fault (a refused token included), and counts in the singular.
 #   tests/cli/cli_test.sh CANOPY SOURCE_ROOT
 set -uo pipefail
-canopy=$1
-root=$2
+canopy=$(realpath "$1")
+root=$(realpath "$2")
 work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-cli-test.XXXXXX")
 sched_pid=""
 cleanup() {

@@ -165,14 +165,18 @@ def check_services(path, doc):
             exists(os.path.join(base, c["file"]), f"{where} configs.{name}")
             with open(os.path.join(base, c["file"])) as f:
                 cluster_cfg = json.load(f)
-    made = {"token", "ca.pem", "ca.key", "node.pem", "node.key"}
     with open(f"{dep}/swarm/make-secrets.sh") as f:
         ms = f.read()
+    # One certificate and key per node of the script's default list.
+    m = re.search(r"nodes=\(([^)]*)\)\n", ms.split("[ ${#nodes[@]} -gt 0 ] ||", 1)[-1])
+    made = {"token", "ca.pem", "ca.key"}
+    for node in (m.group(1).split() if m else []):
+        made |= {f"{node}.pem", f"{node}.key"}
     for name, s in (doc.get("secrets") or {}).items():
         if "file" in s:
             checked["refs"] += 1
             fn = os.path.basename(s["file"])
-            if fn not in made or fn not in ms:
+            if fn not in made:
                 err(f"{where} secrets.{name}: {s['file']} is not a file deploy/swarm/make-secrets.sh writes")
     sched_port = None
     for sname, svc in (doc.get("services") or {}).items():

@@ -3,6 +3,7 @@
 // a restarted scheduler is re-joined by the nodes; a wrong token is refused;
 // `canopy local` starts, reports and tears down a three-node cluster.
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cn_file.h"
 #include "proto/cluster_client.h"
 #include "tests/support/support.h"
 
@@ -187,6 +189,72 @@ START_TEST(test_local_runs_a_command_and_tears_down)
 }
 END_TEST
 
+START_TEST(test_plain_tcp_off_loopback_needs_insecure)
+{
+    int port = ts_free_port();
+    char listen[64], state[300];
+    snprintf(listen, sizeof listen, "tcp://0.0.0.0:%d", port);
+    snprintf(state, sizeof state, "%s/state", dir);
+    char *refused[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", listen,
+                       "--state-dir",           state,       NULL};
+    pid_t p = ts_spawn(refused, log_path);
+    int st;
+    ck_assert(ts_wait_exit(p, 20000, &st));
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    char expect[200];
+    snprintf(expect, sizeof expect,
+             "canopy scheduler: --listen tcp://0.0.0.0:%d is plain TCP on a non-loopback "
+             "address",
+             port);
+    ck_assert(ts_file_contains(log_path, expect));
+    // A client to a plain non-loopback address is refused the same way.
+    char *status[] = {(char *)ts_canopy_bin(), "status", "--scheduler", "tcp://192.0.2.1:7070",
+                      NULL};
+    p = ts_spawn(status, log_path);
+    ck_assert(ts_wait_exit(p, 20000, &st));
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert(ts_file_contains(log_path, "canopy status: --scheduler tcp://192.0.2.1:7070 is "
+                                         "plain TCP on a non-loopback address"));
+    // With --insecure the operator takes the risk: the scheduler serves.
+    char *allowed[] = {(char *)ts_canopy_bin(), "scheduler", "--listen",   listen,
+                       "--state-dir",           state,       "--insecure", NULL};
+    ts_spawn(allowed, log_path);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    rpc_client *c = client("integration-secret");
+    ck_assert_int_eq(rpc_wait_ready(c, "Cluster", "Ping", 10000), RPC_OK);
+    rpc_client_close(c);
+}
+END_TEST
+
+START_TEST(test_forest_cv_json_escapes_the_file_name)
+{
+    char csv[400], out[400];
+    snprintf(csv, sizeof csv, "%s/we\"ird\\name.csv", dir);
+    snprintf(out, sizeof out, "%s/cv.json", dir);
+    ts_write_file(csv, "a,b,label\n1,2,0\n2,3,1\n3,1,0\n4,4,1\n5,2,0\n6,3,1\n7,1,0\n8,4,1\n");
+    char *argv[] = {(char *)ts_canopy_bin(), "forest", "cv", "--folds", "2", "--json", "--set",
+                    "n_estimators=3",        csv,      NULL};
+    pid_t p = ts_spawn(argv, out);
+    int st;
+    ck_assert(ts_wait_exit(p, 30000, &st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    char *text = NULL;
+    size_t len = 0;
+    char err[256];
+    ck_assert_int_eq(cn_file_read_all(out, 1 << 20, (uint8_t **)&text, &len, err, sizeof err),
+                     CN_OK);
+    text = realloc(text, len + 1);
+    text[len] = 0;
+    cJSON *o = cJSON_Parse(text);
+    ck_assert_msg(o != NULL, "not JSON: %s", text);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "data")->valuestring, csv);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(o, "fold_results")), 2);
+    cJSON_Delete(o);
+    free(text);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cluster");
@@ -196,10 +264,15 @@ static Suite *suite(void)
     tcase_add_test(t, test_nodes_register_and_a_killed_worker_is_declared_dead);
     tcase_add_test(t, test_nodes_rejoin_a_restarted_scheduler);
     tcase_add_test(t, test_wrong_token_is_refused);
+    tcase_add_test(t, test_plain_tcp_off_loopback_needs_insecure);
     tcase_add_test(t, test_status_command_prints_the_table);
     tcase_add_test(t, test_local_runs_a_command_and_tears_down);
+    tcase_add_test(t, test_forest_cv_json_escapes_the_file_name);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

@@ -4,7 +4,7 @@
 // restarted, restores its checkpoint and the job finishes.
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <dirent.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,20 +222,27 @@ START_TEST(test_train_two_shards_two_workers_loss_falls)
 }
 END_TEST
 
-// ckpt_exists: shard 1 has written a checkpoint.
+static bool ckpt_found;
+
+static int ckpt_visit(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (type == FTW_F && strstr(base, ".ckpt") && !strstr(base, ".tmp"))
+        ckpt_found = true;
+    return 0;
+}
+
+// ckpt_exists: shard 1 has written a checkpoint (under its checkpoint root,
+// in the directory the job names).
 static bool ckpt_exists(void *arg)
 {
     (void)arg;
-    DIR *d = opendir(ps_ckpt[1]);
-    if (!d)
-        return false;
-    struct dirent *e;
-    bool found = false;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".ckpt") && !strstr(e->d_name, ".tmp"))
-            found = true;
-    closedir(d);
-    return found;
+    ckpt_found = false;
+    nftw(ps_ckpt[1], ckpt_visit, 16, FTW_PHYS);
+    return ckpt_found;
 }
 
 START_TEST(test_train_shard_killed_restarts_from_checkpoint_and_job_finishes)

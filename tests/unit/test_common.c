@@ -1,8 +1,9 @@
 // test_common.c: errors, configuration (flags and JSON files), files, SHA-256,
-// the PRNG and the text buffer.
+// the PRNG, the text buffer and log escaping.
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,7 +90,7 @@ START_TEST(test_cn_config_errors_name_key_value_and_allowed)
     ck_assert_str_eq(err, "--threads: 0 is out of range (allowed: 1..256)");
     char *choice[] = {"--mode=fast"};
     ck_assert_int_eq(cn_config_parse(opts, 1, choice, &a, err, sizeof err), CN_EINVAL);
-    ck_assert_str_eq(err, "--mode: \"fast\" is not allowed (allowed: bsp|asp|ssp)");
+    ck_assert_str_eq(err, "--mode: \"fast\" is not one of bsp|asp|ssp (did you mean \"asp\"?)");
     char *typo[] = {"--listne=x"};
     ck_assert_int_eq(cn_config_parse(opts, 1, typo, &a, err, sizeof err), CN_EINVAL);
     ck_assert_str_eq(err, "--listne: unknown option \"listne\" (did you mean \"listen\"?)");
@@ -128,7 +129,7 @@ START_TEST(test_cn_config_json_errors_name_file_and_key)
     char err[256];
     ck_assert_int_eq(cn_config_load_json(opts, "{\"thread\": 3}", "n.json", err, sizeof err),
                      CN_EINVAL);
-    ck_assert_str_eq(err, "n.json: unknown option \"thread\" (did you mean \"threads\"?)");
+    ck_assert_str_eq(err, "n.json: unknown key \"thread\" (did you mean \"threads\"?)");
     ck_assert_int_eq(
         cn_config_load_json(opts, "{\"threads\": \"many\"}", "n.json", err, sizeof err), CN_EINVAL);
     ck_assert_str_eq(err, "n.json: key \"threads\": expected an integer, got the string \"many\"");
@@ -361,6 +362,28 @@ START_TEST(test_cn_buf_grows)
 }
 END_TEST
 
+START_TEST(test_cn_log_escapes_control_characters_of_names)
+{
+    FILE *tmp = tmpfile();
+    ck_assert_ptr_nonnull(tmp);
+    fflush(stderr);
+    int saved = dup(2);
+    ck_assert_int_ge(dup2(fileno(tmp), 2), 0);
+    // A node name that would forge a second log line.
+    CN_WARN("node %s joined", "w1\n2026-01-01T00:00:00.000Z ERROR [scheduler] forged\x1b[2J");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char line[512] = "";
+    rewind(tmp);
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, tmp));
+    ck_assert_ptr_nonnull(strstr(line, "node w1\\x0a2026-01-01T00:00:00.000Z ERROR [scheduler] "
+                                       "forged\\x1b[2J joined\n"));
+    ck_assert_ptr_null(fgets(line, sizeof line, tmp)); // one line only
+    fclose(tmp);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("common");
@@ -379,6 +402,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_sha256_known_vectors);
     tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);
     tcase_add_test(t, test_cn_buf_grows);
+    tcase_add_test(t, test_cn_log_escapes_control_characters_of_names);
     suite_add_tcase(s, t);
     return s;
 }

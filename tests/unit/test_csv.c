@@ -123,6 +123,22 @@ START_TEST(test_csv_non_number_names_line_column_and_header)
 }
 END_TEST
 
+START_TEST(test_csv_value_too_large_for_a_float_is_an_error)
+{
+    csv_options o = csv_options_default();
+    char err[CN_ERRBUF_LEN];
+    cn_err e;
+    ds_dataset *d = parse("Id,a,Slope,c\n1,1,2,0\n2,3,-1e39,1\n", &o, &e, err);
+    ck_assert_ptr_null(d);
+    ck_assert_int_eq(e, CN_EFORMAT);
+    ck_assert_str_eq(err, "t.csv:3:3 (Slope): \"-1e39\" is not a finite number as a 32-bit float "
+                          "(|x| <= 3.4e38) (fix or remove this value)");
+    d = parse("Id,a,Slope,c\n1,1,3e38,0\n2,3,-1,1\n", &o, &e, err);
+    ck_assert_ptr_nonnull(d);
+    ds_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_csv_non_integer_label_is_an_error)
 {
     csv_options o = csv_options_default();
@@ -299,6 +315,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_csv_label_by_name_in_the_middle);
     tcase_add_test(t, test_csv_ragged_row_names_line_and_counts);
     tcase_add_test(t, test_csv_non_number_names_line_column_and_header);
+    tcase_add_test(t, test_csv_value_too_large_for_a_float_is_an_error);
     tcase_add_test(t, test_csv_non_integer_label_is_an_error);
     tcase_add_test(t, test_csv_empty_file_and_header_only);
     tcase_add_test(t, test_csv_missing_label_lists_columns);

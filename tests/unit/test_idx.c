@@ -108,11 +108,21 @@ START_TEST(test_size_mismatch_names_the_file)
     write_idx("zero-images", IDX_MAGIC_IMAGES, idims, 3, px, 0, 0, ip, sizeof ip);
     ck_assert_int_eq(idx_load_images(ip, 0, &d, err, sizeof err), CN_EFORMAT);
     ck_assert_str_eq(err, "zero-images: header dimension 1 is zero");
+    // 2^22 x 2^21 x 2^21 wraps to 0 in 64 bits: with no pixels the file's
+    // size would match.
+    uint32_t wrap[3] = {1u << 22, 1u << 21, 1u << 21};
+    write_idx("wrap-images", IDX_MAGIC_IMAGES, wrap, 3, px, 0, 0, ip, sizeof ip);
+    ck_assert_int_eq(idx_load_images(ip, 0, &d, err, sizeof err), CN_EFORMAT);
+    ck_assert_str_eq(err, "wrap-images: header says 4194304x2097152x2097152, more bytes than the "
+                          "file's 16");
+    ck_assert_ptr_null(d);
+    // The cell count of a data set is checked the same way.
+    ck_assert_ptr_null(ds_dataset_new((size_t)1 << 62, 8, 0));
     FILE *f = fopen(ip, "wb");
     fwrite("\0\0", 1, 2, f);
     fclose(f);
     ck_assert_int_eq(idx_load_images(ip, 0, &d, err, sizeof err), CN_EFORMAT);
-    ck_assert_str_eq(err, "zero-images: file has 2 bytes, too short for an IDX header");
+    ck_assert_str_eq(err, "wrap-images: file has 2 bytes, too short for an IDX header");
 }
 END_TEST
 
@@ -193,4 +203,7 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

@@ -1,9 +1,11 @@
 // test_members.c: the scheduler's membership table: ranks per role, rank
-// reuse after a death, heartbeats from unknown nodes, death callbacks.
+// reuse after a death, heartbeats from unknown nodes, death callbacks,
+// dropping long-dead nodes.
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cn_log.h"
 #include "scheduler/sched_members.h"
 #include "tests/support/support.h"
 
@@ -93,11 +95,41 @@ START_TEST(test_sched_members_rejects_bad_timing)
 }
 END_TEST
 
+static bool table_empty(void *arg)
+{
+    cluster_node *nodes;
+    size_t n;
+    ck_assert_int_eq(sched_members_snapshot(arg, &nodes, &n), CN_OK);
+    free(nodes);
+    return n == 0;
+}
+
+START_TEST(test_sched_members_dead_nodes_are_dropped_and_ranks_stay_dense)
+{
+    sched_members *m;
+    ck_assert_int_eq(sched_members_new(&m, 50, 500), CN_OK);
+    uint32_t r;
+    cn_log_set_level(CN_LOG_ERROR);
+    // Many nodes come and go: ranks are 0..n-1 while they live ...
+    for (uint64_t id = 1; id <= 1000; id++) {
+        ck_assert_int_eq(sched_members_register(m, id, CLUSTER_ROLE_WORKER, "", "w", 1, &r), CN_OK);
+        ck_assert_uint_eq(r, id - 1);
+    }
+    // ... and once dead for ten dead-after intervals they leave the table.
+    ck_assert(ts_wait_until(table_empty, m, 20000));
+    cn_log_set_level(CN_LOG_INFO);
+    ck_assert_int_eq(sched_members_register(m, 5000, CLUSTER_ROLE_WORKER, "", "w", 1, &r), CN_OK);
+    ck_assert_uint_eq(r, 0);
+    sched_members_free(m);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("members");
     TCase *t = tcase_create("table");
     tcase_add_test(t, test_sched_members_ranks_are_per_role_and_stable);
+    tcase_add_test(t, test_sched_members_dead_nodes_are_dropped_and_ranks_stay_dense);
     tcase_add_test(t, test_sched_members_silent_node_dies_once_and_frees_its_rank);
     tcase_add_test(t, test_sched_members_rejects_bad_timing);
     suite_add_tcase(s, t);

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "common/cn_clock.h"
+#include "common/cn_log.h"
 #include "common/cn_rand.h"
 #include "ml/mlp.h"
+#include "ps.pb-c.h"
 #include "ps/ps.h"
 #include "tests/support/support.h"
 
@@ -564,6 +566,251 @@ START_TEST(test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch)
 }
 END_TEST
 
+// ---------------------------------------------------------------- stress
+
+// Twelve callers drive every error path while a Configure swaps jobs: the paths
+// must not read the shard after releasing the service's lock (AddressSanitizer
+// reports a heap-use-after-free otherwise).
+typedef struct stress {
+    const char *url;
+    volatile int stop;
+    int calls, not_found, out_of_range, invalid;
+} stress;
+
+static void stress_call(rpc_client *c, const char *method, const ProtobufCMessage *body,
+                        const void *payload, size_t plen, stress *st)
+{
+    rpc_request rq = {.service = "ParameterServer",
+                      .method = method,
+                      .body = body,
+                      .payload = payload,
+                      .payload_len = plen,
+                      .deadline_ms = 5000};
+    rpc_reply rep = {0};
+    rpc_code code = rpc_client_call(c, &rq, &rep);
+    rpc_reply_fini(&rep);
+    st->calls++;
+    if (code == RPC_NOT_FOUND)
+        st->not_found++;
+    else if (code == RPC_OUT_OF_RANGE)
+        st->out_of_range++;
+    else if (code == RPC_INVALID_ARGUMENT)
+        st->invalid++;
+}
+
+static void *stress_caller(void *arg)
+{
+    stress *st = arg;
+    rpc_client_opts o = {.url = st->url};
+    rpc_client *c;
+    char err[256];
+    if (rpc_client_open(&c, &o, err, sizeof err) != CN_OK)
+        return NULL;
+    float g[8] = {0};
+    for (uint64_t i = 0; !st->stop; i++) {
+        // Wrong job (held), a push over the wrong range (do_push), a pull
+        // outside the shard (h_pull), a push of the wrong size (do_push).
+        Canopy__Ps__PushRequest pr = CANOPY__PS__PUSH_REQUEST__INIT;
+        pr.job_id = (char *)(i % 2 ? "job-a" : "nobody");
+        pr.lo = 0;
+        pr.hi = 3;
+        pr.clock = i;
+        stress_call(c, "Push", &pr.base, g, 3 * sizeof(float), st);
+        Canopy__Ps__PullRequest pl = CANOPY__PS__PULL_REQUEST__INIT;
+        pl.job_id = (char *)(i % 2 ? "job-a" : "job-b");
+        pl.lo = 5;
+        pl.hi = 100;
+        stress_call(c, "Pull", &pl.base, NULL, 0, st);
+        pr.job_id = (char *)(i % 2 ? "job-b" : "job-a");
+        pr.hi = 8;
+        stress_call(c, "PushPull", &pr.base, g, 2 * sizeof(float), st);
+    }
+    rpc_client_close(c);
+    return NULL;
+}
+
+START_TEST(test_ps_service_error_replies_survive_concurrent_configure)
+{
+    rpc_server *srv;
+    ps_service *svc;
+    char url[128], err[512];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0", .handler_threads = 12};
+    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&svc, srv, NULL, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
+    rpc_server_url(srv, url, sizeof url);
+    cn_log_set_level(CN_LOG_WARN);
+    const char *up[1] = {url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 8, .job_id = "job-a"};
+    ps_client *admin;
+    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    float init[8] = {0};
+    stress st[12];
+    pthread_t th[12];
+    for (int i = 0; i < 12; i++) {
+        st[i] = (stress){.url = url};
+        pthread_create(&th[i], NULL, stress_caller, &st[i]);
+    }
+    uint64_t until = cn_now_ms() + 6000;
+    int swaps = 0;
+    while (cn_now_ms() < until) {
+        ps_shard_cfg cfg;
+        cfg_init(&cfg, 8, 1, 0, PS_ASP, 1 + (uint32_t)(swaps % 2), 0.1f);
+        snprintf(cfg.job_id, sizeof cfg.job_id, "%s", swaps % 2 ? "job-b" : "job-a");
+        bool restored;
+        ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, &restored, err, sizeof err),
+                         CN_OK);
+        swaps++;
+    }
+    int calls = 0, nf = 0, oor = 0, inv = 0;
+    for (int i = 0; i < 12; i++) {
+        st[i].stop = 1;
+        pthread_join(th[i], NULL);
+        calls += st[i].calls;
+        nf += st[i].not_found;
+        oor += st[i].out_of_range;
+        inv += st[i].invalid;
+    }
+    cn_log_set_level(CN_LOG_INFO);
+    // Every call was refused with the status of its error path.
+    ck_assert_int_eq(nf + oor + inv, calls);
+    ck_assert_int_gt(nf, 0);
+    ck_assert_int_gt(oor, 0);
+    ck_assert_int_gt(inv, 0);
+    ck_assert_int_gt(swaps, 10);
+    ps_client_close(admin);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+}
+END_TEST
+
+// push_raw pushes g (n floats) for (worker, clock) to [0, n) of job-a.
+static rpc_code push_raw(rpc_client *c, uint32_t worker, uint64_t clock, const float *g, size_t n,
+                         char *detail, size_t dn)
+{
+    Canopy__Ps__PushRequest pr = CANOPY__PS__PUSH_REQUEST__INIT;
+    pr.job_id = (char *)"job-a";
+    pr.hi = n;
+    pr.worker = worker;
+    pr.clock = clock;
+    rpc_request rq = {.service = "ParameterServer",
+                      .method = "Push",
+                      .body = &pr.base,
+                      .payload = g,
+                      .payload_len = n * sizeof(float),
+                      .deadline_ms = 5000};
+    rpc_reply rep = {0};
+    rpc_code code = rpc_client_call(c, &rq, &rep);
+    snprintf(detail, dn, "%s", rep.detail);
+    rpc_reply_fini(&rep);
+    return code;
+}
+
+START_TEST(test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap)
+{
+    rpc_server *srv;
+    ps_service *svc;
+    char url[128], err[512], detail[RPC_DETAIL_LEN];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
+    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&svc, srv, NULL, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
+    rpc_server_url(srv, url, sizeof url);
+    const char *up[1] = {url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 4, .job_id = "job-a"};
+    ps_client *admin;
+    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    float init[4] = {0}, g[4] = {1, 1, 1, 1};
+    ps_shard_cfg cfg;
+    cfg_init(&cfg, 4, 1, 0, PS_BSP, 2, 0.5f);
+    snprintf(cfg.job_id, sizeof cfg.job_id, "job-a");
+    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
+    rpc_client_opts co = {.url = url};
+    rpc_client *c;
+    ck_assert_int_eq(rpc_client_open(&c, &co, err, sizeof err), CN_OK);
+    // Step 0 with both workers: the shard is at clock 1.
+    ck_assert_int_eq(push_raw(c, 0, 0, g, 4, detail, sizeof detail), RPC_OK);
+    ck_assert_int_eq(push_raw(c, 1, 0, g, 4, detail, sizeof detail), RPC_OK);
+    // One push for clock 2^62 (or one whose clock + 1 wraps) is refused.
+    ck_assert_int_eq(push_raw(c, 0, UINT64_C(1) << 62, g, 4, detail, sizeof detail),
+                     RPC_OUT_OF_RANGE);
+    ck_assert_msg(strstr(detail, "Push: clock 4611686018427387904 of worker 0 is ahead of the "
+                                 "shard's clock 1"),
+                  "%s", detail);
+    ck_assert_int_eq(push_raw(c, 1, UINT64_MAX, g, 4, detail, sizeof detail), RPC_OUT_OF_RANGE);
+    // The honest pushes for clock 1 are applied, not taken for duplicates.
+    ck_assert_int_eq(push_raw(c, 0, 1, g, 4, detail, sizeof detail), RPC_OK);
+    ck_assert_int_eq(push_raw(c, 1, 1, g, 4, detail, sizeof detail), RPC_OK);
+    ps_stats st;
+    ck_assert_int_eq(ps_client_stats(admin, 0, &st, err, sizeof err), RPC_OK);
+    ck_assert_uint_eq(st.clock, 2);
+    ck_assert_uint_eq(st.version, 2);
+    ck_assert_uint_eq(st.duplicates, 0);
+    rpc_client_close(c);
+    ps_client_close(admin);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+}
+END_TEST
+
+START_TEST(test_ps_checkpoint_dir_from_the_wire_stays_under_the_root)
+{
+    char root[512], err[512];
+    ts_tmpdir(root, sizeof root);
+    rpc_server *srv;
+    ps_service *svc;
+    char url[128];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
+    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&svc, srv, root, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
+    rpc_server_url(srv, url, sizeof url);
+    const char *up[1] = {url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 4, .job_id = "job-a"};
+    ps_client *admin;
+    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    float init[4] = {0};
+    ps_shard_cfg cfg;
+    cfg_init(&cfg, 4, 1, 0, PS_ASP, 1, 0.5f);
+    snprintf(cfg.job_id, sizeof cfg.job_id, "job-a");
+    // A name that climbs out of the root is refused.
+    snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "jobs/../../escape");
+    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err),
+                     CN_EINVAL);
+    ck_assert_msg(strstr(err, "checkpoint_dir \"jobs/../../escape\" has a \"..\" component: it "
+                              "must be a name under the shard's checkpoint root"),
+                  "%s", err);
+    // An absolute path is a name under the root too.
+    snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "/etc/canopy");
+    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
+    rpc_client_opts co = {.url = url};
+    rpc_client *c;
+    ck_assert_int_eq(rpc_client_open(&c, &co, err, sizeof err), CN_OK);
+    Canopy__Ps__CheckpointRequest cr = CANOPY__PS__CHECKPOINT_REQUEST__INIT;
+    cr.job_id = (char *)"job-a";
+    rpc_request rq = {.service = "ParameterServer", .method = "Checkpoint", .body = &cr.base};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &rq, &rep), RPC_OK);
+    Canopy__Ps__CheckpointReply *a = (Canopy__Ps__CheckpointReply *)rpc_reply_unpack(
+        &rep, &canopy__ps__checkpoint_reply__descriptor);
+    ck_assert_ptr_nonnull(a);
+    char want[1100];
+    snprintf(want, sizeof want, "%s/etc/canopy/job-a.shard0.ckpt", root);
+    ck_assert_str_eq(a->path, want);
+    ck_assert_int_eq(access(want, F_OK), 0);
+    canopy__ps__checkpoint_reply__free_unpacked(a, NULL);
+    rpc_reply_fini(&rep);
+    rpc_client_close(c);
+    ps_client_close(admin);
+    ps_service_stop(svc);
+    rpc_server_close(srv, 1000);
+    ps_service_free(svc);
+    ts_rmtree(root);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("ps");
@@ -579,8 +826,14 @@ static Suite *suite(void)
     tcase_add_test(t, test_ps_shard_checkpoint_restore_continues_identically);
     tcase_add_test(t, test_ps_shard_bsp_restored_behind_joins_the_workers_clock);
     tcase_add_test(t, test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch);
+    tcase_add_test(t, test_ps_service_error_replies_survive_concurrent_configure);
+    tcase_add_test(t, test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap);
+    tcase_add_test(t, test_ps_checkpoint_dir_from_the_wire_stays_under_the_root);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

@@ -14,6 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
@@ -123,6 +127,8 @@ typedef struct srv_cfg {
     int threads;
     int window;
     rpc_tls tls;
+    int max_unauth_per_ip, auth_grace_ms;
+    void (*on_refuse)(void *arg, const char *what);
 } srv_cfg;
 
 static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
@@ -133,7 +139,10 @@ static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
                          .max_inflight = cfg->max_inflight,
                          .handler_threads = cfg->threads,
                          .dedup_window = cfg->window,
-                         .tls = cfg->tls};
+                         .tls = cfg->tls,
+                         .max_unauth_per_ip = cfg->max_unauth_per_ip,
+                         .auth_grace_ms = cfg->auth_grace_ms,
+                         .on_refuse = cfg->on_refuse};
     rpc_server *s = NULL;
     char err[CN_ERRBUF_LEN] = "";
     cn_err rc = rpc_server_open(&s, &o, err, sizeof err);
@@ -142,7 +151,9 @@ static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
     ck_assert_int_eq(rpc_server_register(s, "Test", "EchoInline", h_echo, NULL, RPC_HANDLER_INLINE),
                      CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Sleep", h_sleep, NULL, 0), CN_OK);
-    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "SleepOnce", h_sleep, NULL, RPC_MUTATING),
+                     CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, RPC_MUTATING), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Block", h_block, NULL, 0), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Big", h_big, NULL, 0), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_EEXIST);
@@ -260,7 +271,7 @@ START_TEST(test_rpc_round_trip_tls)
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
              "-keyout %s -out %s -days 1 -subj /CN=localhost "
-             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1",
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:127.0.0.1 >/dev/null 2>&1",
              key, cert);
     ck_assert_int_eq(system(cmd), 0);
     char url[64];
@@ -268,6 +279,48 @@ START_TEST(test_rpc_round_trip_tls)
     rpc_tls stls = {.cert_file = cert, .key_file = key};
     rpc_tls ctls = {.ca_file = cert, .server_name = "localhost"};
     round_trip(url, &stls, &ctls);
+
+    // Without a server name the client checks the URL's host: 127.0.0.1 is
+    // in the certificate (also as a DNS name: mbedTLS 2.28 compares the name
+    // with DNS entries and the CN only).
+    rpc_tls cip = {.ca_file = cert};
+    round_trip(url, &stls, &cip);
+    // A certificate signed by the same CA for another name is refused (the
+    // handshake fails, so the call never gets through before its deadline),
+    // both when the name comes from the URL and when it is given.
+    char other[400], okey[400];
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+    snprintf(okey, sizeof okey, "%s/other.key", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout %s "
+             "-subj /CN=other.example 2>/dev/null | openssl x509 -req -CA %s -CAkey %s "
+             "-CAcreateserial -days 1 -extfile <(printf 'subjectAltName=DNS:other.example') "
+             "-out %s >/dev/null 2>&1",
+             okey, cert, key, other);
+    char bash[2200];
+    snprintf(bash, sizeof bash, "bash -c \"%s\"", cmd);
+    ck_assert_int_eq(system(bash), 0);
+    char ourl[512];
+    srv_cfg ocfg = {.url = "tls+tcp://127.0.0.1:0", .tls = {.cert_file = other, .key_file = okey}};
+    rpc_server *os = start_server(&ocfg, ourl, sizeof ourl);
+    rpc_tls c_url = {.ca_file = cert};
+    rpc_tls c_named = {.ca_file = cert, .server_name = "localhost"};
+    rpc_client *cu = open_client(ourl, NULL, 0, &c_url);
+    rpc_client *cn = open_client(ourl, NULL, 0, &c_named);
+    int before = atomic_load(&fx.echo_calls);
+    ck_assert_int_eq(echo_call(cu, "Echo", 1, 0, 1500), RPC_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(echo_call(cn, "Echo", 1, 0, 1500), RPC_DEADLINE_EXCEEDED);
+    ck_assert_int_eq(atomic_load(&fx.echo_calls), before);
+    rpc_client_close(cu);
+    rpc_client_close(cn);
+    rpc_server_close(os, 1000);
+    // With the name it has, it is accepted.
+    rpc_tls c_other = {.ca_file = cert, .server_name = "other.example"};
+    os = start_server(&ocfg, ourl, sizeof ourl);
+    rpc_client *co = open_client(ourl, NULL, 0, &c_other);
+    ck_assert_int_eq(echo_call(co, "Echo", 1, 0, 5000), RPC_OK);
+    rpc_client_close(co);
+    rpc_server_close(os, 1000);
 
     // A client without a CA is refused at open, with a reason.
     rpc_client_opts o = {.url = url};
@@ -553,7 +606,7 @@ static bool blocked_two(void *arg)
     return atomic_load(&fx.blocked) == 2;
 }
 
-START_TEST(test_rpc_over_inflight_cap_is_resource_exhausted)
+START_TEST(test_rpc_over_inflight_cap_is_resource_exhausted_except_inline_methods)
 {
     char url[512];
     srv_cfg cfg = {.url = "tcp://127.0.0.1:0", .max_inflight = 2, .threads = 4};
@@ -569,6 +622,9 @@ START_TEST(test_rpc_over_inflight_cap_is_resource_exhausted)
     ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_RESOURCE_EXHAUSTED);
     ck_assert_ptr_nonnull(strstr(rep.detail, "busy"));
     rpc_reply_fini(&rep);
+    // An inline method (heartbeats are) is answered even now: it needs no
+    // handler thread, so slow handlers cannot starve it.
+    ck_assert_int_eq(echo_call(c, "EchoInline", 5, 0, 2000), RPC_OK);
     atomic_store(&fx.release, 1);
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
@@ -602,20 +658,28 @@ START_TEST(test_rpc_wrong_or_missing_token_is_unauthenticated)
 }
 END_TEST
 
-static nng_msg *count_frame(uint64_t node, uint64_t seq)
+// count_frame builds a Test/Count request from caller key `caller` (also
+// sent as its node id) with seq.
+static nng_msg *method_frame(const char *method, uint64_t caller, uint64_t seq)
 {
     Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
     h.service = (char *)"Test";
-    h.method = (char *)"Count";
+    h.method = (char *)method;
     h.request_id = 1000 + seq;
     h.deadline_ms = 2000;
-    h.node_id = node;
+    h.node_id = caller;
+    h.caller = caller;
     h.seq = seq;
     h.mutating = true;
     h.align_bias = RPC_ALIGN_BIAS;
     nng_msg *m;
     ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 0, 1 << 20, NULL), CN_OK);
     return m;
+}
+
+static nng_msg *count_frame(uint64_t caller, uint64_t seq)
+{
+    return method_frame("Count", caller, seq);
 }
 
 START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
@@ -634,12 +698,12 @@ START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
     nng_msg_free(r1);
     nng_msg_free(r2);
     nng_msg_free(f);
-    // The same seq from another node is a different call.
+    // The same seq from another caller is a different call.
     f = count_frame(43, 7);
     ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
     nng_msg_free(f);
     ck_assert_int_eq(atomic_load(&fx.count_calls), 2);
-    // Move node 42's window past seq 7: 7 is then too old.
+    // Move caller 42's window past seq 7: 7 is then too old.
     for (uint64_t q = 8; q <= 11; q++) {
         f = count_frame(42, q);
         ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
@@ -652,9 +716,9 @@ START_TEST(test_rpc_duplicate_mutating_call_is_applied_once)
     ck_assert_int_eq(atomic_load(&fx.count_calls), 6);
     nng_close(raw);
 
-    // Through the client: every mutating call gets its own seq.
+    // Through the client: every call gets its own seq.
     rpc_client *c = open_client(url, NULL, 0, NULL);
-    rpc_request r = {.service = "Test", .method = "Count", .flags = RPC_MUTATING};
+    rpc_request r = {.service = "Test", .method = "Count"};
     rpc_reply rep;
     ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
     rpc_reply_fini(&rep);
@@ -899,6 +963,244 @@ START_TEST(test_rpc_codes_tokens_and_wire_helpers)
 }
 END_TEST
 
+// ---------------------------------------------------------------- before the token
+
+static pthread_mutex_t refuse_mu = PTHREAD_MUTEX_INITIALIZER;
+static char refuse_seen[512];
+static int refuse_count;
+
+static void on_refuse(void *arg, const char *what)
+{
+    (void)arg;
+    pthread_mutex_lock(&refuse_mu);
+    if (refuse_count++ == 0)
+        snprintf(refuse_seen, sizeof refuse_seen, "%s", what);
+    pthread_mutex_unlock(&refuse_mu);
+}
+
+static size_t rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+// partial_frame connects with plain TCP, does the SP handshake of a req0
+// peer, announces a message of claim bytes and sends the first n of them
+// (without any token). Returns the socket (kept open), or -1 if the server
+// closed the connection before all n bytes were taken.
+static int partial_frame(int port, uint64_t claim, const uint8_t *junk, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}; // req0
+    uint8_t reply[8];
+    if (send(fd, hello, 8, MSG_NOSIGNAL) != 8 || recv(fd, reply, 8, MSG_WAITALL) != 8)
+        goto closed;
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(claim >> (56 - 8 * i));
+    if (send(fd, len, 8, MSG_NOSIGNAL) != 8)
+        goto closed;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = send(fd, junk + off, n - off, MSG_NOSIGNAL);
+        if (w <= 0)
+            goto closed;
+        off += (size_t)w;
+    }
+    return fd;
+closed:
+    close(fd);
+    return -1;
+}
+
+START_TEST(test_rpc_unauthenticated_connections_are_capped_and_reported)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0",
+                   .token = "s3cret-token",
+                   .max_unauth_per_ip = 4,
+                   .auth_grace_ms = 300,
+                   .on_refuse = on_refuse};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    int port = atoi(strrchr(url, ':') + 1);
+    enum { CONNS = 16, SENT = 8 << 20, CLAIM = 200 << 20 };
+    uint8_t *junk = malloc(SENT);
+    memset(junk, 0x5a, SENT);
+    size_t before = rss_bytes();
+    int fds[CONNS], held = 0;
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = partial_frame(port, CLAIM, junk, SENT);
+        held += fds[i] >= 0;
+    }
+    // Sixteen peers each holding 8 MiB of a 200 MiB message would be 128 MiB;
+    // four are admitted from one address.
+    size_t grown = rss_bytes() - before;
+    ck_assert_msg(grown < (size_t)48 << 20, "server grew by %zu MiB", grown >> 20);
+    ck_assert_int_le(held, 4);
+    pthread_mutex_lock(&refuse_mu);
+    // Reports are limited to 10 a second (12 if the burst spans two seconds).
+    ck_assert_int_ge(refuse_count, 10);
+    ck_assert_int_le(refuse_count, 12);
+    ck_assert_msg(strstr(refuse_seen, "refused a connection from 127.0.0.1:") &&
+                      strstr(refuse_seen, "too many unauthenticated connections from its address"),
+                  "%s", refuse_seen);
+    refuse_count = 0;
+    pthread_mutex_unlock(&refuse_mu);
+    cn_buf m;
+    cn_buf_init(&m);
+    ck_assert_int_eq(rpc_server_metrics(s, &m), CN_OK);
+    ck_assert_ptr_nonnull(strstr(m.data, "canopy_rpc_connections{authenticated=\"false\"} 4\n"));
+    ck_assert_ptr_nonnull(strstr(m.data, "canopy_rpc_connections_refused_total 12\n"));
+    cn_buf_fini(&m);
+    // A client with the token still gets in: the oldest unauthenticated
+    // connection past its grace time makes room.
+    rpc_client *good = open_client(url, "s3cret-token", 0, NULL);
+    ck_assert_int_eq(echo_call(good, "Echo", 1, 0, 5000), RPC_OK);
+    // A call with a wrong token is refused and reported with its address.
+    rpc_client *wrong = open_client(url, "wrong", 0, NULL);
+    ck_assert_int_eq(echo_call(wrong, "Echo", 1, 0, 5000), RPC_UNAUTHENTICATED);
+    pthread_mutex_lock(&refuse_mu);
+    ck_assert_msg(strstr(refuse_seen, "from 127.0.0.1:"), "%s", refuse_seen);
+    pthread_mutex_unlock(&refuse_mu);
+    rpc_client_close(wrong);
+    rpc_client_close(good);
+    for (int i = 0; i < CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(junk);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+static bool metric_at_most(rpc_server *s, const char *name, uint64_t max, uint64_t *got)
+{
+    cn_buf m;
+    cn_buf_init(&m);
+    ck_assert_int_eq(rpc_server_metrics(s, &m), CN_OK);
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(m.data, key);
+    ck_assert_msg(p != NULL, "no metric %s", name);
+    *got = strtoull(p + strlen(key), NULL, 10);
+    cn_buf_fini(&m);
+    return *got <= max;
+}
+
+START_TEST(test_rpc_duplicate_table_is_bounded_and_kept_for_mutating_methods_only)
+{
+    char url[512];
+    rpc_server_opts o = {.url = "tcp://127.0.0.1:0", .dedup_window = 4, .dedup_callers = 100};
+    rpc_server *s;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rpc_server_open(&s, &o, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, RPC_MUTATING), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_start(s, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_url(s, url, sizeof url), CN_OK);
+    nng_socket raw = raw_open(url);
+    // Calls flagged mutating by the client on a method that is not: no entry.
+    for (uint64_t k = 1; k <= 500; k++) {
+        nng_msg *f = method_frame("Echo", k, 1);
+        ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+        nng_msg_free(f);
+    }
+    uint64_t got;
+    ck_assert_msg(metric_at_most(s, "canopy_rpc_dedup_callers", 0, &got), "%llu callers",
+                  (unsigned long long)got);
+    // Many callers of a mutating method: the least recently seen go.
+    for (uint64_t k = 1; k <= 3000; k++) {
+        nng_msg *f = count_frame(k, 1);
+        ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+        nng_msg_free(f);
+    }
+    ck_assert_msg(metric_at_most(s, "canopy_rpc_dedup_callers", 100, &got), "%llu callers",
+                  (unsigned long long)got);
+    ck_assert_uint_eq(got, 100);
+    ck_assert(!metric_at_most(s, "canopy_rpc_dedup_evicted_total", 2899, &got));
+    ck_assert_uint_eq(got, 2900);
+    // The most recent callers are still remembered: a resend is a replay.
+    nng_msg *f = count_frame(3000, 1);
+    int before = atomic_load(&fx.count_calls);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), before);
+    nng_msg_free(f);
+    nng_close(raw);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_huge_seq_under_another_node_id_does_not_poison_it)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client *c = open_client(url, NULL, 0, NULL);
+    rpc_request r = {.service = "Test", .method = "Count"};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    // Another peer sends seq 2^63 under the client's (public) node id.
+    nng_socket raw = raw_open(url);
+    nng_msg *f = count_frame(rpc_client_node(c), UINT64_C(1) << 63);
+    ck_assert_int_eq(raw_call(raw, nng_msg_body(f), nng_msg_len(f), 2000, NULL), RPC_OK);
+    nng_msg_free(f);
+    nng_close(raw);
+    int before = atomic_load(&fx.count_calls);
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(atomic_load(&fx.count_calls), before + 1);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+START_TEST(test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client_opts o = {.url = url, .max_retries = 3, .backoff_base_ms = 100};
+    rpc_client *c;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    // The handler takes 700 ms; each of the four attempts gets a quarter of
+    // 2.4 s, so the first gives up while it runs and the resend finds it
+    // still in progress (ABORTED); a later resend gets its stored reply.
+    Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+    q.node_id = 700;
+    rpc_request r = {.service = "Test",
+                     .method = "SleepOnce",
+                     .body = &q.base,
+                     .deadline_ms = 2400,
+                     .flags = RPC_IDEMPOTENT};
+    rpc_reply rep;
+    int before = atomic_load(&fx.sleep_started);
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(atomic_load(&fx.sleep_started), before + 1);
+    cn_buf m;
+    cn_buf_init(&m);
+    ck_assert_int_eq(rpc_server_metrics(s, &m), CN_OK);
+    ck_assert_ptr_nonnull(strstr(
+        m.data,
+        "canopy_rpc_requests_total{service=\"Test\",method=\"SleepOnce\",code=\"ABORTED\"}"));
+    cn_buf_fini(&m);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
     Suite *s = suite_create("rpc");
@@ -914,9 +1216,13 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_unknown_method_is_unimplemented);
     tcase_add_test(tc, test_rpc_malformed_and_truncated_frames_are_invalid_argument);
     tcase_add_test(tc, test_rpc_oversize_request_is_resource_exhausted_and_raw_one_dropped);
-    tcase_add_test(tc, test_rpc_over_inflight_cap_is_resource_exhausted);
+    tcase_add_test(tc, test_rpc_over_inflight_cap_is_resource_exhausted_except_inline_methods);
     tcase_add_test(tc, test_rpc_wrong_or_missing_token_is_unauthenticated);
+    tcase_add_test(tc, test_rpc_unauthenticated_connections_are_capped_and_reported);
     tcase_add_test(tc, test_rpc_duplicate_mutating_call_is_applied_once);
+    tcase_add_test(tc, test_rpc_duplicate_table_is_bounded_and_kept_for_mutating_methods_only);
+    tcase_add_test(tc, test_rpc_huge_seq_under_another_node_id_does_not_poison_it);
+    tcase_add_test(tc, test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply);
     tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
     tcase_add_test(tc, test_rpc_metrics_text_has_counters);
