@@ -65,6 +65,15 @@ lacks "--checkpoint-dir"
 has "--cache-dir"
 run 2 scheduler --scheduler tcp://127.0.0.1:1
 has "canopy scheduler: --scheduler: not an option of this command"
+# A daemon refuses a bad directory before it starts anything (it would
+# otherwise try to register first: exit 4 after the timeout).
+touch "$work/a-file"
+run 2 worker --cache-dir "$work/a-file" --scheduler tcp://127.0.0.1:1 --register-timeout-ms 200
+has "canopy worker: --cache-dir: \"$work/a-file\" exists and is not a directory"
+run 2 worker --data "$work/no-such-dir" --scheduler tcp://127.0.0.1:1 --register-timeout-ms 200
+has "canopy worker: --data: \"$work/no-such-dir\" is not a directory"
+run 2 ps --checkpoint-dir "$work/a-file" --scheduler tcp://127.0.0.1:1 --register-timeout-ms 200
+has "canopy ps: --checkpoint-dir: \"$work/a-file\" exists and is not a directory"
 
 # --- A cut gzip file is refused as truncated wherever data is read (item 2).
 gzip -c "$work/d.csv" >"$work/whole.csv.gz"
