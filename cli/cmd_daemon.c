@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -100,6 +101,20 @@ int cmd_scheduler(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
+// dir_ok reports whether path names a directory, or (when it may be absent)
+// nothing yet; on false it prints the usage error for flag.
+static bool dir_ok(const char *cmd, const char *flag, const char *path, bool may_be_absent)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 ? S_ISDIR(st.st_mode) : may_be_absent)
+        return true;
+    char msg[CN_OPT_STRLEN + 128];
+    snprintf(msg, sizeof msg, "--%s: \"%s\" %s", flag, path,
+             access(path, F_OK) == 0 ? "exists and is not a directory" : "is not a directory");
+    cli_usage_error(cmd, msg);
+    return false;
+}
+
 // node_main runs a ps or worker daemon.
 static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
 {
@@ -184,6 +199,13 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     if (!cli_net_load(&net, cmd) || !cli_net_check_url(&net, cmd, "listen", listen) ||
         !cli_net_check_url(&net, cmd, "advertise", advertise) ||
         !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
+        return CLI_EXIT_USAGE;
+    // Directories are checked before anything starts, not when the first
+    // work item or checkpoint would trip over them.
+    if (worker && (!dir_ok(cmd, "cache-dir", cache_dir, true) ||
+                   (data_dir[0] && !dir_ok(cmd, "data", data_dir, false))))
+        return CLI_EXIT_USAGE;
+    if (!worker && ckpt_dir[0] && !dir_ok(cmd, "checkpoint-dir", ckpt_dir, true))
         return CLI_EXIT_USAGE;
     if (threads == 0)
         threads = sysconf(_SC_NPROCESSORS_ONLN);
