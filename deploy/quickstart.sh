@@ -39,3 +39,9 @@ echo
 echo "== 4. data-parallel MLP training: deploy/jobs/fashion-mlp.json, 2 ps shards, 2 workers"
 $canopy local --ps 2 --workers 2 --threads 1 --state-dir state/quickstart \
   train deploy/jobs/fashion-mlp.json
+
+echo
+echo "== 5. federated learning on the same servers: deploy/jobs/fashion-fedavg.json"
+echo "   (the assignment's layout: one shard as the combiner, two clients, FedAvg)"
+$canopy local --ps 1 --workers 2 --threads 1 --state-dir state/quickstart \
+  train deploy/jobs/fashion-fedavg.json
