@@ -561,14 +561,7 @@ static void *ticker_main(void *arg)
     pthread_mutex_lock(&s->tick_mu);
     while (!s->stopping) {
         if (!s->ckpt_pending) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&s->tick_cv, &s->tick_mu, &ts);
+            cn_cond_wait_ms(&s->tick_cv, &s->tick_mu, 100);
             if (s->stopping)
                 break;
         }
@@ -599,7 +592,7 @@ cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoi
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     pthread_rwlock_init(&s->mu, NULL);
     pthread_mutex_init(&s->tick_mu, NULL);
-    pthread_cond_init(&s->tick_cv, NULL);
+    cn_cond_init_mono(&s->tick_cv);
     snprintf(s->ckpt_root, sizeof s->ckpt_root, "%s", checkpoint_dir ? checkpoint_dir : "");
     struct {
         const char *m;

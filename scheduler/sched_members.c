@@ -57,12 +57,7 @@ static void *reaper_main(void *arg)
     sched_members *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)(m->heartbeat_ms / 2 + 1) * 1000000ull;
-        ts.tv_sec += (time_t)(ns / 1000000000ull);
-        ts.tv_nsec = (long)(ns % 1000000000ull);
-        pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+        cn_cond_wait_ms(&m->cv, &m->mu, m->heartbeat_ms / 2 + 1);
         if (m->stopping)
             break;
         uint64_t now = cn_now_ms();
@@ -108,7 +103,7 @@ cn_err sched_members_new(sched_members **out, uint32_t heartbeat_ms, uint32_t de
         return CN_ENOMEM;
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->cb_mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
+    cn_cond_init_mono(&m->cv);
     m->heartbeat_ms = heartbeat_ms;
     m->dead_after_ms = dead_after_ms;
     if (pthread_create(&m->reaper, NULL, reaper_main, m) != 0) {
