@@ -115,39 +115,38 @@ static bool dir_ok(const char *cmd, const char *flag, const char *path, bool may
     return false;
 }
 
-// node_main runs a ps or worker daemon.
-static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
-{
+// node_opts holds a ps or worker daemon's options.
+typedef struct node_opts {
+    const char *cmd;
+    cluster_role role;
     cli_net net;
-    cli_net_defaults(&net);
-    char listen[CN_OPT_STRLEN] = "tcp://127.0.0.1:0";
-    char advertise[CN_OPT_STRLEN] = "";
-    char name[CN_OPT_STRLEN] = "";
-    char cache_dir[CN_OPT_STRLEN];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(cache_dir, sizeof cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
-             (int)getuid());
-    char ckpt_dir[CN_OPT_STRLEN] = "";
-    char data_dir[CN_OPT_STRLEN] = "";
-    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256, slots = 1;
-    bool worker = role == CLUSTER_ROLE_WORKER;
-    // Each role lists only the options it uses.
-    const cn_opt net_opts[] = {CLI_NET_OPTS(&net)};
-    cn_opt opts[20];
+    char listen[CN_OPT_STRLEN], advertise[CN_OPT_STRLEN], name[CN_OPT_STRLEN];
+    char cache_dir[CN_OPT_STRLEN], ckpt_dir[CN_OPT_STRLEN], data_dir[CN_OPT_STRLEN];
+    int64_t threads, register_ms, max_msg_mb, slots;
+} node_opts;
+
+// node_table writes the option table of o's role into opts (room for 20):
+// each role lists only the options it uses.
+static void node_table(node_opts *o, cn_opt *opts)
+{
+    bool worker = o->role == CLUSTER_ROLE_WORKER;
+    const cn_opt net_opts[] = {CLI_NET_OPTS(&o->net)};
     size_t k = 0;
     opts[k++] = (cn_opt){
-        "listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0,
+        "listen", CN_OPT_STRING, o->listen, "RPC URL to listen on (port 0 = any free port)", 0,
         0,        NULL};
-    opts[k++] =
-        (cn_opt){"advertise", CN_OPT_STRING,
-                 advertise,   "URL other nodes use to reach this one (default: the bound URL)",
-                 0,           0,
-                 NULL};
+    opts[k++] = (cn_opt){"advertise",
+                         CN_OPT_STRING,
+                         o->advertise,
+                         "URL other nodes use to reach this one (default: the bound URL)",
+                         0,
+                         0,
+                         NULL};
     opts[k++] = (cn_opt){
-        "name", CN_OPT_STRING, name, "human-readable node name (default: host:pid)", 0, 0, NULL};
+        "name", CN_OPT_STRING, o->name, "human-readable node name (default: host:pid)", 0, 0, NULL};
     opts[k++] = (cn_opt){"threads",
                          CN_OPT_INT,
-                         &threads,
+                         &o->threads,
                          worker ? "compute threads to use (0 = all CPUs)"
                                 : "threads reported to the scheduler (0 = all CPUs)",
                          0,
@@ -155,67 +154,100 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
                          NULL};
     opts[k++] = (cn_opt){"register-timeout-ms",
                          CN_OPT_INT,
-                         &register_ms,
+                         &o->register_ms,
                          "how long to wait for the scheduler at start-up",
                          100,
                          3600000,
                          NULL};
-    opts[k++] = (cn_opt){
-        "max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL};
+    opts[k++] =
+        (cn_opt){"max-msg-mb", CN_OPT_INT, &o->max_msg_mb, "largest RPC message accepted, MiB", 1,
+                 2047,         NULL};
     if (worker) {
-        opts[k++] = (cn_opt){"cache-dir", CN_OPT_STRING,
-                             cache_dir,   "where the worker keeps the data sets it fetched",
-                             0,           0,
+        opts[k++] = (cn_opt){"cache-dir",
+                             CN_OPT_STRING,
+                             o->cache_dir,
+                             "where the worker keeps the data sets it fetched",
+                             0,
+                             0,
                              NULL};
-        opts[k++] = (cn_opt){"slots", CN_OPT_INT, &slots,
-                             "work items run at once; --threads are shared among them", 1, 64,
+        opts[k++] = (cn_opt){"slots",   CN_OPT_INT,
+                             &o->slots, "work items run at once; --threads are shared among them",
+                             1,         64,
                              NULL};
-        opts[k++] = (cn_opt){"data", CN_OPT_STRING, data_dir,
+        opts[k++] = (cn_opt){"data",
+                             CN_OPT_STRING,
+                             o->data_dir,
                              "a directory of this worker's own IDX files "
                              "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])",
-                             0, 0, NULL};
-    } else
+                             0,
+                             0,
+                             NULL};
+    } else {
         opts[k++] = (cn_opt){"checkpoint-dir",
                              CN_OPT_STRING,
-                             ckpt_dir,
+                             o->ckpt_dir,
                              "root of shard checkpoints; a job's directory is a name under it "
                              "(default: the working directory)",
                              0,
                              0,
                              NULL};
+    }
     for (size_t i = 0; i < sizeof net_opts / sizeof net_opts[0]; i++)
         opts[k++] = net_opts[i];
     opts[k] = (cn_opt)CN_OPT_END;
-    CN_ASSERT(k < sizeof opts / sizeof opts[0]);
-    cn_args args;
-    bool done;
-    char usage[64];
-    snprintf(usage, sizeof usage, "%s [options]", cmd);
-    int rc = cli_parse(cmd, usage, opts, argc, argv, &args, &done);
-    if (done)
-        return rc;
-    if (args.npos > 0)
-        return cli_usage_error(cmd, "takes no arguments");
-    if (!cli_net_load(&net, cmd) || !cli_net_check_url(&net, cmd, "listen", listen) ||
-        !cli_net_check_url(&net, cmd, "advertise", advertise) ||
-        !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
-        return CLI_EXIT_USAGE;
-    // Directories are checked before anything starts, not when the first
-    // work item or checkpoint would trip over them.
-    if (worker && (!dir_ok(cmd, "cache-dir", cache_dir, true) ||
-                   (data_dir[0] && !dir_ok(cmd, "data", data_dir, false))))
-        return CLI_EXIT_USAGE;
-    if (!worker && ckpt_dir[0] && !dir_ok(cmd, "checkpoint-dir", ckpt_dir, true))
-        return CLI_EXIT_USAGE;
-    if (threads == 0)
-        threads = sysconf(_SC_NPROCESSORS_ONLN);
-    if (!name[0]) {
+    CN_ASSERT(k < 20);
+}
+
+// node_check checks the options before anything starts (directories
+// included, not when the first item or checkpoint would trip over them) and
+// fills the defaults that depend on the machine. False: printed, exit 2.
+static bool node_check(node_opts *o)
+{
+    const char *cmd = o->cmd;
+    bool worker = o->role == CLUSTER_ROLE_WORKER;
+    if (!cli_net_load(&o->net, cmd) || !cli_net_check_url(&o->net, cmd, "listen", o->listen) ||
+        !cli_net_check_url(&o->net, cmd, "advertise", o->advertise) ||
+        !cli_net_check_url(&o->net, cmd, "scheduler", o->net.scheduler))
+        return false;
+    if (worker && (!dir_ok(cmd, "cache-dir", o->cache_dir, true) ||
+                   (o->data_dir[0] && !dir_ok(cmd, "data", o->data_dir, false))))
+        return false;
+    if (!worker && o->ckpt_dir[0] && !dir_ok(cmd, "checkpoint-dir", o->ckpt_dir, true))
+        return false;
+    if (o->threads == 0)
+        o->threads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!o->name[0]) {
         char host[128] = "host";
         gethostname(host, sizeof host);
         host[sizeof host - 1] = 0;
-        snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
+        snprintf(o->name, sizeof o->name, "%s:%d", host, (int)getpid());
     }
-    cn_log_set_node(cmd);
+    return true;
+}
+
+// start_worker starts the worker's slots.
+static cn_err start_worker(node_opts *o, cluster_agent *agent, wk_exec **exec, char *err,
+                           size_t errlen)
+{
+    // Each slot's gradient threads call BLAS single-threaded.
+    mlp_set_threads(1);
+    wk_exec_opts wo = {.scheduler_url = o->net.scheduler,
+                       .token = o->net.token,
+                       .tls = cli_net_tls(&o->net),
+                       .node_id = cluster_agent_node_id(agent),
+                       .name = o->name,
+                       .slots = (int)o->slots,
+                       .threads = (int)o->threads,
+                       .cache_dir = o->cache_dir,
+                       .data_dir = o->data_dir[0] ? o->data_dir : NULL,
+                       .agent = agent};
+    return wk_exec_start(exec, &wo, err, errlen);
+}
+
+// node_run serves, registers, starts the role's work and waits for a signal.
+static int node_run(node_opts *o)
+{
+    cn_log_set_node(o->cmd);
     cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
@@ -223,57 +255,43 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     cluster_agent *agent = NULL;
     wk_exec *exec = NULL;
     ps_service *shard = NULL;
-    rpc_server_opts so = {.url = listen,
-                          .token = net.token,
-                          .max_msg_bytes = (size_t)max_msg_mb << 20,
-                          .tls = cli_net_tls(&net),
+    rpc_server_opts so = {.url = o->listen,
+                          .token = o->net.token,
+                          .max_msg_bytes = (size_t)o->max_msg_mb << 20,
+                          .tls = cli_net_tls(&o->net),
                           .on_refuse = cn_log_warn_line};
     int exit_code = CLI_EXIT_FAILURE;
     if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
-        cluster_serve_ping(srv, role, name) != CN_OK ||
-        (role == CLUSTER_ROLE_PS &&
-         ps_service_new(&shard, srv, ckpt_dir, err, sizeof err) != CN_OK) ||
+        cluster_serve_ping(srv, o->role, o->name) != CN_OK ||
+        (o->role == CLUSTER_ROLE_PS &&
+         ps_service_new(&shard, srv, o->ckpt_dir, err, sizeof err) != CN_OK) ||
         rpc_server_start(srv, err, sizeof err) != CN_OK) {
-        CN_ERROR("cannot serve on %s: %s", listen, err);
+        CN_ERROR("cannot serve on %s: %s", o->listen, err);
         goto out;
     }
     char url[256];
     rpc_server_url(srv, url, sizeof url);
-    cluster_agent_opts ao = {.scheduler_url = net.scheduler,
-                             .token = net.token,
-                             .tls = cli_net_tls(&net),
-                             .role = role,
-                             .address = advertise[0] ? advertise : url,
-                             .name = name,
-                             .threads = (uint32_t)threads};
-    cn_err e = cluster_agent_start(&agent, &ao, (int)register_ms, err, sizeof err);
+    cluster_agent_opts ao = {.scheduler_url = o->net.scheduler,
+                             .token = o->net.token,
+                             .tls = cli_net_tls(&o->net),
+                             .role = o->role,
+                             .address = o->advertise[0] ? o->advertise : url,
+                             .name = o->name,
+                             .threads = (uint32_t)o->threads};
+    cn_err e = cluster_agent_start(&agent, &ao, (int)o->register_ms, err, sizeof err);
     if (e != CN_OK) {
         CN_ERROR("%s", err);
         exit_code = cli_exit_for_err(e);
         goto out;
     }
     char node[64];
-    snprintf(node, sizeof node, "%s-%u", cmd, cluster_agent_rank(agent));
+    snprintf(node, sizeof node, "%s-%u", o->cmd, cluster_agent_rank(agent));
     cn_log_set_node(node);
-    CN_INFO("serving on %s, registered with %s as rank %u", ao.address, net.scheduler,
+    CN_INFO("serving on %s, registered with %s as rank %u", ao.address, o->net.scheduler,
             cluster_agent_rank(agent));
-    if (role == CLUSTER_ROLE_WORKER) {
-        // Each slot's gradient threads call BLAS single-threaded.
-        mlp_set_threads(1);
-        wk_exec_opts wo = {.scheduler_url = net.scheduler,
-                           .token = net.token,
-                           .tls = cli_net_tls(&net),
-                           .node_id = cluster_agent_node_id(agent),
-                           .name = name,
-                           .slots = (int)slots,
-                           .threads = (int)threads,
-                           .cache_dir = cache_dir,
-                           .data_dir = data_dir[0] ? data_dir : NULL,
-                           .agent = agent};
-        if (wk_exec_start(&exec, &wo, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the worker's slots: %s", err);
-            goto out;
-        }
+    if (o->role == CLUSTER_ROLE_WORKER && start_worker(o, agent, &exec, err, sizeof err) != CN_OK) {
+        CN_ERROR("cannot start the worker's slots: %s", err);
+        goto out;
     }
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
@@ -286,6 +304,35 @@ out:
     rpc_server_close(srv, 2000);
     ps_service_free(shard);
     return exit_code;
+}
+
+// node_main runs a ps or worker daemon.
+static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
+{
+    node_opts o = {.cmd = cmd,
+                   .role = role,
+                   .listen = "tcp://127.0.0.1:0",
+                   .register_ms = 30000,
+                   .max_msg_mb = 256,
+                   .slots = 1};
+    cli_net_defaults(&o.net);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(o.cache_dir, sizeof o.cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
+             (int)getuid());
+    cn_opt opts[20];
+    node_table(&o, opts);
+    cn_args args;
+    bool done;
+    char usage[64];
+    snprintf(usage, sizeof usage, "%s [options]", cmd);
+    int rc = cli_parse(cmd, usage, opts, argc, argv, &args, &done);
+    if (done)
+        return rc;
+    if (args.npos > 0)
+        return cli_usage_error(cmd, "takes no arguments");
+    if (!node_check(&o))
+        return CLI_EXIT_USAGE;
+    return node_run(&o);
 }
 
 int cmd_ps(int argc, char **argv)
