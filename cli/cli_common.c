@@ -1,11 +1,15 @@
 // cli_common.c: shared options and signal handling for subcommands.
 #include "cli/cli_common.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/cn_file.h"
 #include "cli/cli.h"
 #include "common/cn_log.h"
 #include "ml/blas_info.h"
@@ -18,10 +22,57 @@ void cli_net_defaults(cli_net *n)
     snprintf(n->log_level, sizeof n->log_level, "info");
 }
 
+// read_local finds the scheduler and the token of a `canopy local` cluster.
+static bool read_local(cli_net *n, const char *cmd)
+{
+    char path[CN_OPT_STRLEN + 32], err[CN_ERRBUF_LEN];
+    uint8_t *url;
+    size_t len;
+    snprintf(path, sizeof path, "%s/scheduler.url", n->local);
+    if (cn_file_read_all(path, 4096, &url, &len, err, sizeof err) != CN_OK) {
+        fprintf(stderr,
+                "canopy %s: --local %s: no running `canopy local` cluster there (%s); start one "
+                "with `canopy local --state-dir %s ...`\n",
+                cmd, n->local, err, n->local);
+        return false;
+    }
+    while (len > 0 && (url[len - 1] == '\n' || url[len - 1] == ' '))
+        url[--len] = 0;
+    snprintf(n->scheduler, sizeof n->scheduler, "%s", (char *)url);
+    free(url);
+    if (!n->token_file[0])
+        snprintf(n->token_file, sizeof n->token_file, "%.900s/token", n->local);
+    return true;
+}
+
+bool cli_local_publish(const char *dir, const char *url, const char *token)
+{
+    char path[CN_OPT_STRLEN + 32], err[CN_ERRBUF_LEN];
+    snprintf(path, sizeof path, "%s/token", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && fchmod(fd, 0600) == 0 && write(fd, token, strlen(token)) ==
+                                                        (ssize_t)strlen(token);
+    if (fd >= 0)
+        close(fd);
+    snprintf(path, sizeof path, "%s/scheduler.url", dir);
+    return ok && cn_file_write_atomic(path, url, strlen(url), err, sizeof err) == CN_OK;
+}
+
+void cli_local_unpublish(const char *dir)
+{
+    char path[CN_OPT_STRLEN + 32];
+    snprintf(path, sizeof path, "%s/scheduler.url", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/token", dir);
+    unlink(path);
+}
+
 bool cli_net_load(cli_net *n, const char *cmd)
 {
     int lvl = cn_log_parse_level(n->log_level);
     cn_log_set_level(lvl < 0 ? CN_LOG_INFO : (cn_log_level)lvl);
+    if (n->local[0] && !read_local(n, cmd))
+        return false;
     char err[CN_ERRBUF_LEN];
     if (rpc_token_load(n->token_file, n->token, err, sizeof err) != CN_OK) {
         fprintf(stderr, "canopy %s: %s\n", cmd, err);

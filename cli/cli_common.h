@@ -18,7 +18,24 @@ typedef struct cli_net {
     char log_level[CN_OPT_STRLEN];
     char token[256]; // loaded by cli_net_load
     bool insecure;   // allow plain tcp:// off loopback
+    char local[CN_OPT_STRLEN]; // a `canopy local` state directory to find the cluster in
 } cli_net;
+
+// CLI_LOCAL_OPT(n) is the option of client commands that finds a cluster
+// started by `canopy local` from its state directory (its scheduler URL and
+// token, which `canopy local` writes there while it runs).
+#define CLI_LOCAL_OPT(n)                                                                           \
+    {                                                                                              \
+        "local", CN_OPT_STRING, (n)->local,                                                        \
+            "the state directory of a running `canopy local` cluster (its URL and token)", 0, 0,   \
+            NULL                                                                                   \
+    }
+
+// cli_local_publish writes the scheduler URL and the token of a `canopy
+// local` cluster into dir (scheduler.url, token: mode 0600), for
+// cli_net_load to find; cli_local_unpublish removes them.
+bool cli_local_publish(const char *dir, const char *url, const char *token);
+void cli_local_unpublish(const char *dir);
 
 #define CLI_DEFAULT_SCHEDULER "tcp://127.0.0.1:7070"
 

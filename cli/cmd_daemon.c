@@ -278,6 +278,8 @@ static int node_run(node_opts *o)
                              .address = o->advertise[0] ? o->advertise : url,
                              .name = o->name,
                              .threads = (uint32_t)o->threads};
+    CN_INFO("registering with the scheduler at %s (waiting up to %.0f s for it)",
+            o->net.scheduler, (double)o->register_ms / 1000.0);
     cn_err e = cluster_agent_start(&agent, &ao, (int)o->register_ms, err, sizeof err);
     if (e != CN_OK) {
         CN_ERROR("%s", err);

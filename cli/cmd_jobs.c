@@ -41,6 +41,7 @@ int cmd_jobs(int argc, char **argv)
     cn_opt opts[] = {
         {"kind", CN_OPT_STRING, kind, "only jobs of this kind (sweep, train)", 0, 0, NULL},
         CLI_NET_OPTS(&net),
+        CLI_LOCAL_OPT(&net),
         CN_OPT_END,
     };
     cn_args args;
@@ -75,6 +76,7 @@ int cmd_cancel(int argc, char **argv)
     cn_opt opts[] = {
         {"reason", CN_OPT_STRING, reason, "recorded in the job's results log", 0, 0, NULL},
         CLI_NET_OPTS(&net),
+        CLI_LOCAL_OPT(&net),
         CN_OPT_END,
     };
     cn_args args;

@@ -89,8 +89,14 @@ static pid_t spawn(const char *name, char **argv, const char *log_path, int is_c
     return pid;
 }
 
+static char published[CN_OPT_STRLEN]; // where the URL and token were written
+
 static void teardown(void)
 {
+    if (published[0]) {
+        cli_local_unpublish(published);
+        published[0] = 0;
+    }
     for (int i = 0; i < nchildren; i++)
         if (children[i].pid > 0)
             kill(children[i].pid, SIGTERM);
@@ -306,6 +312,12 @@ int cmd_local(int argc, char **argv)
             "(logs in %s)\n",
             (double)(cn_now_ms() - start) / 1000.0, url, (long long)nps, (long long)nworkers,
             logdir);
+    if (cli_local_publish(state_dir, url, getenv("CANOPY_TOKEN")) &&
+        snprintf(published, sizeof published, "%s", state_dir) > 0)
+        fprintf(stderr,
+                "canopy local: from another terminal: canopy status --local %s (also jobs, "
+                "tune, train, cancel)\n",
+                state_dir);
 
     // Run the command against the cluster.
     char *cargv[CN_ARGS_MAX + 8];

@@ -24,6 +24,7 @@ int cmd_status(int argc, char **argv)
         {"timeout-ms", CN_OPT_INT, &timeout_ms, "how long to wait for the scheduler", 1, 600000,
          NULL},
         CLI_NET_OPTS(&net),
+        CLI_LOCAL_OPT(&net),
         CN_OPT_END,
     };
     cn_args args;

@@ -155,6 +155,7 @@ int cmd_train_job(int argc, char **argv)
          1e9, NULL},
         {"quiet", CN_OPT_BOOL, &quiet, "print only the final summary", 0, 0, NULL},
         CLI_NET_OPTS(&net),
+        CLI_LOCAL_OPT(&net),
         CN_OPT_END,
     };
     cn_args args;

@@ -349,6 +349,7 @@ int cmd_tune(int argc, char **argv)
         {"csv", CN_OPT_STRING, o.csv_out, "file for all trials (CSV)", 0, 0, NULL},
         {"json", CN_OPT_BOOL, &o.json, "print the final summary as JSON", 0, 0, NULL},
         CLI_NET_OPTS(&o.net),
+        CLI_LOCAL_OPT(&o.net),
         CN_OPT_END,
     };
     cn_args args;
