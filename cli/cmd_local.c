@@ -243,7 +243,16 @@ int cmd_local(int argc, char **argv)
         char name[32];
         snprintf(name, sizeof name, "ps-%d", i);
         snprintf(logpath, sizeof logpath, "%s/%s.log", logdir, name);
-        char *pargv[] = {"canopy", "ps", "--name", name, "--log-level", log_level, NULL};
+        // The shards keep their checkpoints in the cluster's state directory.
+        char ckpt[CN_OPT_STRLEN + 32];
+        snprintf(ckpt, sizeof ckpt, "%s/checkpoints", state_dir);
+        if (cn_file_mkdirs(ckpt, err, sizeof err) != CN_OK) {
+            fprintf(stderr, "canopy local: %s\n", err);
+            teardown();
+            return CLI_EXIT_FAILURE;
+        }
+        char *pargv[] = {"canopy",           "ps", "--name", name, "--log-level", log_level,
+                         "--checkpoint-dir", ckpt, NULL};
         if (spawn(name, pargv, logpath, 0) < 0)
             goto spawn_failed;
     }

@@ -263,7 +263,7 @@ void sched_train_fill_cfg(run *r)
         r->cfg.workers = sp->fed.clients;
         char err[CN_ERRBUF_LEN];
         fed_server_optim(&sp->fed.server, &r->cfg.optim, err, sizeof err); // checked by the spec
-        r->cfg.checkpoint_every = 1;
+        r->cfg.checkpoint_every = sp->checkpoint_every ? 1 : 0; // at every close, unless none
     }
 }
 

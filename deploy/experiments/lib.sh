@@ -71,7 +71,7 @@ exp_run_job() {
   local shards workers port url i
   shards=$(exp_spec_get "$spec" shards 1)
   workers=$(exp_spec_get "$spec" workers 1)
-  mkdir -p "$dir"
+  mkdir -p "$dir/checkpoints"
   rm -rf "$dir/state"
   port=$(( 18000 + (RANDOM % 20000) ))
   url=tcp://127.0.0.1:$port
@@ -81,7 +81,7 @@ exp_run_job() {
   EXP_PIDS+=($!)
   for i in $(seq 0 $((shards - 1))); do
     exp_start "ps$i" "${EXP_PS_CORES:-$cores}" "$EXP_CANOPY" ps --scheduler "$url" --name "ps-$i" \
-      --log-level warn 2>>"$dir/ps.log"
+      --checkpoint-dir "$dir/checkpoints" --log-level warn 2>>"$dir/ps.log"
     # one at a time, so shard k is the ps of rank k
     until "$EXP_CANOPY" status --scheduler "$url" --json 2>/dev/null |
         grep -o '"role":"ps"' | wc -l | grep -qx "$((i + 1))"; do sleep 0.05; done

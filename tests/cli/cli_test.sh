@@ -53,7 +53,7 @@ zcat "$data" | head -301 >"$work/d.csv"
 # --- Help lists what is built, and for each role only its options (item 7).
 run 0 --help
 lacks dashboard
-lacks federated
+has "federated"
 run 0 scheduler --help
 lacks "--scheduler "
 has "--state-dir"
@@ -193,6 +193,36 @@ wait "$sched_pid"
 sched_pid=""
 run 4 status --scheduler "$url" --timeout-ms 300
 has "canopy status: cannot reach the scheduler at $url"
+
+# --- A `canopy local` cluster is found from another terminal (item 6), and a
+# job there is listed and cancelled.
+cat >"$work/long-job.json" <<EOF
+{"name": "long", "train_rows": 2000, "test_rows": 500, "hidden": [16], "epochs": 100000,
+ "consistency": "asp", "workers": 1, "eval_every_s": 1}
+EOF
+"$canopy" local --ps 1 --workers 1 --threads 1 --state-dir "$work/lq" train "$work/long-job.json" \
+  >"$work/lq.out" 2>&1 &
+local_pid=$!
+for _ in $(seq 1 600); do [ -f "$work/lq/scheduler.url" ] && break; sleep 0.05; done
+checks=$((checks + 1))
+[ "$(stat -c %a "$work/lq/token" 2>/dev/null)" = 600 ] || problem "the local cluster's token file is not mode 600"
+job=""
+for _ in $(seq 1 600); do
+  job=$("$canopy" jobs --local "$work/lq" 2>/dev/null | awk '/^long-/ {print $1}')
+  [ -n "$job" ] && break
+  sleep 0.05
+done
+run 0 jobs --local "$work/lq"
+has "$job"
+has "train"
+run 0 cancel --local "$work/lq" "$job" --reason "cli test"
+has "cancelled"
+wait "$local_pid"
+checks=$((checks + 1))
+grep -q "job $job cancelled: cancelled: cli test" "$work/lq.out" ||
+  problem "canopy train under canopy local did not report the cancellation: $(tail -3 "$work/lq.out")"
+run 2 status --local "$work/lq"
+has "no running \`canopy local\` cluster there"
 
 if [ $problems -gt 0 ]; then
   echo "cli_test: $problems of $checks checks FAILED"
