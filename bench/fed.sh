@@ -7,7 +7,10 @@
 #   2. 10 clients: the share of a round's time spent in aggregation and round
 #      bookkeeping (the shards' close, goal < 5%);
 #   3. bytes on the wire to reach 0.85: FedAvg against ASP on the same
-#      model, data and two workers (eval records carry the bytes moved).
+#      model, data and two workers (eval records carry the bytes moved);
+#   4. a client's round trip (pull the model, push its update; the round's
+#      close after every ten clients) for a 1M-parameter model against raw
+#      nng moving the same bytes (bench/ps_bench.c --fed; goal >= 0.8).
 # Prints the CPU, the BLAS core and the load beside the figures, repeats each
 # run --rounds times and keeps the median, writes results/bench-fed/, and
 # ends with
@@ -55,6 +58,10 @@ for r in $(seq 1 "$reps"); do
   run asp "$asp" "$r"
 done
 
+echo "== client round trip, 1M parameters, against raw nng (load $(bench_load))"
+"$root/build-bench/bench/ps_bench" --fed --params 1000000 --iters 40 --rounds 5 2>/dev/null |
+  tee "$out/ps_bench_fed.txt" | tail -n 1
+
 /usr/bin/python3 - "$out" "$reps" <<'PY'
 import json, os, statistics, sys
 out, reps = sys.argv[1], int(sys.argv[2])
@@ -95,7 +102,11 @@ print(f"layout (1 shard, 2 clients, FedAvg): 0.85 at round {rounds:g} after {sec
 print(f"10 clients: aggregation and round bookkeeping {100 * share:.2f}% of round time (goal < 5%)")
 print(f"bytes to 0.85: FedAvg {fl_bytes / 1e6:.1f} MB, ASP {ps_bytes / 1e6:.1f} MB "
       f"(ASP reached it after {ps_secs:.1f} s)")
-json.dump({"rounds_to_085": rounds, "seconds_to_085": secs, "accuracy_after_10": acc10,
+import re
+m = re.search(r"ratio=([0-9.]+)", open(os.path.join(out, "ps_bench_fed.txt")).read())
+rt = float(m.group(1)) if m else float("nan")
+print(f"client round trip against raw nng: {rt:.3f} (goal >= 0.8)")
+json.dump({"client_round_trip_vs_nng": rt, "rounds_to_085": rounds, "seconds_to_085": secs, "accuracy_after_10": acc10,
            "aggregation_share_10_clients": share, "fedavg_bytes_to_085": fl_bytes,
            "asp_bytes_to_085": ps_bytes, "asp_seconds_to_085": ps_secs, "fl_vs_ps_bytes": ratio},
           open(os.path.join(out, "summary.json"), "w"), indent=1)

@@ -5,7 +5,9 @@
 // both on tcp loopback in one process. Rounds alternate between the two and
 // the median round of each is compared.
 //
-//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw]
+//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw] [--fed]
+// --fed times federated clients' round trips instead: each a pull and a
+// PushUpdate, with the round's CloseRound after every ten clients.
 // --no-raw times canopy only (to profile its data path alone).
 // Last line: "ps_bench: params=N shards=S nng_mb_s=X ps_mb_s=Y ratio=R
 // us_per_step=T" where MB/s counts the bytes of both directions (2 * 4N per
@@ -78,6 +80,37 @@ static double ps_round(ps_client *c, const float *grad, float *params, int iters
     return 2.0 * (double)g_bytes * iters / s / 1e6;
 }
 
+#define FED_CLIENTS 10
+
+// fed_round times federated clients' round trips: each pulls the global
+// model and pushes its update; after every FED_CLIENTS clients the round
+// closes (its time included), as in a round of ten clients.
+static double fed_round(ps_client **cl, const float *delta, float *params, int iters,
+                        uint64_t *round)
+{
+    char err[512];
+    ps_sync sy = {0};
+    uint64_t t0 = cn_now_ns();
+    for (int i = 0; i < iters; i++) {
+        ps_client *c = cl[i % FED_CLIENTS];
+        if (ps_client_pull(c, *round, false, params, &sy, err, sizeof err) != CN_OK ||
+            ps_client_push_update(c, *round, 100, delta, &sy, err, sizeof err) != CN_OK) {
+            fprintf(stderr, "ps_bench: %s\n", err);
+            exit(1);
+        }
+        if (i % FED_CLIENTS == FED_CLIENTS - 1 || i == iters - 1) {
+            ps_round_close rc;
+            if (ps_client_close_round(c, *round, true, &rc, err, sizeof err) != CN_OK) {
+                fprintf(stderr, "ps_bench: %s\n", err);
+                exit(1);
+            }
+            (*round)++;
+        }
+    }
+    double s = (double)(cn_now_ns() - t0) * 1e-9;
+    return 2.0 * (double)g_bytes * iters / s / 1e6;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -87,12 +120,13 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     uint64_t n = 1000000;
-    int iters = 100, rounds = 5, shards = 1, with_raw = 1;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--no-raw") == 0)
-            with_raw = 0;
+    int iters = 100, rounds = 5, shards = 1, with_raw = 1, fed = 0;
+    for (int i = 1; i < argc; i++) {
+        with_raw &= strcmp(argv[i], "--no-raw") != 0;
+        fed |= strcmp(argv[i], "--fed") == 0;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--no-raw") == 0)
+        if (strcmp(argv[i], "--no-raw") == 0 || strcmp(argv[i], "--fed") == 0)
             i--;
         else if (strcmp(argv[i], "--params") == 0)
             n = strtoull(argv[i + 1], NULL, 10);
@@ -106,7 +140,8 @@ int main(int argc, char **argv)
     if (n < 1 || iters < 1 || rounds < 1 || rounds > 64 || shards < 1 || shards > 16 ||
         n < (uint64_t)shards) {
         fprintf(stderr,
-                "usage: ps_bench [--params N] [--iters K] [--rounds R<=64] [--shards S<=16]\n");
+                "usage: ps_bench [--params N] [--iters K] [--rounds R<=64] [--shards S<=16] "
+                "[--no-raw] [--fed]\n");
         return 2;
     }
     g_bytes = n * sizeof(float);
@@ -157,10 +192,18 @@ int main(int argc, char **argv)
     }
     ps_client_opts po = {
         .urls = urls, .shards = (uint32_t)shards, .n_params = n, .job_id = "bench"};
-    ps_client *pc;
+    ps_client *pc, *cl[FED_CLIENTS] = {0};
     if (ps_client_open(&pc, &po, err, sizeof err) != CN_OK) {
         fprintf(stderr, "ps_bench: %s\n", err);
         return 1;
+    }
+    cl[0] = pc;
+    for (uint32_t k = 1; fed && k < FED_CLIENTS; k++) { // one client per id
+        po.worker = k;
+        if (ps_client_open(&cl[k], &po, err, sizeof err) != CN_OK) {
+            fprintf(stderr, "ps_bench: %s\n", err);
+            return 1;
+        }
     }
     ps_shard_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -169,9 +212,9 @@ int main(int argc, char **argv)
     cfg.n_params = n;
     cfg.hi = n;
     optim_cfg_default(&cfg.optim, OPTIM_SGD);
-    cfg.optim.lr = 1e-3f;
-    cfg.mode = PS_ASP;
-    cfg.workers = 1;
+    cfg.optim.lr = fed ? 1.0f : 1e-3f; // federated: FedAvg's server step
+    cfg.mode = fed ? PS_ROUND : PS_ASP;
+    cfg.workers = fed ? FED_CLIENTS : 1;
     if (ps_client_configure(pc, &cfg, init, false, NULL, err, sizeof err) != CN_OK) {
         fprintf(stderr, "ps_bench: %s\n", err);
         return 1;
@@ -180,21 +223,27 @@ int main(int argc, char **argv)
     uint64_t clock = 0;
     if (with_raw)
         raw_round(rc, grad, 5); // warm up both paths
-    ps_round(pc, grad, params, 5, &clock);
+    if (fed)
+        fed_round(cl, grad, params, 5, &clock);
+    else
+        ps_round(pc, grad, params, 5, &clock);
     double raw[64], ps[64];
     for (int r = 0; r < rounds; r++) {
         raw[r] = with_raw ? raw_round(rc, grad, iters) : 0;
-        ps[r] = ps_round(pc, grad, params, iters, &clock);
+        ps[r] = fed ? fed_round(cl, grad, params, iters, &clock)
+                    : ps_round(pc, grad, params, iters, &clock);
         printf("round %d: nng %.0f MB/s, ps %.0f MB/s\n", r, raw[r], ps[r]);
     }
     qsort(raw, (size_t)rounds, sizeof *raw, cmp_d);
     qsort(ps, (size_t)rounds, sizeof *ps, cmp_d);
     double rm = raw[rounds / 2], pm = ps[rounds / 2];
     printf(
-        "ps_bench: params=%llu shards=%d nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f us_per_step=%.1f\n",
-        (unsigned long long)n, shards, rm, pm, rm > 0 ? pm / rm : 0,
+        "ps_bench: %sparams=%llu shards=%d nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f "
+        "us_per_step=%.1f\n",
+        fed ? "federated " : "", (unsigned long long)n, shards, rm, pm, rm > 0 ? pm / rm : 0,
         pm > 0 ? 2.0 * (double)g_bytes / pm : 0);
-    ps_client_close(pc);
+    for (int k = 0; k < FED_CLIENTS; k++) // cl[0] is pc
+        ps_client_close(cl[k]);
     for (int k = 0; k < shards; k++) {
         ps_service_stop(svc[k]);
         rpc_server_close(srv[k], 1000);
