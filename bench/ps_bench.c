@@ -237,11 +237,10 @@ int main(int argc, char **argv)
     qsort(raw, (size_t)rounds, sizeof *raw, cmp_d);
     qsort(ps, (size_t)rounds, sizeof *ps, cmp_d);
     double rm = raw[rounds / 2], pm = ps[rounds / 2];
-    printf(
-        "ps_bench: %sparams=%llu shards=%d nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f "
-        "us_per_step=%.1f\n",
-        fed ? "federated " : "", (unsigned long long)n, shards, rm, pm, rm > 0 ? pm / rm : 0,
-        pm > 0 ? 2.0 * (double)g_bytes / pm : 0);
+    printf("ps_bench: %sparams=%llu shards=%d nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f "
+           "us_per_step=%.1f\n",
+           fed ? "federated " : "", (unsigned long long)n, shards, rm, pm, rm > 0 ? pm / rm : 0,
+           pm > 0 ? 2.0 * (double)g_bytes / pm : 0);
     for (int k = 0; k < FED_CLIENTS; k++) // cl[0] is pc
         ps_client_close(cl[k]);
     for (int k = 0; k < shards; k++) {

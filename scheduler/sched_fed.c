@@ -53,7 +53,7 @@ typedef struct round_point {
 typedef struct fed_run {
     client_item *items; // by kernel item index
     size_t n_items, cap;
-    uint64_t round;     // the open round
+    uint64_t round; // the open round
     uint32_t selected, dropped;
     uint64_t round_start_ms;
     round_point *rounds; // closed rounds (replayed or run)
@@ -416,8 +416,8 @@ static int run_round(run *r, uint64_t round, bool *failed)
         return ROUND_STOP;
     uint64_t t0 = cn_now_ns();
     ps_round_close rc;
-    cn_err e = sched_model_close_round(r->model, round, how == ROUND_CLOSE, &rc, r->err,
-                                       sizeof r->err);
+    cn_err e =
+        sched_model_close_round(r->model, round, how == ROUND_CLOSE, &rc, r->err, sizeof r->err);
     double agg_s = (double)(cn_now_ns() - t0) * 1e-9;
     if (how == ROUND_RESTART || (e != CN_OK && sched_train_watch_shards(r))) {
         CN_WARN("job %s round %" PRIu64 ": a shard restarted; the round runs again",
@@ -470,10 +470,9 @@ void *sched_fed_main(void *arg)
         // A client's round is one lease; a lost client is not retried
         // within its round: the next round selects again.
         sched_job_set_policy(r->j, 120000 + (uint32_t)(sp->fed.round_deadline_s * 1000), 0, 0);
-        CN_INFO("job %s %s: federated, %s, %u clients, round %" PRIu64 " of %u",
-                sched_job_id(r->j), resumed ? "resumed" : "running",
-                fed_strategy_name(sp->fed.server.strategy), sp->fed.clients, round,
-                sp->fed.rounds);
+        CN_INFO("job %s %s: federated, %s, %u clients, round %" PRIu64 " of %u", sched_job_id(r->j),
+                resumed ? "resumed" : "running", fed_strategy_name(sp->fed.server.strategy),
+                sp->fed.clients, round, sp->fed.rounds);
         sched_jobs_unlock(r->k);
         bool failed = false;
         while (round < sp->fed.rounds) {
@@ -487,8 +486,8 @@ void *sched_fed_main(void *arg)
             e = CN_EUNAVAIL; // r->err says why
     }
     sched_jobs_lock(r->k);
-    bool finish = e == CN_OK && round >= sp->fed.rounds &&
-                  sched_job_state(r->j) == JOB_RUNNING && !sched_jobs_stopping(r->k);
+    bool finish = e == CN_OK && round >= sp->fed.rounds && sched_job_state(r->j) == JOB_RUNNING &&
+                  !sched_jobs_stopping(r->k);
     if (e != CN_OK)
         sched_job_finish(r->j, JOB_FAILED, r->err);
     sched_jobs_unlock(r->k);
@@ -527,21 +526,8 @@ char *sched_fed_task(sched_job *j, uint64_t item, uint32_t attempt)
     cJSON_AddNumberToObject(o, "client", x->client);
     cJSON_AddNumberToObject(o, "clients", fc->clients);
     cJSON_AddNumberToObject(o, "round", (double)x->round);
-    cJSON *u = cJSON_AddArrayToObject(o, "shard_urls");
-    for (uint32_t k = 0; k < sp->shards; k++)
-        cJSON_AddItemToArray(u, cJSON_CreateString(t->urls[k]));
-    cJSON_AddNumberToObject(o, "n_params", (double)t->shape.n_params);
-    cJSON *w = cJSON_AddArrayToObject(o, "widths");
-    for (int l = 0; l <= t->shape.n_layers; l++)
-        cJSON_AddItemToArray(w, cJSON_CreateNumber(t->shape.widths[l]));
+    sched_train_task_common(t, attempt, o);
     cJSON_AddStringToObject(o, "client_data", fc->local_data ? "local" : "partition");
-    cJSON_AddStringToObject(o, "train_images", t->sha[0]);
-    cJSON_AddStringToObject(o, "train_labels", t->sha[1]);
-    cJSON_AddNumberToObject(o, "train_rows", (double)sp->train_rows);
-    cJSON_AddStringToObject(o, "partition", part_kind_name(sp->partition));
-    cJSON_AddNumberToObject(o, "alpha", sp->alpha);
-    cJSON_AddNumberToObject(o, "k_labels", sp->k_labels);
-    cJSON_AddNumberToObject(o, "seed", (double)sp->seed);
     cJSON_AddNumberToObject(o, "local_epochs", fc->local_epochs);
     cJSON_AddNumberToObject(o, "local_batch", fc->local_batch);
     cJSON_AddStringToObject(o, "local_optimizer", optim_cfg_name(&fc->local));
@@ -549,9 +535,6 @@ char *sched_fed_task(sched_job *j, uint64_t item, uint32_t attempt)
     cJSON_AddNumberToObject(o, "mu", fc->mu);
     cJSON_AddNumberToObject(o, "slowdown", is_slow(fc, x->client) ? fc->slowdown : 1);
     cJSON_AddNumberToObject(o, "delay_s", is_slow(fc, x->client) ? fc->delay_s : 0);
-    cJSON_AddNumberToObject(o, "report_every_s", sp->report_every_s);
-    cJSON_AddNumberToObject(o, "call_timeout_ms", 30000);
-    cJSON_AddNumberToObject(o, "attempt", attempt);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;

@@ -166,8 +166,9 @@ static void train_replay(sched_job *j, const cJSON *rec)
             set_rank(&t->ranks[(size_t)r], rec);
     } else if (strcmp(type, "eval") == 0 && t->n_evals < MAX_EVALS) {
         eval_point *p = &t->evals[t->n_evals++];
-        *p = (eval_point){sched_train_num(rec, "t"), sched_train_num(rec, "accuracy"), sched_train_num(rec, "loss"),
-                          sched_train_num(rec, "samples_per_s"), (uint64_t)sched_train_num(rec, "step")};
+        *p = (eval_point){sched_train_num(rec, "t"), sched_train_num(rec, "accuracy"),
+                          sched_train_num(rec, "loss"), sched_train_num(rec, "samples_per_s"),
+                          (uint64_t)sched_train_num(rec, "step")};
         t->acc = p->acc;
         t->test_loss = p->loss;
     } else if (strcmp(type, "shard_restart") == 0) {
@@ -207,7 +208,6 @@ void sched_train_log(sched_job *j, cJSON *o)
 }
 
 // ------------------------------------------------------------ the job thread
-
 
 // load_shape loads the test set and fixes the model's shape from it (the
 // input width) and from both label files (the classes). No lock.
@@ -585,16 +585,9 @@ static cn_err train_start(sched_job *j, char *err, size_t errlen)
     return CN_OK;
 }
 
-static char *train_task(sched_job *j, uint64_t item, uint32_t attempt)
+void sched_train_task_common(const train_job *t, uint32_t attempt, cJSON *o)
 {
-    train_job *t = sched_job_impl(j);
-    if (t->spec.fed.on)
-        return sched_fed_task(j, item, attempt);
     const train_spec *sp = &t->spec;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "job_id", sched_job_id(j));
-    cJSON_AddNumberToObject(o, "rank", (double)item);
-    cJSON_AddNumberToObject(o, "workers", sp->workers);
     cJSON *u = cJSON_AddArrayToObject(o, "shard_urls");
     for (uint32_t k = 0; k < sp->shards; k++)
         cJSON_AddItemToArray(u, cJSON_CreateString(t->urls[k]));
@@ -609,14 +602,27 @@ static char *train_task(sched_job *j, uint64_t item, uint32_t attempt)
     cJSON_AddNumberToObject(o, "alpha", sp->alpha);
     cJSON_AddNumberToObject(o, "k_labels", sp->k_labels);
     cJSON_AddNumberToObject(o, "seed", (double)sp->seed);
+    cJSON_AddNumberToObject(o, "report_every_s", sp->report_every_s);
+    cJSON_AddNumberToObject(o, "call_timeout_ms", 30000);
+    cJSON_AddNumberToObject(o, "attempt", attempt);
+}
+
+static char *train_task(sched_job *j, uint64_t item, uint32_t attempt)
+{
+    train_job *t = sched_job_impl(j);
+    if (t->spec.fed.on)
+        return sched_fed_task(j, item, attempt);
+    const train_spec *sp = &t->spec;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "job_id", sched_job_id(j));
+    cJSON_AddNumberToObject(o, "rank", (double)item);
+    cJSON_AddNumberToObject(o, "workers", sp->workers);
+    sched_train_task_common(t, attempt, o);
     cJSON_AddNumberToObject(o, "batch", sp->batch);
     cJSON_AddNumberToObject(o, "epochs", sp->epochs);
     cJSON_AddNumberToObject(o, "steps_per_epoch", (double)t->steps_per_epoch);
     cJSON_AddStringToObject(o, "consistency", ps_mode_name(sp->mode));
     cJSON_AddNumberToObject(o, "threads", sp->threads);
-    cJSON_AddNumberToObject(o, "report_every_s", sp->report_every_s);
-    cJSON_AddNumberToObject(o, "call_timeout_ms", 30000);
-    cJSON_AddNumberToObject(o, "attempt", attempt);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     CN_INFO("job %s: rank %" PRIu64 " handed out (attempt %u)", sched_job_id(j), item, attempt);

@@ -94,6 +94,9 @@ void sched_train_finish(run *r);
 // sched_train_sps is the job's throughput (samples/s summed over ranks).
 double sched_train_sps(const train_job *t);
 uint64_t sched_train_slowest_step(const train_job *t);
+// sched_train_task_common adds what a rank's and a client's task share
+// (shards, model, data and its partition, reporting) to o.
+void sched_train_task_common(const train_job *t, uint32_t attempt, cJSON *o);
 // sched_train_bytes: model bytes the workers (or clients) moved so far.
 double sched_train_bytes(const train_job *t);
 

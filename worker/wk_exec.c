@@ -76,6 +76,29 @@ static bool train_report(void *arg, const cJSON *progress)
     return send_report(arg, false, false, NULL, progress);
 }
 
+// train_env is what a training rank or a federated client needs from the
+// worker: the cluster's token, its slot's threads, the stop flag, the
+// progress reports.
+static wk_train_env train_env(running *r)
+{
+    return (wk_train_env){.token = r->x->o.token,
+                          .tls = r->x->o.tls,
+                          .threads = r->x->threads_per_slot,
+                          .stopping = &r->x->stopping,
+                          .report = train_report,
+                          .arg = r};
+}
+
+// report_failure logs and reports an item that failed with err.
+static void report_failure(running *r, const char *err)
+{
+    CN_ERROR("%s item %" PRIu64 ": %s", r->it->job_id, r->it->item, err);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "worker", r->x->name);
+    send_report(r, true, false, err, o);
+    cJSON_Delete(o);
+}
+
 static void run_fold(running *r)
 {
     wk_exec *x = r->x;
@@ -98,11 +121,7 @@ static void run_fold(running *r)
         cJSON_AddStringToObject(result, "worker", x->name);
         send_report(r, true, true, NULL, result);
     } else {
-        CN_WARN("%s item %" PRIu64 " failed: %s", r->it->job_id, r->it->item, err);
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "worker", x->name);
-        send_report(r, true, false, err, o);
-        cJSON_Delete(o);
+        report_failure(r, err);
     }
     cJSON_Delete(result);
 }
@@ -121,21 +140,13 @@ static void run_rank(running *r)
         e = wk_data_idx(x->data, t.train_images, t.train_labels, t.train_rows, &d, NULL, err,
                         sizeof err);
     }
-    wk_train_env env = {.token = x->o.token,
-                        .tls = x->o.tls,
-                        .threads = x->threads_per_slot,
-                        .stopping = &x->stopping,
-                        .report = train_report,
-                        .arg = r};
+    wk_train_env env = train_env(r);
     if (e == CN_OK)
         e = wk_train_run(&t, d, &env, &result, err, sizeof err);
     wk_data_release(x->data, d);
-    if (e != CN_OK) {
-        CN_ERROR("%s item %" PRIu64 ": %s", r->it->job_id, r->it->item, err);
-        cJSON *o = cJSON_CreateObject();
-        send_report(r, true, false, err, o);
-        cJSON_Delete(o);
-    } else if (cJSON_IsTrue(cJSON_GetObjectItem(result, "done"))) {
+    if (e != CN_OK)
+        report_failure(r, err);
+    else if (cJSON_IsTrue(cJSON_GetObjectItem(result, "done"))) {
         send_report(r, true, true, NULL, result);
     }
     // A rank stopped before its end (job ended, rank taken over, worker
@@ -160,20 +171,12 @@ static void run_client(running *r)
                          : wk_data_idx(x->data, t.train_images, t.train_labels, t.train_rows, &d,
                                        NULL, err, sizeof err);
     }
-    wk_train_env env = {.token = x->o.token,
-                        .tls = x->o.tls,
-                        .threads = x->threads_per_slot,
-                        .stopping = &x->stopping,
-                        .report = train_report,
-                        .arg = r};
+    wk_train_env env = train_env(r);
     if (e == CN_OK)
         e = wk_fed_run(&t, d, &env, &result, err, sizeof err);
     wk_data_release(x->data, d);
     if (e != CN_OK) {
-        CN_ERROR("%s item %" PRIu64 ": %s", r->it->job_id, r->it->item, err);
-        cJSON *o = cJSON_CreateObject();
-        send_report(r, true, false, err, o);
-        cJSON_Delete(o);
+        report_failure(r, err);
     } else if (result) {
         bool late = cJSON_IsTrue(cJSON_GetObjectItem(result, "late"));
         send_report(r, true, !late, late ? err : NULL, result);

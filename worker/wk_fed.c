@@ -19,9 +19,10 @@ cn_err wk_fed_task_read(const cJSON *doc, wk_fed_task *t, char *err, size_t errl
     // The parts a federated task shares with a rank's task (job, shards,
     // model, data, partition) are read by that reader; then the rest.
     cJSON *rank = cJSON_CreateObject();
-    const char *shared[] = {"job_id", "shard_urls", "n_params", "widths", "train_images",
-                            "train_labels", "train_rows", "partition", "alpha", "k_labels", "seed",
-                            "report_every_s", "call_timeout_ms", "attempt", NULL};
+    const char *shared[] = {"job_id",          "shard_urls",   "n_params",   "widths",
+                            "train_images",    "train_labels", "train_rows", "partition",
+                            "alpha",           "k_labels",     "seed",       "report_every_s",
+                            "call_timeout_ms", "attempt",      NULL};
     for (int i = 0; shared[i]; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, shared[i]);
         if (v)
@@ -47,8 +48,8 @@ cn_err wk_fed_task_read(const cJSON *doc, wk_fed_task *t, char *err, size_t errl
     opts[n++] = (cn_opt){"delay_s", CN_OPT_DOUBLE, &delay, "added delay", 0, 3600, NULL};
     const char **names = shared; // read by the rank reader: skipped here
     for (int i = 0; names[i]; i++)
-        opts[n++] = (cn_opt){names[i], CN_OPT_STRING, NULL, "read with the rank's keys", 0, 0,
-                             NULL};
+        opts[n++] =
+            (cn_opt){names[i], CN_OPT_STRING, NULL, "read with the rank's keys", 0, 0, NULL};
     opts[n] = (cn_opt)CN_OPT_END;
     cn_err e = cn_config_apply_json(opts, doc, "federated task", err, errlen);
     // The rank reader needs these three, which a client's task does not use.
@@ -126,8 +127,9 @@ static cn_err prepare(client_run *c, const ds_dataset *d, char *err, size_t errl
         e = cn_errf(err, errlen, CN_EINVAL, "layout has %zu parameters, the job says %" PRIu64,
                     c->sh.n_params, t->n_params);
     if (e == CN_OK && d->n_features != (size_t)t->widths[0])
-        e = cn_errf(err, errlen, CN_EINVAL, "the client's data has %zu features, the model takes %d",
-                    d->n_features, t->widths[0]);
+        e = cn_errf(err, errlen, CN_EINVAL,
+                    "the client's data has %zu features, the model takes %d", d->n_features,
+                    t->widths[0]);
     if (e != CN_OK)
         return e;
     if (t->local_data) {
@@ -286,8 +288,7 @@ cn_err wk_fed_run(const wk_fed_task *t, const ds_dataset *d, const wk_train_env 
     if (e == CN_OK && (trained || late)) {
         *result = result_doc(&c, d, late);
         if (late)
-            snprintf(err, errlen, "round %" PRIu64 " closed before the update arrived",
-                     t->round);
+            snprintf(err, errlen, "round %" PRIu64 " closed before the update arrived", t->round);
     }
     ps_client_close(c.pc);
     part_set_free(c.parts);
