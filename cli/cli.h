@@ -8,13 +8,15 @@
 #ifndef CANOPY_CLI_H
 #define CANOPY_CLI_H
 
-// Exit codes (documented in docs/cli.md).
+// Exit codes (documented in docs/cli.md). cli_exit_for_err and
+// cli_exit_for_rpc (cli_common.h) are the one mapping from errors to them.
 enum {
     CLI_EXIT_OK = 0,            // success
     CLI_EXIT_FAILURE = 1,       // the command ran and failed (a job failed, a goal missed)
     CLI_EXIT_USAGE = 2,         // bad flags, config or job file: nothing was run
     CLI_EXIT_DATA = 3,          // an input file is missing or malformed
     CLI_EXIT_UNAVAILABLE = 4,   // the cluster (scheduler, shard) could not be reached
+    CLI_EXIT_AUTH = 5,          // the cluster refused our token
     CLI_EXIT_INTERRUPTED = 130, // stopped by SIGINT/SIGTERM
 };
 
@@ -25,6 +27,8 @@ int cmd_status(int argc, char **argv);
 int cmd_local(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_train_job(int argc, char **argv); // `canopy train` (cmd_mlp.c has its own static cmd_train)
+int cmd_jobs(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 int cmd_forest(int argc, char **argv);
 int cmd_mlp(int argc, char **argv);
 

@@ -64,6 +64,81 @@ rpc_client *cli_open_scheduler(const cli_net *n, const char *cmd)
     return c;
 }
 
+int cli_exit_for_err(cn_err e)
+{
+    switch (e) {
+    case CN_OK:
+        return CLI_EXIT_OK;
+    case CN_EFORMAT:
+    case CN_ENOTFOUND:
+    case CN_EIO:
+    case CN_ETOOBIG:
+    case CN_EVERSION:
+        return CLI_EXIT_DATA;
+    case CN_EINVAL:
+    case CN_ERANGE:
+        return CLI_EXIT_USAGE;
+    case CN_EAUTH:
+        return CLI_EXIT_AUTH;
+    case CN_EUNAVAIL:
+    case CN_ETIMEDOUT:
+    case CN_ECLOSED:
+        return CLI_EXIT_UNAVAILABLE;
+    case CN_ECANCELED:
+        return CLI_EXIT_INTERRUPTED;
+    default:
+        return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_exit_for_rpc(rpc_code code)
+{
+    switch (code) {
+    case RPC_OK:
+        return CLI_EXIT_OK;
+    case RPC_UNAUTHENTICATED:
+    case RPC_PERMISSION_DENIED:
+        return CLI_EXIT_AUTH;
+    case RPC_UNAVAILABLE:
+    case RPC_DEADLINE_EXCEEDED:
+        return CLI_EXIT_UNAVAILABLE;
+    case RPC_INVALID_ARGUMENT:
+    case RPC_OUT_OF_RANGE:
+    case RPC_NOT_FOUND:
+    case RPC_ALREADY_EXISTS:
+        return CLI_EXIT_USAGE;
+    case RPC_CANCELLED:
+        return CLI_EXIT_INTERRUPTED;
+    default:
+        return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_rpc_fail(const cli_net *n, const char *cmd, rpc_code code, const char *detail)
+{
+    int rc = cli_exit_for_rpc(code);
+    // "CODE: detail", or the code alone when the detail says nothing more.
+    char why[RPC_DETAIL_LEN + 64];
+    const char *name = rpc_code_name(code);
+    if (detail && detail[0] && strcmp(detail, name) != 0)
+        snprintf(why, sizeof why, "%s: %s", name, detail);
+    else
+        snprintf(why, sizeof why, "%s", name);
+    if (rc == CLI_EXIT_AUTH)
+        fprintf(stderr,
+                "canopy %s: the scheduler at %s refused the cluster token (%s); give the token "
+                "the scheduler was started with (--token-file FILE or $CANOPY_TOKEN)\n",
+                cmd, n->scheduler, why);
+    else if (rc == CLI_EXIT_UNAVAILABLE)
+        fprintf(stderr,
+                "canopy %s: cannot reach the scheduler at %s (%s); is it running, and is "
+                "--scheduler (or $CANOPY_SCHEDULER) its address?\n",
+                cmd, n->scheduler, why);
+    else
+        fprintf(stderr, "canopy %s: the scheduler at %s answered %s\n", cmd, n->scheduler, why);
+    return rc;
+}
+
 static sigset_t daemon_signals(void)
 {
     sigset_t set;

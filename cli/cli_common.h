@@ -25,16 +25,17 @@ typedef struct cli_net {
 // cli_net_defaults fills defaults (scheduler from $CANOPY_SCHEDULER if set).
 void cli_net_defaults(cli_net *n);
 
-// CLI_NET_OPTS(n) expands to the option-table entries for a cli_net.
-#define CLI_NET_OPTS(n)                                                                            \
-    {"scheduler", CN_OPT_STRING, (n)->scheduler, "scheduler RPC URL", 0, 0, NULL},                 \
-        {"token-file",                                                                             \
-         CN_OPT_STRING,                                                                            \
-         (n)->token_file,                                                                          \
-         "file holding the cluster token (else $CANOPY_TOKEN)",                                    \
-         0,                                                                                        \
-         0,                                                                                        \
-         NULL},                                                                                    \
+// CLI_AUTH_OPTS(n) expands to the option-table entries of a cli_net but the
+// scheduler's address: the token, TLS and logging options every networked
+// command takes, the scheduler included.
+#define CLI_AUTH_OPTS(n)                                                                           \
+    {"token-file",                                                                                 \
+     CN_OPT_STRING,                                                                                \
+     (n)->token_file,                                                                              \
+     "file holding the cluster token (else $CANOPY_TOKEN)",                                        \
+     0,                                                                                            \
+     0,                                                                                            \
+     NULL},                                                                                        \
         {"tls-cert", CN_OPT_STRING, (n)->tls_cert, "TLS certificate (PEM) for tls+tcp://", 0,      \
          0,          NULL},                                                                        \
         {"tls-key", CN_OPT_STRING, (n)->tls_key, "TLS private key (PEM)", 0, 0, NULL},             \
@@ -52,6 +53,11 @@ void cli_net_defaults(cli_net *n);
             "debug|info|warn|error|off"                                                            \
     }
 
+// CLI_NET_OPTS(n) expands to the option-table entries for a cli_net: the
+// scheduler's address, then CLI_AUTH_OPTS.
+#define CLI_NET_OPTS(n)                                                                            \
+    {"scheduler", CN_OPT_STRING, (n)->scheduler, "scheduler RPC URL", 0, 0, NULL}, CLI_AUTH_OPTS(n)
+
 // cli_net_load reads the token and applies the log level. Prints the error
 // as "canopy <cmd>: ..." and returns false on failure.
 bool cli_net_load(cli_net *n, const char *cmd);
@@ -67,6 +73,28 @@ rpc_tls cli_net_tls(const cli_net *n);
 // cli_open_scheduler opens a client to n->scheduler (checked with
 // cli_net_check_url); prints and returns NULL on failure.
 rpc_client *cli_open_scheduler(const cli_net *n, const char *cmd);
+
+// cli_exit_for_err maps a library error to an exit code (cli.h): malformed,
+// missing or unreadable input (CN_EFORMAT, CN_ENOTFOUND, CN_EIO, CN_ETOOBIG,
+// CN_EVERSION) is CLI_EXIT_DATA; CN_EINVAL and CN_ERANGE (a bad option or
+// spec value) CLI_EXIT_USAGE; CN_EAUTH CLI_EXIT_AUTH; CN_EUNAVAIL,
+// CN_ETIMEDOUT and CN_ECLOSED CLI_EXIT_UNAVAILABLE; CN_ECANCELED
+// CLI_EXIT_INTERRUPTED; anything else CLI_EXIT_FAILURE. A step that reads a
+// data file reports CLI_EXIT_DATA for any error but CN_ENOMEM, whatever the
+// code, so bad data gives 3 whichever command meets it.
+int cli_exit_for_err(cn_err e);
+
+// cli_exit_for_rpc maps a reply's status the same way: UNAUTHENTICATED and
+// PERMISSION_DENIED are CLI_EXIT_AUTH, UNAVAILABLE and DEADLINE_EXCEEDED
+// CLI_EXIT_UNAVAILABLE, INVALID_ARGUMENT, OUT_OF_RANGE, NOT_FOUND and
+// ALREADY_EXISTS CLI_EXIT_USAGE, CANCELLED CLI_EXIT_INTERRUPTED, others
+// CLI_EXIT_FAILURE.
+int cli_exit_for_rpc(rpc_code code);
+
+// cli_rpc_fail prints why a call to the scheduler failed as "canopy <cmd>:
+// ..." (a refused token says so and how to fix it; an unreachable scheduler
+// says which URL) and returns cli_exit_for_rpc(code).
+int cli_rpc_fail(const cli_net *n, const char *cmd, rpc_code code, const char *detail);
 
 // cli_block_signals blocks SIGINT/SIGTERM/SIGHUP in the calling thread and
 // every thread it starts later; cli_wait_signal waits for one of them and

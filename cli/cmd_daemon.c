@@ -16,8 +16,8 @@
 #include "proto/cluster_client.h"
 #include "ps/ps.h"
 #include "scheduler/scheduler.h"
-#include "worker/wk_sweep.h"
-#include "worker/wk_train.h"
+#include "ml/mlp.h"
+#include "worker/wk_exec.h"
 
 // shutdown_watchdog bounds how long a daemon may take to stop after a
 // signal: shutdown drains in-flight calls, but a stuck peer or library must
@@ -55,7 +55,9 @@ int cmd_scheduler(int argc, char **argv)
          50, 600000, NULL},
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"handler-threads", CN_OPT_INT, &handlers, "RPC handler threads", 1, 256, NULL},
-        CLI_NET_OPTS(&net),
+        CLI_AUTH_OPTS(&net),
+        {"scheduler", CN_OPT_STRING, NULL,
+         "the address the other roles point at; the scheduler has no --scheduler", 0, 0, NULL},
         CN_OPT_END,
     };
     cn_args args;
@@ -110,26 +112,65 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     snprintf(cache_dir, sizeof cache_dir, "%s/canopy-cache-%d", tmp && *tmp ? tmp : "/tmp",
              (int)getuid());
     char ckpt_dir[CN_OPT_STRLEN] = "";
-    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256;
-    cn_opt opts[] = {
-        {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0, 0,
-         NULL},
-        {"advertise", CN_OPT_STRING, advertise,
-         "URL other nodes use to reach this one (default: the bound URL)", 0, 0, NULL},
-        {"name", CN_OPT_STRING, name, "human-readable node name (default: host:pid)", 0, 0, NULL},
-        {"threads", CN_OPT_INT, &threads, "compute threads to use (0 = all CPUs)", 0, 1024, NULL},
-        {"register-timeout-ms", CN_OPT_INT, &register_ms,
-         "how long to wait for the scheduler at start-up", 100, 3600000, NULL},
-        {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
-        {"cache-dir", CN_OPT_STRING, cache_dir, "where a worker keeps the data sets it fetched", 0,
-         0, NULL},
-        {"checkpoint-dir", CN_OPT_STRING, ckpt_dir,
-         "ps: root of shard checkpoints; a job's directory is a name under it (default: the "
-         "working directory)",
-         0, 0, NULL},
-        CLI_NET_OPTS(&net),
-        CN_OPT_END,
-    };
+    char data_dir[CN_OPT_STRLEN] = "";
+    int64_t threads = 0, register_ms = 30000, max_msg_mb = 256, slots = 1;
+    bool worker = role == CLUSTER_ROLE_WORKER;
+    // Each role lists only the options it uses.
+    const cn_opt net_opts[] = {CLI_NET_OPTS(&net)};
+    cn_opt opts[20];
+    size_t k = 0;
+    opts[k++] = (cn_opt){
+        "listen", CN_OPT_STRING, listen, "RPC URL to listen on (port 0 = any free port)", 0,
+        0,        NULL};
+    opts[k++] =
+        (cn_opt){"advertise", CN_OPT_STRING,
+                 advertise,   "URL other nodes use to reach this one (default: the bound URL)",
+                 0,           0,
+                 NULL};
+    opts[k++] = (cn_opt){
+        "name", CN_OPT_STRING, name, "human-readable node name (default: host:pid)", 0, 0, NULL};
+    opts[k++] = (cn_opt){"threads",
+                         CN_OPT_INT,
+                         &threads,
+                         worker ? "compute threads to use (0 = all CPUs)"
+                                : "threads reported to the scheduler (0 = all CPUs)",
+                         0,
+                         1024,
+                         NULL};
+    opts[k++] = (cn_opt){"register-timeout-ms",
+                         CN_OPT_INT,
+                         &register_ms,
+                         "how long to wait for the scheduler at start-up",
+                         100,
+                         3600000,
+                         NULL};
+    opts[k++] = (cn_opt){
+        "max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL};
+    if (worker) {
+        opts[k++] = (cn_opt){"cache-dir", CN_OPT_STRING,
+                             cache_dir,   "where the worker keeps the data sets it fetched",
+                             0,           0,
+                             NULL};
+        opts[k++] = (cn_opt){"slots", CN_OPT_INT, &slots,
+                             "work items run at once; --threads are shared among them", 1, 64,
+                             NULL};
+        opts[k++] = (cn_opt){"data", CN_OPT_STRING, data_dir,
+                             "a directory of this worker's own IDX files "
+                             "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])",
+                             0, 0, NULL};
+    } else
+        opts[k++] = (cn_opt){"checkpoint-dir",
+                             CN_OPT_STRING,
+                             ckpt_dir,
+                             "root of shard checkpoints; a job's directory is a name under it "
+                             "(default: the working directory)",
+                             0,
+                             0,
+                             NULL};
+    for (size_t i = 0; i < sizeof net_opts / sizeof net_opts[0]; i++)
+        opts[k++] = net_opts[i];
+    opts[k] = (cn_opt)CN_OPT_END;
+    CN_ASSERT(k < sizeof opts / sizeof opts[0]);
     cn_args args;
     bool done;
     char usage[64];
@@ -156,8 +197,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;
     cluster_agent *agent = NULL;
-    wk_sweep *sweeper = NULL;
-    wk_train *trainer = NULL;
+    wk_exec *exec = NULL;
     ps_service *shard = NULL;
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
@@ -185,7 +225,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     cn_err e = cluster_agent_start(&agent, &ao, (int)register_ms, err, sizeof err);
     if (e != CN_OK) {
         CN_ERROR("%s", err);
-        exit_code = e == CN_EAUTH ? CLI_EXIT_USAGE : CLI_EXIT_UNAVAILABLE;
+        exit_code = cli_exit_for_err(e);
         goto out;
     }
     char node[64];
@@ -194,27 +234,20 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     CN_INFO("serving on %s, registered with %s as rank %u", ao.address, net.scheduler,
             cluster_agent_rank(agent));
     if (role == CLUSTER_ROLE_WORKER) {
-        wk_sweep_opts wo = {.scheduler_url = net.scheduler,
-                            .token = net.token,
-                            .tls = cli_net_tls(&net),
-                            .node_id = cluster_agent_node_id(agent),
-                            .name = name,
-                            .threads = (int)threads,
-                            .cache_dir = cache_dir,
-                            .agent = agent};
-        if (wk_sweep_start(&sweeper, &wo, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the sweep loop: %s", err);
-            goto out;
-        }
-        wk_train_opts to = {.scheduler_url = net.scheduler,
-                            .token = net.token,
-                            .tls = cli_net_tls(&net),
-                            .node_id = cluster_agent_node_id(agent),
-                            .name = name,
-                            .threads = (int)threads,
-                            .agent = agent};
-        if (wk_train_start(&trainer, &to, err, sizeof err) != CN_OK) {
-            CN_ERROR("cannot start the training loop: %s", err);
+        // Each slot's gradient threads call BLAS single-threaded.
+        mlp_set_threads(1);
+        wk_exec_opts wo = {.scheduler_url = net.scheduler,
+                           .token = net.token,
+                           .tls = cli_net_tls(&net),
+                           .node_id = cluster_agent_node_id(agent),
+                           .name = name,
+                           .slots = (int)slots,
+                           .threads = (int)threads,
+                           .cache_dir = cache_dir,
+                           .data_dir = data_dir[0] ? data_dir : NULL,
+                           .agent = agent};
+        if (wk_exec_start(&exec, &wo, err, sizeof err) != CN_OK) {
+            CN_ERROR("cannot start the worker's slots: %s", err);
             goto out;
         }
     }
@@ -223,8 +256,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     start_shutdown_watchdog(15);
     exit_code = CLI_EXIT_OK;
 out:
-    wk_sweep_stop(sweeper);
-    wk_train_stop(trainer);
+    wk_exec_stop(exec);
     cluster_agent_stop(agent);
     ps_service_stop(shard);
     rpc_server_close(srv, 2000);

@@ -271,9 +271,11 @@ static int forest_fit(int argc, char **argv)
         ds_dataset_free(ds);
         return e == CN_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
     }
-    printf("trained %d trees (%zu nodes) on %zu rows x %zu features, %d classes, in %.2f s\n",
-           rf_forest_n_trees(f), rf_forest_n_nodes(f), ds->n_rows, ds->n_features, ds->n_classes,
-           secs);
+    int nt = rf_forest_n_trees(f);
+    printf("trained %d %s (%zu nodes) on %zu %s x %zu %s, %d classes, in %.2f s\n", nt,
+           cn_plural((unsigned)nt, "tree", "trees"), rf_forest_n_nodes(f), ds->n_rows,
+           cn_plural(ds->n_rows, "row", "rows"), ds->n_features,
+           cn_plural(ds->n_features, "feature", "features"), ds->n_classes, secs);
     double oob;
     if (rf_forest_oob_score(f, &oob) == CN_OK)
         printf("out-of-bag accuracy: %.4f\n", oob);
@@ -291,16 +293,86 @@ static int forest_fit(int argc, char **argv)
 
 // ---------------------------------------------------------------------------
 
+// match_columns puts the feature columns of ds (read from path) in the
+// order the model f expects. With a header and a model that knows its
+// feature names, columns are matched by name: a missing one is an error
+// naming it, extra ones are ignored and said so. Otherwise they are taken
+// by position and only their number is checked.
+static int match_columns(const char *path, bool header, const rf_forest *f, ds_dataset *ds)
+{
+    size_t nf = rf_forest_n_features(f);
+    const char **names = malloc((nf ? nf : 1) * sizeof *names);
+    if (names == NULL) {
+        fprintf(stderr, "canopy forest predict: out of memory\n");
+        return CLI_EXIT_FAILURE;
+    }
+    bool named = header && ds->feature_names != NULL;
+    for (size_t j = 0; j < nf && named; j++)
+        named = (names[j] = rf_forest_feature_name(f, j)) != NULL;
+    int rc = CLI_EXIT_OK;
+    if (named) {
+        char err[CN_ERRBUF_LEN];
+        cn_buf ignored;
+        cn_buf_init(&ignored);
+        cn_err e = ds_dataset_select_features(ds, names, nf, &ignored, path, err, sizeof err);
+        if (e != CN_OK) {
+            fprintf(stderr,
+                    "canopy forest predict: %s (the header must name every feature the model "
+                    "was trained on; with --no-header, columns are taken by position)\n",
+                    err);
+            rc = e == CN_ENOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_DATA;
+        } else if (ignored.len) {
+            fprintf(stderr,
+                    "canopy forest predict: %s: ignoring columns the model was not trained on: "
+                    "%s\n",
+                    path, ignored.data);
+        }
+        cn_buf_fini(&ignored);
+    } else if (ds->n_features != nf) {
+        fprintf(stderr,
+                "canopy forest predict: %s has %zu feature columns but the model was trained "
+                "on %zu (check --label/--drop/--no-header)\n",
+                path, ds->n_features, nf);
+        rc = CLI_EXIT_DATA;
+    }
+    free(names);
+    return rc;
+}
+
+// write_predictions writes "Id,<label>" rows (and with proba, one p_<class>
+// column per class) to out.
+static void write_predictions(FILE *out, const rf_forest *f, const ds_dataset *ds,
+                              const int32_t *pred, const double *proba)
+{
+    const char *lname = rf_forest_label_name(f);
+    const int32_t *cv = rf_forest_class_values(f);
+    int k = rf_forest_n_classes(f);
+    fprintf(out, "Id,%s", lname[0] ? lname : "label");
+    for (int c = 0; proba && c < k; c++)
+        fprintf(out, ",p_%d", cv[c]);
+    fputc('\n', out);
+    for (size_t i = 0; i < ds->n_rows; i++) {
+        fprintf(out, "%lld,%d", ds->ids ? (long long)ds->ids[i] : (long long)i + 1, cv[pred[i]]);
+        for (int c = 0; proba && c < k; c++)
+            fprintf(out, ",%.6g", proba[i * (size_t)k + (size_t)c]);
+        fputc('\n', out);
+    }
+}
+
 static int forest_predict(int argc, char **argv)
 {
     data_opts d;
     data_opts_default(&d);
     char output[CN_OPT_STRLEN] = "";
+    bool want_proba = false;
     cn_opt opts[] = {
         {"output", CN_OPT_STRING, output,
          "write Id,label predictions here (-o; default stdout "
          "when the file has no labels)",
          0, 0, NULL},
+        {"proba", CN_OPT_BOOL, &want_proba,
+         "also write each class's probability beside the prediction (columns p_<class>)", 0, 0,
+         NULL},
         DATA_OPTS(d),
         CN_OPT_END,
     };
@@ -311,10 +383,12 @@ static int forest_predict(int argc, char **argv)
         cn_config_parse(opts, w.argc, w.argv, &a, msg, sizeof msg) != CN_OK)
         return cli_usage_error("forest predict", msg);
     if (a.help) {
-        print_help("canopy forest predict MODEL.cnf DATA.csv [-o PREDS.csv]",
+        print_help("canopy forest predict MODEL.cnf DATA.csv [-o PREDS.csv] [--proba]",
                    "Predict every row of DATA.csv. Writes Id,<label> rows (Kaggle format; the "
-                   "file's Id column, else row numbers from 1). When DATA.csv has the label "
-                   "column, prints accuracy, balanced accuracy, macro F1 and the confusion "
+                   "file's Id column, else row numbers from 1). With a header, columns are "
+                   "matched to the model's features by name (a missing one is an error, extra "
+                   "ones are ignored); with --no-header, by position. When DATA.csv has the "
+                   "label column, prints accuracy, balanced accuracy, macro F1 and the confusion "
                    "matrix.",
                    opts);
         return CLI_EXIT_OK;
@@ -339,23 +413,29 @@ static int forest_predict(int argc, char **argv)
         return rc;
     }
     int32_t *pred = NULL;
+    double *proba = NULL;
     FILE *out = NULL;
-    if (ds->n_features != rf_forest_n_features(f)) {
-        fprintf(stderr,
-                "canopy forest predict: %s has %zu feature columns but the model was trained "
-                "on %zu (check --label/--drop/--no-header)\n",
-                a.pos[1], ds->n_features, rf_forest_n_features(f));
-        rc = CLI_EXIT_DATA;
+    if ((rc = match_columns(a.pos[1], d.header, f, ds)) != CLI_EXIT_OK)
         goto done;
-    }
-    pred = malloc((ds->n_rows ? ds->n_rows : 1) * sizeof *pred);
-    if (pred == NULL || rf_forest_predict_rows(f, ds, NULL, 0, pred) != CN_OK) {
-        fprintf(stderr, "canopy forest predict: out of memory\n");
-        rc = CLI_EXIT_FAILURE;
+    if (want_proba && !output[0] && ds->y != NULL) {
+        rc = cli_usage_error("forest predict",
+                             "--proba writes the probabilities into the predictions file, and a "
+                             "labelled file gets one only with -o PREDS.csv");
         goto done;
     }
     const int32_t *cv = rf_forest_class_values(f);
     int k = rf_forest_n_classes(f);
+    pred = malloc((ds->n_rows ? ds->n_rows : 1) * sizeof *pred);
+    if (want_proba)
+        proba = malloc((ds->n_rows ? ds->n_rows : 1) * (size_t)k * sizeof *proba);
+    if (pred == NULL || (want_proba && proba == NULL) ||
+        rf_forest_predict_rows(f, ds, NULL, 0, pred) != CN_OK) {
+        fprintf(stderr, "canopy forest predict: out of memory\n");
+        rc = CLI_EXIT_FAILURE;
+        goto done;
+    }
+    if (want_proba)
+        rf_forest_predict_proba(f, ds->x, ds->n_rows, proba);
     if (output[0] || ds->y == NULL) {
         out = output[0] ? fopen(output, "w") : stdout;
         if (out == NULL) {
@@ -363,17 +443,15 @@ static int forest_predict(int argc, char **argv)
             rc = CLI_EXIT_FAILURE;
             goto done;
         }
-        fprintf(out, "Id,%s\n", lname[0] ? lname : "label");
-        for (size_t i = 0; i < ds->n_rows; i++)
-            fprintf(out, "%lld,%d\n", ds->ids ? (long long)ds->ids[i] : (long long)i + 1,
-                    cv[pred[i]]);
+        write_predictions(out, f, ds, pred, proba);
         if (out != stdout && fclose(out) != 0) {
             fprintf(stderr, "canopy forest predict: error writing %s\n", output);
             rc = CLI_EXIT_FAILURE;
         }
         out = NULL;
         if (output[0])
-            printf("wrote %zu predictions to %s\n", ds->n_rows, output);
+            printf("wrote %zu %s to %s\n", ds->n_rows,
+                   cn_plural(ds->n_rows, "prediction", "predictions"), output);
     }
     if (ds->y != NULL) {
         // Map the file's labels to the model's class indices.
@@ -418,6 +496,7 @@ static int forest_predict(int argc, char **argv)
     }
 done:
     free(pred);
+    free(proba);
     ds_dataset_free(ds);
     rf_forest_free(f);
     return rc;
@@ -539,10 +618,11 @@ static int forest_cv(int argc, char **argv)
             return CLI_EXIT_FAILURE;
         }
     } else {
-        printf("%d-fold %s stratified CV of %d trees on %s (%zu rows, %zu features, %d "
-               "classes)\n",
-               r->k, shuffle ? "shuffled" : "unshuffled", p.n_estimators, a.pos[0], ds->n_rows,
-               ds->n_features, ds->n_classes);
+        printf("%d-fold %s stratified CV of %d %s on %s (%zu %s, %zu %s, %d classes)\n", r->k,
+               shuffle ? "shuffled" : "unshuffled", p.n_estimators,
+               cn_plural((unsigned)p.n_estimators, "tree", "trees"), a.pos[0], ds->n_rows,
+               cn_plural(ds->n_rows, "row", "rows"), ds->n_features,
+               cn_plural(ds->n_features, "feature", "features"), ds->n_classes);
         for (int f = 0; f < r->k; f++) {
             const cv_fold_result *fr = &r->folds[f];
             printf("fold %d/%d: accuracy %.4f  balanced %.4f  macro-F1 %.4f  fit %.2f s  "

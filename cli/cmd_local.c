@@ -45,8 +45,8 @@ static void on_signal(int sig)
     got_signal = sig;
 }
 
-static const char *subcommands[] = {"status", "tune", "train",  "fed",
-                                    "forest", "mlp",  "report", NULL};
+// Commands that talk to the cluster (forest and mlp run without one).
+static const char *subcommands[] = {"status", "tune", "train", "jobs", "cancel", NULL};
 
 static int is_subcommand(const char *s)
 {
@@ -176,7 +176,7 @@ int cmd_local(int argc, char **argv)
     bool done;
     int rc = cli_parse("local",
                        "local [--ps S] [--workers M] [options] [COMMAND [ARGS...]]\n\n"
-                       "COMMAND is one of status, tune, train, fed, forest, mlp, report\n"
+                       "COMMAND is one of status, tune, train, jobs, cancel\n"
                        "(default: status --ping); it runs with --scheduler set to the local "
                        "cluster.",
                        opts, split, argv, &args, &done);

@@ -107,7 +107,7 @@ static int cmd_train(int argc, char **argv)
         {"hidden", CN_OPT_STRING, o.hidden, "hidden layer widths, comma-separated", 0, 0, NULL},
         {"epochs", CN_OPT_INT, &o.epochs, "passes over the training data", 1, 100000, NULL},
         {"batch", CN_OPT_INT, &o.batch, "minibatch size", 1, 65536, NULL},
-        {"optimizer", CN_OPT_CHOICE, o.optimizer, "update rule", 0, 0, "sgd|momentum|adam|adamw"},
+        {"optimizer", CN_OPT_CHOICE, o.optimizer, "update rule", 0, 0, OPTIM_NAMES},
         {"lr", CN_OPT_DOUBLE, &o.lr,
          "learning rate (0 = optimizer default: adam 1e-3, sgd/momentum 0.05)", 0, 100, NULL},
         {"weight-decay", CN_OPT_DOUBLE, &o.weight_decay, "L2 coefficient (decoupled for adamw)", 0,
@@ -166,15 +166,12 @@ static int cmd_train(int argc, char **argv)
     }
 
     optim_cfg oc;
-    optim_kind kind;
-    optim_kind_parse(o.optimizer, &kind);
-    optim_cfg_default(&oc, kind);
-    if (kind != OPTIM_ADAM)
+    optim_cfg_named(&oc, o.optimizer); // a choice of OPTIM_NAMES, checked by the table
+    if (oc.kind != OPTIM_ADAM)
         oc.lr = 0.05f;
     if (o.lr > 0)
         oc.lr = (float)o.lr;
     oc.weight_decay = (float)o.weight_decay;
-    oc.decoupled_wd = strcmp(o.optimizer, "adamw") == 0;
     oc.momentum = (float)o.momentum;
     oc.nesterov = o.nesterov;
     optim_sched_parse(o.schedule, &oc.schedule);
@@ -232,10 +229,10 @@ static int cmd_train(int argc, char **argv)
     mlp_init_params(&s, params, (uint64_t)o.seed);
     char shape[128];
     mlp_shape_format(&s, shape, sizeof shape);
-    printf("mlp %s (%zu parameters), %zu training rows, %zu test rows, %s lr %g, batch %d, "
-           "%d thread%s\n",
-           shape, s.n_params, n, test->n_rows, o.optimizer, (double)oc.lr, B, (int)o.threads,
-           o.threads == 1 ? "" : "s");
+    printf("mlp %s (%zu parameters), %zu training %s, %zu test %s, %s lr %g, batch %d, %d %s\n",
+           shape, s.n_params, n, cn_plural(n, "row", "rows"), test->n_rows,
+           cn_plural(test->n_rows, "row", "rows"), o.optimizer, (double)oc.lr, B, (int)o.threads,
+           cn_plural((unsigned long long)o.threads, "thread", "threads"));
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
     cn_rng rng;
@@ -245,11 +242,7 @@ static int cmd_train(int argc, char **argv)
     mlp_eval ev;
     memset(&ev, 0, sizeof ev);
     for (int64_t epoch = 0; epoch < o.epochs; epoch++) {
-        for (size_t i = n; i > 1; i--) {
-            size_t j = (size_t)cn_rng_below(&rng, i), tmp = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = tmp;
-        }
+        cn_rng_shuffle(&rng, perm, n, sizeof *perm);
         double loss_sum = 0.0;
         uint64_t t0 = cn_now_ns();
         for (size_t r0 = 0; r0 < n; r0 += (size_t)B) {
@@ -287,8 +280,9 @@ static int cmd_train(int argc, char **argv)
         }
         printf("model written to %s\n", o.out);
     }
-    printf("trained %lld epochs in %.2f s: %.0f samples/s, test accuracy %.4f\n",
-           (long long)o.epochs, (double)train_ns * 1e-9, sps, ev.accuracy);
+    printf("trained %lld %s in %.2f s: %.0f samples/s, test accuracy %.4f\n", (long long)o.epochs,
+           cn_plural((unsigned long long)o.epochs, "epoch", "epochs"), (double)train_ns * 1e-9, sps,
+           ev.accuracy);
     if (o.json) {
         printf("{\"model\":\"%s\",\"params\":%zu,\"optimizer\":\"%s\",\"lr\":%g,\"batch\":%d,"
                "\"threads\":%d,\"epochs\":%lld,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,"
@@ -361,7 +355,8 @@ static int cmd_eval(int argc, char **argv)
     } else {
         char shape[128];
         mlp_shape_format(&s, shape, sizeof shape);
-        printf("model %s (%s), %zu rows\n", args.pos[0], shape, d->n_rows);
+        printf("model %s (%s), %zu %s\n", args.pos[0], shape, d->n_rows,
+               cn_plural(d->n_rows, "row", "rows"));
         print_eval(&ev, NULL);
     }
 out:

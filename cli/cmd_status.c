@@ -47,11 +47,8 @@ int cmd_status(int argc, char **argv)
     else
         snprintf(detail, sizeof detail, "%s", rpc_code_name(code));
     rpc_client_close(c);
-    if (code != RPC_OK) {
-        fprintf(stderr, "canopy status: cannot reach the scheduler at %s: %s\n", net.scheduler,
-                detail);
-        return code == RPC_UNAUTHENTICATED ? CLI_EXIT_USAGE : CLI_EXIT_UNAVAILABLE;
-    }
+    if (code != RPC_OK)
+        return cli_rpc_fail(&net, "status", code, detail);
     double *rtt = calloc(n ? n : 1, sizeof *rtt);
     for (size_t i = 0; ping && rtt && i < n; i++) {
         rtt[i] = -1;
@@ -94,8 +91,8 @@ int cmd_status(int argc, char **argv)
         free(text);
         cJSON_Delete(root);
     } else {
-        printf("scheduler %s, up %.1f s, %zu node%s\n", net.scheduler, (double)uptime / 1000.0, n,
-               n == 1 ? "" : "s");
+        printf("scheduler %s, up %.1f s, %zu %s\n", net.scheduler, (double)uptime / 1000.0, n,
+               cn_plural(n, "node", "nodes"));
         printf("%-16s %-9s %-4s %-28s %-8s %-10s %-7s %s\n", "NODE", "ROLE", "RANK", "ADDRESS",
                "STATE", "HEARTBEAT", "THREADS", ping ? "PING  STATUS" : "STATUS");
         for (size_t i = 0; i < n; i++) {

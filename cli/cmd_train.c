@@ -1,29 +1,109 @@
 // cmd_train.c: `canopy train JOB.json`: submit a data-parallel training job
 // and follow it.
 //
-// The job file is validated here first (nothing is sent if it is invalid),
-// then submitted to the scheduler's Train service. Progress is one line per
-// new evaluation or every few seconds: epoch, step, training loss, test
-// accuracy, samples/s. At the end: final accuracy, throughput, the
-// compute-to-communication ratio, the staleness the shards saw, and where
-// the results and the model are.
+// The job file is validated here first (nothing is sent if it is invalid);
+// its four IDX files are sent to the scheduler's Data service unless it
+// holds them already (by SHA-256), so no worker needs them at any path.
+// Progress is one line per new evaluation or every few seconds: epoch,
+// step, training loss, test accuracy, samples/s. At the end: final
+// accuracy, throughput, the compute-to-communication ratio, the staleness
+// the shards saw, and where the results and the model are.
+// `--resume JOB.json` reattaches to the newest unfinished job of the same
+// file (after Ctrl-C or a scheduler restart).
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "cli/cli_job.h"
 #include "common/cn_clock.h"
 #include "common/cn_file.h"
-#include "proto/cluster_client.h"
-#include "scheduler/train.h"
-#include "train.pb-c.h"
+#include "scheduler/train_spec.h"
 
-static void sleep_ms(int ms)
+// resolve finds a data file as given, else beside the job file.
+static void resolve(const char *job_path, const char *file, char *out, size_t n)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    snprintf(out, n, "%s", file);
+    if (file[0] == '/' || access(file, R_OK) == 0)
+        return;
+    char *copy = strdup(job_path);
+    if (copy == NULL)
+        return;
+    char beside[4096];
+    snprintf(beside, sizeof beside, "%s/%s", dirname(copy), file);
+    free(copy);
+    if (access(beside, R_OK) == 0)
+        snprintf(out, n, "%s", beside);
+}
+
+typedef struct progress {
+    int evals_seen;
+    uint64_t last_print;
+    bool quiet;
+} progress;
+
+static void show(const cJSON *st, void *arg)
+{
+    progress *p = arg;
+    int evals = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "evals"));
+    uint64_t now = cn_now_ms();
+    double steps = cli_num(st, "steps");
+    if (p->quiet || strcmp(cli_str(st, "state"), "running") != 0 || steps == 0 ||
+        (evals <= p->evals_seen && now - p->last_print < 5000))
+        return;
+    char acc[16] = "-", loss[16] = "-";
+    if (cli_num(st, "accuracy") >= 0 && evals > 0)
+        snprintf(acc, sizeof acc, "%.4f", cli_num(st, "accuracy"));
+    if (cli_num(st, "step") > 0)
+        snprintf(loss, sizeof loss, "%.4f", cli_num(st, "loss"));
+    double epoch = cli_num(st, "epoch"), epochs = cli_num(st, "epochs");
+    printf("epoch %.0f/%.0f  step %.0f/%.0f  loss %s  acc %s  %.0f samples/s  [%.1f s]\n",
+           epoch + (epoch < epochs ? 1 : 0), epochs, cli_num(st, "step"), steps, loss, acc,
+           cli_num(st, "samples_per_s"), cli_num(st, "elapsed_seconds"));
+    fflush(stdout);
+    p->evals_seen = evals;
+    p->last_print = now;
+}
+
+static void print_done(const cJSON *st)
+{
+    printf("done: test accuracy %.4f, loss %.4f, %.0f samples/s over %.1f s (%.0f parameters)\n",
+           cli_num(st, "accuracy"), cli_num(st, "test_loss"), cli_num(st, "samples_per_s"),
+           cli_num(st, "elapsed_seconds"), cli_num(st, "n_params"));
+    printf("compute/communication %.2f, shard restarts %.0f\n", cli_num(st, "compute_comm_ratio"),
+           cli_num(st, "shard_restarts"));
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(st, "staleness");
+    int n = cJSON_GetArraySize(h);
+    if (n > 0) {
+        printf("staleness histogram:");
+        for (int i = 0; i < n; i++) {
+            double v = cJSON_GetArrayItem(h, i)->valuedouble;
+            if (v > 0)
+                printf(" %s%d:%.0f", i + 1 == n ? ">=" : "", i, v);
+        }
+        printf("\n");
+    }
+    printf("results: %s\nmodel: %s\n", cli_str(st, "results_dir"), cli_str(st, "model_path"));
+}
+
+// upload_all sends the four IDX files the spec names.
+static int upload_all(rpc_client *c, const char *path, const train_spec *spec,
+                      sched_data_ref refs[4])
+{
+    const char *roles[4] = {"train_images", "train_labels", "test_images", "test_labels"};
+    const char *files[4] = {spec->train_images, spec->train_labels, spec->test_images,
+                            spec->test_labels};
+    for (int i = 0; i < 4; i++) {
+        char file[4096];
+        resolve(path, files[i], file, sizeof file);
+        int rc = cli_job_upload(c, "train", roles[i], file, &refs[i]);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+    }
+    return CLI_EXIT_OK;
 }
 
 int cmd_train_job(int argc, char **argv)
@@ -31,8 +111,12 @@ int cmd_train_job(int argc, char **argv)
     cli_net net;
     cli_net_defaults(&net);
     int64_t poll_ms = 500, timeout_s = 0;
-    bool quiet = false;
+    bool quiet = false, resume = false, cancel_on_interrupt = false;
     cn_opt opts[] = {
+        {"resume", CN_OPT_BOOL, &resume,
+         "follow the newest unfinished job of this file instead of starting one", 0, 0, NULL},
+        {"cancel-on-interrupt", CN_OPT_BOOL, &cancel_on_interrupt,
+         "Ctrl-C cancels the job (otherwise it goes on without you)", 0, 0, NULL},
         {"poll-ms", CN_OPT_INT, &poll_ms, "how often to ask for progress", 50, 60000, NULL},
         {"timeout-s", CN_OPT_INT, &timeout_s, "give up following after this long (0 = never)", 0,
          1e9, NULL},
@@ -64,103 +148,46 @@ int cmd_train_job(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     rpc_client *c = cli_open_scheduler(&net, "train");
-    if (c == NULL) {
-        free(text);
-        return CLI_EXIT_UNAVAILABLE;
-    }
-    Canopy__Train__SubmitRequest req = CANOPY__TRAIN__SUBMIT_REQUEST__INIT;
-    req.spec_json = (char *)text;
-    req.spec_name = (char *)path;
-    Canopy__Train__SubmitReply *sub = NULL;
-    char detail[RPC_DETAIL_LEN];
-    rpc_code code = cluster_call(c, "Train", "Submit", &req.base, 0, 30000,
-                                 &canopy__train__submit_reply__descriptor,
-                                 (ProtobufCMessage **)&sub, detail, sizeof detail);
-    free(text);
-    if (code != RPC_OK) {
-        fprintf(stderr, "canopy train: %s: %s\n", rpc_code_name(code), detail);
-        rpc_client_close(c);
-        return code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED ? CLI_EXIT_UNAVAILABLE
-               : code == RPC_INVALID_ARGUMENT                           ? CLI_EXIT_USAGE
-                                                                        : CLI_EXIT_FAILURE;
-    }
-    char job_id[PS_JOB_ID_LEN];
-    snprintf(job_id, sizeof job_id, "%s", sub->job_id);
-    printf("job %s submitted: %s, %u shards, %u workers, batch %u, %u epochs\n", job_id,
-           ps_mode_name(spec.mode), spec.shards, spec.workers, spec.batch, spec.epochs);
+    cJSON *st = NULL;
+    sched_submitted sub = {0};
+    int exit_code = CLI_EXIT_UNAVAILABLE;
+    sched_data_ref refs[4];
+    if (c == NULL || (exit_code = upload_all(c, path, &spec, refs)) != CLI_EXIT_OK)
+        goto out;
+    sched_submit req = {.kind = "train",
+                        .spec_json = (const char *)text,
+                        .spec_name = path,
+                        .data = refs,
+                        .n_data = 4,
+                        .resume = resume};
+    if ((exit_code = cli_job_submit(c, "train", &req, &sub)) != CLI_EXIT_OK)
+        goto out;
+    printf("job %s %s: %s, %u shard%s, %u worker%s, batch %u, %u epoch%s\n", sub.job_id,
+           sub.existing ? "reattached" : "submitted", ps_mode_name(spec.mode), spec.shards,
+           spec.shards == 1 ? "" : "s", spec.workers, spec.workers == 1 ? "" : "s", spec.batch,
+           spec.epochs, spec.epochs == 1 ? "" : "s");
     fflush(stdout);
-    protobuf_c_message_free_unpacked(&sub->base, NULL);
-
-    uint64_t start = cn_now_ms(), last_print = 0;
-    size_t evals_seen = 0;
-    int exit_code = CLI_EXIT_FAILURE;
-    int misses = 0;
-    for (;;) {
-        Canopy__Train__StatusRequest sr = CANOPY__TRAIN__STATUS_REQUEST__INIT;
-        sr.job_id = job_id;
-        Canopy__Train__StatusReply *st = NULL;
-        code = cluster_call(c, "Train", "Status", &sr.base, RPC_IDEMPOTENT, 10000,
-                            &canopy__train__status_reply__descriptor, (ProtobufCMessage **)&st,
-                            detail, sizeof detail);
-        if (code != RPC_OK) {
-            if (++misses > 20) {
-                fprintf(stderr, "canopy train: lost the scheduler: %s: %s\n", rpc_code_name(code),
-                        detail);
-                exit_code = CLI_EXIT_UNAVAILABLE;
-                break;
-            }
-            sleep_ms((int)poll_ms);
-            continue;
-        }
-        misses = 0;
-        bool finished = strcmp(st->state, "done") == 0 || strcmp(st->state, "failed") == 0;
-        uint64_t now = cn_now_ms();
-        if (!quiet && strcmp(st->state, "running") == 0 &&
-            (st->n_evals > evals_seen || now - last_print >= 5000)) {
-            char acc[16] = "-";
-            if (st->accuracy >= 0)
-                snprintf(acc, sizeof acc, "%.4f", st->accuracy);
-            printf("epoch %u/%u  step %llu/%llu  loss %.4f  acc %s  %.0f samples/s  [%.1f s]\n",
-                   st->epoch + (st->epoch < st->epochs ? 1 : 0), st->epochs,
-                   (unsigned long long)st->step, (unsigned long long)st->steps, st->loss, acc,
-                   st->samples_per_s, st->elapsed_seconds);
-            fflush(stdout);
-            evals_seen = st->n_evals;
-            last_print = now;
-        }
-        if (finished) {
-            if (strcmp(st->state, "done") == 0) {
-                printf("done: test accuracy %.4f, loss %.4f, %.0f samples/s over %.1f s "
-                       "(%llu parameters)\n",
-                       st->accuracy, st->test_loss, st->samples_per_s, st->elapsed_seconds,
-                       (unsigned long long)st->n_params);
-                printf("compute/communication %.2f, shard restarts %u\n", st->compute_comm_ratio,
-                       st->shard_restarts);
-                if (st->n_staleness) {
-                    printf("staleness histogram:");
-                    for (size_t i = 0; i < st->n_staleness; i++)
-                        if (st->staleness[i])
-                            printf(" %s%zu:%llu", i + 1 == st->n_staleness ? ">=" : "", i,
-                                   (unsigned long long)st->staleness[i]);
-                    printf("\n");
-                }
-                printf("results: %s\nmodel: %s\n", st->results_dir, st->model_path);
-                exit_code = CLI_EXIT_OK;
-            } else {
-                fprintf(stderr, "canopy train: job %s failed: %s\n", job_id, st->error);
-                exit_code = CLI_EXIT_FAILURE;
-            }
-            protobuf_c_message_free_unpacked(&st->base, NULL);
-            break;
-        }
-        protobuf_c_message_free_unpacked(&st->base, NULL);
-        if (timeout_s > 0 && now - start > (uint64_t)timeout_s * 1000) {
-            fprintf(stderr, "canopy train: still running after %lld s; stopped following %s\n",
-                    (long long)timeout_s, job_id);
-            break;
-        }
-        sleep_ms((int)poll_ms);
-    }
+    char reattach[1200];
+    snprintf(reattach, sizeof reattach, "canopy train --resume %s", path);
+    progress p = {.quiet = quiet};
+    cli_follow f = {.cmd = "train",
+                    .job_id = sub.job_id,
+                    .reattach = reattach,
+                    .poll_ms = (int)poll_ms,
+                    .timeout_s = (int)timeout_s,
+                    .cancel_on_interrupt = cancel_on_interrupt,
+                    .show = show,
+                    .arg = &p};
+    exit_code = cli_job_follow(c, &f, &st);
+    if (st && exit_code == CLI_EXIT_OK)
+        print_done(st);
+    else if (st && exit_code == CLI_EXIT_FAILURE && strcmp(cli_str(st, "state"), "running"))
+        fprintf(stderr, "canopy train: job %s %s: %s\n", sub.job_id, cli_str(st, "state"),
+                cli_str(st, "error"));
+out:
+    cJSON_Delete(st);
+    cJSON_Delete(sub.status);
     rpc_client_close(c);
+    free(text);
     return exit_code;
 }

@@ -1,36 +1,25 @@
 // cmd_tune.c: `canopy tune SWEEP.json`: submit a sweep and follow it.
 //
 // The sweep is validated here first (nothing is sent if it is invalid), the
-// data file is sent to the scheduler only if it does not hold it already
-// (by SHA-256), and progress is shown as a bar with ETA on a terminal or a
-// line every few seconds otherwise. At the end: a table of the top trials
-// with the default's row, the best parameters as JSON and all trials as CSV.
+// data file is sent to the scheduler's Data service only if it does not
+// hold it already (by SHA-256), and progress is shown as a bar with ETA on
+// a terminal or a line every few seconds otherwise. At the end: a table of
+// the top trials with the default's row, the best parameters as JSON and
+// all trials as CSV.
 #include <cjson/cJSON.h>
 #include <libgen.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_common.h"
+#include "cli/cli_job.h"
 #include "common/cn_buf.h"
 #include "common/cn_clock.h"
 #include "common/cn_file.h"
-#include "proto/cluster_client.h"
 #include "scheduler/sweep_spec.h"
-#include "sweep.pb-c.h"
-
-static int cmp_trials(const void *a, const void *b)
-{
-    const Canopy__Sweep__TrialSummary *x = *(Canopy__Sweep__TrialSummary *const *)a;
-    const Canopy__Sweep__TrialSummary *y = *(Canopy__Sweep__TrialSummary *const *)b;
-    if (x->mean_accuracy != y->mean_accuracy)
-        return x->mean_accuracy > y->mean_accuracy ? -1 : 1;
-    return x->trial < y->trial ? -1 : 1;
-}
 
 // resolve_data finds the data file: as given (absolute or relative to the
 // working directory), else relative to the sweep file's directory.
@@ -48,26 +37,38 @@ static int resolve_data(const char *sweep_path, const char *data, char *out, siz
     return access(out, R_OK) == 0;
 }
 
-static void print_row(const Canopy__Sweep__TrialSummary *t, const char *tag)
+static int cmp_trials(const void *a, const void *b)
 {
-    printf("%5u%-2s %.4f +- %.4f  %.4f  %7.1fs  %s\n", t->trial, tag, t->mean_accuracy,
-           t->std_accuracy, t->mean_balanced_accuracy, t->seconds, t->params_json);
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    double ax = cli_num(x, "mean_accuracy"), ay = cli_num(y, "mean_accuracy");
+    if (ax != ay)
+        return ax > ay ? -1 : 1;
+    return cli_num(x, "trial") < cli_num(y, "trial") ? -1 : 1;
 }
 
-static int write_outputs(const Canopy__Sweep__StatusReply *st, const char *best_out,
+static char *params_text(const cJSON *t)
+{
+    return cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(t, "params"));
+}
+
+static void print_row(const cJSON *t, const char *tag)
+{
+    char *p = params_text(t);
+    printf("%5.0f%-2s %.4f +- %.4f  %.4f  %7.1fs  %s\n", cli_num(t, "trial"), tag,
+           cli_num(t, "mean_accuracy"), cli_num(t, "std_accuracy"),
+           cli_num(t, "mean_balanced_accuracy"), cli_num(t, "seconds"), p ? p : "{}");
+    free(p);
+}
+
+// write_outputs writes the best trial's parameters (JSON) and every trial
+// (CSV) where the user asked for them.
+static int write_outputs(const cJSON *trials, const cJSON *best, const char *best_out,
                          const char *csv_out)
 {
-    const Canopy__Sweep__TrialSummary *best = NULL;
-    for (size_t i = 0; i < st->n_trials; i++) {
-        const Canopy__Sweep__TrialSummary *t = st->trials[i];
-        if (!t->failed && (best == NULL || t->mean_accuracy > best->mean_accuracy))
-            best = t;
-    }
     char err[CN_ERRBUF_LEN];
     int rc = 0;
     if (best && best_out[0]) {
-        cJSON *p = cJSON_Parse(best->params_json);
-        char *text = p ? cJSON_Print(p) : NULL;
+        char *text = cJSON_Print(cJSON_GetObjectItemCaseSensitive(best, "params"));
         cn_buf line;
         cn_buf_init(&line);
         if (text)
@@ -79,24 +80,28 @@ static int write_outputs(const Canopy__Sweep__StatusReply *st, const char *best_
         }
         cn_buf_fini(&line);
         free(text);
-        cJSON_Delete(p);
     }
     if (csv_out[0]) {
         cn_buf b;
         cn_buf_init(&b);
         cn_buf_printf(&b, "trial,params,folds_done,mean_accuracy,std_accuracy,"
                           "mean_balanced_accuracy,mean_macro_f1,seconds,failed\n");
-        for (size_t i = 0; i < st->n_trials; i++) {
-            const Canopy__Sweep__TrialSummary *t = st->trials[i];
-            cn_buf_printf(&b, "%u,\"", t->trial);
-            for (const char *c = t->params_json; *c; c++)
+        const cJSON *t;
+        cJSON_ArrayForEach(t, trials)
+        {
+            char *p = params_text(t);
+            cn_buf_printf(&b, "%.0f,\"", cli_num(t, "trial"));
+            for (const char *c = p ? p : "{}"; *c; c++)
                 cn_buf_printf(&b, *c == '"' ? "\"\"" : "%c", *c);
-            cn_buf_printf(&b, "\",%u,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", t->folds_done,
-                          t->mean_accuracy, t->std_accuracy, t->mean_balanced_accuracy,
-                          t->mean_macro_f1, t->seconds, t->failed);
+            cn_buf_printf(&b, "\",%.0f,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", cli_num(t, "folds_done"),
+                          cli_num(t, "mean_accuracy"), cli_num(t, "std_accuracy"),
+                          cli_num(t, "mean_balanced_accuracy"), cli_num(t, "mean_macro_f1"),
+                          cli_num(t, "seconds"),
+                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed")));
+            free(p);
         }
-        if (cn_file_write_atomic(csv_out, b.data, b.len, err, sizeof err) != CN_OK) {
-            fprintf(stderr, "canopy tune: %s\n", err);
+        if (b.oom || cn_file_write_atomic(csv_out, b.data, b.len, err, sizeof err) != CN_OK) {
+            fprintf(stderr, "canopy tune: %s\n", b.oom ? "out of memory" : err);
             rc = 1;
         }
         cn_buf_fini(&b);
@@ -104,25 +109,246 @@ static int write_outputs(const Canopy__Sweep__StatusReply *st, const char *best_
     return rc;
 }
 
+typedef struct progress {
+    bool tty, warned_no_workers;
+    uint64_t last_line, t0;
+    const char *scheduler;
+} progress;
+
+static void show(const cJSON *st, void *arg)
+{
+    progress *p = arg;
+    double units = cli_num(st, "units"), done = cli_num(st, "units_done");
+    double failed = cli_num(st, "units_failed"), eta = cli_num(st, "eta_seconds");
+    double frac = units > 0 ? (done + failed) / units : 1, best = cli_num(st, "best_accuracy");
+    char eta_s[32] = "?", best_s[16] = "-";
+    if (eta >= 0)
+        snprintf(eta_s, sizeof eta_s, "%.0fs", eta);
+    if (best >= 0)
+        snprintf(best_s, sizeof best_s, "%.4f", best);
+    double workers = cli_num(st, "workers");
+    if (p->tty) {
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        fprintf(stderr,
+                "\r[%s] %5.1f%% %.0f/%.0f units, %.0f running, %.0f workers, best %s, %.0fs, "
+                "ETA %s   ",
+                bar, frac * 100, done, units, cli_num(st, "units_running"), workers, best_s,
+                cli_num(st, "elapsed_seconds"), eta_s);
+    } else if (cn_now_ms() - p->last_line >= 5000) {
+        fprintf(stderr,
+                "canopy tune: %.0f/%.0f units (%.1f%%), %.0f running, %.0f workers, best %s, "
+                "%.1fs elapsed, ETA %s\n",
+                done, units, frac * 100, cli_num(st, "units_running"), workers, best_s,
+                cli_num(st, "elapsed_seconds"), eta_s);
+        p->last_line = cn_now_ms();
+    }
+    if (workers == 0 && cn_now_ms() - p->t0 > 3000 && !p->warned_no_workers) {
+        fprintf(stderr,
+                "%scanopy tune: no live workers: start some with `canopy worker "
+                "--scheduler %s`\n",
+                p->tty ? "\n" : "", p->scheduler);
+        p->warned_no_workers = true;
+    }
+}
+
+static void print_json_summary(const cJSON *st, const cJSON *best, const cJSON *def)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "sweep_id", cli_str(st, "job_id"));
+    cJSON_AddStringToObject(o, "state", cli_str(st, "state"));
+    cJSON_AddNumberToObject(o, "elapsed_seconds", cli_num(st, "elapsed_seconds"));
+    cJSON_AddNumberToObject(o, "units", cli_num(st, "units"));
+    cJSON_AddNumberToObject(o, "units_failed", cli_num(st, "units_failed"));
+    cJSON_AddNumberToObject(o, "workers", cli_num(st, "workers"));
+    cJSON_AddNumberToObject(o, "dispatch_overhead_ms", cli_num(st, "dispatch_overhead_ms"));
+    if (def)
+        cJSON_AddNumberToObject(o, "default_cv_acc", cli_num(def, "mean_accuracy"));
+    if (best) {
+        cJSON_AddNumberToObject(o, "best_cv_acc", cli_num(best, "mean_accuracy"));
+        cJSON_AddItemToObject(o, "best_params",
+                              cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(best, "params"), 1));
+    }
+    cJSON_AddStringToObject(o, "results_dir", cli_str(st, "results_dir"));
+    char *text = cJSON_PrintUnformatted(o);
+    printf("%s\n", text ? text : "{}");
+    free(text);
+    cJSON_Delete(o);
+}
+
+// print_table prints the top trials, the default's row and the comparison.
+static void print_table(const cJSON *st, const cJSON **sorted, size_t n, const cJSON *def,
+                        int64_t top, const char *best_out, const char *csv_out)
+{
+    printf("sweep %s: %s in %.1f s on %.0f workers (%.0f units, %.0f failed; scheduler "
+           "overhead %.2f ms/unit)\n",
+           cli_str(st, "job_id"), cli_str(st, "state"), cli_num(st, "elapsed_seconds"),
+           cli_num(st, "workers"), cli_num(st, "units"), cli_num(st, "units_failed"),
+           cli_num(st, "dispatch_overhead_ms"));
+    printf("%7s %-17s  %-6s  %8s  %s\n", "trial", "accuracy (mean+-sd)", "bal.acc", "time",
+           "parameters");
+    bool def_shown = false;
+    for (size_t i = 0; i < n && i < (size_t)top; i++) {
+        bool is_def = cli_num(sorted[i], "trial") == 0;
+        print_row(sorted[i], is_def ? " d" : "");
+        def_shown |= is_def;
+    }
+    if (def && !def_shown)
+        print_row(def, " d");
+    if (def && n)
+        printf("best %.4f vs default %.4f (%+.4f); d = default parameters\n",
+               cli_num(sorted[0], "mean_accuracy"), cli_num(def, "mean_accuracy"),
+               cli_num(sorted[0], "mean_accuracy") - cli_num(def, "mean_accuracy"));
+    printf("results: %s; best parameters in %s, all trials in %s\n", cli_str(st, "results_dir"),
+           best_out, csv_out);
+}
+
+// report_result prints the final table and writes the output files.
+static int report_result(const cJSON *st, bool json, int64_t top, const char *best_out,
+                         const char *csv_out)
+{
+    const cJSON *trials = cJSON_GetObjectItemCaseSensitive(st, "trials");
+    size_t n = (size_t)cJSON_GetArraySize(trials);
+    const cJSON **sorted = calloc(n + 1, sizeof *sorted);
+    if (sorted == NULL)
+        return CLI_EXIT_FAILURE;
+    size_t m = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, trials)
+    {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed")))
+            sorted[m++] = t;
+    }
+    qsort(sorted, m, sizeof *sorted, cmp_trials);
+    const cJSON *def = n ? cJSON_GetArrayItem(trials, 0) : NULL;
+    if (json)
+        print_json_summary(st, m ? sorted[0] : NULL, def);
+    else
+        print_table(st, sorted, m, def, top, best_out, csv_out);
+    int wrc = write_outputs(trials, m ? sorted[0] : NULL, best_out, csv_out);
+    free(sorted);
+    return wrc;
+}
+
+typedef struct tune_opts {
+    cli_net net;
+    bool resume, fresh, json, follow, cancel_on_interrupt;
+    int64_t top;
+    char best_out[CN_OPT_STRLEN], csv_out[CN_OPT_STRLEN];
+    const char *path;
+} tune_opts;
+
+// the sweep file: its text, and what `canopy tune` shows of it.
+typedef struct sweep_file {
+    uint8_t *text;
+    char data_file[2048];
+    size_t n_trials;
+    uint32_t folds;
+} sweep_file;
+
+// load_sweep reads and validates the sweep file and finds its data file.
+// Returns 0 or an exit code (the error printed).
+static int load_sweep(const char *path, sweep_file *f)
+{
+    char err[CN_ERRBUF_LEN];
+    size_t len;
+    if (cn_file_read_all(path, 16 << 20, &f->text, &len, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "canopy tune: %s\n", err);
+        return CLI_EXIT_DATA;
+    }
+    sweep_spec *spec = NULL;
+    if (sweep_spec_parse((char *)f->text, path, &spec, err, sizeof err) != CN_OK) {
+        fprintf(stderr, "canopy tune: %s\n", err);
+        return CLI_EXIT_USAGE;
+    }
+    int rc = CLI_EXIT_OK;
+    if (!resolve_data(path, spec->data_path, f->data_file, sizeof f->data_file)) {
+        fprintf(stderr,
+                "canopy tune: %s: data.path \"%s\" not found (looked in the working directory "
+                "and beside the sweep file)\n",
+                path, spec->data_path);
+        rc = CLI_EXIT_DATA;
+    }
+    f->n_trials = spec->n_trials;
+    f->folds = spec->folds;
+    sweep_spec_free(spec);
+    return rc;
+}
+
+// run_sweep sends the data and the sweep, then follows it to its end.
+static int run_sweep(rpc_client *c, const tune_opts *o, const sweep_file *f)
+{
+    sched_data_ref ref;
+    int rc = cli_job_upload(c, "tune", "data", f->data_file, &ref);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    sched_submit req = {.kind = "sweep",
+                        .spec_json = (const char *)f->text,
+                        .spec_name = o->path,
+                        .data = &ref,
+                        .n_data = 1,
+                        .resume = o->resume,
+                        .fresh = o->fresh};
+    sched_submitted sub = {0};
+    if ((rc = cli_job_submit(c, "tune", &req, &sub)) != CLI_EXIT_OK)
+        return rc;
+    fprintf(stderr, "canopy tune: sweep %s: %zu trials x %u folds = %.0f units\n", sub.job_id,
+            f->n_trials, f->folds, cli_num(sub.status, "units"));
+    double already = cli_num(sub.status, "units_done");
+    if (already > 0)
+        fprintf(stderr, "canopy tune: %.0f units already done (resumed)\n", already);
+    cJSON_Delete(sub.status);
+    if (!o->follow) {
+        printf("%s\n", sub.job_id);
+        return CLI_EXIT_OK;
+    }
+    char reattach[2300];
+    snprintf(reattach, sizeof reattach, "canopy tune --resume %s", o->path);
+    progress p = {.tty = isatty(2), .t0 = cn_now_ms(), .scheduler = o->net.scheduler};
+    cli_follow fl = {.cmd = "tune",
+                     .job_id = sub.job_id,
+                     .reattach = reattach,
+                     .poll_ms = 250,
+                     .cancel_on_interrupt = o->cancel_on_interrupt,
+                     .show = show,
+                     .arg = &p};
+    cJSON *st = NULL;
+    rc = cli_job_follow(c, &fl, &st);
+    if (p.tty)
+        fprintf(stderr, "\n");
+    if (st && (rc == CLI_EXIT_OK || rc == CLI_EXIT_FAILURE)) {
+        int wrc = report_result(st, o->json, o->top, o->best_out, o->csv_out);
+        if (rc == CLI_EXIT_OK && wrc != 0)
+            rc = CLI_EXIT_FAILURE;
+        if (strcmp(cli_str(st, "state"), "done") != 0 && cli_str(st, "error")[0])
+            fprintf(stderr, "canopy tune: sweep %s %s: %s\n", sub.job_id, cli_str(st, "state"),
+                    cli_str(st, "error"));
+    }
+    cJSON_Delete(st);
+    return rc;
+}
+
 int cmd_tune(int argc, char **argv)
 {
-    cli_net net;
-    cli_net_defaults(&net);
-    bool resume = false, fresh = false, json = false, follow = true;
-    int64_t top = 10;
-    char best_out[CN_OPT_STRLEN] = "best.json", csv_out[CN_OPT_STRLEN] = "trials.csv";
+    tune_opts o = {.follow = true, .top = 10, .best_out = "best.json", .csv_out = "trials.csv"};
+    cli_net_defaults(&o.net);
     cn_opt opts[] = {
-        {"resume", CN_OPT_BOOL, &resume,
+        {"resume", CN_OPT_BOOL, &o.resume,
          "continue this sweep from the scheduler's results log (after a crash or Ctrl-C)", 0, 0,
          NULL},
-        {"fresh", CN_OPT_BOOL, &fresh, "discard earlier results of this sweep and start over", 0, 0,
-         NULL},
-        {"follow", CN_OPT_BOOL, &follow, "wait for the sweep and show progress", 0, 0, NULL},
-        {"top", CN_OPT_INT, &top, "trials shown in the final table", 1, 100000, NULL},
-        {"best-out", CN_OPT_STRING, best_out, "file for the best parameters (JSON)", 0, 0, NULL},
-        {"csv", CN_OPT_STRING, csv_out, "file for all trials (CSV)", 0, 0, NULL},
-        {"json", CN_OPT_BOOL, &json, "print the final summary as JSON", 0, 0, NULL},
-        CLI_NET_OPTS(&net),
+        {"fresh", CN_OPT_BOOL, &o.fresh, "discard earlier results of this sweep and start over", 0,
+         0, NULL},
+        {"follow", CN_OPT_BOOL, &o.follow, "wait for the sweep and show progress", 0, 0, NULL},
+        {"cancel-on-interrupt", CN_OPT_BOOL, &o.cancel_on_interrupt,
+         "Ctrl-C cancels the sweep (otherwise it goes on without you)", 0, 0, NULL},
+        {"top", CN_OPT_INT, &o.top, "trials shown in the final table", 1, 100000, NULL},
+        {"best-out", CN_OPT_STRING, o.best_out, "file for the best parameters (JSON)", 0, 0, NULL},
+        {"csv", CN_OPT_STRING, o.csv_out, "file for all trials (CSV)", 0, 0, NULL},
+        {"json", CN_OPT_BOOL, &o.json, "print the final summary as JSON", 0, 0, NULL},
+        CLI_NET_OPTS(&o.net),
         CN_OPT_END,
     };
     cn_args args;
@@ -133,247 +359,23 @@ int cmd_tune(int argc, char **argv)
         return rc;
     if (args.npos != 1)
         return cli_usage_error("tune", "expected one sweep file");
-    if (resume && fresh)
+    if (o.resume && o.fresh)
         return cli_usage_error("tune", "--resume and --fresh contradict each other");
-    if (!cli_net_load(&net, "tune"))
+    if (!cli_net_load(&o.net, "tune"))
         return CLI_EXIT_USAGE;
-    const char *path = args.pos[0];
-    char err[CN_ERRBUF_LEN];
-    uint8_t *spec_text = NULL;
-    size_t spec_len;
-    if (cn_file_read_all(path, 16 << 20, &spec_text, &spec_len, err, sizeof err) != CN_OK) {
-        fprintf(stderr, "canopy tune: %s\n", err);
-        return CLI_EXIT_DATA;
+    o.path = args.pos[0];
+    sweep_file f = {0};
+    rc = load_sweep(o.path, &f);
+    rpc_client *c = rc == CLI_EXIT_OK ? cli_open_scheduler(&o.net, "tune") : NULL;
+    if (rc == CLI_EXIT_OK && c == NULL)
+        rc = CLI_EXIT_USAGE;
+    if (c && rpc_wait_ready(c, "Cluster", "Ping", 10000) != RPC_OK) {
+        fprintf(stderr, "canopy tune: the scheduler at %s does not answer\n", o.net.scheduler);
+        rc = CLI_EXIT_UNAVAILABLE;
+    } else if (c) {
+        rc = run_sweep(c, &o, &f);
     }
-    sweep_spec *spec = NULL;
-    if (sweep_spec_parse((char *)spec_text, path, &spec, err, sizeof err) != CN_OK) {
-        fprintf(stderr, "canopy tune: %s\n", err);
-        free(spec_text);
-        return CLI_EXIT_USAGE;
-    }
-    char data_file[2048];
-    if (!resolve_data(path, spec->data_path, data_file, sizeof data_file)) {
-        fprintf(stderr,
-                "canopy tune: %s: data.path \"%s\" not found (looked in the working directory "
-                "and beside the sweep file)\n",
-                path, spec->data_path);
-        sweep_spec_free(spec);
-        free(spec_text);
-        return CLI_EXIT_DATA;
-    }
-    // Send the file's bytes as they are (gzip stays gzip); workers fetch them.
-    FILE *f = fopen(data_file, "rb");
-    cn_buf data;
-    cn_buf_init(&data);
-    if (f) {
-        char chunk[1 << 16];
-        size_t n;
-        while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-            cn_buf_append(&data, chunk, n);
-        fclose(f);
-    }
-    if (f == NULL || data.oom) {
-        fprintf(stderr, "canopy tune: cannot read %s\n", data_file);
-        cn_buf_fini(&data);
-        sweep_spec_free(spec);
-        free(spec_text);
-        return CLI_EXIT_DATA;
-    }
-    char sha[65];
-    cn_file_sha256_hex(data.data ? data.data : "", data.len, sha);
-    size_t n_trials = spec->n_trials;
-    uint32_t folds = spec->folds;
-    sweep_spec_free(spec);
-
-    rpc_client *c = cli_open_scheduler(&net, "tune");
-    int exit_code = CLI_EXIT_FAILURE;
-    char *sweep_id = NULL;
-    if (c == NULL) {
-        exit_code = CLI_EXIT_USAGE;
-        goto out;
-    }
-    if (rpc_wait_ready(c, "Cluster", "Ping", 10000) != RPC_OK) {
-        fprintf(stderr, "canopy tune: the scheduler at %s does not answer\n", net.scheduler);
-        exit_code = CLI_EXIT_UNAVAILABLE;
-        goto out;
-    }
-    Canopy__Sweep__HasDataRequest hreq = CANOPY__SWEEP__HAS_DATA_REQUEST__INIT;
-    hreq.sha256 = sha;
-    ProtobufCMessage *hout = NULL;
-    int present = 0;
-    if (cluster_call(c, "Sweep", "HasData", &hreq.base, RPC_IDEMPOTENT, 0,
-                     &canopy__sweep__has_data_reply__descriptor, &hout, NULL, 0) == RPC_OK) {
-        present = ((Canopy__Sweep__HasDataReply *)hout)->present;
-        protobuf_c_message_free_unpacked(hout, NULL);
-    }
-    Canopy__Sweep__SubmitRequest sreq = CANOPY__SWEEP__SUBMIT_REQUEST__INIT;
-    sreq.spec_json = (char *)spec_text;
-    char *dcopy = strdup(data_file);
-    sreq.data_name = dcopy ? basename(dcopy) : (char *)"data";
-    sreq.data_sha256 = sha;
-    sreq.resume = resume;
-    sreq.fresh = fresh;
-    rpc_request r = {.service = "Sweep",
-                     .method = "Submit",
-                     .body = &sreq.base,
-                     .payload = present ? NULL : data.data,
-                     .payload_len = present ? 0 : data.len,
-                     .deadline_ms = 120000,
-                     .flags = RPC_IDEMPOTENT};
-    rpc_reply rep;
-    memset(&rep, 0, sizeof rep);
-    rpc_code code = rpc_client_call(c, &r, &rep);
-    free(dcopy);
-    if (code != RPC_OK) {
-        fprintf(stderr, "canopy tune: the scheduler refused the sweep: %s: %s\n",
-                rpc_code_name(code), rep.detail);
-        rpc_reply_fini(&rep);
-        exit_code = code == RPC_INVALID_ARGUMENT || code == RPC_ALREADY_EXISTS ? CLI_EXIT_USAGE
-                    : code == RPC_UNAVAILABLE || code == RPC_DEADLINE_EXCEEDED
-                        ? CLI_EXIT_UNAVAILABLE
-                        : CLI_EXIT_FAILURE;
-        goto out;
-    }
-    Canopy__Sweep__SubmitReply *sr = (Canopy__Sweep__SubmitReply *)rpc_reply_unpack(
-        &rep, &canopy__sweep__submit_reply__descriptor);
-    rpc_reply_fini(&rep);
-    if (sr == NULL) {
-        fprintf(stderr, "canopy tune: malformed reply to Submit\n");
-        goto out;
-    }
-    sweep_id = strdup(sr->sweep_id);
-    fprintf(stderr, "canopy tune: sweep %s: %zu trials x %u folds = %u units\n", sweep_id, n_trials,
-            folds, sr->units);
-    if (sr->units_done)
-        fprintf(stderr, "canopy tune: %u units already done (resumed)\n", sr->units_done);
-    protobuf_c_message_free_unpacked(&sr->base, NULL);
-    if (!follow) {
-        printf("%s\n", sweep_id);
-        exit_code = CLI_EXIT_OK;
-        goto out;
-    }
-
-    int tty = isatty(2), warned_no_workers = 0;
-    uint64_t last_line = 0, t0 = cn_now_ms();
-    Canopy__Sweep__StatusReply *st = NULL;
-    for (;;) {
-        Canopy__Sweep__StatusRequest q = CANOPY__SWEEP__STATUS_REQUEST__INIT;
-        q.sweep_id = sweep_id;
-        ProtobufCMessage *out = NULL;
-        char detail[RPC_DETAIL_LEN + 64];
-        code = cluster_call(c, "Sweep", "Status", &q.base, RPC_IDEMPOTENT, 10000,
-                            &canopy__sweep__status_reply__descriptor, &out, detail, sizeof detail);
-        if (code == RPC_OK) {
-            if (st)
-                protobuf_c_message_free_unpacked(&st->base, NULL);
-            st = (Canopy__Sweep__StatusReply *)out;
-            double frac = st->units ? (double)(st->units_done + st->units_failed) / st->units : 1;
-            double best = 0;
-            for (size_t i = 0; i < st->n_trials; i++)
-                if (st->trials[i]->folds_done == folds && st->trials[i]->mean_accuracy > best)
-                    best = st->trials[i]->mean_accuracy;
-            char eta[32] = "?";
-            if (st->eta_seconds >= 0)
-                snprintf(eta, sizeof eta, "%.0fs", st->eta_seconds);
-            if (tty) {
-                char bar[31];
-                int fill = (int)(frac * 30);
-                for (int i = 0; i < 30; i++)
-                    bar[i] = i < fill ? '#' : '.';
-                bar[30] = 0;
-                fprintf(stderr,
-                        "\r[%s] %5.1f%% %u/%u units, %u running, %u workers, best %.4f, "
-                        "%.0fs, ETA %s   ",
-                        bar, frac * 100, st->units_done, st->units, st->units_running, st->workers,
-                        best, st->elapsed_seconds, eta);
-            } else if (cn_now_ms() - last_line >= 5000 || strcmp(st->state, "running") != 0) {
-                fprintf(stderr,
-                        "canopy tune: %u/%u units (%.1f%%), %u running, %u workers, best %.4f, "
-                        "%.1fs elapsed, ETA %s\n",
-                        st->units_done, st->units, frac * 100, st->units_running, st->workers, best,
-                        st->elapsed_seconds, eta);
-                last_line = cn_now_ms();
-            }
-            if (strcmp(st->state, "running") != 0)
-                break;
-            if (st->workers == 0 && cn_now_ms() - t0 > 3000 && !warned_no_workers) {
-                fprintf(stderr, "%scanopy tune: no live workers: start some with `canopy worker "
-                                "--scheduler %s`\n",
-                        tty ? "\n" : "", net.scheduler);
-                warned_no_workers = 1;
-            }
-        } else if (code == RPC_NOT_FOUND || code == RPC_UNAUTHENTICATED) {
-            fprintf(stderr, "\ncanopy tune: %s\n", detail);
-            exit_code = CLI_EXIT_FAILURE;
-            goto out_st;
-        } else if (cn_now_ms() - t0 > 5000 && cn_now_ms() - last_line >= 5000) {
-            fprintf(stderr, "\ncanopy tune: waiting for the scheduler (%s)\n", detail);
-            last_line = cn_now_ms();
-        }
-        struct timespec ts = {0, 250 * 1000000};
-        nanosleep(&ts, NULL);
-    }
-    if (tty)
-        fprintf(stderr, "\n");
-    Canopy__Sweep__TrialSummary **sorted =
-        malloc((st->n_trials ? st->n_trials : 1) * sizeof *sorted);
-    if (sorted == NULL)
-        goto out_st;
-    memcpy(sorted, st->trials, st->n_trials * sizeof *sorted);
-    qsort(sorted, st->n_trials, sizeof *sorted, cmp_trials);
-    const Canopy__Sweep__TrialSummary *def = st->n_trials ? st->trials[0] : NULL;
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "sweep_id", st->sweep_id);
-        cJSON_AddStringToObject(o, "state", st->state);
-        cJSON_AddNumberToObject(o, "elapsed_seconds", st->elapsed_seconds);
-        cJSON_AddNumberToObject(o, "units", st->units);
-        cJSON_AddNumberToObject(o, "units_failed", st->units_failed);
-        cJSON_AddNumberToObject(o, "workers", st->workers);
-        cJSON_AddNumberToObject(o, "dispatch_overhead_ms", st->dispatch_overhead_ms);
-        if (def)
-            cJSON_AddNumberToObject(o, "default_cv_acc", def->mean_accuracy);
-        if (st->n_trials) {
-            cJSON_AddNumberToObject(o, "best_cv_acc", sorted[0]->mean_accuracy);
-            cJSON_AddItemToObject(o, "best_params", cJSON_Parse(sorted[0]->params_json));
-        }
-        cJSON_AddStringToObject(o, "results_dir", st->results_dir);
-        char *text = cJSON_PrintUnformatted(o);
-        printf("%s\n", text ? text : "{}");
-        free(text);
-        cJSON_Delete(o);
-    } else {
-        printf("sweep %s: %s in %.1f s on %u workers (%u units, %u failed; scheduler overhead "
-               "%.2f ms/unit)\n",
-               st->sweep_id, st->state, st->elapsed_seconds, st->workers, st->units,
-               st->units_failed, st->dispatch_overhead_ms);
-        printf("%7s %-17s  %-6s  %8s  %s\n", "trial", "accuracy (mean+-sd)", "bal.acc", "time",
-               "parameters");
-        size_t shown = 0;
-        int def_shown = 0;
-        for (size_t i = 0; i < st->n_trials && shown < (size_t)top; i++, shown++) {
-            print_row(sorted[i], sorted[i]->trial == 0 ? " d" : "");
-            def_shown |= sorted[i]->trial == 0;
-        }
-        if (def && !def_shown)
-            print_row(def, " d");
-        if (def && st->n_trials)
-            printf("best %.4f vs default %.4f (%+.4f); d = default parameters\n",
-                   sorted[0]->mean_accuracy, def->mean_accuracy,
-                   sorted[0]->mean_accuracy - def->mean_accuracy);
-        printf("results: %s; best parameters in %s, all trials in %s\n", st->results_dir, best_out,
-               csv_out);
-    }
-    int wrc = write_outputs(st, best_out, csv_out);
-    free(sorted);
-    exit_code = (strcmp(st->state, "done") == 0 && wrc == 0) ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
-out_st:
-    if (st)
-        protobuf_c_message_free_unpacked(&st->base, NULL);
-out:
-    free(sweep_id);
     rpc_client_close(c);
-    cn_buf_fini(&data);
-    free(spec_text);
-    return exit_code;
+    free(f.text);
+    return rc;
 }

@@ -11,12 +11,14 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"scheduler", cmd_scheduler, "run the scheduler daemon (control plane, results, dashboard)"},
+    {"scheduler", cmd_scheduler, "run the scheduler daemon (membership, jobs, results on disk)"},
     {"ps", cmd_ps, "run a parameter-server shard daemon"},
-    {"worker", cmd_worker, "run a worker daemon (folds, training steps, federated client)"},
+    {"worker", cmd_worker, "run a worker daemon (cross-validation folds, training steps)"},
     {"status", cmd_status, "show the cluster: node, role, address, state, last heartbeat"},
     {"tune", cmd_tune, "submit a hyper-parameter sweep (SWEEP.json) and follow it"},
     {"train", cmd_train_job, "submit a data-parallel training job (JOB.json) and follow it"},
+    {"jobs", cmd_jobs, "list the scheduler's jobs: kind, state, progress, results"},
+    {"cancel", cmd_cancel, "cancel a job (JOB from `canopy jobs`)"},
     {"local", cmd_local, "run a whole cluster on this machine and a command against it"},
 #ifdef CANOPY_HAVE_FOREST
     {"forest", cmd_forest, "random forest: fit, predict, cross-validate on a CSV file"},
@@ -35,7 +37,8 @@ static void usage(FILE *out)
     fprintf(out, "  %-10s %s\n", "version", "print the version");
     fprintf(out, "  %-10s %s\n", "help", "show this help, or `canopy help <command>`");
     fprintf(out, "\nEvery command takes --help. Exit codes: 0 ok, 1 failure, 2 usage error,\n"
-                 "3 bad input data, 4 cluster unreachable, 130 interrupted (docs/cli.md).\n");
+                 "3 bad input data, 4 cluster unreachable, 5 token refused, 130 interrupted\n"
+                 "(docs/cli.md).\n");
 }
 
 int cli_usage_error(const char *cmd, const char *msg)

@@ -78,15 +78,40 @@ const char *cn_config_closest(const cn_opt *opts, const char *name)
     return cn_closest_name(names, name);
 }
 
-static cn_err unknown(const cn_opt *opts, const char *name, const char *origin, char *err,
-                      size_t errlen)
+// unknown reports a name the table lacks: noun is "option" for flags and
+// "key" for JSON documents.
+static cn_err unknown(const cn_opt *opts, const char *name, const char *origin, const char *noun,
+                      char *err, size_t errlen)
 {
     const char *near = cn_config_closest(opts, name);
     if (near)
-        return cn_errf(err, errlen, CN_EINVAL, "%s: unknown option \"%s\" (did you mean \"%s\"?)",
-                       origin, name, near);
-    return cn_errf(err, errlen, CN_EINVAL, "%s: unknown option \"%s\" (see --help for the list)",
-                   origin, name);
+        return cn_errf(err, errlen, CN_EINVAL, "%s: unknown %s \"%s\" (did you mean \"%s\"?)",
+                       origin, noun, name, near);
+    char list[512] = "";
+    size_t used = 0;
+    for (const cn_opt *o = opts; o->name && used + 1 < sizeof list; o++)
+        used +=
+            (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? ", " : "", o->name);
+    return cn_errf(err, errlen, CN_EINVAL, "%s: unknown %s \"%s\" (allowed: %s)", origin, noun,
+                   name, list);
+}
+
+// choice_hint writes " (did you mean \"x\"?)" when a choice is near v.
+static void choice_hint(const char *choices, const char *v, char *out, size_t n)
+{
+    char buf[CN_OPT_STRLEN];
+    const char *names[64];
+    size_t k = 0;
+    snprintf(buf, sizeof buf, "%s", choices);
+    for (char *save = NULL, *t = strtok_r(buf, "|", &save); t && k + 1 < 64;
+         t = strtok_r(NULL, "|", &save))
+        names[k++] = t;
+    names[k] = NULL;
+    const char *near = cn_closest_name(names, v);
+    if (near)
+        snprintf(out, n, " (did you mean \"%s\"?)", near);
+    else
+        out[0] = 0;
 }
 
 static bool choice_ok(const char *choices, const char *v)
@@ -120,8 +145,11 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
 {
     const cn_opt *o = find_opt(opts, name);
     if (o == NULL)
-        return unknown(opts, name, origin, err, errlen);
-    char allowed[96];
+        return unknown(opts, name, origin, "option", err, errlen);
+    if (o->dst == NULL)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: not an option of this command (%s)", origin,
+                       o->help);
+    char allowed[96], hint[96];
     switch (o->type) {
     case CN_OPT_STRING:
         if (strlen(value) >= CN_OPT_STRLEN)
@@ -130,9 +158,11 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
         snprintf((char *)o->dst, CN_OPT_STRLEN, "%s", value);
         return CN_OK;
     case CN_OPT_CHOICE:
-        if (!choice_ok(o->choices, value))
-            return cn_errf(err, errlen, CN_EINVAL, "%s: \"%s\" is not allowed (allowed: %s)",
-                           origin, value, o->choices);
+        if (!choice_ok(o->choices, value)) {
+            choice_hint(o->choices, value, hint, sizeof hint);
+            return cn_errf(err, errlen, CN_EINVAL, "%s: \"%s\" is not one of %s%s", origin, value,
+                           o->choices, hint);
+        }
         snprintf((char *)o->dst, CN_OPT_STRLEN, "%s", value);
         return CN_OK;
     case CN_OPT_INT: {
@@ -163,6 +193,10 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
         *(double *)o->dst = v;
         return CN_OK;
     }
+    case CN_OPT_ARRAY:
+    case CN_OPT_OBJECT:
+        return cn_errf(err, errlen, CN_EINVAL, "%s: takes a JSON %s, given in a JSON file", origin,
+                       o->type == CN_OPT_ARRAY ? "array" : "object");
     case CN_OPT_BOOL:
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0)
             *(bool *)o->dst = true;
@@ -174,6 +208,71 @@ cn_err cn_config_set(const cn_opt *opts, const char *name, const char *value, co
         return CN_OK;
     }
     return cn_errf(err, errlen, CN_EINTERNAL, "%s: bad option type", origin);
+}
+
+// apply_one applies one JSON member it to option o. where names it.
+static cn_err apply_one(const cn_opt *opts, const cn_opt *o, const cJSON *it, const char *where,
+                        char *err, size_t errlen)
+{
+    char val[CN_OPT_STRLEN];
+    if (o->type == CN_OPT_ARRAY || o->type == CN_OPT_OBJECT) {
+        bool arr = o->type == CN_OPT_ARRAY;
+        if (arr ? !cJSON_IsArray(it) : !cJSON_IsObject(it))
+            return cn_errf(err, errlen, CN_EINVAL, "%s: expected a JSON %s", where,
+                           arr ? "array" : "object");
+        int n = cJSON_GetArraySize(it);
+        if (arr && !(o->min == 0 && o->max == 0) && (n < o->min || n > o->max))
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "%s: %d elements is out of range (allowed: %g..%g elements)", where, n,
+                           o->min, o->max);
+        *(const cJSON **)o->dst = it;
+        return CN_OK;
+    }
+    if (cJSON_IsString(it)) {
+        if (o->type == CN_OPT_INT || o->type == CN_OPT_DOUBLE || o->type == CN_OPT_BOOL)
+            return cn_errf(err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"", where,
+                           o->type == CN_OPT_BOOL
+                               ? "a boolean"
+                               : (o->type == CN_OPT_INT ? "an integer" : "a number"),
+                           it->valuestring);
+        if (strlen(it->valuestring) >= sizeof val)
+            return cn_errf(err, errlen, CN_EINVAL, "%s: value is longer than %d bytes", where,
+                           CN_OPT_STRLEN - 1);
+        snprintf(val, sizeof val, "%s", it->valuestring);
+    } else if (cJSON_IsBool(it)) {
+        snprintf(val, sizeof val, "%s", cJSON_IsTrue(it) ? "true" : "false");
+    } else if (cJSON_IsNumber(it)) {
+        if (o->type == CN_OPT_INT && it->valuedouble != floor(it->valuedouble))
+            return cn_errf(err, errlen, CN_EINVAL, "%s: %g is not an integer", where,
+                           it->valuedouble);
+        if (o->type == CN_OPT_INT)
+            snprintf(val, sizeof val, "%.0f", it->valuedouble);
+        else
+            snprintf(val, sizeof val, "%.17g", it->valuedouble);
+    } else {
+        return cn_errf(err, errlen, CN_EINVAL, "%s: expected a string, number or boolean", where);
+    }
+    return cn_config_set(opts, it->string, val, where, err, errlen);
+}
+
+cn_err cn_config_apply_json(const cn_opt *opts, const cJSON *obj, const char *origin, char *err,
+                            size_t errlen)
+{
+    if (!cJSON_IsObject(obj))
+        return cn_errf(err, errlen, CN_EFORMAT, "%s: expected a JSON object of key: value", origin);
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        char where[512];
+        snprintf(where, sizeof where, "%s: key \"%s\"", origin, it->string);
+        const cn_opt *o = find_opt(opts, it->string);
+        if (o == NULL)
+            return unknown(opts, it->string, origin, "key", err, errlen);
+        if (o->dst == NULL)
+            continue; // a key of the other roles in a shared file
+        cn_err e = apply_one(opts, o, it, where, err, errlen);
+        if (e != CN_OK)
+            return e;
+    }
+    return CN_OK;
 }
 
 cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *origin, char *err,
@@ -188,49 +287,14 @@ cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *ori
         return cn_errf(err, errlen, CN_EFORMAT, "%s:%zu: invalid JSON (fix the syntax near here)",
                        origin, line);
     }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return cn_errf(err, errlen, CN_EFORMAT, "%s: expected a JSON object of option: value",
-                       origin);
-    }
-    cn_err rc = CN_OK;
-    for (cJSON *it = root->child; it; it = it->next) {
-        char where[256], val[CN_OPT_STRLEN];
-        snprintf(where, sizeof where, "%s: key \"%s\"", origin, it->string);
-        const cn_opt *o = find_opt(opts, it->string);
-        if (o == NULL) {
-            rc = unknown(opts, it->string, origin, err, errlen);
-            break;
+    for (const cn_opt *o = opts; o->name; o++)
+        if (o->type == CN_OPT_ARRAY || o->type == CN_OPT_OBJECT) {
+            cJSON_Delete(root); // their values would outlive the document
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "%s: option \"%s\" takes a JSON value; use cn_config_apply_json", origin,
+                           o->name);
         }
-        if (cJSON_IsString(it)) {
-            if (o->type == CN_OPT_INT || o->type == CN_OPT_DOUBLE || o->type == CN_OPT_BOOL) {
-                rc = cn_errf(
-                    err, errlen, CN_EINVAL, "%s: expected %s, got the string \"%s\"", where,
-                    o->type == CN_OPT_BOOL ? "a boolean"
-                                           : (o->type == CN_OPT_INT ? "an integer" : "a number"),
-                    it->valuestring);
-                break;
-            }
-            snprintf(val, sizeof val, "%s", it->valuestring);
-        } else if (cJSON_IsBool(it)) {
-            snprintf(val, sizeof val, "%s", cJSON_IsTrue(it) ? "true" : "false");
-        } else if (cJSON_IsNumber(it)) {
-            if (o->type == CN_OPT_INT && it->valuedouble != floor(it->valuedouble)) {
-                rc = cn_errf(err, errlen, CN_EINVAL, "%s: %g is not an integer", where,
-                             it->valuedouble);
-                break;
-            }
-            if (o->type == CN_OPT_INT)
-                snprintf(val, sizeof val, "%.0f", it->valuedouble);
-            else
-                snprintf(val, sizeof val, "%.17g", it->valuedouble);
-        } else {
-            rc = cn_errf(err, errlen, CN_EINVAL, "%s: expected a string, number or boolean", where);
-            break;
-        }
-        if ((rc = cn_config_set(opts, it->string, val, where, err, errlen)) != CN_OK)
-            break;
-    }
+    cn_err rc = cn_config_apply_json(opts, root, origin, err, errlen);
     cJSON_Delete(root);
     return rc;
 }
@@ -309,7 +373,7 @@ cn_err cn_config_parse(const cn_opt *opts, int argc, char **argv, cn_args *out, 
             }
         }
         if (o == NULL)
-            return unknown(opts, name, origin, err, errlen);
+            return unknown(opts, name, origin, "option", err, errlen);
         const char *value;
         if (eq) {
             value = eq + 1;
@@ -330,8 +394,13 @@ cn_err cn_config_parse(const cn_opt *opts, int argc, char **argv, cn_args *out, 
 void cn_config_print_help(const cn_opt *opts, FILE *out)
 {
     fprintf(out, "Options (also accepted as keys of a JSON file given with --config FILE):\n");
+    bool ignored = false;
     for (const cn_opt *o = opts; o->name; o++) {
         char def[160] = "";
+        if (o->dst == NULL) {
+            ignored = true;
+            continue;
+        }
         switch (o->type) {
         case CN_OPT_STRING:
         case CN_OPT_CHOICE:
@@ -347,6 +416,9 @@ void cn_config_print_help(const cn_opt *opts, FILE *out)
         case CN_OPT_BOOL:
             snprintf(def, sizeof def, " (default: %s)", *(bool *)o->dst ? "true" : "false");
             break;
+        case CN_OPT_ARRAY:
+        case CN_OPT_OBJECT:
+            break;
         }
         char flag[160];
         if (o->type == CN_OPT_CHOICE)
@@ -360,4 +432,11 @@ void cn_config_print_help(const cn_opt *opts, FILE *out)
     }
     fprintf(out, "  %-30s %s\n", "--config FILE", "read options from a JSON object first");
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help");
+    if (!ignored)
+        return;
+    fprintf(out, "Config keys this command ignores (a --config file shared by every role may "
+                 "hold them):\n");
+    for (const cn_opt *o = opts; o->name; o++)
+        if (o->dst == NULL)
+            fprintf(out, "  %-30s %s\n", o->name, o->help);
 }

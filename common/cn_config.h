@@ -14,6 +14,8 @@
 
 #include "common/cn_err.h"
 
+struct cJSON;
+
 #define CN_OPT_STRLEN 1024
 
 typedef enum {
@@ -22,12 +24,19 @@ typedef enum {
     CN_OPT_DOUBLE, // dst is double; bounds as for INT
     CN_OPT_BOOL,   // dst is bool; --name, --no-name, --name=true|false
     CN_OPT_CHOICE, // dst is char[CN_OPT_STRLEN]; value must be one of choices
+    CN_OPT_ARRAY,  // dst is const cJSON *: a JSON array, borrowed from the document
+                   // (JSON only; min..max bound its length unless both 0)
+    CN_OPT_OBJECT, // dst is const cJSON *: a JSON object, borrowed (JSON only)
 } cn_opt_type;
 
+// An entry whose dst is NULL is a key this command ignores when a --config
+// file holds it (a file shared by every role of a cluster names the
+// scheduler, which the scheduler itself has no use for); as a flag it is an
+// error quoting help, and --help lists it apart from the options.
 typedef struct cn_opt {
     const char *name;    // "listen": flag --listen, JSON key "listen"
     cn_opt_type type;    //
-    void *dst;           // storage, holding the default on entry
+    void *dst;           // storage, holding the default on entry; NULL: ignored key
     const char *help;    // one line for --help
     double min, max;     // INT/DOUBLE bounds; both 0 means unbounded
     const char *choices; // CHOICE: "bsp|asp|ssp"
@@ -61,6 +70,14 @@ cn_err cn_config_parse(const cn_opt *opts, int argc, char **argv, cn_args *out, 
 // (read from the file named by origin, used in messages) to the table.
 cn_err cn_config_load_json(const cn_opt *opts, const char *text, const char *origin, char *err,
                            size_t errlen);
+
+// cn_config_apply_json applies the members of the JSON object obj to the
+// table, as cn_config_load_json does for text. ARRAY and OBJECT options
+// point into obj, which must outlive their use. origin prefixes errors
+// ("job.json", "task.params"); errors name the key, the value and what is
+// allowed, with "did you mean" for an unknown key.
+cn_err cn_config_apply_json(const cn_opt *opts, const struct cJSON *obj, const char *origin,
+                            char *err, size_t errlen);
 
 // cn_config_set sets one option from its string form; origin prefixes errors
 // ("--threads", "node.json: key \"threads\"").

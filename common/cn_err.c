@@ -2,6 +2,7 @@
 #include "common/cn_err.h"
 
 #include <stdarg.h>
+#include <string.h>
 
 const char *cn_strerror(cn_err err)
 {
@@ -34,8 +35,10 @@ cn_err cn_errf(char *buf, size_t len, cn_err err, const char *fmt, ...)
     if (buf != NULL && len > 0) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(buf, len, fmt, ap);
+        int n = vsnprintf(buf, len, fmt, ap);
         va_end(ap);
+        if (n >= 0 && (size_t)n >= len && len > 4)
+            memcpy(buf + len - 4, "...", 4);
     }
     return err;
 }

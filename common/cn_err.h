@@ -48,8 +48,16 @@ const char *cn_err_name(cn_err err);
 
 // cn_errf formats a message into buf (of size len) if buf is not NULL and
 // returns err, so a parser can write `return cn_errf(err, n, CN_EFORMAT, ...)`.
+// A message longer than the buffer ends in "..." so a reader sees it was cut.
 cn_err cn_errf(char *buf, size_t len, cn_err err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+// cn_plural picks the word for a count in a message: one when n is 1, else
+// many, as in printf("%zu %s", n, cn_plural(n, "shard", "shards")).
+static inline const char *cn_plural(unsigned long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
 
 // CN_ASSERT checks a programming invariant; it stays on in release builds and
 // aborts with file and line.
@@ -61,7 +69,9 @@ cn_err cn_errf(char *buf, size_t len, cn_err err, const char *fmt, ...)
         }                                                                                          \
     } while (0)
 
-// CN_ERRBUF_LEN is the size callers give error buffers by convention.
-#define CN_ERRBUF_LEN 512
+// CN_ERRBUF_LEN is the size callers give error buffers by convention: room
+// for a message that names every column of a wide file and still ends with
+// its hint. cn_errf marks a message that did not fit with "...".
+#define CN_ERRBUF_LEN 4096
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +70,21 @@ cn_err cn_file_read_all(const char *path, size_t max_bytes, uint8_t **data, size
             break;
         n += (size_t)r;
     }
+    // gzread reports a stream that stops before its end (and trailer) as a
+    // plain end of file; only gzerror tells the two apart. A file holding
+    // just the first byte of the gzip magic is read as plain text by zlib,
+    // so it is caught here too.
+    int zerr = Z_OK;
+    gzerror(gz, &zerr);
+    bool cut = zerr == Z_BUF_ERROR || (gzdirect(gz) && n == 1 && buf[0] == 0x1f);
     gzclose(gz);
+    if (cut) {
+        free(buf);
+        return cn_errf(err, errlen, CN_EFORMAT,
+                       "%s: the file is truncated: its gzip stream ends early, after %zu "
+                       "bytes of data (copy or download it again)",
+                       path, n);
+    }
     if (max_bytes && n > max_bytes) {
         free(buf);
         return cn_errf(err, errlen, CN_ETOOBIG, "%s: larger than the limit of %zu bytes", path,

@@ -14,8 +14,10 @@
 // after the data (not counted in *len) so text parsers may treat it as a
 // string. On success *data is owned by the caller (free()). max_bytes (0 =
 // no limit) bounds the decompressed size.
-// Errors: CN_ENOTFOUND (no such file), CN_EIO, CN_EFORMAT (corrupt gzip),
-// CN_ETOOBIG, CN_ENOMEM; err names the file and the reason.
+// Errors: CN_ENOTFOUND (no such file), CN_EIO, CN_EFORMAT (corrupt gzip, or
+// a gzip stream that ends before its trailer: "f.csv.gz: the file is
+// truncated: ..."), CN_ETOOBIG, CN_ENOMEM; err names the file and the
+// reason. No data from a corrupt or truncated file is returned.
 cn_err cn_file_read_all(const char *path, size_t max_bytes, uint8_t **data, size_t *len, char *err,
                         size_t errlen);
 

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -52,12 +53,34 @@ void cn_log(cn_log_level level, const char *fmt, ...)
     static const char *tags[] = {"DEBUG", "INFO ", "WARN ", "ERROR"};
     if (level < min_level || level >= CN_LOG_OFF)
         return;
-    char raw[2048], msg[2048];
+    // Most lines fit on the stack; a longer one (an error naming every
+    // column of a wide file) is formatted again on the heap, never cut.
+    // Control characters are escaped (each takes at most 4 bytes).
+    char stack_raw[2048];
+    char *raw = stack_raw;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    int n = vsnprintf(stack_raw, sizeof stack_raw, fmt, ap);
     va_end(ap);
-    escape(msg, sizeof msg, raw);
+    if (n >= (int)sizeof stack_raw) {
+        char *big = malloc((size_t)n + 1);
+        if (big != NULL) {
+            va_start(ap, fmt);
+            vsnprintf(big, (size_t)n + 1, fmt, ap);
+            va_end(ap);
+            raw = big;
+        }
+    }
+    size_t cap = strlen(raw) * 4 + 6;
+    char stack_msg[2048];
+    char *msg = cap <= sizeof stack_msg ? stack_msg : malloc(cap);
+    if (msg == NULL) {
+        msg = stack_msg;
+        cap = sizeof stack_msg;
+    }
+    escape(msg, cap, raw);
+    if (raw != stack_raw)
+        free(raw);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -68,6 +91,8 @@ void cn_log(cn_log_level level, const char *fmt, ...)
     fprintf(stderr, "%s.%03ldZ %s [%s] %s\n", when, ts.tv_nsec / 1000000, tags[level],
             node_name[0] ? node_name : "canopy", msg);
     pthread_mutex_unlock(&log_mu);
+    if (msg != stack_msg)
+        free(msg);
 }
 
 void cn_log_warn_line(void *arg, const char *line)

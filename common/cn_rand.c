@@ -1,6 +1,10 @@
 // cn_rand.c: the non-inline distributions of cn_rand.h.
 #include "common/cn_rand.h"
 
+#include <string.h>
+
+#include "common/cn_err.h"
+
 #include <math.h>
 
 double cn_rng_normal(cn_rng *r)
@@ -33,5 +37,17 @@ double cn_rng_gamma(cn_rng *r, double shape)
             return d * v;
         if (log(u) < 0.5 * x * x + d * (1.0 - v + log(v)))
             return d * v;
+    }
+}
+
+void cn_rng_shuffle(cn_rng *r, void *a, size_t n, size_t size)
+{
+    unsigned char *b = a, tmp[64];
+    CN_ASSERT(size <= sizeof tmp);
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)cn_rng_below(r, i);
+        memcpy(tmp, b + (i - 1) * size, size);
+        memmove(b + (i - 1) * size, b + j * size, size);
+        memcpy(b + j * size, tmp, size);
     }
 }

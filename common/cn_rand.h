@@ -4,6 +4,7 @@
 #ifndef CN_RAND_H
 #define CN_RAND_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct cn_rng {
@@ -77,5 +78,10 @@ double cn_rng_normal(cn_rng *r);
 
 // cn_rng_gamma returns a Gamma(shape, 1) deviate (Marsaglia-Tsang); shape > 0.
 double cn_rng_gamma(cn_rng *r, double shape);
+
+// cn_rng_shuffle permutes the n elements of size `size` at a uniformly
+// (Fisher-Yates, drawing from the last element down), so a given seed gives
+// the same order everywhere it is used.
+void cn_rng_shuffle(cn_rng *r, void *a, size_t n, size_t size);
 
 #endif

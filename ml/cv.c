@@ -55,13 +55,7 @@ cn_err cv_assign_folds(const int32_t *y, size_t n, int n_classes, int k, bool sh
         if (shuffle) {
             cn_rng rng;
             cn_rng_seed(&rng, seed, (uint64_t)c);
-            int *a = slots + start[c];
-            for (size_t i = count[c]; i > 1; i--) {
-                size_t j = (size_t)cn_rng_below(&rng, i);
-                int t = a[i - 1];
-                a[i - 1] = a[j];
-                a[j] = t;
-            }
+            cn_rng_shuffle(&rng, slots + start[c], count[c], sizeof *slots);
         }
     }
     for (size_t i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 // ds.c: allocation and subsetting of data sets.
 #include "ml/ds.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,4 +91,73 @@ void ds_class_counts(const ds_dataset *d, size_t *counts)
     memset(counts, 0, (size_t)d->n_classes * sizeof(size_t));
     for (size_t i = 0; i < d->n_rows; i++)
         counts[d->y[i]]++;
+}
+
+// find_name returns the index of name in names[0..n), or n.
+static size_t find_name(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return n;
+}
+
+cn_err ds_dataset_select_features(ds_dataset *d, const char *const *names, size_t n,
+                                  cn_buf *ignored, const char *origin, char *err, size_t errlen)
+{
+    if (d->feature_names == NULL)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "%s: the columns have no names, so they cannot be matched by name", origin);
+    size_t *src = malloc((n ? n : 1) * sizeof *src);
+    char **keep = calloc(n ? n : 1, sizeof *keep);
+    size_t cells = d->n_rows * n;
+    float *x = malloc((cells > 0 ? cells : 1) * sizeof *x);
+    cn_buf missing;
+    cn_buf_init(&missing);
+    size_t n_missing = 0, n_ignored = 0;
+    cn_err rc = CN_OK;
+    if (src == NULL || keep == NULL || x == NULL) {
+        rc = cn_errf(err, errlen, CN_ENOMEM, "%s: out of memory", origin);
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++) {
+        src[j] = find_name(d->feature_names, d->n_features, names[j]);
+        if (src[j] == d->n_features)
+            cn_buf_printf(&missing, "%s%s", n_missing++ ? ", " : "", names[j]);
+    }
+    if (n_missing) {
+        rc = cn_errf(err, errlen, CN_ENOTFOUND, "%s: no %s named %s (%zu of the %zu needed)",
+                     origin, cn_plural(n_missing, "column", "columns"),
+                     missing.data ? missing.data : "", n_missing, n);
+        goto out;
+    }
+    for (size_t j = 0; j < n; j++)
+        if ((keep[j] = strdup(names[j])) == NULL) {
+            rc = cn_errf(err, errlen, CN_ENOMEM, "%s: out of memory", origin);
+            goto out;
+        }
+    for (size_t i = 0; ignored && i < d->n_features; i++)
+        if (find_name((char *const *)names, n, d->feature_names[i]) == n)
+            cn_buf_printf(ignored, "%s%s", n_ignored++ ? ", " : "", d->feature_names[i]);
+    for (size_t r = 0; r < d->n_rows; r++)
+        for (size_t j = 0; j < n; j++)
+            x[r * n + j] = d->x[r * d->n_features + src[j]];
+    for (size_t i = 0; i < d->n_features; i++)
+        free(d->feature_names[i]);
+    free(d->feature_names);
+    free(d->x);
+    d->feature_names = keep;
+    d->x = x;
+    d->n_features = n;
+    keep = NULL;
+    x = NULL;
+out:
+    if (keep)
+        for (size_t j = 0; j < n; j++)
+            free(keep[j]);
+    free(keep);
+    free(x);
+    free(src);
+    cn_buf_fini(&missing);
+    return rc;
 }

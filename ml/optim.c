@@ -423,3 +423,82 @@ cn_err optim_state_decode(optim_state *st, const void *data, size_t len, char *e
     st->steps = steps;
     return CN_OK;
 }
+
+cn_err optim_cfg_named(optim_cfg *cfg, const char *name)
+{
+    optim_kind kind;
+    if (optim_kind_parse(name, &kind) != CN_OK)
+        return CN_EINVAL;
+    optim_cfg_default(cfg, kind);
+    cfg->decoupled_wd = strcmp(name, "adamw") == 0;
+    return CN_OK;
+}
+
+const char *optim_cfg_name(const optim_cfg *cfg)
+{
+    return cfg->kind == OPTIM_ADAM && cfg->decoupled_wd ? "adamw" : optim_kind_name(cfg->kind);
+}
+
+void optim_keys_init(optim_keys *k)
+{
+    memset(k, 0, sizeof *k);
+    k->lr = k->momentum = k->weight_decay = k->beta1 = k->beta2 = k->gamma = k->min_lr = NAN;
+}
+
+void optim_keys_opts(optim_keys *k, cn_opt *o)
+{
+    const cn_opt v[OPTIM_KEYS_N] = {
+        {"optimizer", CN_OPT_CHOICE, k->optimizer, "update rule", 0, 0, OPTIM_NAMES},
+        {"lr", CN_OPT_DOUBLE, &k->lr, "learning rate", 1e-9, 100, NULL},
+        {"momentum", CN_OPT_DOUBLE, &k->momentum, "momentum", 0, 0.999999, NULL},
+        {"nesterov", CN_OPT_BOOL, &k->nesterov, "Nesterov momentum", 0, 0, NULL},
+        {"weight_decay", CN_OPT_DOUBLE, &k->weight_decay, "weight decay", 0, 10, NULL},
+        {"beta1", CN_OPT_DOUBLE, &k->beta1, "Adam beta1", 0, 0.999999, NULL},
+        {"beta2", CN_OPT_DOUBLE, &k->beta2, "Adam beta2", 0, 0.999999, NULL},
+        {"schedule", CN_OPT_CHOICE, k->schedule, "learning-rate schedule", 0, 0,
+         "constant|step|cosine"},
+        {"step_every", CN_OPT_INT, &k->step_every, "step schedule period", 1, 1e12, NULL},
+        {"gamma", CN_OPT_DOUBLE, &k->gamma, "step schedule factor", 1e-6, 1, NULL},
+        {"min_lr", CN_OPT_DOUBLE, &k->min_lr, "cosine schedule floor", 0, 100, NULL},
+    };
+    memcpy(o, v, sizeof v);
+}
+
+cn_err optim_keys_apply(const optim_keys *k, optim_cfg *cfg, const char *origin, char *err,
+                        size_t errlen)
+{
+    if (k->optimizer[0] && optim_cfg_named(cfg, k->optimizer) != CN_OK)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: key \"optimizer\": \"%s\" is not one of %s",
+                       origin, k->optimizer, OPTIM_NAMES);
+    if (!isnan(k->lr))
+        cfg->lr = (float)k->lr;
+    if (!isnan(k->momentum))
+        cfg->momentum = (float)k->momentum;
+    if (!isnan(k->weight_decay))
+        cfg->weight_decay = (float)k->weight_decay;
+    if (!isnan(k->beta1))
+        cfg->beta1 = (float)k->beta1;
+    if (!isnan(k->beta2))
+        cfg->beta2 = (float)k->beta2;
+    if (!isnan(k->gamma))
+        cfg->gamma = (float)k->gamma;
+    if (!isnan(k->min_lr))
+        cfg->min_lr = (float)k->min_lr;
+    if (k->step_every)
+        cfg->step_every = (uint64_t)k->step_every;
+    if (k->nesterov)
+        cfg->nesterov = 1;
+    if (k->schedule[0] && optim_sched_parse(k->schedule, &cfg->schedule) != CN_OK)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "%s: key \"schedule\": \"%s\" is not one of "
+                       "constant|step|cosine",
+                       origin, k->schedule);
+    char inner[CN_ERRBUF_LEN];
+    // A cosine schedule's length is known once the job's step count is.
+    optim_cfg check = *cfg;
+    if (check.schedule == OPTIM_SCHED_COSINE && check.total_steps == 0)
+        check.total_steps = 1;
+    if (optim_cfg_check(&check, inner, sizeof inner) != CN_OK)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: %s", origin, inner);
+    return CN_OK;
+}

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "common/cn_buf.h"
+#include "common/cn_config.h"
 #include "common/cn_err.h"
 
 typedef enum {
@@ -69,6 +70,43 @@ float optim_lr(const optim_cfg *cfg, uint64_t t);
 // optim_kind_parse maps "sgd" | "momentum" | "adam" | "adamw" (ADAM with
 // decoupled_wd = 1 is set by the caller) to a kind; CN_EINVAL otherwise.
 cn_err optim_kind_parse(const char *name, optim_kind *out);
+// OPTIM_NAMES lists the names optim_cfg_named takes.
+#define OPTIM_NAMES "sgd|momentum|adam|adamw"
+
+// optim_cfg_named fills cfg with the defaults of the optimizer called name
+// ("adamw" is Adam with decoupled weight decay). CN_EINVAL for other names.
+cn_err optim_cfg_named(optim_cfg *cfg, const char *name);
+
+// optim_cfg_name returns the name optim_cfg_named takes for cfg.
+const char *optim_cfg_name(const optim_cfg *cfg);
+
+// optim_keys holds the optimizer keys of a job file as an option table
+// reads them (optimizer, lr, momentum, nesterov, weight_decay, beta1, beta2,
+// schedule, step_every, gamma, min_lr): one reader for every spec that
+// configures an optimizer. Plain data.
+#define OPTIM_KEYS_N 11
+typedef struct optim_keys {
+    char optimizer[CN_OPT_STRLEN];                                  // "" = not given
+    char schedule[CN_OPT_STRLEN];                                   // "" = not given
+    double lr, momentum, weight_decay, beta1, beta2, gamma, min_lr; // NAN = not given
+    int64_t step_every;                                             // 0 = not given
+    bool nesterov;
+} optim_keys;
+
+// optim_keys_init marks every key as not given.
+void optim_keys_init(optim_keys *k);
+
+// optim_keys_opts writes the OPTIM_KEYS_N option-table entries that fill k
+// into opts (with each key's bounds and help).
+void optim_keys_opts(optim_keys *k, cn_opt *opts);
+
+// optim_keys_apply applies the given keys to cfg: a named optimizer first
+// resets cfg to that optimizer's defaults, then every other given key
+// overrides its field. Errors: CN_EINVAL from optim_cfg_check with origin
+// prefixed.
+cn_err optim_keys_apply(const optim_keys *k, optim_cfg *cfg, const char *origin, char *err,
+                        size_t errlen);
+
 // optim_sched_parse maps "constant" | "step" | "cosine"; CN_EINVAL otherwise.
 cn_err optim_sched_parse(const char *name, optim_sched *out);
 const char *optim_kind_name(optim_kind kind);

@@ -47,12 +47,7 @@ void part_range(size_t n_rows, int n, int rank, size_t *lo, size_t *hi)
 
 static void shuffle(size_t *a, size_t n, cn_rng *r)
 {
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)cn_rng_below(r, i);
-        size_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
+    cn_rng_shuffle(r, a, n, sizeof *a);
 }
 
 void part_set_free(part_set *p)

@@ -60,7 +60,7 @@ const char *rpc_code_name(rpc_code code);
 rpc_code rpc_code_from_err(cn_err err);
 
 #define RPC_DEFAULT_MAX_MSG (256u << 20) // bytes
-#define RPC_DETAIL_LEN 256
+#define RPC_DETAIL_LEN CN_ERRBUF_LEN // a reply's detail carries a whole error message
 #define RPC_NAME_LEN 64
 
 // Call flags (rpc_request.flags) and method flags (rpc_server_register).

@@ -6,10 +6,7 @@
 
 void ps_wire_optim_to_pb(const optim_cfg *c, Canopy__Ps__OptimizerConfig *o)
 {
-    const char *kind = optim_kind_name(c->kind);
-    if (c->kind == OPTIM_ADAM && c->decoupled_wd)
-        kind = "adamw";
-    o->kind = (char *)kind;
+    o->kind = (char *)optim_cfg_name(c);
     o->lr = c->lr;
     o->weight_decay = c->weight_decay;
     o->momentum = c->momentum;
@@ -59,13 +56,9 @@ cn_err ps_wire_cfg_from_pb(const Canopy__Ps__ConfigureRequest *r, ps_shard_cfg *
     const Canopy__Ps__OptimizerConfig *o = r->optimizer;
     if (o == NULL)
         return cn_errf(err, errlen, CN_EINVAL, "optimizer: missing");
-    optim_kind kind;
-    int adamw = strcmp(o->kind, "adamw") == 0;
-    if (optim_kind_parse(o->kind, &kind) != CN_OK)
-        return cn_errf(err, errlen, CN_EINVAL,
-                       "optimizer \"%s\": allowed sgd, momentum, adam, adamw", o->kind);
-    optim_cfg_default(&cfg->optim, kind);
-    cfg->optim.decoupled_wd = adamw;
+    if (optim_cfg_named(&cfg->optim, o->kind) != CN_OK)
+        return cn_errf(err, errlen, CN_EINVAL, "optimizer \"%s\": allowed %s", o->kind,
+                       OPTIM_NAMES);
     cfg->optim.lr = o->lr;
     cfg->optim.weight_decay = o->weight_decay;
     cfg->optim.momentum = o->momentum;

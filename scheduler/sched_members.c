@@ -32,6 +32,7 @@ struct sched_members {
         void *arg;
     } cbs[MAX_CALLBACKS];
     int ncbs;
+    pthread_mutex_t cb_mu; // held while callbacks run, so removing one waits for it
     int stopping;
     pthread_t reaper;
 };
@@ -80,10 +81,11 @@ static void *reaper_main(void *arg)
                             "marked dead",
                             (unsigned long long)info.node_id, cluster_role_name(info.role),
                             info.rank, info.name, (double)silent / 1000.0);
-                    int ncb = m->ncbs;
                     pthread_mutex_unlock(&m->mu);
-                    for (int c = 0; c < ncb; c++)
+                    pthread_mutex_lock(&m->cb_mu);
+                    for (int c = 0; c < m->ncbs; c++)
                         m->cbs[c].fn(info.node_id, info.role, info.rank, m->cbs[c].arg);
+                    pthread_mutex_unlock(&m->cb_mu);
                     pthread_mutex_lock(&m->mu);
                     now = cn_now_ms();
                 }
@@ -105,6 +107,7 @@ cn_err sched_members_new(sched_members **out, uint32_t heartbeat_ms, uint32_t de
     if (m == NULL)
         return CN_ENOMEM;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->cb_mu, NULL);
     pthread_cond_init(&m->cv, NULL);
     m->heartbeat_ms = heartbeat_ms;
     m->dead_after_ms = dead_after_ms;
@@ -126,6 +129,7 @@ void sched_members_free(sched_members *m)
     pthread_mutex_unlock(&m->mu);
     pthread_join(m->reaper, NULL);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->cb_mu);
     pthread_cond_destroy(&m->cv);
     free(m->v);
     free(m);
@@ -133,12 +137,23 @@ void sched_members_free(sched_members *m)
 
 void sched_members_on_dead(sched_members *m, sched_dead_fn fn, void *arg)
 {
-    pthread_mutex_lock(&m->mu);
+    pthread_mutex_lock(&m->cb_mu);
     CN_ASSERT(m->ncbs < MAX_CALLBACKS);
     m->cbs[m->ncbs].fn = fn;
     m->cbs[m->ncbs].arg = arg;
     m->ncbs++;
-    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->cb_mu);
+}
+
+void sched_members_off_dead(sched_members *m, sched_dead_fn fn, void *arg)
+{
+    pthread_mutex_lock(&m->cb_mu);
+    for (int c = 0; c < m->ncbs; c++)
+        if (m->cbs[c].fn == fn && m->cbs[c].arg == arg) {
+            m->cbs[c] = m->cbs[--m->ncbs];
+            break;
+        }
+    pthread_mutex_unlock(&m->cb_mu);
 }
 
 static member *find(sched_members *m, uint64_t id)

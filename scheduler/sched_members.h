@@ -28,6 +28,10 @@ void sched_members_free(sched_members *m);
 // sched_members_on_dead adds a callback run once per node declared dead.
 void sched_members_on_dead(sched_members *m, sched_dead_fn fn, void *arg);
 
+// sched_members_off_dead removes a callback added with the same fn and arg;
+// when it returns, the callback is not running and will not run again.
+void sched_members_off_dead(sched_members *m, sched_dead_fn fn, void *arg);
+
 // sched_members_register adds or refreshes a node. A node id seen before keeps
 // its rank; a new node gets the smallest rank not held by a live node of its
 // role. Returns CN_OK with *rank set, CN_EINVAL for a bad role or zero id,

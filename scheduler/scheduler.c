@@ -9,14 +9,16 @@
 #include "common/cn_clock.h"
 #include "common/cn_file.h"
 #include "common/cn_log.h"
-#include "scheduler/sweep.h"
-#include "scheduler/train.h"
+#include "scheduler/sched_data.h"
+#include "scheduler/sched_kinds_impl.h"
+
+static const sched_kind *const KINDS[] = {&sched_sweep_kind, &sched_train_kind};
 
 struct sched {
     rpc_server *server;
     sched_members *members;
-    sweep_svc *sweeps;
-    train_svc *trains;
+    sched_data *data;
+    sched_jobs *jobs;
     uint64_t started_ms;
     char state_dir[1024];
 };
@@ -148,10 +150,15 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
         cn_errf(err, errlen, e, "cannot register the Cluster service: %s", cn_strerror(e));
         goto fail;
     }
-    if ((e = sweep_svc_new(&s->sweeps, s->server, s->members, s->state_dir, err, errlen)) != CN_OK)
+    if ((e = sched_data_new(&s->data, s->server, s->state_dir, err, errlen)) != CN_OK)
         goto fail;
-    if ((e = train_svc_new(&s->trains, s->server, s->members, s->state_dir, o->token, o->tls, err,
-                           errlen)) != CN_OK)
+    sched_jobs_opts jo = {.state_dir = s->state_dir,
+                          .members = s->members,
+                          .token = o->token,
+                          .tls = o->tls,
+                          .reattach_grace_ms = o->reattach_grace_ms};
+    if ((e = sched_jobs_new(&s->jobs, s->server, &jo, KINDS, sizeof KINDS / sizeof KINDS[0], err,
+                            errlen)) != CN_OK)
         goto fail;
     *out = s;
     return CN_OK;
@@ -175,18 +182,18 @@ rpc_server *sched_server_of(sched *s)
 
 cn_err sched_start(sched *s, char *err, size_t errlen)
 {
-    return rpc_server_start(s->server, err, errlen);
+    cn_err e = sched_jobs_start(s->jobs, err, errlen);
+    return e != CN_OK ? e : rpc_server_start(s->server, err, errlen);
 }
 
 void sched_close(sched *s)
 {
     if (s == NULL)
         return;
-    sweep_svc_stop(s->sweeps); // answer held long-polls before the server drains
-    train_svc_stop(s->trains);
+    sched_jobs_stop(s->jobs); // answer held long-polls before the server drains
     rpc_server_close(s->server, 2000);
+    sched_jobs_free(s->jobs);
+    sched_data_free(s->data);
     sched_members_free(s->members);
-    sweep_svc_free(s->sweeps);
-    train_svc_free(s->trains);
     free(s);
 }

@@ -2,8 +2,9 @@
 //
 // It serves the Cluster service (Register, Heartbeat, Status, Ping) over
 // RPC, keeps the membership table and owns the state directory where job
-// results are kept. Job services (sweeps, training, federated rounds) attach
-// to the same server.
+// results are kept; the Data service (sched_data.h) and the job kernel
+// (sched_job.h: Jobs and Work services, with the sweep and train kinds)
+// attach to the same server.
 // Thread rule: the sched object is created and closed by one thread; its
 // services are thread-safe.
 #ifndef CANOPY_SCHEDULER_H
@@ -25,6 +26,7 @@ typedef struct sched_opts {
     uint32_t dead_after_ms; // silence after which a node is dead
     size_t max_msg_bytes;   // 0 = default
     int handler_threads;    // 0 = default
+    uint32_t reattach_grace_ms; // restored jobs wait this long for their workers; 0 = default
 } sched_opts;
 
 typedef struct sched sched;

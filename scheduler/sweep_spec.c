@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cn_config.h"
 #include "common/cn_rand.h"
 #include "ml/rf.h"
 
@@ -23,69 +24,6 @@ typedef struct dim {
 
 static const char *kind_names = "grid, choice, uniform, quniform, loguniform, qloguniform, "
                                 "randint, qrandint";
-
-static cn_err get_string(const cJSON *obj, const char *key, const char *path, char *dst, size_t n,
-                         bool required, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (v == NULL) {
-        if (required)
-            return cn_errf(err, errlen, CN_EINVAL, "%s.%s: missing (a string is required)", path,
-                           key);
-        return CN_OK;
-    }
-    if (!cJSON_IsString(v) || strlen(v->valuestring) >= n)
-        return cn_errf(err, errlen, CN_EINVAL, "%s.%s: expected a string of at most %zu bytes",
-                       path, key, n - 1);
-    snprintf(dst, n, "%s", v->valuestring);
-    return CN_OK;
-}
-
-static cn_err get_uint(const cJSON *obj, const char *key, const char *path, uint64_t lo,
-                       uint64_t hi, uint64_t *dst, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (v == NULL)
-        return CN_OK;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        v->valuedouble < (double)lo || v->valuedouble > (double)hi)
-        return cn_errf(err, errlen, CN_EINVAL, "%s.%s: expected an integer in %llu..%llu", path,
-                       key, (unsigned long long)lo, (unsigned long long)hi);
-    *dst = (uint64_t)v->valuedouble;
-    return CN_OK;
-}
-
-static cn_err get_bool(const cJSON *obj, const char *key, const char *path, bool *dst, char *err,
-                       size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (v == NULL)
-        return CN_OK;
-    if (!cJSON_IsBool(v))
-        return cn_errf(err, errlen, CN_EINVAL, "%s.%s: expected true or false", path, key);
-    *dst = cJSON_IsTrue(v);
-    return CN_OK;
-}
-
-// check_keys rejects members of obj not in allowed (a NULL-terminated list).
-static cn_err check_keys(const cJSON *obj, const char *path, const char *const *allowed, char *err,
-                         size_t errlen)
-{
-    for (const cJSON *it = obj->child; it; it = it->next) {
-        int ok = 0;
-        for (int i = 0; allowed[i]; i++)
-            ok |= strcmp(it->string, allowed[i]) == 0;
-        if (!ok) {
-            char list[256] = "";
-            for (int i = 0; allowed[i]; i++)
-                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                         allowed[i]);
-            return cn_errf(err, errlen, CN_EINVAL, "%s.%s: unknown key (allowed: %s)", path,
-                           it->string, list);
-        }
-    }
-    return CN_OK;
-}
 
 static cn_err require_object(const cJSON *v, const char *path, char *err, size_t errlen)
 {
@@ -289,6 +227,85 @@ void sweep_spec_free(sweep_spec *s)
     free(s);
 }
 
+// read_sections reads every key of the sweep file but the search space
+// (name, model, data, cv, search, limits) with option tables, so each bad
+// key or value is named with what is allowed and the nearest name.
+static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(root))
+        return cn_errf(err, errlen, CN_EINVAL, "(top level): expected an object");
+    char name[CN_OPT_STRLEN] = "", model[CN_OPT_STRLEN] = "random_forest";
+    const cJSON *data = NULL, *cv = NULL, *search = NULL, *limits = NULL, *fixed = NULL,
+                *space = NULL;
+    cn_opt top[] = {{"name", CN_OPT_STRING, name, "sweep name", 0, 0, NULL},
+                    {"model", CN_OPT_CHOICE, model, "model", 0, 0, "random_forest"},
+                    {"data", CN_OPT_OBJECT, &data, "data set", 0, 0, NULL},
+                    {"cv", CN_OPT_OBJECT, &cv, "cross-validation", 0, 0, NULL},
+                    {"fixed", CN_OPT_OBJECT, &fixed, "fixed parameters", 0, 0, NULL},
+                    {"space", CN_OPT_OBJECT, &space, "search space", 0, 0, NULL},
+                    {"search", CN_OPT_OBJECT, &search, "search algorithm", 0, 0, NULL},
+                    {"limits", CN_OPT_OBJECT, &limits, "limits", 0, 0, NULL},
+                    CN_OPT_END};
+    cn_err e = cn_config_apply_json(top, root, "(top level)", err, errlen);
+    if (e != CN_OK)
+        return e;
+    if (!name[0] || strlen(name) >= sizeof s->name)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "name: missing (a string of 1 to %zu bytes is required)",
+                       sizeof s->name - 1);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    if (data == NULL)
+        return cn_errf(err, errlen, CN_EINVAL, "data: missing (give {\"path\": FILE})");
+    char path[CN_OPT_STRLEN] = "", label[CN_OPT_STRLEN], drop[CN_OPT_STRLEN];
+    snprintf(label, sizeof label, "%s", s->label);
+    snprintf(drop, sizeof drop, "%s", s->drop);
+    cn_opt data_opts[] = {{"path", CN_OPT_STRING, path, "data file", 0, 0, NULL},
+                          {"label", CN_OPT_STRING, label, "label column", 0, 0, NULL},
+                          {"drop", CN_OPT_STRING, drop, "columns to drop", 0, 0, NULL},
+                          CN_OPT_END};
+    if ((e = cn_config_apply_json(data_opts, data, "data", err, errlen)) != CN_OK)
+        return e;
+    if (!path[0])
+        return cn_errf(err, errlen, CN_EINVAL, "data.path: missing (a string is required)");
+    if (strlen(label) >= sizeof s->label || strlen(drop) >= sizeof s->drop)
+        return cn_errf(err, errlen, CN_EINVAL, "data: label or drop is too long");
+    snprintf(s->data_path, sizeof s->data_path, "%s", path);
+    snprintf(s->label, sizeof s->label, "%s", label);
+    snprintf(s->drop, sizeof s->drop, "%s", drop);
+    int64_t folds = s->folds, cv_seed = 0, samples = s->samples, search_seed = 0, mc = 0,
+            timeout = s->unit_timeout_s, retries = s->retries;
+    char algorithm[CN_OPT_STRLEN];
+    snprintf(algorithm, sizeof algorithm, "%s", s->algorithm);
+    cn_opt cv_opts[] = {{"folds", CN_OPT_INT, &folds, "folds", 2, 100, NULL},
+                        {"seed", CN_OPT_INT, &cv_seed, "fold seed", 0, UINT32_MAX, NULL},
+                        {"shuffle", CN_OPT_BOOL, &s->shuffle, "shuffle rows", 0, 0, NULL},
+                        CN_OPT_END};
+    cn_opt search_opts[] = {
+        {"algorithm", CN_OPT_CHOICE, algorithm, "search algorithm", 0, 0, "grid|random"},
+        {"samples", CN_OPT_INT, &samples, "draws per grid point", 1, MAX_TRIALS, NULL},
+        {"seed", CN_OPT_INT, &search_seed, "search seed", 0, UINT32_MAX, NULL},
+        CN_OPT_END};
+    cn_opt limit_opts[] = {
+        {"max_concurrent", CN_OPT_INT, &mc, "units at once (0 = any)", 0, 100000, NULL},
+        {"unit_timeout_s", CN_OPT_INT, &timeout, "unit timeout", 1, 7 * 86400, NULL},
+        {"retries", CN_OPT_INT, &retries, "re-runs of a unit", 0, 100, NULL},
+        CN_OPT_END};
+    if ((cv && (e = cn_config_apply_json(cv_opts, cv, "cv", err, errlen)) != CN_OK) ||
+        (search &&
+         (e = cn_config_apply_json(search_opts, search, "search", err, errlen)) != CN_OK) ||
+        (limits && (e = cn_config_apply_json(limit_opts, limits, "limits", err, errlen)) != CN_OK))
+        return e;
+    s->folds = (uint32_t)folds;
+    s->cv_seed = (uint64_t)cv_seed;
+    s->samples = (uint32_t)samples;
+    s->search_seed = (uint64_t)search_seed;
+    snprintf(s->algorithm, sizeof s->algorithm, "%.15s", algorithm);
+    s->max_concurrent = (uint32_t)mc;
+    s->unit_timeout_s = (uint32_t)timeout;
+    s->retries = (uint32_t)retries;
+    return CN_OK;
+}
+
 cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, char *err,
                         size_t errlen)
 {
@@ -317,83 +334,8 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
     s->samples = 10;
     s->unit_timeout_s = 1800;
     s->retries = 2;
-    static const char *const top_keys[] = {"name",   "data",   "cv",    "fixed", "space",
-                                           "search", "limits", "model", NULL};
-    if ((e = require_object(root, "(top level)", inner, sizeof inner)) != CN_OK ||
-        (e = check_keys(root, "(top level)", top_keys, inner, sizeof inner)) != CN_OK ||
-        (e = get_string(root, "name", "(top level)", s->name, sizeof s->name, true, inner,
-                        sizeof inner)) != CN_OK)
+    if ((e = read_sections(root, s, inner, sizeof inner)) != CN_OK)
         goto done;
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (model && !(cJSON_IsString(model) && strcmp(model->valuestring, "random_forest") == 0)) {
-        e = cn_errf(inner, sizeof inner, CN_EINVAL, "model: only \"random_forest\" is supported");
-        goto done;
-    }
-    const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    static const char *const data_keys[] = {"path", "label", "drop", NULL};
-    if (data == NULL) {
-        e = cn_errf(inner, sizeof inner, CN_EINVAL, "data: missing (give {\"path\": FILE})");
-        goto done;
-    }
-    if ((e = require_object(data, "data", inner, sizeof inner)) != CN_OK ||
-        (e = check_keys(data, "data", data_keys, inner, sizeof inner)) != CN_OK ||
-        (e = get_string(data, "path", "data", s->data_path, sizeof s->data_path, true, inner,
-                        sizeof inner)) != CN_OK ||
-        (e = get_string(data, "label", "data", s->label, sizeof s->label, false, inner,
-                        sizeof inner)) != CN_OK ||
-        (e = get_string(data, "drop", "data", s->drop, sizeof s->drop, false, inner,
-                        sizeof inner)) != CN_OK)
-        goto done;
-    const cJSON *cv = cJSON_GetObjectItemCaseSensitive(root, "cv");
-    static const char *const cv_keys[] = {"folds", "seed", "shuffle", NULL};
-    if (cv) {
-        uint64_t folds = s->folds;
-        if ((e = require_object(cv, "cv", inner, sizeof inner)) != CN_OK ||
-            (e = check_keys(cv, "cv", cv_keys, inner, sizeof inner)) != CN_OK ||
-            (e = get_uint(cv, "folds", "cv", 2, 100, &folds, inner, sizeof inner)) != CN_OK ||
-            (e = get_uint(cv, "seed", "cv", 0, UINT32_MAX, &s->cv_seed, inner, sizeof inner)) !=
-                CN_OK ||
-            (e = get_bool(cv, "shuffle", "cv", &s->shuffle, inner, sizeof inner)) != CN_OK)
-            goto done;
-        s->folds = (uint32_t)folds;
-    }
-    const cJSON *search = cJSON_GetObjectItemCaseSensitive(root, "search");
-    static const char *const search_keys[] = {"algorithm", "samples", "seed", NULL};
-    if (search) {
-        uint64_t samples = s->samples;
-        if ((e = require_object(search, "search", inner, sizeof inner)) != CN_OK ||
-            (e = check_keys(search, "search", search_keys, inner, sizeof inner)) != CN_OK ||
-            (e = get_string(search, "algorithm", "search", s->algorithm, sizeof s->algorithm, false,
-                            inner, sizeof inner)) != CN_OK ||
-            (e = get_uint(search, "samples", "search", 1, MAX_TRIALS, &samples, inner,
-                          sizeof inner)) != CN_OK ||
-            (e = get_uint(search, "seed", "search", 0, UINT32_MAX, &s->search_seed, inner,
-                          sizeof inner)) != CN_OK)
-            goto done;
-        s->samples = (uint32_t)samples;
-        if (strcmp(s->algorithm, "grid") != 0 && strcmp(s->algorithm, "random") != 0) {
-            e = cn_errf(inner, sizeof inner, CN_EINVAL,
-                        "search.algorithm: \"%s\" is not supported (allowed: grid, random)",
-                        s->algorithm);
-            goto done;
-        }
-    }
-    const cJSON *limits = cJSON_GetObjectItemCaseSensitive(root, "limits");
-    static const char *const limit_keys[] = {"max_concurrent", "unit_timeout_s", "retries", NULL};
-    if (limits) {
-        uint64_t mc = 0, to = s->unit_timeout_s, rt = s->retries;
-        if ((e = require_object(limits, "limits", inner, sizeof inner)) != CN_OK ||
-            (e = check_keys(limits, "limits", limit_keys, inner, sizeof inner)) != CN_OK ||
-            (e = get_uint(limits, "max_concurrent", "limits", 0, 100000, &mc, inner,
-                          sizeof inner)) != CN_OK ||
-            (e = get_uint(limits, "unit_timeout_s", "limits", 1, 7 * 86400, &to, inner,
-                          sizeof inner)) != CN_OK ||
-            (e = get_uint(limits, "retries", "limits", 0, 100, &rt, inner, sizeof inner)) != CN_OK)
-            goto done;
-        s->max_concurrent = (uint32_t)mc;
-        s->unit_timeout_s = (uint32_t)to;
-        s->retries = (uint32_t)rt;
-    }
     const cJSON *fixed = cJSON_GetObjectItemCaseSensitive(root, "fixed");
     if (fixed && (e = require_object(fixed, "fixed", inner, sizeof inner)) != CN_OK)
         goto done;

@@ -1,316 +1,307 @@
-// wk_train.c: the worker's training loop (see wk_train.h).
-//
-// One step at clock t: gather a batch from this rank's rows (a per-epoch
-// shuffle seeded by (seed, rank, epoch), cycling when the part is smaller
-// than steps_per_epoch * batch), compute the gradient with an mlp_trainer
-// on the worker's threads, using the values pulled for t, and push it with
-// ps_client_push_pull, which returns the values for t + 1 in the same round
-// trip.
+// wk_train.c: the training rank executor (see wk_train.h).
 #include "worker/wk_train.h"
 
-#include "worker/wk_loop.h"
-
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/cn_clock.h"
+#include "common/cn_config.h"
 #include "common/cn_log.h"
 #include "common/cn_rand.h"
-#include "ml/idx.h"
-#include "ml/mlp.h"
-#include "ml/partition.h"
-#include "ps/ps.h"
-#include "train.pb-c.h"
 
-struct wk_train {
-    wk_train_opts o;
-    char name[128];
-    wk_loop loop; // client to the scheduler, thread, stop flag
-    // the training data in memory, kept across jobs with the same files
-    char ds_key[2200];
-    ds_dataset *ds;
-};
+// ------------------------------------------------------------ the task
 
-// job_run holds one assignment's progress.
-typedef struct job_run {
-    const Canopy__Train__Assignment *a;
+// read_widths copies the widths array.
+static cn_err read_widths(const cJSON *a, wk_train_task *t, char *err, size_t errlen)
+{
+    int n = cJSON_GetArraySize(a);
+    if (n < 2 || n > MLP_MAX_LAYERS + 1)
+        return cn_errf(err, errlen, CN_EINVAL, "training task: key \"widths\": %d layers (2..%d)",
+                       n, MLP_MAX_LAYERS + 1);
+    for (int i = 0; i < n; i++) {
+        const cJSON *w = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(w) || w->valuedouble < 1 || w->valuedouble > 1e6)
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "training task: key \"widths\": element %d is not a width", i);
+        t->widths[i] = (int)w->valuedouble;
+    }
+    t->n_widths = n;
+    return CN_OK;
+}
+
+static cn_err read_urls(const cJSON *a, wk_train_task *t, char *err, size_t errlen)
+{
+    int n = cJSON_GetArraySize(a);
+    for (int i = 0; i < n; i++) {
+        const char *u = cJSON_GetStringValue(cJSON_GetArrayItem(a, i));
+        if (u == NULL || strlen(u) >= sizeof t->shard_urls[0])
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "training task: key \"shard_urls\": element %d is not a URL", i);
+        snprintf(t->shard_urls[i], sizeof t->shard_urls[i], "%s", u);
+    }
+    t->n_shards = (uint32_t)n;
+    return CN_OK;
+}
+
+cn_err wk_train_task_read(const cJSON *doc, wk_train_task *t, char *err, size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    char job[CN_OPT_STRLEN] = "", images[CN_OPT_STRLEN] = "", labels[CN_OPT_STRLEN] = "",
+         part[CN_OPT_STRLEN] = "iid", cons[CN_OPT_STRLEN] = "bsp";
+    int64_t rank = -1, workers = 0, k_labels = 2, seed = 0, batch = 0, epochs = 0, spe = 0,
+            threads = 0, timeout = 30000, attempt = 0, n_params = 0, rows = 0;
+    double alpha = 0.5, report_every = 0.5;
+    const cJSON *urls = NULL, *widths = NULL;
+    cn_opt opts[] = {
+        {"job_id", CN_OPT_STRING, job, "job", 0, 0, NULL},
+        {"rank", CN_OPT_INT, &rank, "rank", 0, PS_MAX_WORKERS - 1, NULL},
+        {"workers", CN_OPT_INT, &workers, "ranks", 1, PS_MAX_WORKERS, NULL},
+        {"shard_urls", CN_OPT_ARRAY, &urls, "shards", 1, WK_TRAIN_MAX_SHARDS, NULL},
+        {"n_params", CN_OPT_INT, &n_params, "parameters", 1, 1e12, NULL},
+        {"widths", CN_OPT_ARRAY, &widths, "layer widths", 2, MLP_MAX_LAYERS + 1, NULL},
+        {"train_images", CN_OPT_STRING, images, "images by hash", 0, 0, NULL},
+        {"train_labels", CN_OPT_STRING, labels, "labels by hash", 0, 0, NULL},
+        {"train_rows", CN_OPT_INT, &rows, "rows used (0 = all)", 0, 1e12, NULL},
+        {"partition", CN_OPT_CHOICE, part, "partition", 0, 0,
+         "iid|dirichlet|klabels|quantity|contiguous"},
+        {"alpha", CN_OPT_DOUBLE, &alpha, "Dirichlet alpha", 1e-9, 1e9, NULL},
+        {"k_labels", CN_OPT_INT, &k_labels, "labels per part", 1, 100000, NULL},
+        {"seed", CN_OPT_INT, &seed, "seed", 0, 9.007199254740992e15, NULL},
+        {"batch", CN_OPT_INT, &batch, "batch", 1, 1 << 20, NULL},
+        {"epochs", CN_OPT_INT, &epochs, "epochs", 1, 1e9, NULL},
+        {"steps_per_epoch", CN_OPT_INT, &spe, "steps per epoch", 1, 1e15, NULL},
+        {"consistency", CN_OPT_CHOICE, cons, "consistency", 0, 0, "bsp|asp|ssp"},
+        {"threads", CN_OPT_INT, &threads, "threads", 0, 1024, NULL},
+        {"report_every_s", CN_OPT_DOUBLE, &report_every, "report interval", 0.01, 3600, NULL},
+        {"call_timeout_ms", CN_OPT_INT, &timeout, "shard call timeout", 100, 3600000, NULL},
+        {"attempt", CN_OPT_INT, &attempt, "attempt", 0, 1e9, NULL},
+        CN_OPT_END,
+    };
+    cn_err e = cn_config_apply_json(opts, doc, "training task", err, errlen);
+    if (e != CN_OK)
+        return e;
+    if (!job[0] || rank < 0 || !urls || !widths || !images[0] || !labels[0] || !batch || !epochs ||
+        !spe)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "training task: job_id, rank, shard_urls, widths, train_images, "
+                       "train_labels, batch, epochs and steps_per_epoch are required");
+    if (rank >= workers)
+        return cn_errf(err, errlen, CN_EINVAL, "training task: rank %lld of %lld workers",
+                       (long long)rank, (long long)workers);
+    if ((e = read_widths(widths, t, err, errlen)) != CN_OK ||
+        (e = read_urls(urls, t, err, errlen)) != CN_OK)
+        return e;
+    part_kind_parse(part, &t->partition); // validated as a choice above
+    ps_mode_parse(cons, &t->consistency);
+    snprintf(t->job_id, sizeof t->job_id, "%s", job);
+    snprintf(t->train_images, sizeof t->train_images, "%s", images);
+    snprintf(t->train_labels, sizeof t->train_labels, "%s", labels);
+    t->rank = (uint32_t)rank;
+    t->workers = (uint32_t)workers;
+    t->n_params = (uint64_t)n_params;
+    t->train_rows = (uint64_t)rows;
+    t->alpha = alpha;
+    t->k_labels = (uint32_t)k_labels;
+    t->seed = (uint64_t)seed;
+    t->batch = (uint32_t)batch;
+    t->epochs = (uint32_t)epochs;
+    t->steps_per_epoch = (uint64_t)spe;
+    t->report_every_s = report_every;
+    t->call_timeout_ms = (int)timeout;
+    return CN_OK;
+}
+
+// ------------------------------------------------------------ the run
+
+typedef struct rank_run {
+    const wk_train_task *t;
+    const wk_train_env *env;
     uint64_t t0_ns;
     uint64_t samples;
     double compute_s, comm_s;
     double loss_sum;
     uint64_t loss_n;
     ps_client *pc;
-} job_run;
+    part_set *parts;
+    mlp_trainer *tr;
+    mlp_shape sh;
+    float *params, *grad;
+    size_t *order, *idx;
+    size_t mine; // rows of this rank
+    uint64_t step;
+    uint32_t epoch;
+} rank_run;
 
-// report sends metrics; returns true if the scheduler says stop.
-static bool report(wk_train *w, job_run *jr, uint64_t step, uint32_t epoch, bool done,
-                   const char *error)
+static cJSON *progress_doc(rank_run *r, bool done)
 {
-    const Canopy__Train__Assignment *a = jr->a;
-    Canopy__Train__WorkerReport r = CANOPY__TRAIN__WORKER_REPORT__INIT;
-    r.job_id = a->job_id;
-    r.rank = a->rank;
-    r.node_id = w->o.node_id;
-    r.step = step;
-    r.epoch = epoch;
-    r.loss = jr->loss_n ? jr->loss_sum / (double)jr->loss_n : 0;
-    r.samples = jr->samples;
-    r.seconds = (double)(cn_now_ns() - jr->t0_ns) * 1e-9;
-    r.compute_seconds = jr->compute_s;
-    r.comm_seconds = jr->comm_s;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)r->step);
+    cJSON_AddNumberToObject(o, "epoch", r->epoch);
+    cJSON_AddNumberToObject(o, "loss", r->loss_n ? r->loss_sum / (double)r->loss_n : 0);
+    cJSON_AddNumberToObject(o, "samples", (double)r->samples);
+    cJSON_AddNumberToObject(o, "seconds", (double)(cn_now_ns() - r->t0_ns) * 1e-9);
+    cJSON_AddNumberToObject(o, "compute_seconds", r->compute_s);
+    cJSON_AddNumberToObject(o, "comm_seconds", r->comm_s);
     uint64_t sent = 0, recv = 0;
-    if (jr->pc)
-        ps_client_bytes(jr->pc, &sent, &recv);
-    r.bytes_sent = sent;
-    r.bytes_received = recv;
-    r.done = done;
-    r.error = (char *)(error ? error : "");
-    Canopy__Train__ReportReply *rep = NULL;
-    rpc_code code =
-        cluster_call(w->loop.client, "Train", "Report", &r.base, RPC_IDEMPOTENT, 10000,
-                     &canopy__train__report_reply__descriptor, (ProtobufCMessage **)&rep, NULL, 0);
-    bool stop = code == RPC_NOT_FOUND || (code == RPC_OK && rep && rep->stop);
-    if (rep)
-        protobuf_c_message_free_unpacked(&rep->base, NULL);
-    jr->loss_sum = 0;
-    jr->loss_n = 0;
+    if (r->pc)
+        ps_client_bytes(r->pc, &sent, &recv);
+    cJSON_AddNumberToObject(o, "bytes_sent", (double)sent);
+    cJSON_AddNumberToObject(o, "bytes_received", (double)recv);
+    cJSON_AddBoolToObject(o, "done", done);
+    r->loss_sum = 0;
+    r->loss_n = 0;
+    return o;
+}
+
+static bool report(rank_run *r)
+{
+    cJSON *o = progress_doc(r, false);
+    bool stop = r->env->report(r->env->arg, o);
+    cJSON_Delete(o);
     return stop;
 }
 
-static cn_err load_data(wk_train *w, const Canopy__Train__Assignment *a, char *err, size_t errlen)
+// prepare checks the task against the data, takes the rank's rows and
+// allocates the trainer.
+static cn_err prepare(rank_run *r, const ds_dataset *d, char *err, size_t errlen)
 {
-    char key[sizeof w->ds_key];
-    snprintf(key, sizeof key, "%s|%s|%" PRIu64, a->train_images, a->train_labels, a->train_rows);
-    if (w->ds && strcmp(key, w->ds_key) == 0)
-        return CN_OK;
-    ds_dataset_free(w->ds);
-    w->ds = NULL;
-    cn_err e = idx_load(a->train_images, a->train_labels, a->train_rows, &w->ds, err, errlen);
-    if (e == CN_OK)
-        snprintf(w->ds_key, sizeof w->ds_key, "%s", key);
-    return e;
-}
-
-static void shuffle(size_t *v, size_t n, uint64_t seed, uint64_t rank, uint64_t epoch)
-{
-    cn_rng r;
-    cn_rng_seed(&r, seed ^ (epoch * 0x9e3779b97f4a7c15ull), rank + 1);
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)cn_rng_below(&r, i);
-        size_t t = v[i - 1];
-        v[i - 1] = v[j];
-        v[j] = t;
-    }
-}
-
-static void run_job(wk_train *w, const Canopy__Train__Assignment *a)
-{
-    char err[CN_ERRBUF_LEN] = "";
-    job_run jr = {.a = a, .t0_ns = cn_now_ns()};
-    part_set *parts = NULL;
-    mlp_trainer *tr = NULL;
-    float *params = NULL, *grad = NULL;
-    size_t *order = NULL, *idx = NULL;
-    uint64_t step = 0;
-    uint32_t epoch = 0;
-    mlp_shape sh;
+    const wk_train_task *t = r->t;
     int hidden[MLP_MAX_LAYERS];
-    char status[160];
-    snprintf(status, sizeof status, "training %s rank %u", a->job_id, a->rank);
-    if (w->o.agent)
-        cluster_agent_set_status(w->o.agent, status);
-    CN_INFO("job %s: rank %u of %u, %zu shards", a->job_id, a->rank, a->workers, a->n_shard_urls);
+    for (int l = 1; l + 1 < t->n_widths; l++)
+        hidden[l - 1] = t->widths[l];
+    cn_err e = mlp_shape_init(&r->sh, t->widths[0], hidden, t->n_widths - 2,
+                              t->widths[t->n_widths - 1], err, errlen);
+    if (e == CN_OK && r->sh.n_params != t->n_params)
+        e = cn_errf(err, errlen, CN_EINVAL, "layout has %zu parameters, the job says %" PRIu64,
+                    r->sh.n_params, t->n_params);
+    if (e == CN_OK && d->n_features != (size_t)t->widths[0])
+        e = cn_errf(err, errlen, CN_EINVAL, "the training set has %zu features, the model takes %d",
+                    d->n_features, t->widths[0]);
+    if (e != CN_OK)
+        return e;
+    part_cfg pc;
+    part_cfg_default(&pc, t->partition, (int)t->workers);
+    pc.seed = t->seed;
+    pc.alpha = t->alpha;
+    pc.k = (int)t->k_labels;
+    e = part_split(&pc, d->y, d->n_rows, d->n_classes, &r->parts, err, errlen);
+    if (e != CN_OK)
+        return e;
+    r->mine = r->parts->sizes[t->rank];
+    if (r->mine == 0)
+        return cn_errf(err, errlen, CN_EINVAL, "rank %u got no training rows", t->rank);
+    r->tr = mlp_trainer_new(&r->sh, (int)t->batch, r->env->threads > 0 ? r->env->threads : 1);
+    r->params = malloc(r->sh.n_params * sizeof *r->params);
+    r->grad = malloc(r->sh.n_params * sizeof *r->grad);
+    r->order = malloc(r->mine * sizeof *r->order);
+    r->idx = malloc(t->batch * sizeof *r->idx);
+    if (!r->tr || !r->params || !r->grad || !r->order || !r->idx)
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    const char *urls[WK_TRAIN_MAX_SHARDS];
+    for (uint32_t k = 0; k < t->n_shards; k++)
+        urls[k] = t->shard_urls[k];
+    ps_client_opts po = {.urls = urls,
+                         .shards = t->n_shards,
+                         .n_params = r->sh.n_params,
+                         .job_id = t->job_id,
+                         .token = r->env->token,
+                         .tls = r->env->tls,
+                         .worker = t->rank,
+                         .call_timeout_ms = t->call_timeout_ms};
+    return ps_client_open(&r->pc, &po, err, errlen);
+}
 
-    cn_err e = CN_OK;
-    if (a->n_widths < 2 || a->n_widths > MLP_MAX_LAYERS + 1 || a->batch == 0 ||
-        a->n_shard_urls == 0 || a->rank >= a->workers)
-        e = cn_errf(err, sizeof err, CN_EINVAL, "malformed assignment");
-    for (size_t l = 1; e == CN_OK && l + 1 < a->n_widths; l++)
-        hidden[l - 1] = (int)a->widths[l];
-    if (e == CN_OK)
-        e = mlp_shape_init(&sh, (int)a->widths[0], hidden, (int)a->n_widths - 2,
-                           (int)a->widths[a->n_widths - 1], err, sizeof err);
-    if (e == CN_OK && sh.n_params != a->n_params)
-        e = cn_errf(err, sizeof err, CN_EINVAL, "layout has %zu parameters, the job says %" PRIu64,
-                    sh.n_params, a->n_params);
-    if (e == CN_OK)
-        e = load_data(w, a, err, sizeof err);
-    if (e == CN_OK && (w->ds->n_features != (size_t)a->widths[0]))
-        e = cn_errf(err, sizeof err, CN_EINVAL, "%s has %zu features, the model takes %u",
-                    a->train_images, w->ds->n_features, a->widths[0]);
-    if (e == CN_OK) {
-        part_cfg pc;
-        part_kind kind;
-        if (part_kind_parse(a->partition, &kind) != CN_OK)
-            kind = PART_IID;
-        part_cfg_default(&pc, kind, (int)a->workers);
-        pc.seed = a->seed;
-        pc.alpha = a->alpha;
-        pc.k = (int)a->k_labels;
-        e = part_split(&pc, w->ds->y, w->ds->n_rows, w->ds->n_classes, &parts, err, sizeof err);
+// fill_batch gathers the row indices of the batch at r->step.
+static void fill_batch(rank_run *r, uint64_t *cur_epoch)
+{
+    const wk_train_task *t = r->t;
+    uint64_t ep = r->step / t->steps_per_epoch;
+    if (ep != *cur_epoch) {
+        memcpy(r->order, r->parts->rows[t->rank], r->mine * sizeof *r->order);
+        cn_rng rng;
+        cn_rng_seed(&rng, t->seed ^ (ep * 0x9e3779b97f4a7c15ull), t->rank + 1);
+        cn_rng_shuffle(&rng, r->order, r->mine, sizeof *r->order);
+        *cur_epoch = ep;
     }
-    size_t mine = 0;
-    if (e == CN_OK) {
-        mine = parts->sizes[a->rank];
-        if (mine == 0)
-            e = cn_errf(err, sizeof err, CN_EINVAL, "rank %u got no training rows", a->rank);
-    }
-    if (e == CN_OK) {
-        tr = mlp_trainer_new(&sh, (int)a->batch, w->o.threads > 0 ? w->o.threads : 1);
-        params = malloc(sh.n_params * sizeof *params);
-        grad = malloc(sh.n_params * sizeof *grad);
-        order = malloc(mine * sizeof *order);
-        idx = malloc(a->batch * sizeof *idx);
-        if (!tr || !params || !grad || !order || !idx)
-            e = cn_errf(err, sizeof err, CN_ENOMEM, "out of memory");
-    }
-    if (e == CN_OK) {
-        ps_client_opts po = {.urls = (const char *const *)a->shard_urls,
-                             .shards = (uint32_t)a->n_shard_urls,
-                             .n_params = sh.n_params,
-                             .job_id = a->job_id,
-                             .token = w->o.token,
-                             .tls = w->o.tls,
-                             .worker = a->rank,
-                             .call_timeout_ms = a->call_timeout_ms};
-        e = ps_client_open(&jr.pc, &po, err, sizeof err);
-    }
+    r->epoch = (uint32_t)ep;
+    uint64_t pos = (r->step % t->steps_per_epoch) * t->batch;
+    for (uint32_t i = 0; i < t->batch; i++)
+        r->idx[i] = r->order[(pos + i) % r->mine];
+}
+
+// steps runs the training loop; returns with r->step at the end reached.
+static cn_err steps(rank_run *r, const ds_dataset *d, bool *stopped, char *err, size_t errlen)
+{
+    const wk_train_task *t = r->t;
     ps_sync sy;
-    bool bsp = strcmp(a->consistency, "bsp") == 0;
-    uint64_t total = a->steps_per_epoch * a->epochs;
+    bool bsp = t->consistency == PS_BSP;
+    uint64_t total = t->steps_per_epoch * t->epochs;
     // Start where the shards expect this rank (0 for a new job).
+    cn_err e = ps_client_pull(r->pc, 0, false, r->params, &sy, err, errlen);
     if (e == CN_OK) {
-        uint64_t t0 = cn_now_ns();
-        e = ps_client_pull(jr.pc, 0, false, params, &sy, err, sizeof err);
-        if (e == CN_OK) {
-            step = sy.worker_clock;
-            if (bsp && sy.clock > step)
-                step = sy.clock;
-            e = ps_client_pull(jr.pc, step, true, params, &sy, err, sizeof err);
-        }
-        jr.comm_s += (double)(cn_now_ns() - t0) * 1e-9;
+        r->step = sy.worker_clock;
+        if (bsp && sy.clock > r->step)
+            r->step = sy.clock;
+        e = ps_client_pull(r->pc, r->step, true, r->params, &sy, err, errlen);
     }
-    jr.t0_ns = cn_now_ns(); // throughput counts training, not data loading
-    jr.comm_s = 0;
-    uint64_t last_report = cn_now_ms();
-    uint64_t report_ms = (uint64_t)(a->report_every_s > 0 ? a->report_every_s * 1000 : 500);
-    uint64_t cur_epoch = UINT64_MAX;
-    bool stop = false;
-    while (e == CN_OK && step < total && !w->loop.stopping && !stop) {
-        uint64_t ep = step / a->steps_per_epoch;
-        if (ep != cur_epoch) {
-            memcpy(order, parts->rows[a->rank], mine * sizeof *order);
-            shuffle(order, mine, a->seed, a->rank, ep);
-            cur_epoch = ep;
-        }
-        epoch = (uint32_t)ep;
-        uint64_t pos = (step % a->steps_per_epoch) * a->batch;
-        for (uint32_t i = 0; i < a->batch; i++)
-            idx[i] = order[(pos + i) % mine];
+    r->t0_ns = cn_now_ns(); // throughput counts training, not data loading
+    uint64_t last_report = cn_now_ms(), cur_epoch = UINT64_MAX;
+    uint64_t report_ms = (uint64_t)(t->report_every_s * 1000);
+    *stopped = false;
+    while (e == CN_OK && r->step < total && !atomic_load(r->env->stopping) && !*stopped) {
+        fill_batch(r, &cur_epoch);
         uint64_t t0 = cn_now_ns();
-        // The trainer's threads gather the rows and compute the gradient.
-        mlp_batch b = {.d = w->ds, .idx = idx, .n = (int)a->batch};
+        mlp_batch b = {.d = d, .idx = r->idx, .n = (int)t->batch};
         float loss;
-        mlp_trainer_grad(tr, params, &b, grad, &loss);
+        mlp_trainer_grad(r->tr, r->params, &b, r->grad, &loss);
         uint64_t t1 = cn_now_ns();
-        jr.compute_s += (double)(t1 - t0) * 1e-9;
-        e = ps_client_push_pull(jr.pc, step, sy.version, grad, params, &sy, err, sizeof err);
-        jr.comm_s += (double)(cn_now_ns() - t1) * 1e-9;
+        r->compute_s += (double)(t1 - t0) * 1e-9;
+        e = ps_client_push_pull(r->pc, r->step, sy.version, r->grad, r->params, &sy, err, errlen);
+        r->comm_s += (double)(cn_now_ns() - t1) * 1e-9;
         if (e != CN_OK)
             break;
-        jr.samples += a->batch;
-        jr.loss_sum += loss;
-        jr.loss_n++;
-        step = bsp && sy.clock > step + 1 ? sy.clock : step + 1;
+        r->samples += t->batch;
+        r->loss_sum += loss;
+        r->loss_n++;
+        r->step = bsp && sy.clock > r->step + 1 ? sy.clock : r->step + 1;
         // The first step is always reported: it is the loss the run starts from.
-        if (jr.samples == a->batch || cn_now_ms() - last_report >= report_ms) {
-            stop = report(w, &jr, step, epoch, false, NULL);
+        if (r->samples == t->batch || cn_now_ms() - last_report >= report_ms) {
+            *stopped = report(r);
             last_report = cn_now_ms();
         }
     }
-    if (e != CN_OK) {
-        CN_ERROR("job %s rank %u: %s", a->job_id, a->rank, err);
-        report(w, &jr, step, epoch, false, err);
-    } else if (!w->loop.stopping && !stop) {
-        report(w, &jr, step, epoch, true, NULL);
+    return e;
+}
+
+cn_err wk_train_run(const wk_train_task *t, const ds_dataset *d, const wk_train_env *env,
+                    cJSON **result, char *err, size_t errlen)
+{
+    *result = NULL;
+    rank_run r = {.t = t, .env = env, .t0_ns = cn_now_ns()};
+    CN_INFO("job %s: rank %u of %u, %u shards", t->job_id, t->rank, t->workers, t->n_shards);
+    bool stopped = false;
+    cn_err e = prepare(&r, d, err, errlen);
+    if (e == CN_OK)
+        e = steps(&r, d, &stopped, err, errlen);
+    uint64_t total = t->steps_per_epoch * t->epochs;
+    if (e == CN_OK) {
+        *result = progress_doc(&r, r.step >= total);
         char last[320];
-        uint64_t retries = ps_client_retries(jr.pc, last, sizeof last);
-        CN_INFO("job %s rank %u done: %" PRIu64 " steps, %.0f samples/s, %" PRIu64
+        uint64_t retries = ps_client_retries(r.pc, last, sizeof last);
+        CN_INFO("job %s rank %u %s: %" PRIu64 " steps, %.0f samples/s, %" PRIu64
                 " shard calls retried%s%s",
-                a->job_id, a->rank, step,
-                (double)jr.samples / ((double)(cn_now_ns() - jr.t0_ns) * 1e-9), retries,
+                t->job_id, t->rank, r.step >= total ? "done" : "stopped", r.step,
+                (double)r.samples / ((double)(cn_now_ns() - r.t0_ns) * 1e-9), retries,
                 retries ? "; last: " : "", retries ? last : "");
     }
-    ps_client_close(jr.pc);
-    part_set_free(parts);
-    mlp_trainer_free(tr);
-    free(params);
-    free(grad);
-    free(order);
-    free(idx);
-    if (w->o.agent)
-        cluster_agent_set_status(w->o.agent, "idle");
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static void *loop_main(void *arg)
-{
-    wk_train *w = arg;
-    int poll = w->o.poll_ms > 0 ? w->o.poll_ms : 200;
-    while (!w->loop.stopping) {
-        Canopy__Train__GetAssignmentRequest req = CANOPY__TRAIN__GET_ASSIGNMENT_REQUEST__INIT;
-        req.node_id = w->o.node_id;
-        req.name = w->name;
-        Canopy__Train__GetAssignmentReply *rep = NULL;
-        rpc_code code = cluster_call(w->loop.client, "Train", "GetAssignment", &req.base, 0, 5000,
-                                     &canopy__train__get_assignment_reply__descriptor,
-                                     (ProtobufCMessage **)&rep, NULL, 0);
-        if (code == RPC_OK && rep && rep->has_work && rep->assignment)
-            run_job(w, rep->assignment);
-        else
-            sleep_ms(poll);
-        if (rep)
-            protobuf_c_message_free_unpacked(&rep->base, NULL);
-    }
-    return NULL;
-}
-
-cn_err wk_train_start(wk_train **out, const wk_train_opts *opts, char *err, size_t errlen)
-{
-    *out = NULL;
-    wk_train *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
-    w->o = *opts;
-    snprintf(w->name, sizeof w->name, "%s", opts->name ? opts->name : "");
-    // The gradient runs on an mlp_trainer with the worker's threads, each
-    // calling single-threaded BLAS.
-    mlp_set_threads(1);
-    cn_err e;
-    if ((e = wk_loop_start(&w->loop, opts->scheduler_url, opts->token, opts->tls, opts->node_id,
-                           loop_main, w, "training", err, errlen)) != CN_OK) {
-        free(w);
-        return e;
-    }
-    *out = w;
-    return CN_OK;
-}
-
-void wk_train_stop(wk_train *w)
-{
-    if (w == NULL)
-        return;
-    wk_loop_stop(&w->loop);
-    ds_dataset_free(w->ds);
-    free(w);
+    ps_client_close(r.pc);
+    part_set_free(r.parts);
+    mlp_trainer_free(r.tr);
+    free(r.params);
+    free(r.grad);
+    free(r.order);
+    free(r.idx);
+    return e;
 }

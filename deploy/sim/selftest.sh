@@ -62,11 +62,15 @@ tune_pid=""
 finish() {
   local rc=$?
   [ -z "$tune_pid" ] || kill "$tune_pid" 2>/dev/null || true
-  "$sim" down >/dev/null 2>&1 || "$sim" down || rc=1
+  # The daemons' logs live in the simulator's state, which `down` removes:
+  # show them first.
   if [ $rc -ne 0 ]; then
     echo "sim: selftest FAILED (rc $rc); logs:" >&2
-    for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done
+    for f in "$CANOPY_SIM_STATE"/logs/*.log "$work"/*.log; do
+      [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }
+    done
   fi
+  "$sim" down >/dev/null 2>&1 || "$sim" down || rc=1
   rm -rf "$work"
   exit $rc
 }

@@ -72,6 +72,22 @@ def options(cmd):
             help_cache[cmd] = opts
     return help_cache[cmd]
 
+ignored_cache = {}
+def ignored_keys(cmd):
+    """Config keys `canopy CMD --help` says it ignores (a shared cluster file)."""
+    if cmd not in ignored_cache:
+        r = subprocess.run([canopy, cmd, "--help"], capture_output=True, text=True)
+        keys, inside = set(), False
+        for line in r.stdout.splitlines():
+            if line.startswith("Config keys this command ignores"):
+                inside = True
+            elif inside and line.startswith("  "):
+                keys.add(line.split()[0])
+            else:
+                inside = False
+        ignored_cache[cmd] = keys
+    return ignored_cache[cmd]
+
 def check_invocation(argv, where):
     """argv starts with the canopy subcommand."""
     checked["invocations"] += 1
@@ -185,7 +201,7 @@ def check_services(path, doc):
             if sub and "--config" in argv:
                 for key in cluster_cfg:
                     checked["flags"] += 1
-                    if key not in (options(sub) or set()):
+                    if key not in (options(sub) or set()) and key not in ignored_keys(sub):
                         err(f"{w}: the config file's key {key!r} is not an option of `canopy {sub}`")
             lp, ap = url_port(flag_value(argv, "listen")), url_port(flag_value(argv, "advertise"))
             if ap is not None and ap != lp:

@@ -22,6 +22,12 @@ static pid_t children[MAX_CHILDREN];
 static int nchildren;
 static int atexit_set;
 
+// ts_run_suite names a file here before the tests run; the forked tests
+// append every directory ts_tmpdir makes to it. A directory still present
+// after the run belongs to a test that ended without its teardown (a failed
+// assertion ends the forked test at once, a timeout kills it).
+static char registry[512];
+
 void ts_tmpdir(char *out, size_t n)
 {
     const char *base = getenv("TMPDIR");
@@ -30,6 +36,58 @@ void ts_tmpdir(char *out, size_t n)
         perror("mkdtemp");
         abort();
     }
+    FILE *f = registry[0] ? fopen(registry, "a") : NULL;
+    if (f) {
+        fprintf(f, "%s\n", out);
+        fclose(f);
+    }
+}
+
+// print_tail writes the last lines of the log file at path to stderr.
+static int print_tail(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    size_t len = strlen(path);
+    if (flag != FTW_F || len < 4 || strcmp(path + len - 4, ".log") != 0)
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    const long keep = 4000; // bytes: about the last 30 lines
+    if (st->st_size > keep)
+        fseek(f, -keep, SEEK_END);
+    fprintf(stderr, "--- last lines of %s\n", path);
+    char line[1024];
+    bool first = st->st_size > keep;
+    while (fgets(line, sizeof line, f)) {
+        if (!first) // the first line after a seek is usually cut
+            fputs(line, stderr);
+        first = false;
+    }
+    fclose(f);
+    return 0;
+}
+
+// clean_left_behind prints the end of every log under the directories a
+// test left behind and removes them, so a failure shows what the daemons
+// said and leaves nothing. The daemons are gone by then: they die with the
+// test process (PR_SET_PDEATHSIG).
+static void clean_left_behind(void)
+{
+    FILE *f = fopen(registry, "r");
+    char dir[512];
+    while (f && fgets(dir, sizeof dir, f)) {
+        dir[strcspn(dir, "\n")] = 0;
+        struct stat st;
+        if (dir[0] && stat(dir, &st) == 0) {
+            nftw(dir, print_tail, 16, FTW_PHYS);
+            ts_rmtree(dir);
+        }
+    }
+    if (f)
+        fclose(f);
+    unlink(registry);
+    registry[0] = 0;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -193,8 +251,18 @@ void ts_write_file(const char *path, const char *text)
 
 int ts_run_suite(Suite *s)
 {
+    const char *base = getenv("TMPDIR");
+    snprintf(registry, sizeof registry, "%s/canopy-test-dirs-XXXXXX",
+             base && *base ? base : "/tmp");
+    int fd = mkstemp(registry);
+    if (fd < 0)
+        registry[0] = 0;
+    else
+        close(fd);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
+    if (registry[0])
+        clean_left_behind();
     int failed = srunner_ntests_failed(r);
     srunner_free(r);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

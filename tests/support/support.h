@@ -9,7 +9,10 @@
 #include <sys/types.h>
 
 // ts_tmpdir creates a fresh directory under $TMPDIR (or /tmp) and writes its
-// path to out (size n). Aborts the test process on failure.
+// path to out (size n). Aborts the test process on failure. A directory
+// still there when ts_run_suite's tests have run (a failed assertion ends a
+// test before its teardown) has the last lines of every *.log file under it
+// printed to stderr, and is then removed.
 void ts_tmpdir(char *out, size_t n);
 
 // ts_rmtree removes a directory tree made by ts_tmpdir.

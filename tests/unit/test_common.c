@@ -1,10 +1,12 @@
 // test_common.c: errors, configuration (flags and JSON files), files, SHA-256,
 // the PRNG, the text buffer and log escaping.
 #include <check.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "common/cn_buf.h"
@@ -88,7 +90,7 @@ START_TEST(test_cn_config_errors_name_key_value_and_allowed)
     ck_assert_str_eq(err, "--threads: 0 is out of range (allowed: 1..256)");
     char *choice[] = {"--mode=fast"};
     ck_assert_int_eq(cn_config_parse(opts, 1, choice, &a, err, sizeof err), CN_EINVAL);
-    ck_assert_str_eq(err, "--mode: \"fast\" is not allowed (allowed: bsp|asp|ssp)");
+    ck_assert_str_eq(err, "--mode: \"fast\" is not one of bsp|asp|ssp (did you mean \"asp\"?)");
     char *typo[] = {"--listne=x"};
     ck_assert_int_eq(cn_config_parse(opts, 1, typo, &a, err, sizeof err), CN_EINVAL);
     ck_assert_str_eq(err, "--listne: unknown option \"listne\" (did you mean \"listen\"?)");
@@ -127,7 +129,7 @@ START_TEST(test_cn_config_json_errors_name_file_and_key)
     char err[256];
     ck_assert_int_eq(cn_config_load_json(opts, "{\"thread\": 3}", "n.json", err, sizeof err),
                      CN_EINVAL);
-    ck_assert_str_eq(err, "n.json: unknown option \"thread\" (did you mean \"threads\"?)");
+    ck_assert_str_eq(err, "n.json: unknown key \"thread\" (did you mean \"threads\"?)");
     ck_assert_int_eq(
         cn_config_load_json(opts, "{\"threads\": \"many\"}", "n.json", err, sizeof err), CN_EINVAL);
     ck_assert_str_eq(err, "n.json: key \"threads\": expected an integer, got the string \"many\"");
@@ -141,6 +143,37 @@ START_TEST(test_cn_config_json_errors_name_file_and_key)
                      CN_EFORMAT);
     ck_assert_str_eq(err, "n.json:2: invalid JSON (fix the syntax near here)");
     ck_assert_int_eq(cn_config_load_json(opts, "[1]", "n.json", err, sizeof err), CN_EFORMAT);
+}
+END_TEST
+
+// A key with no storage is one a shared config file may hold: ignored there,
+// refused as a flag, and listed apart in --help.
+START_TEST(test_cn_config_ignored_key_loads_from_json_and_is_refused_as_flag)
+{
+    char listen[CN_OPT_STRLEN] = "a";
+    cn_opt opts[] = {
+        {"listen", CN_OPT_STRING, listen, "where", 0, 0, NULL},
+        {"scheduler", CN_OPT_STRING, NULL, "not for this role", 0, 0, NULL},
+        CN_OPT_END,
+    };
+    char err[CN_ERRBUF_LEN] = "";
+    ck_assert_int_eq(cn_config_load_json(opts, "{\"scheduler\": \"tcp://x:1\", \"listen\": \"b\"}",
+                                         "c.json", err, sizeof err),
+                     CN_OK);
+    ck_assert_str_eq(listen, "b");
+    char *argv[] = {"--scheduler", "tcp://x:1"};
+    cn_args a;
+    ck_assert_int_eq(cn_config_parse(opts, 2, argv, &a, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "--scheduler: not an option of this command (not for this role)");
+    char *help = NULL;
+    size_t hlen = 0;
+    FILE *f = open_memstream(&help, &hlen);
+    cn_config_print_help(opts, f);
+    fclose(f);
+    ck_assert_ptr_null(strstr(help, "--scheduler"));
+    ck_assert_ptr_nonnull(strstr(help, "ignores (a --config file shared by every role may hold "
+                                       "them):\n  scheduler "));
+    free(help);
 }
 END_TEST
 
@@ -170,6 +203,86 @@ START_TEST(test_cn_file_reads_plain_and_gzip_and_reports_missing)
     snprintf(missing, sizeof missing, "%s/nope", dir);
     ck_assert_int_eq(cn_file_read_all(missing, 0, &data, &len, err, sizeof err), CN_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(err, "nope: cannot open: No such file or directory"));
+    ts_rmtree(dir);
+}
+END_TEST
+
+// Every cut of a gzip file, from its first byte to just before its last,
+// must fail as truncated: never load the rows before the cut as if whole.
+START_TEST(test_cn_file_gzip_cut_anywhere_is_truncated)
+{
+    char dir[256], gz[300], cut[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(gz, sizeof gz, "%s/rows.csv.gz", dir);
+    snprintf(cut, sizeof cut, "%s/cut.csv.gz", dir);
+    gzFile g = gzopen(gz, "wb");
+    gzputs(g, "a,b,label\n");
+    for (int i = 0; i < 200; i++)
+        gzprintf(g, "%d,%d,%d\n", i * 7919 % 1000, i * 104729 % 997, i % 3);
+    gzclose(g);
+    uint8_t *whole, *data;
+    size_t wlen, len;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(cn_file_read_all(gz, 0, &whole, &wlen, err, sizeof err), CN_OK);
+    free(whole);
+    FILE *f = fopen(gz, "rb");
+    ck_assert_ptr_nonnull(f);
+    uint8_t raw[1 << 14];
+    size_t n = fread(raw, 1, sizeof raw, f);
+    fclose(f);
+    ck_assert_uint_gt(n, 100);
+    ck_assert_uint_lt(n, sizeof raw);
+    for (size_t at = 1; at < n; at++) {
+        f = fopen(cut, "wb");
+        ck_assert_uint_eq(fwrite(raw, 1, at, f), at);
+        fclose(f);
+        err[0] = 0;
+        data = (uint8_t *)"unchanged";
+        ck_assert_msg(cn_file_read_all(cut, 0, &data, &len, err, sizeof err) == CN_EFORMAT,
+                      "cut at %zu of %zu loaded", at, n);
+        ck_assert_ptr_null(data);
+        ck_assert_msg(strstr(err, "cut.csv.gz: the file is truncated") != NULL, "cut at %zu: %s",
+                      at, err);
+    }
+    ts_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_cn_errf_marks_a_cut_message_and_keeps_a_fitting_one_whole)
+{
+    char small[16];
+    ck_assert_int_eq(cn_errf(small, sizeof small, CN_EFORMAT, "%s", "0123456789abcdefghij"),
+                     CN_EFORMAT);
+    ck_assert_str_eq(small, "0123456789ab...");
+    // A message naming every column of a wide file fits a CN_ERRBUF_LEN buffer.
+    char names[3000] = "", err[CN_ERRBUF_LEN];
+    for (int i = 1; i <= 40; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "Soil_Type%d, ", i);
+    cn_errf(err, sizeof err, CN_ENOTFOUND, "f.csv: the columns are: %s(choose one)", names);
+    ck_assert_ptr_nonnull(strstr(err, "Soil_Type40, (choose one)"));
+}
+END_TEST
+
+// A log line far longer than the formatting buffer reaches stderr whole.
+START_TEST(test_cn_log_writes_long_lines_whole)
+{
+    char dir[256], path[300];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/log.txt", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    static char line[6001];
+    memset(line, 'x', sizeof line - 1);
+    memcpy(line + sizeof line - 6, "(end)", 5);
+    CN_ERROR("start %s", line);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    ck_assert(ts_file_contains(path, "xxxxx(end)\n"));
     ts_rmtree(dir);
 }
 END_TEST
@@ -280,7 +393,11 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_config_errors_name_key_value_and_allowed);
     tcase_add_test(t, test_cn_config_json_file_then_flags_override);
     tcase_add_test(t, test_cn_config_json_errors_name_file_and_key);
+    tcase_add_test(t, test_cn_config_ignored_key_loads_from_json_and_is_refused_as_flag);
     tcase_add_test(t, test_cn_file_reads_plain_and_gzip_and_reports_missing);
+    tcase_add_test(t, test_cn_file_gzip_cut_anywhere_is_truncated);
+    tcase_add_test(t, test_cn_errf_marks_a_cut_message_and_keeps_a_fitting_one_whole);
+    tcase_add_test(t, test_cn_log_writes_long_lines_whole);
     tcase_add_test(t, test_cn_file_write_atomic_replaces_content);
     tcase_add_test(t, test_cn_sha256_known_vectors);
     tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);

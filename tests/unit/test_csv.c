@@ -14,6 +14,46 @@ static ds_dataset *parse(const char *text, const csv_options *o, cn_err *e, char
     return d;
 }
 
+// Features are matched by name: reordered to the order asked for, extras
+// reported, and every missing name listed with d left as it was.
+START_TEST(test_ds_select_features_matches_by_name_and_names_the_missing)
+{
+    csv_options o = csv_options_default();
+    char err[CN_ERRBUF_LEN];
+    cn_err e;
+    ds_dataset *d = parse("c,x,a,b,label\n3,9,1,2,0\n6,8,4,5,1\n", &o, &e, err);
+    ck_assert_int_eq(e, CN_OK);
+    const char *want[] = {"a", "b", "c"};
+    cn_buf extra;
+    cn_buf_init(&extra);
+    ck_assert_int_eq(ds_dataset_select_features(d, want, 3, &extra, "t.csv", err, sizeof err),
+                     CN_OK);
+    ck_assert_uint_eq(d->n_features, 3);
+    ck_assert_str_eq(d->feature_names[0], "a");
+    ck_assert_str_eq(d->feature_names[2], "c");
+    const float expect[] = {1, 2, 3, 4, 5, 6};
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq(d->x[i], expect[i]);
+    ck_assert_str_eq(extra.data, "x");
+    cn_buf_fini(&extra);
+    ck_assert_int_eq(d->y[1], 1);
+    const char *more[] = {"a", "q", "b", "r"};
+    ck_assert_int_eq(ds_dataset_select_features(d, more, 4, NULL, "t.csv", err, sizeof err),
+                     CN_ENOTFOUND);
+    ck_assert_str_eq(err, "t.csv: no columns named q, r (2 of the 4 needed)");
+    ck_assert_uint_eq(d->n_features, 3);
+    ck_assert_float_eq(d->x[5], 6);
+    ds_dataset_free(d);
+    o.has_header = false;
+    d = parse("1,2,0\n3,4,1\n", &o, &e, err);
+    ck_assert_int_eq(e, CN_OK);
+    ck_assert_int_eq(ds_dataset_select_features(d, want, 1, NULL, "t.csv", err, sizeof err),
+                     CN_EINVAL);
+    ck_assert_str_eq(err, "t.csv: the columns have no names, so they cannot be matched by name");
+    ds_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_csv_header_label_last_maps_classes_ascending)
 {
     csv_options o = csv_options_default();
@@ -284,6 +324,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_csv_unlabelled_and_max_rows);
     tcase_add_test(t, test_csv_quoted_fields_and_crlf);
     tcase_add_test(t, test_csv_load_files_gzip_and_missing);
+    tcase_add_test(t, test_ds_select_features_matches_by_name_and_names_the_missing);
     suite_add_tcase(s, t);
     return s;
 }

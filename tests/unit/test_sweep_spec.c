@@ -107,12 +107,12 @@ END_TEST
 START_TEST(test_sweep_spec_errors_name_the_path)
 {
     parse_fails("{\"name\": ", CN_EFORMAT, "t.json:1: invalid JSON");
-    parse_fails("{\"data\": {\"path\": \"d\"}}", CN_EINVAL, "(top level).name: missing");
-    parse_fails(HEAD "\"spaec\": {}}", CN_EINVAL, "(top level).spaec: unknown key");
+    parse_fails("{\"data\": {\"path\": \"d\"}}", CN_EINVAL, "name: missing");
+    parse_fails(HEAD "\"spaec\": {}}", CN_EINVAL, "unknown key \"spaec\" (did you mean \"space\"?)");
     parse_fails("{\"name\": \"x\"}", CN_EINVAL, "data: missing");
-    parse_fails(HEAD "\"cv\": {\"folds\": 1}}", CN_EINVAL, "cv.folds: expected an integer in 2..100");
+    parse_fails(HEAD "\"cv\": {\"folds\": 1}}", CN_EINVAL, "cv: key \"folds\": 1 is out of range (allowed: 2..100)");
     parse_fails(HEAD "\"search\": {\"algorithm\": \"bayes\"}}", CN_EINVAL,
-                "search.algorithm: \"bayes\" is not supported");
+                "search: key \"algorithm\": \"bayes\" is not one of grid|random");
     parse_fails(HEAD "\"space\": {\"max_depth\": {\"normal\": [1, 2]}}}", CN_EINVAL,
                 "space.max_depth.normal: unknown distribution");
     parse_fails(HEAD "\"space\": {\"max_depth\": [1, 2]}}", CN_EINVAL,

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/cn_file.h"
-#include "scheduler/train.h"
+#include "scheduler/train_spec.h"
 #include "tests/support/support.h"
 
 START_TEST(test_train_spec_defaults)

@@ -1,0 +1,485 @@
+// sched_sweep.c: the sweep job kind: distributed hyper-parameter sweeps of
+// random forests on the job kernel (sched_job.h).
+//
+// A sweep file (sweep_spec.h) expands into trials; each trial into `folds`
+// work items, one per cross-validation fold (item = trial * folds + fold),
+// so one trial spreads over every worker and a lost worker costs one fold.
+// The data set is named by hash (role "data") and checked on submission by
+// parsing it as workers will. Each finished fold is one record in the
+// results log; when every fold is done or failed the sweep writes
+// trials.csv, best.json and summary.json beside it (the files the report
+// reads). The id depends only on the spec and the data, so resubmitting the
+// same sweep finds it.
+#include "scheduler/sched_kinds_impl.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cn_buf.h"
+#include "common/cn_clock.h"
+#include "common/cn_file.h"
+#include "common/cn_log.h"
+#include "ml/csv.h"
+#include "scheduler/sweep_spec.h"
+
+#define MAX_DATA_BYTES (1024u << 20)
+
+typedef struct unit {
+    bool done, failed;
+    double acc, bacc, f1, fit_s, pred_s;
+    char *error; // last failure
+} unit;
+
+typedef struct sweep {
+    sweep_spec *spec;
+    char spec_sha[SCHED_SHA_LEN]; // of spec text + data hash: the id's suffix
+    char data_sha[SCHED_SHA_LEN];
+    uint64_t data_size;
+    unit *units; // (n_trials * folds)
+    size_t n_units, n_done, n_failed, n_replayed;
+    bool summarized;
+} sweep;
+
+static void sweep_free(void *impl)
+{
+    sweep *w = impl;
+    if (w == NULL)
+        return;
+    for (size_t i = 0; i < w->n_units; i++)
+        free(w->units[i].error);
+    free(w->units);
+    sweep_spec_free(w->spec);
+    free(w);
+}
+
+// check_data parses the stored data set as workers will, so a wrong label
+// column or a broken row is reported before anything runs.
+static cn_err check_data(sched_jobs *k, const sweep *w, const char *name, char *err, size_t errlen)
+{
+    char path[1200];
+    sched_jobs_data_path(k, w->data_sha, path, sizeof path);
+    uint8_t *text;
+    size_t len;
+    cn_err e = cn_file_read_all(path, MAX_DATA_BYTES, &text, &len, err, errlen);
+    if (e != CN_OK)
+        return e;
+    csv_options o = csv_options_default();
+    o.label_mode = CSV_LABEL_NAME;
+    o.label_name = w->spec->label;
+    o.drop_columns = w->spec->drop;
+    ds_dataset *d = NULL;
+    e = ds_parse_csv((const char *)text, len, name, &o, &d, err, errlen);
+    free(text);
+    if (e != CN_OK)
+        return e;
+    size_t *counts = calloc((size_t)d->n_classes, sizeof *counts);
+    if (counts) {
+        ds_class_counts(d, counts);
+        size_t minc = (size_t)-1;
+        for (int c = 0; c < d->n_classes; c++)
+            minc = counts[c] < minc ? counts[c] : minc;
+        if (minc < w->spec->folds)
+            CN_WARN("%s: the smallest class has %zu rows, fewer than %u folds", name, minc,
+                    w->spec->folds);
+        free(counts);
+    }
+    if (d->n_rows < w->spec->folds)
+        e = cn_errf(err, errlen, CN_EINVAL, "%s: %zu rows cannot make %u folds", name, d->n_rows,
+                    w->spec->folds);
+    ds_dataset_free(d);
+    return e;
+}
+
+static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl, char *err,
+                           size_t errlen)
+{
+    sweep *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    cn_err e = sweep_spec_parse(in->spec_json, in->spec_name, &w->spec, err, errlen);
+    const sched_data_ref *data = NULL;
+    for (size_t i = 0; i < in->n_data; i++)
+        if (strcmp(in->data[i].role, "data") == 0)
+            data = &in->data[i];
+    if (e == CN_OK && data == NULL)
+        e = cn_errf(err, errlen, CN_EINVAL, "%s: the sweep names no data set (role \"data\")",
+                    in->spec_name);
+    if (e == CN_OK) {
+        snprintf(w->data_sha, sizeof w->data_sha, "%s", data->sha256);
+        w->data_size = data->size;
+        cn_buf key;
+        cn_buf_init(&key);
+        cn_buf_printf(&key, "%s\n%s", in->spec_json, data->sha256);
+        cn_file_sha256_hex(key.data ? key.data : "", key.len, w->spec_sha);
+        cn_buf_fini(&key);
+        w->n_units = w->spec->n_trials * w->spec->folds;
+        w->units = calloc(w->n_units, sizeof *w->units);
+        if (w->units == NULL)
+            e = cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    }
+    if (e == CN_OK && !in->restoring)
+        e = check_data(k, w, data->name[0] ? data->name : "data", err, errlen);
+    if (e != CN_OK) {
+        sweep_free(w);
+        return e;
+    }
+    *impl = w;
+    return CN_OK;
+}
+
+static void sweep_make_id(const void *impl, const sched_job_input *in, char *id, size_t n)
+{
+    (void)in;
+    const sweep *w = impl;
+    snprintf(id, n, "%.120s-%.12s", w->spec->name, w->spec_sha);
+    for (char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            *p = '_';
+}
+
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+// unit_index reads a record's (trial, fold) as an item index.
+static bool unit_index(const sweep *w, const cJSON *rec, size_t *u)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "trial");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rec, "fold");
+    if (!cJSON_IsNumber(t) || !cJSON_IsNumber(f) || t->valuedouble < 0 || f->valuedouble < 0 ||
+        t->valuedouble >= (double)w->spec->n_trials || f->valuedouble >= w->spec->folds)
+        return false;
+    *u = (size_t)t->valuedouble * w->spec->folds + (size_t)f->valuedouble;
+    return true;
+}
+
+static void set_result(unit *x, const cJSON *r)
+{
+    x->done = true;
+    x->acc = num(r, "accuracy");
+    x->bacc = num(r, "balanced_accuracy");
+    x->f1 = num(r, "macro_f1");
+    x->fit_s = num(r, "fit_seconds");
+    x->pred_s = num(r, "predict_seconds");
+}
+
+static void sweep_replay(sched_job *j, const cJSON *rec)
+{
+    sweep *w = sched_job_impl(j);
+    size_t u;
+    if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "ok")) || !unit_index(w, rec, &u) ||
+        w->units[u].done)
+        return;
+    set_result(&w->units[u], rec);
+    w->n_done++;
+    w->n_replayed++;
+}
+
+// ------------------------------------------------------------ summaries
+
+typedef struct trial_stat {
+    uint32_t folds_done;
+    double mean, std, bacc, f1, seconds;
+    bool failed;
+    const char *error;
+} trial_stat;
+
+static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
+{
+    memset(ts, 0, sizeof *ts);
+    uint32_t k = w->spec->folds;
+    double sum = 0, sq = 0;
+    for (uint32_t f = 0; f < k; f++) {
+        const unit *u = &w->units[t * k + f];
+        if (u->done) {
+            ts->folds_done++;
+            sum += u->acc;
+            sq += u->acc * u->acc;
+            ts->bacc += u->bacc;
+            ts->f1 += u->f1;
+            ts->seconds += u->fit_s + u->pred_s;
+        } else if (u->failed) {
+            ts->failed = true;
+            ts->error = u->error;
+        }
+    }
+    if (ts->folds_done) {
+        double n = ts->folds_done;
+        ts->mean = sum / n;
+        double var = sq / n - ts->mean * ts->mean;
+        ts->std = var > 0 ? sqrt(var) : 0;
+        ts->bacc /= n;
+        ts->f1 /= n;
+    }
+}
+
+static size_t best_trial(const sweep *w)
+{
+    size_t best = 0;
+    double best_acc = -1;
+    for (size_t t = 0; t < w->spec->n_trials; t++) {
+        trial_stat ts;
+        trial_stats(w, t, &ts);
+        if (!ts.failed && ts.folds_done == w->spec->folds && ts.mean > best_acc) {
+            best_acc = ts.mean;
+            best = t;
+        }
+    }
+    return best;
+}
+
+static cJSON *trial_json(const sweep *w, size_t t)
+{
+    trial_stat ts;
+    trial_stats(w, t, &ts);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "trial", (double)t);
+    cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
+    cJSON_AddNumberToObject(o, "folds_done", ts.folds_done);
+    cJSON_AddNumberToObject(o, "mean_accuracy", ts.mean);
+    cJSON_AddNumberToObject(o, "std_accuracy", ts.std);
+    cJSON_AddNumberToObject(o, "mean_balanced_accuracy", ts.bacc);
+    cJSON_AddNumberToObject(o, "mean_macro_f1", ts.f1);
+    cJSON_AddNumberToObject(o, "seconds", ts.seconds);
+    cJSON_AddBoolToObject(o, "failed", ts.failed);
+    cJSON_AddStringToObject(o, "error", ts.error ? ts.error : "");
+    return o;
+}
+
+static void write_trials_csv(sched_job *j, const sweep *w)
+{
+    cn_buf csv;
+    cn_buf_init(&csv);
+    cn_buf_printf(&csv, "trial,params,folds_done,mean_accuracy,std_accuracy,"
+                        "mean_balanced_accuracy,mean_macro_f1,seconds,failed\n");
+    for (size_t t = 0; t < w->spec->n_trials; t++) {
+        trial_stat ts;
+        trial_stats(w, t, &ts);
+        cn_buf_printf(&csv, "%zu,\"", t);
+        for (const char *c = w->spec->trials[t]; *c; c++)
+            cn_buf_printf(&csv, *c == '"' ? "\"\"" : "%c", *c);
+        cn_buf_printf(&csv, "\",%u,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", ts.folds_done, ts.mean, ts.std,
+                      ts.bacc, ts.f1, ts.seconds, ts.failed);
+    }
+    char path[1600], err[CN_ERRBUF_LEN];
+    snprintf(path, sizeof path, "%s/trials.csv", sched_job_dir(j));
+    if (csv.oom || cn_file_write_atomic(path, csv.data, csv.len, err, sizeof err) != CN_OK)
+        CN_ERROR("sweep %s: cannot write %s", sched_job_id(j), path);
+    cn_buf_fini(&csv);
+}
+
+// write_summaries writes trials.csv, best.json and summary.json.
+static void write_summaries(sched_job *j, sweep *w)
+{
+    write_trials_csv(j, w);
+    size_t best = best_trial(w);
+    trial_stat def, bst;
+    trial_stats(w, 0, &def);
+    trial_stats(w, best, &bst);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddNumberToObject(b, "trial", (double)best);
+    cJSON_AddItemToObject(b, "params", cJSON_Parse(w->spec->trials[best]));
+    cJSON_AddNumberToObject(b, "mean_accuracy", bst.mean);
+    cJSON_AddNumberToObject(b, "std_accuracy", bst.std);
+    sched_job_write_json(j, "best.json", b);
+    cJSON_Delete(b);
+
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "sweep_id", sched_job_id(j));
+    cJSON_AddStringToObject(m, "name", w->spec->name);
+    cJSON_AddStringToObject(m, "data_sha256", w->data_sha);
+    cJSON_AddNumberToObject(m, "folds", w->spec->folds);
+    cJSON_AddBoolToObject(m, "shuffle", w->spec->shuffle);
+    cJSON_AddNumberToObject(m, "trials", (double)w->spec->n_trials);
+    cJSON_AddNumberToObject(m, "units", (double)w->n_units);
+    cJSON_AddNumberToObject(m, "units_done", (double)w->n_done);
+    cJSON_AddNumberToObject(m, "units_failed", (double)w->n_failed);
+    cJSON_AddNumberToObject(m, "units_replayed", (double)w->n_replayed);
+    cJSON_AddNumberToObject(m, "elapsed_seconds", sched_job_elapsed_s(j));
+    cJSON_AddNumberToObject(
+        m, "workers_alive",
+        (double)sched_members_count(sched_jobs_members(sched_job_kernel(j)), CLUSTER_ROLE_WORKER));
+    cJSON_AddNumberToObject(m, "dispatch_overhead_ms", sched_job_overhead_ms(j));
+    cJSON *d = cJSON_AddObjectToObject(m, "default");
+    cJSON_AddItemToObject(d, "params", cJSON_Parse(w->spec->trials[0]));
+    cJSON_AddNumberToObject(d, "mean_accuracy", def.mean);
+    cJSON_AddNumberToObject(d, "std_accuracy", def.std);
+    cJSON *bb = cJSON_AddObjectToObject(m, "best");
+    cJSON_AddNumberToObject(bb, "trial", (double)best);
+    cJSON_AddItemToObject(bb, "params", cJSON_Parse(w->spec->trials[best]));
+    cJSON_AddNumberToObject(bb, "mean_accuracy", bst.mean);
+    cJSON_AddNumberToObject(bb, "std_accuracy", bst.std);
+    sched_job_write_json(j, "summary.json", m);
+    cJSON_Delete(m);
+}
+
+static void check_finished(sched_job *j, sweep *w)
+{
+    if (w->summarized || w->n_done + w->n_failed < w->n_units)
+        return;
+    w->summarized = true;
+    write_summaries(j, w);
+    char why[128];
+    snprintf(why, sizeof why, "%zu of %zu units failed", w->n_failed, w->n_units);
+    sched_job_finish(j, w->n_failed ? JOB_FAILED : JOB_DONE, w->n_failed ? why : NULL);
+}
+
+// ------------------------------------------------------------ kind callbacks
+
+static cn_err sweep_start(sched_job *j, char *err, size_t errlen)
+{
+    sweep *w = sched_job_impl(j);
+    const sweep_spec *sp = w->spec;
+    sched_job_set_policy(j, sp->unit_timeout_s * 1000u, sp->retries, sp->max_concurrent);
+    if (sched_job_add_items(j, w->n_units) != CN_OK)
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    for (size_t u = 0; u < w->n_units; u++)
+        if (w->units[u].done)
+            sched_job_item_settle(j, u);
+    CN_INFO("sweep %s: %zu trials x %u folds = %zu units (%zu already done)", sched_job_id(j),
+            sp->n_trials, sp->folds, w->n_units, w->n_done);
+    check_finished(j, w);
+    return CN_OK;
+}
+
+static char *sweep_task(sched_job *j, uint64_t item, uint32_t attempt)
+{
+    sweep *w = sched_job_impl(j);
+    uint32_t k = w->spec->folds;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "sweep_id", sched_job_id(j));
+    cJSON_AddNumberToObject(o, "trial", (double)(item / k));
+    cJSON_AddNumberToObject(o, "fold", (double)(item % k));
+    cJSON_AddNumberToObject(o, "folds", k);
+    cJSON_AddNumberToObject(o, "cv_seed", (double)w->spec->cv_seed);
+    cJSON_AddBoolToObject(o, "shuffle", w->spec->shuffle);
+    cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[item / k]));
+    cJSON_AddStringToObject(o, "data_sha256", w->data_sha);
+    cJSON_AddNumberToObject(o, "data_size", (double)w->data_size);
+    cJSON_AddStringToObject(o, "label", w->spec->label);
+    cJSON_AddStringToObject(o, "drop", w->spec->drop);
+    cJSON_AddNumberToObject(o, "attempt", attempt);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static void sweep_progress(sched_job *j, uint64_t item, uint64_t node, const cJSON *result)
+{
+    (void)j, (void)item, (void)node, (void)result; // folds report only when done
+}
+
+// log_unit appends a unit's record: the worker's result plus where it ran.
+static void log_unit(sched_job *j, const sweep *w, uint64_t item, uint64_t node, bool ok,
+                     const char *error, const cJSON *result)
+{
+    cJSON *o = cJSON_Duplicate(result, 1);
+    if (o == NULL)
+        return;
+    uint32_t k = w->spec->folds;
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "trial");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "fold");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "ok");
+    cJSON_AddNumberToObject(o, "trial", (double)(item / k));
+    cJSON_AddNumberToObject(o, "fold", (double)(item % k));
+    cJSON_AddBoolToObject(o, "ok", ok);
+    if (!ok && !cJSON_HasObjectItem(o, "error"))
+        cJSON_AddStringToObject(o, "error", error ? error : "failed");
+    char id[17];
+    snprintf(id, sizeof id, "%016" PRIx64, node);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "node");
+    cJSON_AddStringToObject(o, "node", id);
+    cJSON_AddNumberToObject(o, "time_ms", (double)cn_wall_ms());
+    sched_job_log(j, o);
+    cJSON_Delete(o);
+}
+
+static void sweep_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok, const char *error,
+                            const cJSON *result)
+{
+    sweep *w = sched_job_impl(j);
+    unit *x = &w->units[item];
+    log_unit(j, w, item, node, ok, error, result);
+    if (!ok) {
+        free(x->error);
+        x->error = strdup(error ? error : "failed");
+        CN_WARN("sweep %s trial %" PRIu64 " fold %" PRIu64 " failed: %s", sched_job_id(j),
+                item / w->spec->folds, item % w->spec->folds, error ? error : "failed");
+        return;
+    }
+    set_result(x, result);
+    w->n_done++; // the end is noticed by the tick, off the report's path
+}
+
+static void sweep_item_failed(sched_job *j, uint64_t item, const char *why)
+{
+    sweep *w = sched_job_impl(j);
+    unit *x = &w->units[item];
+    x->failed = true;
+    if (x->error == NULL)
+        x->error = strdup(why);
+    w->n_failed++;
+}
+
+static void sweep_tick(sched_job *j, uint64_t now_ms)
+{
+    (void)now_ms;
+    check_finished(j, sched_job_impl(j));
+}
+
+static void sweep_status(sched_job *j, cJSON *out)
+{
+    sweep *w = sched_job_impl(j);
+    size_t leased;
+    sched_job_items(j, NULL, NULL, &leased, NULL, NULL);
+    cJSON_AddNumberToObject(out, "trials_total", (double)w->spec->n_trials);
+    cJSON_AddNumberToObject(out, "folds", w->spec->folds);
+    cJSON_AddNumberToObject(out, "units", (double)w->n_units);
+    cJSON_AddNumberToObject(out, "units_done", (double)w->n_done);
+    cJSON_AddNumberToObject(out, "units_running", (double)leased);
+    cJSON_AddNumberToObject(out, "units_failed", (double)w->n_failed);
+    cJSON_AddNumberToObject(out, "units_replayed", (double)w->n_replayed);
+    double el = sched_job_elapsed_s(j);
+    size_t fresh = w->n_done - w->n_replayed, left = w->n_units - w->n_done - w->n_failed;
+    cJSON_AddNumberToObject(out, "eta_seconds",
+                            left == 0 ? 0
+                            : fresh   ? el / (double)fresh * (double)left
+                                      : -1);
+    cJSON *trials = cJSON_AddArrayToObject(out, "trials");
+    for (size_t t = 0; t < w->spec->n_trials; t++)
+        cJSON_AddItemToArray(trials, trial_json(w, t));
+    trial_stat bst;
+    size_t best = best_trial(w);
+    trial_stats(w, best, &bst);
+    cJSON_AddNumberToObject(out, "best_trial", (double)best);
+    cJSON_AddNumberToObject(out, "best_accuracy", bst.folds_done == w->spec->folds ? bst.mean : -1);
+}
+
+static double sweep_progress_frac(sched_job *j)
+{
+    sweep *w = sched_job_impl(j);
+    return w->n_units ? (double)(w->n_done + w->n_failed) / (double)w->n_units : 1;
+}
+
+const sched_kind sched_sweep_kind = {
+    .name = "sweep",
+    .dir = "sweeps",
+    .create = sweep_create,
+    .make_id = sweep_make_id,
+    .replay = sweep_replay,
+    .start = sweep_start,
+    .task = sweep_task,
+    .progress = sweep_progress,
+    .item_done = sweep_item_done,
+    .item_failed = sweep_item_failed,
+    .tick = sweep_tick,
+    .status = sweep_status,
+    .progress_frac = sweep_progress_frac,
+    .free = sweep_free,
+};
