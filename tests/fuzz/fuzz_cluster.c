@@ -1,5 +1,5 @@
 // fuzz_cluster.c: libFuzzer target for every request type of the Cluster
-// service (Register, Heartbeat, Status on the scheduler; Ping). A scheduler
+// service (Register, Heartbeat, Status on the scheduler; Ping, Metrics). A scheduler
 // runs in-process on inproc:// with a fresh state directory; each input
 // becomes one call whose body and payload are the fuzzer's bytes (see
 // fuzz_rpc_split). Every call must get a well-formed reply; a crash, leak
@@ -33,10 +33,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const char *methods[] = {"Register", "Heartbeat", "Status", "Ping"};
+    static const char *methods[] = {"Register", "Heartbeat", "Status", "Ping", "Metrics"};
     const uint8_t *body, *payload;
     size_t blen, plen;
-    int m = fuzz_rpc_split(data, size, 4, &body, &blen, &payload, &plen);
+    int m = fuzz_rpc_split(data, size, 5, &body, &blen, &payload, &plen);
     if (m >= 0)
         fuzz_rpc_call(sock, "Cluster", methods[m], body, blen, payload, plen);
     return 0;
