@@ -138,7 +138,7 @@ START_TEST(test_wrong_token_is_refused)
     int st;
     ck_assert(ts_wait_exit(p, 20000, &st));
     ck_assert(WIFEXITED(st));
-    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert_int_eq(WEXITSTATUS(st), 5); // CLI_EXIT_AUTH
     ck_assert(ts_file_contains(log_path, "refused the cluster token"));
 }
 END_TEST
