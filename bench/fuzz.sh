@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/fuzz.sh: run every libFuzzer target for a bounded time each and
 # print what it did: the RPC frame decoder (fuzz_envelope), every request
-# type of the ParameterServer and Cluster services (fuzz_ps, fuzz_cluster,
+# type of the ParameterServer and scheduler services (fuzz_ps, fuzz_scheduler,
 # in-process servers), the CSV and IDX loaders (fuzz_csv, fuzz_idx) and the
 # JSON spec parsers (fuzz_specs). Builds build-fuzz (clang, -Dfuzz=true:
 # every library instrumented, ASan and UBSan) if needed. Seeds come from
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 command -v clang >/dev/null || { echo "bench/fuzz.sh: clang is not installed" >&2; exit 77; }
-targets=(fuzz_envelope fuzz_ps fuzz_cluster fuzz_csv fuzz_idx fuzz_specs)
+targets=(fuzz_envelope fuzz_ps fuzz_scheduler fuzz_csv fuzz_idx fuzz_specs)
 [ ${#only[@]} -gt 0 ] && targets=("${only[@]}")
 if [ ! -f build-fuzz/build.ninja ] &&
     ! CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >build-fuzz.setup.log 2>&1; then

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "scheduler/sweep_spec.h"
-#include "scheduler/train.h"
+#include "scheduler/train_spec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

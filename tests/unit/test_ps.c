@@ -637,6 +637,36 @@ END_TEST
 
 // ---------------------------------------------------------------- stress
 
+// shard_srv: one shard's service on a loopback server, with an admin client
+// for job "job-a" (the stress, clock and checkpoint-root tests).
+typedef struct shard_srv {
+    rpc_server *srv;
+    ps_service *svc;
+    ps_client *admin;
+    char url[128];
+} shard_srv;
+
+static void shard_srv_start(shard_srv *t, const char *root, int threads, uint64_t n)
+{
+    char err[512];
+    rpc_server_opts so = {.url = "tcp://127.0.0.1:0", .handler_threads = threads};
+    ck_assert_int_eq(rpc_server_open(&t->srv, &so, err, sizeof err), CN_OK);
+    ck_assert_int_eq(ps_service_new(&t->svc, t->srv, root, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_server_start(t->srv, err, sizeof err), CN_OK);
+    rpc_server_url(t->srv, t->url, sizeof t->url);
+    const char *up[1] = {t->url};
+    ps_client_opts o = {.urls = up, .shards = 1, .n_params = n, .job_id = "job-a"};
+    ck_assert_int_eq(ps_client_open(&t->admin, &o, err, sizeof err), CN_OK);
+}
+
+static void shard_srv_stop(shard_srv *t)
+{
+    ps_client_close(t->admin);
+    ps_service_stop(t->svc);
+    rpc_server_close(t->srv, 1000);
+    ps_service_free(t->svc);
+}
+
 // Twelve callers drive every error path while a Configure swaps jobs: the paths
 // must not read the shard after releasing the service's lock (AddressSanitizer
 // reports a heap-use-after-free otherwise).
@@ -700,24 +730,15 @@ static void *stress_caller(void *arg)
 
 START_TEST(test_ps_service_error_replies_survive_concurrent_configure)
 {
-    rpc_server *srv;
-    ps_service *svc;
-    char url[128], err[512];
-    rpc_server_opts so = {.url = "tcp://127.0.0.1:0", .handler_threads = 12};
-    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
-    ck_assert_int_eq(ps_service_new(&svc, srv, NULL, err, sizeof err), CN_OK);
-    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
-    rpc_server_url(srv, url, sizeof url);
+    shard_srv t;
+    char err[512];
+    shard_srv_start(&t, NULL, 12, 8);
     cn_log_set_level(CN_LOG_WARN);
-    const char *up[1] = {url};
-    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 8, .job_id = "job-a"};
-    ps_client *admin;
-    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
     float init[8] = {0};
     stress st[12];
     pthread_t th[12];
     for (int i = 0; i < 12; i++) {
-        st[i] = (stress){.url = url};
+        st[i] = (stress){.url = t.url};
         pthread_create(&th[i], NULL, stress_caller, &st[i]);
     }
     uint64_t until = cn_now_ms() + 6000;
@@ -727,8 +748,8 @@ START_TEST(test_ps_service_error_replies_survive_concurrent_configure)
         cfg_init(&cfg, 8, 1, 0, PS_ASP, 1 + (uint32_t)(swaps % 2), 0.1f);
         snprintf(cfg.job_id, sizeof cfg.job_id, "%s", swaps % 2 ? "job-b" : "job-a");
         bool restored;
-        ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, &restored, err, sizeof err),
-                         CN_OK);
+        ck_assert_int_eq(
+            ps_client_configure(t.admin, &cfg, init, false, &restored, err, sizeof err), CN_OK);
         swaps++;
     }
     int calls = 0, nf = 0, oor = 0, inv = 0;
@@ -747,10 +768,7 @@ START_TEST(test_ps_service_error_replies_survive_concurrent_configure)
     ck_assert_int_gt(oor, 0);
     ck_assert_int_gt(inv, 0);
     ck_assert_int_gt(swaps, 10);
-    ps_client_close(admin);
-    ps_service_stop(svc);
-    rpc_server_close(srv, 1000);
-    ps_service_free(svc);
+    shard_srv_stop(&t);
 }
 END_TEST
 
@@ -778,24 +796,15 @@ static rpc_code push_raw(rpc_client *c, uint32_t worker, uint64_t clock, const f
 
 START_TEST(test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap)
 {
-    rpc_server *srv;
-    ps_service *svc;
-    char url[128], err[512], detail[RPC_DETAIL_LEN];
-    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
-    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
-    ck_assert_int_eq(ps_service_new(&svc, srv, NULL, err, sizeof err), CN_OK);
-    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
-    rpc_server_url(srv, url, sizeof url);
-    const char *up[1] = {url};
-    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 4, .job_id = "job-a"};
-    ps_client *admin;
-    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    shard_srv t;
+    char err[512], detail[RPC_DETAIL_LEN];
+    shard_srv_start(&t, NULL, 0, 4);
     float init[4] = {0}, g[4] = {1, 1, 1, 1};
     ps_shard_cfg cfg;
     cfg_init(&cfg, 4, 1, 0, PS_BSP, 2, 0.5f);
     snprintf(cfg.job_id, sizeof cfg.job_id, "job-a");
-    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
-    rpc_client_opts co = {.url = url};
+    ck_assert_int_eq(ps_client_configure(t.admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
+    rpc_client_opts co = {.url = t.url};
     rpc_client *c;
     ck_assert_int_eq(rpc_client_open(&c, &co, err, sizeof err), CN_OK);
     // Step 0 with both workers: the shard is at clock 1.
@@ -812,15 +821,12 @@ START_TEST(test_ps_bsp_shard_refuses_a_clock_far_ahead_and_one_that_would_wrap)
     ck_assert_int_eq(push_raw(c, 0, 1, g, 4, detail, sizeof detail), RPC_OK);
     ck_assert_int_eq(push_raw(c, 1, 1, g, 4, detail, sizeof detail), RPC_OK);
     ps_stats st;
-    ck_assert_int_eq(ps_client_stats(admin, 0, &st, err, sizeof err), RPC_OK);
+    ck_assert_int_eq(ps_client_stats(t.admin, 0, &st, err, sizeof err), RPC_OK);
     ck_assert_uint_eq(st.clock, 2);
     ck_assert_uint_eq(st.version, 2);
     ck_assert_uint_eq(st.duplicates, 0);
     rpc_client_close(c);
-    ps_client_close(admin);
-    ps_service_stop(svc);
-    rpc_server_close(srv, 1000);
-    ps_service_free(svc);
+    shard_srv_stop(&t);
 }
 END_TEST
 
@@ -828,33 +834,23 @@ START_TEST(test_ps_checkpoint_dir_from_the_wire_stays_under_the_root)
 {
     char root[512], err[512];
     ts_tmpdir(root, sizeof root);
-    rpc_server *srv;
-    ps_service *svc;
-    char url[128];
-    rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
-    ck_assert_int_eq(rpc_server_open(&srv, &so, err, sizeof err), CN_OK);
-    ck_assert_int_eq(ps_service_new(&svc, srv, root, err, sizeof err), CN_OK);
-    ck_assert_int_eq(rpc_server_start(srv, err, sizeof err), CN_OK);
-    rpc_server_url(srv, url, sizeof url);
-    const char *up[1] = {url};
-    ps_client_opts o = {.urls = up, .shards = 1, .n_params = 4, .job_id = "job-a"};
-    ps_client *admin;
-    ck_assert_int_eq(ps_client_open(&admin, &o, err, sizeof err), CN_OK);
+    shard_srv t;
+    shard_srv_start(&t, root, 0, 4);
     float init[4] = {0};
     ps_shard_cfg cfg;
     cfg_init(&cfg, 4, 1, 0, PS_ASP, 1, 0.5f);
     snprintf(cfg.job_id, sizeof cfg.job_id, "job-a");
     // A name that climbs out of the root is refused.
     snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "jobs/../../escape");
-    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err),
+    ck_assert_int_eq(ps_client_configure(t.admin, &cfg, init, false, NULL, err, sizeof err),
                      CN_EINVAL);
     ck_assert_msg(strstr(err, "checkpoint_dir \"jobs/../../escape\" has a \"..\" component: it "
                               "must be a name under the shard's checkpoint root"),
                   "%s", err);
     // An absolute path is a name under the root too.
     snprintf(cfg.checkpoint_dir, sizeof cfg.checkpoint_dir, "/etc/canopy");
-    ck_assert_int_eq(ps_client_configure(admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
-    rpc_client_opts co = {.url = url};
+    ck_assert_int_eq(ps_client_configure(t.admin, &cfg, init, false, NULL, err, sizeof err), CN_OK);
+    rpc_client_opts co = {.url = t.url};
     rpc_client *c;
     ck_assert_int_eq(rpc_client_open(&c, &co, err, sizeof err), CN_OK);
     Canopy__Ps__CheckpointRequest cr = CANOPY__PS__CHECKPOINT_REQUEST__INIT;
@@ -872,10 +868,7 @@ START_TEST(test_ps_checkpoint_dir_from_the_wire_stays_under_the_root)
     canopy__ps__checkpoint_reply__free_unpacked(a, NULL);
     rpc_reply_fini(&rep);
     rpc_client_close(c);
-    ps_client_close(admin);
-    ps_service_stop(svc);
-    rpc_server_close(srv, 1000);
-    ps_service_free(svc);
+    shard_srv_stop(&t);
     ts_rmtree(root);
 }
 END_TEST
