@@ -14,6 +14,7 @@
 #include "cli/cli_common.h"
 #include "common/cn_log.h"
 #include "proto/cluster_client.h"
+#include "proto/http_server.h"
 #include "ps/ps.h"
 #include "scheduler/scheduler.h"
 #include "ml/mlp.h"
@@ -31,6 +32,41 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+// http_addr_ok refuses a dashboard or metrics address off loopback unless
+// --insecure: the server has no TLS, so the token would cross the network
+// in clear.
+static bool http_addr_ok(const cli_net *net, const char *cmd, const char *flag, const char *addr)
+{
+    if (!addr[0] || http_addr_is_loopback(addr) || net->insecure)
+        return true;
+    fprintf(stderr,
+            "canopy %s: --%s %s is not a loopback address and HTTP here has no TLS, so the "
+            "cluster token would cross the network in clear; add --insecure on a private "
+            "network, or bind 127.0.0.1 and put a TLS proxy in front\n",
+            cmd, flag, addr);
+    return false;
+}
+
+static void h_metrics(const http_request *req, http_reply *rep, void *arg)
+{
+    (void)req;
+    snprintf(rep->content_type, sizeof rep->content_type, "text/plain; version=0.0.4");
+    rpc_server_metrics(arg, &rep->body);
+}
+
+// serve_metrics serves /metrics (the RPC server's counters) on addr.
+static cn_err serve_metrics(http_server **out, const char *addr, const char *token, rpc_server *srv,
+                            char *err, size_t errlen)
+{
+    http_server_opts ho = {.addr = addr, .token = token};
+    cn_err e = http_server_open(out, &ho, err, errlen);
+    if (e == CN_OK && (e = http_server_route(*out, "/metrics", false, h_metrics, srv)) != CN_OK)
+        cn_errf(err, errlen, e, "cannot route /metrics");
+    if (e == CN_OK)
+        e = http_server_start(*out, err, errlen);
+    return e;
+}
+
 static void start_shutdown_watchdog(unsigned secs)
 {
     pthread_t t;
@@ -44,6 +80,7 @@ int cmd_scheduler(int argc, char **argv)
     cli_net_defaults(&net);
     char listen[CN_OPT_STRLEN] = "tcp://127.0.0.1:7070";
     char state_dir[CN_OPT_STRLEN] = "state";
+    char http[CN_OPT_STRLEN] = "";
     int64_t heartbeat_ms = 500, dead_after_ms = 3000, max_msg_mb = 256, handlers = 4;
     cn_opt opts[] = {
         {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (tcp://, ipc://, tls+tcp://)", 0, 0,
@@ -55,6 +92,9 @@ int cmd_scheduler(int argc, char **argv)
          50, 600000, NULL},
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"handler-threads", CN_OPT_INT, &handlers, "RPC handler threads", 1, 256, NULL},
+        {"http", CN_OPT_STRING, http,
+         "serve the dashboard, JSON API and /metrics on HOST:PORT (token required off loopback)", 0,
+         0, NULL},
         CLI_AUTH_OPTS(&net),
         {"scheduler", CN_OPT_STRING, NULL,
          "the address the other roles point at; the scheduler has no --scheduler", 0, 0, NULL},
@@ -69,7 +109,9 @@ int cmd_scheduler(int argc, char **argv)
         return cli_usage_error("scheduler", "takes no arguments");
     if (dead_after_ms <= heartbeat_ms)
         return cli_usage_error("scheduler", "--dead-after-ms must be larger than --heartbeat-ms");
-    if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
+    if (!cli_net_load(&net, "scheduler") ||
+        !cli_net_check_url(&net, "scheduler", "listen", listen) ||
+        !http_addr_ok(&net, "scheduler", "http", http))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
     cli_block_signals();
@@ -81,7 +123,8 @@ int cmd_scheduler(int argc, char **argv)
                      .heartbeat_ms = (uint32_t)heartbeat_ms,
                      .dead_after_ms = (uint32_t)dead_after_ms,
                      .max_msg_bytes = (size_t)max_msg_mb << 20,
-                     .handler_threads = (int)handlers};
+                     .handler_threads = (int)handlers,
+                     .http = http};
     sched *s = NULL;
     if (sched_open(&s, &so, err, sizeof err) != CN_OK || sched_start(s, err, sizeof err) != CN_OK) {
         CN_ERROR("cannot start: %s", err);
@@ -92,6 +135,12 @@ int cmd_scheduler(int argc, char **argv)
     sched_url(s, url, sizeof url);
     CN_INFO("serving on %s (state in %s, token %s)", url, state_dir,
             net.token[0] ? "required" : "not set");
+    if (http[0]) {
+        char hurl[300];
+        sched_http_url_of(s, hurl, sizeof hurl);
+        CN_INFO("dashboard on %s (token %s)", hurl,
+                http_addr_is_loopback(http) ? "not needed on loopback" : "required");
+    }
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
     start_shutdown_watchdog(15);
@@ -113,6 +162,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
              (int)getuid());
     char ckpt_dir[CN_OPT_STRLEN] = "";
     char data_dir[CN_OPT_STRLEN] = "";
+    char metrics[CN_OPT_STRLEN] = "";
     int64_t threads = 0, register_ms = 30000, max_msg_mb = 256, slots = 1;
     bool worker = role == CLUSTER_ROLE_WORKER;
     // Each role lists only the options it uses.
@@ -146,18 +196,30 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
                          NULL};
     opts[k++] = (cn_opt){
         "max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL};
+    opts[k++] = (cn_opt){"metrics",
+                         CN_OPT_STRING,
+                         metrics,
+                         "serve Prometheus /metrics on HOST:PORT (token required off "
+                         "loopback)",
+                         0,
+                         0,
+                         NULL};
     if (worker) {
         opts[k++] = (cn_opt){"cache-dir", CN_OPT_STRING,
                              cache_dir,   "where the worker keeps the data sets it fetched",
                              0,           0,
                              NULL};
-        opts[k++] = (cn_opt){"slots", CN_OPT_INT, &slots,
-                             "work items run at once; --threads are shared among them", 1, 64,
-                             NULL};
-        opts[k++] = (cn_opt){"data", CN_OPT_STRING, data_dir,
+        opts[k++] = (cn_opt){
+            "slots", CN_OPT_INT, &slots, "work items run at once; --threads are shared among them",
+            1,       64,         NULL};
+        opts[k++] = (cn_opt){"data",
+                             CN_OPT_STRING,
+                             data_dir,
                              "a directory of this worker's own IDX files "
                              "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])",
-                             0, 0, NULL};
+                             0,
+                             0,
+                             NULL};
     } else
         opts[k++] = (cn_opt){"checkpoint-dir",
                              CN_OPT_STRING,
@@ -182,7 +244,8 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         return cli_usage_error(cmd, "takes no arguments");
     if (!cli_net_load(&net, cmd) || !cli_net_check_url(&net, cmd, "listen", listen) ||
         !cli_net_check_url(&net, cmd, "advertise", advertise) ||
-        !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
+        !cli_net_check_url(&net, cmd, "scheduler", net.scheduler) ||
+        !http_addr_ok(&net, cmd, "metrics", metrics))
         return CLI_EXIT_USAGE;
     if (threads == 0)
         threads = sysconf(_SC_NPROCESSORS_ONLN);
@@ -199,6 +262,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     cluster_agent *agent = NULL;
     wk_exec *exec = NULL;
     ps_service *shard = NULL;
+    http_server *mserv = NULL;
     rpc_server_opts so = {.url = listen,
                           .token = net.token,
                           .max_msg_bytes = (size_t)max_msg_mb << 20,
@@ -212,6 +276,15 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         rpc_server_start(srv, err, sizeof err) != CN_OK) {
         CN_ERROR("cannot serve on %s: %s", listen, err);
         goto out;
+    }
+    if (metrics[0]) {
+        if (serve_metrics(&mserv, metrics, net.token, srv, err, sizeof err) != CN_OK) {
+            CN_ERROR("%s", err);
+            goto out;
+        }
+        char murl[300];
+        http_server_url(mserv, murl, sizeof murl);
+        CN_INFO("metrics on %s/metrics", murl);
     }
     char url[256];
     rpc_server_url(srv, url, sizeof url);
@@ -256,6 +329,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
     start_shutdown_watchdog(15);
     exit_code = CLI_EXIT_OK;
 out:
+    http_server_close(mserv);
     wk_exec_stop(exec);
     cluster_agent_stop(agent);
     ps_service_stop(shard);
