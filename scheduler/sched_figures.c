@@ -225,8 +225,9 @@ static const char *const sweep_figs[] = {"timeline", NULL};
 static const char *const train_figs[] = {
     "loss-time",  "accuracy-time", "loss-samples", "accuracy-samples",
     "throughput", "staleness",     "bytes",        NULL};
-static const char *const fed_figs[] = {"round-accuracy", "round-clients", "round-bytes",
-                                       "round-time", NULL};
+static const char *const fed_figs[] = {
+    "round-accuracy", "round-clients",  "round-bytes", "round-time",
+    "accuracy-time",  "accuracy-bytes", NULL};
 
 const char *const *sched_fig_names(fig_kind kind)
 {
@@ -458,32 +459,52 @@ static cn_err fig_worker_xy(const sched_results *r, const char *xkey, const char
     return plot_render(&p, SVG_LINE, title, xl, "training loss", NULL, 0, out);
 }
 
-// eval_xy draws test accuracy for each job, against time or against the
-// samples all ranks had trained on when the evaluation ran.
-static cn_err fig_eval(const sched_results *const *jobs, size_t n, bool samples, cn_buf *out)
+// fig_eval draws test accuracy for each job against time, against the
+// samples all ranks had trained on, or against the bytes all ranks had
+// moved when the evaluation ran. A federated job's points are its rounds
+// (time, and the bytes up and down summed over rounds so far).
+typedef enum { AX_TIME, AX_SAMPLES, AX_BYTES } eval_axis;
+
+static cn_err fig_eval(const sched_results *const *jobs, size_t n, eval_axis ax, cn_buf *out)
 {
     plot p = {0};
     for (size_t j = 0; j < n; j++) {
         const sched_results *r = jobs[j];
         int s = plot_series(&p, n > 1 ? r->label : "test accuracy");
-        double last[MAX_RANKS] = {0};
+        double samples[MAX_RANKS] = {0}, bytes[MAX_RANKS] = {0}, fed_bytes = 0;
         for (size_t i = 0; i < r->n_recs; i++) {
             const cJSON *rec = r->recs[i];
             double rank = num(rec, "rank");
-            if (type_is(rec, "worker") && rank >= 0 && rank < MAX_RANKS)
-                last[(int)rank] = num(rec, "samples");
+            if (type_is(rec, "worker") && rank >= 0 && rank < MAX_RANKS) {
+                samples[(int)rank] = num(rec, "samples");
+                bytes[(int)rank] = num(rec, "bytes_sent") + num(rec, "bytes_received");
+            }
+            if (type_is(rec, "round")) {
+                fed_bytes += num(rec, "bytes_up") + num(rec, "bytes_down");
+                if (ax != AX_SAMPLES)
+                    plot_add(&p, s, ax == AX_TIME ? num(rec, "t") : fed_bytes,
+                             num(rec, "accuracy"));
+                continue;
+            }
             if (!type_is(rec, "eval"))
                 continue;
-            double total = 0;
-            for (int q = 0; q < MAX_RANKS; q++)
-                total += isfinite(last[q]) ? last[q] : 0;
-            plot_add(&p, s, samples ? total : num(rec, "t"), num(rec, "accuracy"));
+            double x = num(rec, "t");
+            if (ax != AX_TIME) {
+                x = 0;
+                for (int q = 0; q < MAX_RANKS; q++) {
+                    double v = ax == AX_SAMPLES ? samples[q] : bytes[q];
+                    x += isfinite(v) ? v : 0;
+                }
+            }
+            plot_add(&p, s, x, num(rec, "accuracy"));
         }
     }
-    return plot_render(
-        &p, SVG_LINE,
-        samples ? "Test accuracy against samples trained" : "Test accuracy against time",
-        samples ? "samples (all workers)" : "seconds", "test accuracy", NULL, 0, out);
+    static const char *const titles[] = {"Test accuracy against time",
+                                         "Test accuracy against samples trained",
+                                         "Test accuracy against bytes moved"};
+    static const char *const xls[] = {"seconds", "samples (all workers)",
+                                      "bytes sent and received (all workers)"};
+    return plot_render(&p, SVG_LINE, titles[ax], xls[ax], "test accuracy", NULL, 0, out);
 }
 
 // last_per_rank collects the newest worker record of each rank.
@@ -613,14 +634,22 @@ cn_err sched_fig_render(const sched_results *const *jobs, size_t n, const char *
         if (strcmp(name, "loss-samples") == 0)
             return fig_worker_xy(r, "samples", "Training loss against samples",
                                  "samples (per worker)", out);
-        if (strcmp(name, "accuracy-time") == 0 || strcmp(name, "accuracy-samples") == 0)
-            return fig_eval(jobs, n, name[9] == 's', out);
+        if (strcmp(name, "accuracy-time") == 0)
+            return fig_eval(jobs, n, AX_TIME, out);
+        if (strcmp(name, "accuracy-samples") == 0)
+            return fig_eval(jobs, n, AX_SAMPLES, out);
+        if (strcmp(name, "accuracy-bytes") == 0)
+            return fig_eval(jobs, n, AX_BYTES, out);
         if (strcmp(name, "throughput") == 0 || strcmp(name, "bytes") == 0)
             return fig_per_rank(r, name[0] == 'b', out);
         if (strcmp(name, "staleness") == 0)
             return fig_staleness(r, out);
         return CN_ENOTFOUND;
     case FIG_FEDERATED:
+        if (strcmp(name, "accuracy-time") == 0)
+            return fig_eval(jobs, n, AX_TIME, out);
+        if (strcmp(name, "accuracy-bytes") == 0)
+            return fig_eval(jobs, n, AX_BYTES, out);
         for (const char *const *f = fed_figs; *f; f++)
             if (strcmp(name, *f) == 0)
                 return fig_rounds(jobs, n, name, out);

@@ -13,13 +13,15 @@
 //   sweep:     score-<param> (CV score against each hyper-parameter),
 //              timeline (each unit as a segment of time on its worker's row)
 //   train:     loss-time, loss-samples, accuracy-time, accuracy-samples,
-//              throughput (samples/s per worker), staleness (histogram),
+//              accuracy-bytes (against the bytes all ranks moved), throughput (samples/s per worker), staleness (histogram),
 //              bytes (bytes sent and received per worker)
 //   federated: round-accuracy, round-clients (selected, finished,
 //              dropped, late), round-bytes (up, down), round-time (the
-//              round's time split: every "*_seconds" field of a round record)
-// Figures over several jobs (round-accuracy, accuracy-time) draw one series
-// per job, named by the job's label.
+//              round's time split: every "*_seconds" field of a round record),
+//              accuracy-time, accuracy-bytes (bytes up and down so far)
+// Figures over several jobs (round-accuracy, accuracy-time, accuracy-bytes;
+// training and federated jobs may be mixed) draw one series per job, named
+// by the job's label.
 // Thread rule: a sched_results is immutable once loaded; any thread may
 // read it.
 #ifndef CANOPY_SCHED_FIGURES_H
