@@ -128,7 +128,7 @@ static int scan(inputs *in, const char *path, int depth)
         return CLI_EXIT_OK;
     }
     if (has_file(path, "job.json") || has_file(path, "trials.csv") ||
-        (has_file(path, "summary.json") && has_file(path, "results.jsonl"))) {
+        has_file(path, "results.jsonl")) {
         sched_results *r;
         char err[CN_ERRBUF_LEN];
         if (sched_results_load(path, &r, err, sizeof err) != CN_OK) {
