@@ -33,8 +33,7 @@ static void teardown(void)
 // report runs `canopy report in... -o out` and returns its exit code.
 static int report(const char *in1, const char *in2)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "report", (char *)in1, "-o", out,
-                    (char *)in2, NULL};
+    char *argv[] = {(char *)ts_canopy_bin(), "report", (char *)in1, "-o", out, (char *)in2, NULL};
     if (in2 == NULL)
         argv[5] = NULL;
     pid_t pid = ts_spawn(argv, log_path);
@@ -80,10 +79,15 @@ START_TEST(test_report_has_every_section_with_the_fixture_numbers)
 {
     ck_assert_int_eq(report(fixture, NULL), 0);
     char *md = read_out("REPORT.md");
-    static const char *const sections[] = {
-        "## 1.1 ", "### Leaderboard", "### Time on 1, 2 and 3 VMs", "### Held-back check",
-        "## 1.2 ", "## 2.1 ",         "## 2.2 ",                    "## Dashboard snapshot",
-        "## How each figure was produced"};
+    static const char *const sections[] = {"## 1.1 ",
+                                           "### Leaderboard",
+                                           "### Time on 1, 2 and 3 VMs",
+                                           "### Held-back check",
+                                           "## 1.2 ",
+                                           "## 2.1 ",
+                                           "## 2.2 ",
+                                           "## Dashboard snapshot",
+                                           "## How each figure was produced"};
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
         ck_assert_msg(strstr(md, sections[i]), "no section %s", sections[i]);
     // 1.1: best, default, their fold deviations and the difference.

@@ -278,8 +278,7 @@ bool ts_xml_parses(const char *path)
     pid_t pid = fork();
     if (pid == 0) {
         execlp("python3", "python3", "-c",
-               "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])", path,
-               (char *)NULL);
+               "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])", path, (char *)NULL);
         _exit(127);
     }
     int st = 0;

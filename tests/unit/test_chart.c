@@ -48,8 +48,12 @@ START_TEST(test_svg_line_has_axes_ticks_legend_and_parses)
     double x[] = {0, 1, 2, 3}, y1[] = {0.5, 0.6, 0.7, 0.8}, y2[] = {0.4, 0.5, 0.55, 0.6};
     svg_series s[] = {{.name = "bsp", .x = x, .y = y1, .n = 4},
                       {.name = "a<s>p & co", .x = x, .y = y2, .n = 4}};
-    svg_chart c = {.kind = SVG_LINE, .title = "acc", .xlabel = "s", .ylabel = "accuracy",
-                   .series = s, .n_series = 2};
+    svg_chart c = {.kind = SVG_LINE,
+                   .title = "acc",
+                   .xlabel = "s",
+                   .ylabel = "accuracy",
+                   .series = s,
+                   .n_series = 2};
     char *out = render(&c);
     ck_assert_ptr_nonnull(strstr(out, "<g class=\"axis x\""));
     ck_assert_ptr_nonnull(strstr(out, "<g class=\"axis y\""));
@@ -120,14 +124,14 @@ START_TEST(test_svg_bar_and_histogram_draw_one_rect_per_value)
     const char *cats[] = {"0", "1", "2"};
     double a[] = {10, 50, 5}, b[] = {1, 2, NAN};
     svg_series s[] = {{.name = "sent", .y = a, .n = 3}, {.name = "received", .y = b, .n = 3}};
-    svg_chart c = {.kind = SVG_BAR, .series = s, .n_series = 2, .categories = cats,
-                   .n_categories = 3};
+    svg_chart c = {
+        .kind = SVG_BAR, .series = s, .n_series = 2, .categories = cats, .n_categories = 3};
     char *out = render(&c);
     ck_assert_uint_eq(count(out, "<rect class=\"bar\""), 5); // the NaN bar is skipped
     ck_assert_ptr_nonnull(strstr(out, ">received</text>"));
     free(out);
-    svg_chart h = {.kind = SVG_HIST, .series = s, .n_series = 1, .categories = cats,
-                   .n_categories = 3};
+    svg_chart h = {
+        .kind = SVG_HIST, .series = s, .n_series = 1, .categories = cats, .n_categories = 3};
     out = render(&h);
     ck_assert_uint_eq(count(out, "<rect class=\"bar\""), 3);
     ck_assert_ptr_nonnull(strstr(out, ">sent</text>"));
