@@ -127,8 +127,7 @@ static int scan(inputs *in, const char *path, int depth)
         scan_file(in, path);
         return CLI_EXIT_OK;
     }
-    if (has_file(path, "job.json") || has_file(path, "trials.csv") ||
-        has_file(path, "results.jsonl")) {
+    if (has_file(path, "job.json") || has_file(path, "results.jsonl")) {
         sched_results *r;
         char err[CN_ERRBUF_LEN];
         if (sched_results_load(path, &r, err, sizeof err) != CN_OK) {

@@ -8,13 +8,19 @@
 # every run gets a fresh cluster. Results: results/experiments/<exp>/<run>/
 # (summary.json, results.jsonl, logs) and results/experiments/<exp>.json
 # (one row per run).
+# Ends by writing the report from everything under results/ (report/).
 #   deploy/experiments/run.sh [EXPERIMENT.json ...]   (default: all three)
+#   deploy/experiments/run.sh --all   also bench/sweep.sh (1, 2, 3 VMs) first
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cd "$EXP_ROOT"
 exp_setup "$EXP_ROOT/build-exp"
 trap exp_cleanup EXIT INT TERM
+if [ "${1:-}" = "--all" ]; then
+  shift
+  "$EXP_ROOT/bench/sweep.sh"
+fi
 files=("$@")
 [ ${#files[@]} -gt 0 ] || files=("$here/consistency.json" "$here/model-size.json" "$here/shards.json")
 for f in "${files[@]}"; do
@@ -75,3 +81,5 @@ for row in rows:
           f"ratio {row['compute_comm_ratio']:.2f}")
 PY
 done
+
+"$EXP_CANOPY" report "$EXP_ROOT/results" -o "$EXP_ROOT/report"

@@ -5,11 +5,10 @@
 # in the rendered DOM, that the cluster page lists the nodes and the
 # training page shows charts with data points; saves a screenshot.
 # Exit 77 (skipped) only where Chromium is missing or cannot start.
-#   browser.sh CANOPY SOURCE_ROOT SCREENSHOT.png
+#   browser.sh CANOPY SCREENSHOT.png
 set -euo pipefail
 canopy=$1
-src=$2
-shot=$3
+shot=$2
 chrome=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$chrome" ]; then
   echo "browser.sh: SKIPPED: chromium is not installed (deploy/install-deps.sh installs it)"
