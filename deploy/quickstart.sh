@@ -24,7 +24,7 @@ ninja -C build-release >/dev/null
 canopy=./build-release/cli/canopy
 mkdir -p results/quickstart
 
-echo "== 1. canopy $($canopy version | cut -d' ' -f2): an embedded cluster on loopback"
+echo "== 1. canopy $($canopy version | head -n 1 | cut -d' ' -f2): an embedded cluster on loopback"
 $canopy local --ps 1 --workers 2 --state-dir state/quickstart status --ping
 
 echo
@@ -43,7 +43,13 @@ $canopy local --ps 2 --workers 2 --threads 1 --state-dir state/quickstart \
   train deploy/jobs/fashion-mlp.json
 
 echo
-echo "== 5. the report: every answer written from the result files above"
+echo "== 5. federated learning on the same servers: deploy/jobs/fashion-fedavg.json"
+echo "   (the assignment's layout: one shard as the combiner, two clients, FedAvg)"
+$canopy local --ps 1 --workers 2 --threads 1 --state-dir state/quickstart \
+  train deploy/jobs/fashion-fedavg.json
+
+echo
+echo "== 6. the report: every answer written from the result files above"
 # A scheduler on the quickstart state serves the finished jobs' dashboard
 # for the snapshot, then stops.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

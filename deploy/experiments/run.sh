@@ -4,24 +4,34 @@
 #   consistency.json  1, 2, 3 workers x BSP, ASP, SSP on 0.4-core "small VMs"
 #   model-size.json   ~50k, 0.5M, 5M parameters: compute/communication per step
 #   shards.json       1, 2, 4 shards for the largest model
+# and for part 2 (federated mode, docs/federated.md):
+#   fed-layout.json   the assignment's layout: one shard, two clients, FedAvg
+#   fed-skew.json     10 clients, IID / Dirichlet / 2 labels x FedAvg, FedProx, FedAdam
+#   fed-system.json   a slow client with and without a deadline; dropouts
+#   fl-vs-ps.json     ASP, BSP, FedAvg (1 and 5 local epochs), IID and Dirichlet 0.1
 # Each experiment file holds a base job spec and a list of runs (overrides);
 # every run gets a fresh cluster. Results: results/experiments/<exp>/<run>/
 # (summary.json, results.jsonl, logs) and results/experiments/<exp>.json
 # (one row per run).
-# Ends by writing the report from everything under results/ (report/).
-#   deploy/experiments/run.sh [EXPERIMENT.json ...]   (default: all three)
-#   deploy/experiments/run.sh --all   also bench/sweep.sh (1, 2, 3 VMs) first
+#   deploy/experiments/run.sh [EXPERIMENT.json ...]   (default: the three of part 1.2)
+#   deploy/experiments/run.sh --fed                   the four of part 2
+#   deploy/experiments/run.sh --all                   bench/sweep.sh (1, 2, 3 VMs) and all seven
+# Every invocation ends by writing the report from everything under results/
+# (report/index.html, report/REPORT.md; `canopy report`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 cd "$EXP_ROOT"
 exp_setup "$EXP_ROOT/build-exp"
 trap exp_cleanup EXIT INT TERM
-if [ "${1:-}" = "--all" ]; then
-  shift
-  "$EXP_ROOT/bench/sweep.sh"
-fi
 files=("$@")
+fed=("$here/fed-layout.json" "$here/fed-skew.json" "$here/fed-system.json" "$here/fl-vs-ps.json")
+if [ "${1:-}" = --fed ]; then
+  files=("${fed[@]}")
+elif [ "${1:-}" = --all ]; then
+  "$EXP_ROOT/bench/sweep.sh"
+  files=("$here/consistency.json" "$here/model-size.json" "$here/shards.json" "${fed[@]}")
+fi
 [ ${#files[@]} -gt 0 ] || files=("$here/consistency.json" "$here/model-size.json" "$here/shards.json")
 for f in "${files[@]}"; do
   exp=$(basename "$f" .json)
@@ -64,6 +74,15 @@ for r in spec["runs"]:
                              "compute_seconds", "comm_seconds", "compute_comm_ratio",
                              "staleness_hist", "bytes_sent", "bytes_received")}
     row["name"] = r["name"]
+    for k in ("mode", "strategy", "rounds", "clients", "local_epochs", "dropout",
+              "round_deadline_s", "rounds_to_target", "seconds_to_target", "bytes_to_target",
+              "bytes_total", "aggregation_share"):
+        if k in s:
+            row[k] = s[k]
+    job = json.load(open(os.path.join(out, r["name"], "job.json")))
+    row["partition"] = job.get("partition", "iid")
+    if "alpha" in job:
+        row["alpha"] = job["alpha"]
     row["compute_ms_per_step"] = 1000 * s["compute_seconds"] / steps if steps else 0
     row["comm_ms_per_step"] = 1000 * s["comm_seconds"] / steps if steps else 0
     rows.append(row)
