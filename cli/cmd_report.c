@@ -178,18 +178,33 @@ static int scan(inputs *in, const char *path, int depth)
     return CLI_EXIT_OK;
 }
 
-// newest returns the newest job of kind (by creation time, then order).
-static const sched_results *newest(const inputs *in, fig_kind kind)
+static double created(const sched_results *r)
 {
-    const sched_results *best = NULL;
+    double c = num(r->job, "created_unix_ms");
+    return isfinite(c) ? c : 0; // a copy without a job record counts as oldest
+}
+
+// pick returns the newest job of kind (by creation time, then order)
+// whose directory's path holds hint (an experiment's name), else the newest
+// of kind.
+static const sched_results *pick(const inputs *in, fig_kind kind, const char *hint)
+{
+    const sched_results *best = NULL, *hinted = NULL;
     for (size_t i = 0; i < in->n_jobs; i++) {
         const sched_results *r = in->jobs[i];
         if (r->kind != kind)
             continue;
-        if (best == NULL || !(num(r->job, "created_unix_ms") < num(best->job, "created_unix_ms")))
+        if (best == NULL || created(r) >= created(best))
             best = r;
+        if (hint && strstr(r->dir, hint) && (hinted == NULL || created(r) >= created(hinted)))
+            hinted = r;
     }
-    return best;
+    return hinted ? hinted : best;
+}
+
+static const sched_results *newest(const inputs *in, fig_kind kind)
+{
+    return pick(in, kind, NULL);
 }
 
 // ------------------------------------------------------------ the writer
@@ -666,11 +681,19 @@ static bool section_21(doc *d, const inputs *in)
 {
     doc_h(d, 2, "2.1 Federated against distributed learning");
     d->words = 0;
+    // The partitionings: the FedAvg runs of deploy/experiments' fed-skew
+    // when RESULTS hold them, else every federated job.
     const sched_results *fed[8];
     size_t n = 0;
-    for (size_t i = 0; i < in->n_jobs && n < 8; i++)
-        if (in->jobs[i]->kind == FIG_FEDERATED && sched_results_count(in->jobs[i], "round"))
-            fed[n++] = in->jobs[i];
+    for (int pass = 0; pass < 2 && n == 0; pass++)
+        for (size_t i = 0; i < in->n_jobs && n < 8; i++) {
+            const sched_results *r = in->jobs[i];
+            const char *strategy = str(r->spec, "strategy");
+            if (r->kind == FIG_FEDERATED && sched_results_count(r, "round") &&
+                (pass == 1 ||
+                 (strstr(r->dir, "fed-skew") && (!strategy[0] || strcmp(strategy, "fedavg") == 0))))
+                fed[n++] = r;
+        }
     if (n == 0) {
         doc_missing(d,
                     "no federated training job with round records in RESULTS (one job file "
@@ -683,7 +706,7 @@ static bool section_21(doc *d, const inputs *in)
              "once per round.");
     cn_buf t;
     cn_buf_init(&t);
-    for (size_t i = 0; i < n && i < 4; i++) {
+    for (size_t i = 0; i < n && i < 5; i++) {
         fed_totals f = fed_sum(fed[i]);
         cn_buf_printf(&t, "%s`%s`: accuracy %.4f after %zu rounds (%.1f s)", i ? "; " : "",
                       fed[i]->label, f.acc, f.rounds, f.t);
@@ -695,14 +718,25 @@ static bool section_21(doc *d, const inputs *in)
     cn_buf_fini(&t);
     doc_job_fig(d, fed, n, "round-accuracy", "fed-round-accuracy",
                 "global test accuracy per round, one line per partitioning");
-    fed_totals f = fed_sum(fed[0]);
+    // System heterogeneity: the fed-system experiment's run with the most
+    // dropped and late clients, else the listed job with the most.
+    const sched_results *sys = fed[0];
+    for (size_t i = 0; i < in->n_jobs; i++) {
+        const sched_results *r = in->jobs[i];
+        fed_totals a = fed_sum(r), b = fed_sum(sys);
+        bool preferred = strstr(r->dir, "fed-system") && !strstr(sys->dir, "fed-system");
+        if (r->kind == FIG_FEDERATED && a.rounds &&
+            (preferred || a.dropped + a.late > b.dropped + b.late))
+            sys = r;
+    }
+    fed_totals f = fed_sum(sys);
     doc_p(d,
           "System heterogeneity: in `%s`, %.0f client-rounds were selected, %.0f dropped out "
           "and %.0f missed the round's deadline; a round closes without them, so slow or lost "
           "clients cost accuracy per round rather than stalling every step as a synchronous "
           "parameter server would.",
-          fed[0]->label, f.selected, f.dropped, f.late);
-    const sched_results *one = fed[0];
+          sys->label, f.selected, f.dropped, f.late);
+    const sched_results *one = sys;
     doc_job_fig(d, &one, 1, "round-clients", "fed-round-clients",
                 "selected, finished, dropped and late clients per round");
     doc_job_fig(d, &one, 1, "round-time", "fed-round-time", "the time split of each round");
@@ -713,7 +747,8 @@ static bool section_22(doc *d, const inputs *in)
 {
     doc_h(d, 2, "2.2 Federated learning and the parameter server on the same servers");
     d->words = 0;
-    const sched_results *ps = newest(in, FIG_TRAIN), *fed = newest(in, FIG_FEDERATED);
+    const sched_results *ps = pick(in, FIG_TRAIN, "fl-vs-ps"),
+                        *fed = pick(in, FIG_FEDERATED, "fl-vs-ps");
     if (ps == NULL || ps->summary == NULL || fed == NULL || !sched_results_count(fed, "round")) {
         doc_missing(d,
                     ps == NULL || ps->summary == NULL

@@ -164,9 +164,18 @@ cn_err sched_results_load(const char *dir, sched_results **out, char *err, size_
                     "%s: not a job's results (no job.json, summary.json or results.jsonl)", dir);
         goto fail;
     }
+    // The experiments keep a run's job file as job.json beside its results:
+    // a job.json without "kind" is a spec, and the run is named by its
+    // directory.
+    bool record = r->job && cJSON_GetObjectItemCaseSensitive(r->job, "kind");
+    if (!record && r->job && r->spec == NULL) {
+        r->spec = r->job;
+        r->job = NULL;
+    }
     const char *slash = strrchr(dir, '/');
+    const char *base = slash && slash[1] ? slash + 1 : dir;
     const char *id = str(r->job, "id");
-    snprintf(r->id, sizeof r->id, "%s", id ? id : slash && slash[1] ? slash + 1 : dir);
+    snprintf(r->id, sizeof r->id, "%s", id ? id : base);
     const char *kind = str(r->job, "kind");
     r->trials = load_trials(dir);
     bool sweep =
@@ -177,15 +186,14 @@ cn_err sched_results_load(const char *dir, sched_results **out, char *err, size_
                   ? FIG_FEDERATED
                   : FIG_TRAIN;
     const char *name = str(r->spec, "name");
-    snprintf(r->label, sizeof r->label, "%s", name ? name : r->id);
-    const cJSON *part = cJSON_GetObjectItemCaseSensitive(r->spec, "partition");
-    if (r->kind == FIG_FEDERATED && part) {
-        char *p = cJSON_IsString(part) ? NULL : cJSON_PrintUnformatted(part);
-        size_t l = strlen(r->label);
-        snprintf(r->label + l, sizeof r->label - l, " (%.120s)",
-                 p ? p : cJSON_GetStringValue(part));
-        free(p);
-    }
+    snprintf(r->label, sizeof r->label, "%s", record && name ? name : base);
+    const char *part = str(r->spec, "partition");
+    double alpha = num(r->spec, "alpha");
+    size_t l = strlen(r->label);
+    if (r->kind == FIG_FEDERATED && part && strcmp(part, "dirichlet") == 0 && isfinite(alpha))
+        snprintf(r->label + l, sizeof r->label - l, " (dirichlet %g)", alpha);
+    else if (r->kind == FIG_FEDERATED && part)
+        snprintf(r->label + l, sizeof r->label - l, " (%.60s)", part);
     *out = r;
     return CN_OK;
 fail:

@@ -13,8 +13,8 @@
 //   sweep:     score-<param> (CV score against each hyper-parameter),
 //              timeline (each unit as a segment of time on its worker's row)
 //   train:     loss-time, loss-samples, accuracy-time, accuracy-samples,
-//              accuracy-bytes (against the bytes all ranks moved), throughput (samples/s per worker), staleness (histogram),
-//              bytes (bytes sent and received per worker)
+//              accuracy-bytes (against the bytes all ranks moved), throughput (samples/s per
+//              worker), staleness (histogram), bytes (bytes sent and received per worker)
 //   federated: round-accuracy, round-clients (selected, finished,
 //              dropped, late), round-bytes (up, down), round-time (the
 //              round's time split: every "*_seconds" field of a round record),
@@ -39,8 +39,11 @@ typedef enum { FIG_SWEEP = 0, FIG_TRAIN, FIG_FEDERATED } fig_kind;
 
 typedef struct sched_results {
     char dir[1024];
-    char id[256];    // job.json "id" (else the directory's name)
-    char label[256]; // spec "name", plus the partitioning of a federated job
+    char id[256]; // job.json "id" (else the directory's name)
+    // The job's spec "name" (a run of deploy/experiments: its directory's
+    // name), plus a federated job's partitioning: "fedavg-dir0.1 (dirichlet
+    // 0.1)".
+    char label[256];
     fig_kind kind;
     cJSON *job;     // job.json, or NULL
     cJSON *spec;    // spec.json, or NULL

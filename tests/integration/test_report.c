@@ -104,7 +104,7 @@ START_TEST(test_report_has_every_section_with_the_fixture_numbers)
     // 2.1 and 2.2: per partitioning, dropouts, the parameter server's run.
     ck_assert_ptr_nonnull(strstr(md, "`fx-fed-iid (iid)`: accuracy 0.8500 after 5 rounds"));
     ck_assert_ptr_nonnull(
-        strstr(md, "`fx-fed-dirichlet ({\"dirichlet\":0.3})`: accuracy 0.7000 after 5 rounds"));
+        strstr(md, "`fx-fed-dirichlet (dirichlet 0.3)`: accuracy 0.7000 after 5 rounds"));
     ck_assert_ptr_nonnull(strstr(md, "20 client-rounds were selected, 1 dropped out and 1 "
                                      "missed the round's deadline"));
     ck_assert_ptr_nonnull(strstr(md, "It reached accuracy 0.8600 in 4.3 s after moving 1.6e+07 "
@@ -187,6 +187,8 @@ START_TEST(test_report_fails_when_prose_outgrows_the_word_limit)
         ck_assert_int_eq(system(cmd), 0);
         snprintf(path, sizeof path, "%s/spec.json", job);
         ts_write_file(path, spec);
+        snprintf(path, sizeof path, "%s/job.json", job);
+        ts_write_file(path, "{\"kind\": \"train\"}");
     }
     ck_assert_int_eq(report(in, NULL), 1);
     ck_assert(ts_file_contains(log_path, "canopy report: section 2.1 has "));
