@@ -7,7 +7,6 @@
   const page = document.body.dataset.page;
   const params = new URLSearchParams(location.search);
   const main = document.getElementById("main");
-  const views = { sweep: "sweep", train: "training", federated: "federated" };
 
   function el(tag, attrs, ...kids) {
     const e = document.createElement(tag);
@@ -68,7 +67,7 @@
   }
 
   function jobLink(j) {
-    const v = j.view || (j.kind === "sweep" ? "sweep" : "training");
+    const v = j.kind === "sweep" ? "sweep" : j.mode === "federated" ? "federated" : "training";
     return el("a", { href: "/" + v + "?job=" + encodeURIComponent(j.job_id) }, j.job_id);
   }
   async function jobs() {
@@ -87,10 +86,8 @@
     const all = await api("/api/jobs");
     for (let i = all.length - 1; i >= 0; i--) {
       const j = all[i];
-      if (view === "sweep" ? j.kind === "sweep" : j.kind === "train") {
-        const d = await api("/api/jobs/" + encodeURIComponent(j.job_id));
-        if ((views[d.view] || "training") === view) return j.job_id;
-      }
+      const v = j.kind === "sweep" ? "sweep" : j.mode === "federated" ? "federated" : "training";
+      if (v === view) return j.job_id;
     }
     return null;
   }
@@ -121,7 +118,9 @@
       view === "federated" ? "No federated job yet: run `canopy train JOB.json` with \"mode\": \"federated\"."
         : "No training job yet: run `canopy train JOB.json`.")];
     const d = await api("/api/jobs/" + encodeURIComponent(id));
-    const facts = el("p", {}, `model ${d.model || ""}, ${d.n_params || 0} parameters, ${d.consistency || ""}, ` +
+    const facts = d.mode === "federated" ? el("p", {}, `model ${d.model || ""}, ${d.strategy || ""}, ` +
+      `round ${d.round || 0}/${d.rounds || 0}, ${d.clients || 0} clients, test accuracy ${fmt(d.accuracy, 4)}`)
+      : el("p", {}, `model ${d.model || ""}, ${d.n_params || 0} parameters, ${d.consistency || ""}, ` +
       `${d.shards || 0} shards, ${d.workers_active || 0}/${d.workers_wanted || 0} workers, step ${d.step || 0}/${d.steps || 0}, ` +
       `test accuracy ${fmt(d.accuracy, 4)}, ${fmt(d.samples_per_s, 0)} samples/s`);
     return [...header(d), facts, await figures(id, d.figures || [])];
