@@ -118,18 +118,27 @@ static void teardown(void)
     ts_rmtree(dir);
 }
 
+// scheduler_argv fills argv (10 entries) with a scheduler serving the
+// dashboard on addr.
+static void scheduler_argv(char **argv, const char *addr, bool insecure)
+{
+    char *v[] = {(char *)ts_canopy_bin(),
+                 "scheduler",
+                 "--listen",
+                 url,
+                 "--state-dir",
+                 state,
+                 "--http",
+                 (char *)addr,
+                 insecure ? "--insecure" : NULL,
+                 NULL};
+    memcpy(argv, v, sizeof v);
+}
+
 static pid_t start_scheduler(const char *addr, bool insecure)
 {
-    char *argv[] = {(char *)ts_canopy_bin(),
-                    "scheduler",
-                    "--listen",
-                    url,
-                    "--state-dir",
-                    state,
-                    "--http",
-                    (char *)addr,
-                    insecure ? "--insecure" : NULL,
-                    NULL};
+    char *argv[10];
+    scheduler_argv(argv, addr, insecure);
     return ts_spawn(argv, log_path);
 }
 
@@ -337,29 +346,13 @@ START_TEST(test_http_beyond_loopback_requires_the_token_and_never_echoes_it)
     // Off loopback without --insecure: refused before anything starts.
     char any[64];
     snprintf(any, sizeof any, "0.0.0.0:%d", http_port);
-    char *argv[] = {(char *)ts_canopy_bin(),
-                    "scheduler",
-                    "--listen",
-                    url,
-                    "--state-dir",
-                    state,
-                    "--http",
-                    any,
-                    NULL};
+    char *argv[10];
+    scheduler_argv(argv, any, false);
     ck_assert_int_eq(run(argv), 2);
     // And without a token, the dashboard refuses to open.
     unsetenv("CANOPY_TOKEN");
-    char *argv2[] = {(char *)ts_canopy_bin(),
-                     "scheduler",
-                     "--listen",
-                     url,
-                     "--state-dir",
-                     state,
-                     "--http",
-                     any,
-                     "--insecure",
-                     NULL};
-    ck_assert_int_eq(run(argv2), 1);
+    scheduler_argv(argv, any, true);
+    ck_assert_int_eq(run(argv), 1);
     char out[400];
     snprintf(out, sizeof out, "%s/cmd.out", dir);
     ck_assert(ts_file_contains(out, "is not loopback, so the dashboard needs the cluster token"));
