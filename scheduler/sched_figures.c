@@ -534,7 +534,7 @@ static cn_err fig_per_rank(const sched_results *r, bool bytes, cn_buf *out)
 {
     const cJSON *last[MAX_RANKS] = {0};
     size_t n = last_per_rank(r, last);
-    char cats[MAX_RANKS][16];
+    char cats[MAX_RANKS][32];
     const char *catp[MAX_RANKS];
     plot p = {0};
     int s0 = plot_series(&p, bytes ? "sent" : "");
@@ -558,7 +558,7 @@ static cn_err fig_staleness(const sched_results *r, cn_buf *out)
     int n = cJSON_GetArraySize(h);
     while (n > 1 && cJSON_GetArrayItem(h, n - 1)->valuedouble == 0)
         n--;
-    char cats[64][16];
+    char cats[64][24];
     const char *catp[64];
     plot p = {0};
     int s = plot_series(&p, "");
