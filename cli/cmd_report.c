@@ -15,6 +15,7 @@
 // DIR/index.html with the same figures inline (one file to open or mail).
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -812,6 +813,11 @@ static bool take_screenshot(const char *dir, const char *url, char *out, size_t 
     snprintf(shot, sizeof shot, "--screenshot=%s", out);
     pid_t pid = fork();
     if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY); // Chromium's chatter is not ours
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
         execlp("chromium", "chromium", "--headless", "--no-sandbox", "--disable-gpu",
                "--hide-scrollbars", "--window-size=1280,900", "--virtual-time-budget=6000", shot,
                url, (char *)NULL);

@@ -9,7 +9,8 @@
 #      distributed over two workers, compared with the default in the same run;
 #   4. data-parallel MLP training on Fashion-MNIST through two parameter-server
 #      shards with two workers (deploy/jobs/fashion-mlp.json, asynchronous);
-#   5. the report (`canopy report`) from everything in state/quickstart/ and
+#   5. federated learning on the same servers (deploy/jobs/fashion-fedavg.json);
+#   6. the report (`canopy report`) from everything in state/quickstart/ and
 #      results/, with a snapshot of the dashboard.
 # Results land in state/quickstart/ (the scheduler's state directory) and in
 # results/quickstart/ (best parameters, all trials); the report in report/.
