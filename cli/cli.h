@@ -29,6 +29,7 @@ int cmd_tune(int argc, char **argv);
 int cmd_train_job(int argc, char **argv); // `canopy train` (cmd_mlp.c has its own static cmd_train)
 int cmd_jobs(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_forest(int argc, char **argv);
 int cmd_mlp(int argc, char **argv);
 

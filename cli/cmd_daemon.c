@@ -15,6 +15,7 @@
 #include "cli/cli_common.h"
 #include "common/cn_log.h"
 #include "proto/cluster_client.h"
+#include "proto/http_server.h"
 #include "ps/ps.h"
 #include "scheduler/scheduler.h"
 #include "ml/mlp.h"
@@ -32,6 +33,41 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
+// http_addr_ok refuses a dashboard or metrics address off loopback unless
+// --insecure: the server has no TLS, so the token would cross the network
+// in clear.
+static bool http_addr_ok(const cli_net *net, const char *cmd, const char *flag, const char *addr)
+{
+    if (!addr[0] || http_addr_is_loopback(addr) || net->insecure)
+        return true;
+    fprintf(stderr,
+            "canopy %s: --%s %s is not a loopback address and HTTP here has no TLS, so the "
+            "cluster token would cross the network in clear; add --insecure on a private "
+            "network, or bind 127.0.0.1 and put a TLS proxy in front\n",
+            cmd, flag, addr);
+    return false;
+}
+
+static void h_metrics(const http_request *req, http_reply *rep, void *arg)
+{
+    (void)req;
+    snprintf(rep->content_type, sizeof rep->content_type, "text/plain; version=0.0.4");
+    rpc_server_metrics(arg, &rep->body);
+}
+
+// serve_metrics serves /metrics (the RPC server's counters) on addr.
+static cn_err serve_metrics(http_server **out, const char *addr, const char *token, rpc_server *srv,
+                            char *err, size_t errlen)
+{
+    http_server_opts ho = {.addr = addr, .token = token};
+    cn_err e = http_server_open(out, &ho, err, errlen);
+    if (e == CN_OK && (e = http_server_route(*out, "/metrics", false, h_metrics, srv)) != CN_OK)
+        cn_errf(err, errlen, e, "cannot route /metrics");
+    if (e == CN_OK)
+        e = http_server_start(*out, err, errlen);
+    return e;
+}
+
 static void start_shutdown_watchdog(unsigned secs)
 {
     pthread_t t;
@@ -45,6 +81,7 @@ int cmd_scheduler(int argc, char **argv)
     cli_net_defaults(&net);
     char listen[CN_OPT_STRLEN] = "tcp://127.0.0.1:7070";
     char state_dir[CN_OPT_STRLEN] = "state";
+    char http[CN_OPT_STRLEN] = "";
     int64_t heartbeat_ms = 500, dead_after_ms = 3000, max_msg_mb = 256, handlers = 4;
     cn_opt opts[] = {
         {"listen", CN_OPT_STRING, listen, "RPC URL to listen on (tcp://, ipc://, tls+tcp://)", 0, 0,
@@ -56,6 +93,9 @@ int cmd_scheduler(int argc, char **argv)
          50, 600000, NULL},
         {"max-msg-mb", CN_OPT_INT, &max_msg_mb, "largest RPC message accepted, MiB", 1, 2047, NULL},
         {"handler-threads", CN_OPT_INT, &handlers, "RPC handler threads", 1, 256, NULL},
+        {"http", CN_OPT_STRING, http,
+         "serve the dashboard, JSON API and /metrics on HOST:PORT (token required off loopback)", 0,
+         0, NULL},
         CLI_AUTH_OPTS(&net),
         {"scheduler", CN_OPT_STRING, NULL,
          "the address the other roles point at; the scheduler has no --scheduler", 0, 0, NULL},
@@ -70,7 +110,9 @@ int cmd_scheduler(int argc, char **argv)
         return cli_usage_error("scheduler", "takes no arguments");
     if (dead_after_ms <= heartbeat_ms)
         return cli_usage_error("scheduler", "--dead-after-ms must be larger than --heartbeat-ms");
-    if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
+    if (!cli_net_load(&net, "scheduler") ||
+        !cli_net_check_url(&net, "scheduler", "listen", listen) ||
+        !http_addr_ok(&net, "scheduler", "http", http))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
     cli_log_blas();
@@ -83,7 +125,8 @@ int cmd_scheduler(int argc, char **argv)
                      .heartbeat_ms = (uint32_t)heartbeat_ms,
                      .dead_after_ms = (uint32_t)dead_after_ms,
                      .max_msg_bytes = (size_t)max_msg_mb << 20,
-                     .handler_threads = (int)handlers};
+                     .handler_threads = (int)handlers,
+                     .http = http};
     sched *s = NULL;
     if (sched_open(&s, &so, err, sizeof err) != CN_OK || sched_start(s, err, sizeof err) != CN_OK) {
         CN_ERROR("cannot start: %s", err);
@@ -94,6 +137,12 @@ int cmd_scheduler(int argc, char **argv)
     sched_url(s, url, sizeof url);
     CN_INFO("serving on %s (state in %s, token %s)", url, state_dir,
             net.token[0] ? "required" : "not set");
+    if (http[0]) {
+        char hurl[300];
+        sched_http_url_of(s, hurl, sizeof hurl);
+        CN_INFO("dashboard on %s (token %s)", hurl,
+                http_addr_is_loopback(http) ? "not needed on loopback" : "required");
+    }
     int sig = cli_wait_signal();
     CN_INFO("signal %d: shutting down", sig);
     start_shutdown_watchdog(15);
@@ -122,6 +171,7 @@ typedef struct node_opts {
     cli_net net;
     char listen[CN_OPT_STRLEN], advertise[CN_OPT_STRLEN], name[CN_OPT_STRLEN];
     char cache_dir[CN_OPT_STRLEN], ckpt_dir[CN_OPT_STRLEN], data_dir[CN_OPT_STRLEN];
+    char metrics[CN_OPT_STRLEN]; // HOST:PORT of Prometheus /metrics, "" = none
     int64_t threads, register_ms, max_msg_mb, slots;
 } node_opts;
 
@@ -162,6 +212,9 @@ static void node_table(node_opts *o, cn_opt *opts)
     opts[k++] =
         (cn_opt){"max-msg-mb", CN_OPT_INT, &o->max_msg_mb, "largest RPC message accepted, MiB", 1,
                  2047,         NULL};
+    opts[k++] = (cn_opt){"metrics", CN_OPT_STRING, o->metrics,
+                         "serve Prometheus /metrics on HOST:PORT (token required off loopback)", 0,
+                         0, NULL};
     if (worker) {
         opts[k++] = (cn_opt){"cache-dir",
                              CN_OPT_STRING,
@@ -207,7 +260,8 @@ static bool node_check(node_opts *o)
     bool worker = o->role == CLUSTER_ROLE_WORKER;
     if (!cli_net_load(&o->net, cmd) || !cli_net_check_url(&o->net, cmd, "listen", o->listen) ||
         !cli_net_check_url(&o->net, cmd, "advertise", o->advertise) ||
-        !cli_net_check_url(&o->net, cmd, "scheduler", o->net.scheduler))
+        !cli_net_check_url(&o->net, cmd, "scheduler", o->net.scheduler) ||
+        !http_addr_ok(&o->net, cmd, "metrics", o->metrics))
         return false;
     if (worker && (!dir_ok(cmd, "cache-dir", o->cache_dir, true) ||
                    (o->data_dir[0] && !dir_ok(cmd, "data", o->data_dir, false))))
@@ -255,6 +309,7 @@ static int node_run(node_opts *o)
     cluster_agent *agent = NULL;
     wk_exec *exec = NULL;
     ps_service *shard = NULL;
+    http_server *mserv = NULL;
     rpc_server_opts so = {.url = o->listen,
                           .token = o->net.token,
                           .max_msg_bytes = (size_t)o->max_msg_mb << 20,
@@ -268,6 +323,15 @@ static int node_run(node_opts *o)
         rpc_server_start(srv, err, sizeof err) != CN_OK) {
         CN_ERROR("cannot serve on %s: %s", o->listen, err);
         goto out;
+    }
+    if (o->metrics[0]) {
+        if (serve_metrics(&mserv, o->metrics, o->net.token, srv, err, sizeof err) != CN_OK) {
+            CN_ERROR("%s", err);
+            goto out;
+        }
+        char murl[300];
+        http_server_url(mserv, murl, sizeof murl);
+        CN_INFO("metrics on %s/metrics", murl);
     }
     char url[256];
     rpc_server_url(srv, url, sizeof url);
@@ -300,6 +364,7 @@ static int node_run(node_opts *o)
     start_shutdown_watchdog(15);
     exit_code = CLI_EXIT_OK;
 out:
+    http_server_close(mserv);
     wk_exec_stop(exec);
     cluster_agent_stop(agent);
     ps_service_stop(shard);

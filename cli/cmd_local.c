@@ -163,6 +163,7 @@ int cmd_local(int argc, char **argv)
     int64_t nps = 1, nworkers = 2, port = 0, threads = 0, ready_ms = 30000;
     char state_dir[CN_OPT_STRLEN] = "state/local";
     char log_level[CN_OPT_STRLEN] = "info";
+    char http[CN_OPT_STRLEN] = "";
     cn_opt opts[] = {
         {"ps", CN_OPT_INT, &nps, "parameter-server shards to start", 0, 32, NULL},
         {"workers", CN_OPT_INT, &nworkers, "workers to start", 0, 32, NULL},
@@ -176,6 +177,8 @@ int cmd_local(int argc, char **argv)
          100, 600000, NULL},
         {"log-level", CN_OPT_CHOICE, log_level, "daemon log verbosity", 0, 0,
          "debug|info|warn|error|off"},
+        {"http", CN_OPT_STRING, http,
+         "serve the scheduler's dashboard on HOST:PORT (e.g. 127.0.0.1:8080)", 0, 0, NULL},
         CN_OPT_END,
     };
     cn_args args;
@@ -235,8 +238,10 @@ int cmd_local(int argc, char **argv)
     char logpath[1200], threads_s[32];
     snprintf(threads_s, sizeof threads_s, "%lld", (long long)threads);
     snprintf(logpath, sizeof logpath, "%s/scheduler.log", logdir);
-    char *sargv[] = {"canopy",  "scheduler",   "--listen", url, "--state-dir",
-                     state_dir, "--log-level", log_level,  NULL};
+    char *sargv[] = {"canopy",      "scheduler",   "--listen",
+                     url,           "--state-dir", state_dir,
+                     "--log-level", log_level,     http[0] ? "--http" : NULL,
+                     http,          NULL};
     if (spawn("scheduler", sargv, logpath, 0) < 0)
         goto spawn_failed;
     for (int i = 0; i < nps; i++) {
@@ -327,6 +332,8 @@ int cmd_local(int argc, char **argv)
                 "canopy local: from another terminal: canopy status --local %s (also jobs, "
                 "tune, train, cancel)\n",
                 state_dir);
+    if (http[0])
+        fprintf(stderr, "canopy local: dashboard on http://%s/\n", http);
 
     // Run the command against the cluster.
     char *cargv[CN_ARGS_MAX + 8];

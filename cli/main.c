@@ -22,6 +22,7 @@ static const command commands[] = {
      "submit a training job (JOB.json: data-parallel, or \"mode\": \"federated\") and follow it"},
     {"jobs", cmd_jobs, "list the scheduler's jobs: kind, state, progress, results"},
     {"cancel", cmd_cancel, "cancel a job (JOB from `canopy jobs`)"},
+    {"report", cmd_report, "write the report (REPORT.md, index.html, figures) from result files"},
     {"local", cmd_local, "run a whole cluster on this machine and a command against it"},
 #ifdef CANOPY_HAVE_FOREST
     {"forest", cmd_forest, "random forest: fit, predict, cross-validate on a CSV file"},

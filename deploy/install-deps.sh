@@ -10,7 +10,7 @@ pkgs=(
   libnng-dev libmbedtls-dev libprotobuf-c-dev protobuf-c-compiler
   libopenblas-dev libcsv-dev libcjson-dev check zlib1g-dev
   dataset-fashion-mnist openssl python3 iproute2 python3-yaml shellcheck
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev chromium
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(python3-sklearn python3-torch r-cran-ranger python3-numpy)

@@ -8,9 +8,12 @@
 #   3. the shipped hyper-parameter sweep (deploy/sweeps/forest-cover.json)
 #      distributed over two workers, compared with the default in the same run;
 #   4. data-parallel MLP training on Fashion-MNIST through two parameter-server
-#      shards with two workers (deploy/jobs/fashion-mlp.json, asynchronous).
+#      shards with two workers (deploy/jobs/fashion-mlp.json, asynchronous);
+#   5. federated learning on the same servers (deploy/jobs/fashion-fedavg.json);
+#   6. the report (`canopy report`) from everything in state/quickstart/ and
+#      results/, with a snapshot of the dashboard.
 # Results land in state/quickstart/ (the scheduler's state directory) and in
-# results/quickstart/ (best parameters, all trials).
+# results/quickstart/ (best parameters, all trials); the report in report/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,3 +48,26 @@ echo "== 5. federated learning on the same servers: deploy/jobs/fashion-fedavg.j
 echo "   (the assignment's layout: one shard as the combiner, two clients, FedAvg)"
 $canopy local --ps 1 --workers 2 --threads 1 --state-dir state/quickstart \
   train deploy/jobs/fashion-fedavg.json
+
+echo
+echo "== 6. the report: every answer written from the result files above"
+# A scheduler on the quickstart state serves the finished jobs' dashboard
+# for the snapshot, then stops.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+$canopy scheduler --listen "tcp://127.0.0.1:$port" --state-dir state/quickstart \
+  --http "127.0.0.1:$hport" --log-level warn &
+dash_pid=$!
+trap 'kill $dash_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+    "http://127.0.0.1:$hport/api/jobs" 2>/dev/null && break
+  sleep 0.1
+done
+shot=()
+command -v chromium >/dev/null && shot=(--screenshot "http://127.0.0.1:$hport/training")
+$canopy report state/quickstart results -o report "${shot[@]}"
+kill $dash_pid 2>/dev/null || true
+wait $dash_pid 2>/dev/null || true
+trap - EXIT
+echo "the report: report/index.html (one file, figures inline) and report/REPORT.md"

@@ -157,6 +157,17 @@ void sched_jobs_free(sched_jobs *k);
 void sched_jobs_lock(sched_jobs *k);
 void sched_jobs_unlock(sched_jobs *k);
 
+// sched_jobs_status_json returns job id's status document (the one
+// Jobs/Status sends: the kernel's fields plus its kind's), or, when id is
+// NULL, an array of every job's, oldest first; NULL when there is no such
+// job or memory ran out. The caller frees it with cJSON_Delete. Takes the
+// lock (call it without holding it).
+cJSON *sched_jobs_status_json(sched_jobs *k, const char *id);
+
+// sched_jobs_leases_of returns how many work items node holds now, over
+// every job (the work slots it has in use). Takes the lock.
+size_t sched_jobs_leases_of(sched_jobs *k, uint64_t node);
+
 // sched_jobs_stopping reports whether the scheduler is stopping. Lock held.
 bool sched_jobs_stopping(const sched_jobs *k);
 

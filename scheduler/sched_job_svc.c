@@ -181,6 +181,32 @@ static cJSON *status_json(sched_job *j)
     return o;
 }
 
+cJSON *sched_jobs_status_json(sched_jobs *k, const char *id)
+{
+    cJSON *out = NULL;
+    pthread_mutex_lock(&k->mu);
+    if (id) {
+        sched_job *j = find_job(k, id);
+        out = j ? status_json(j) : NULL;
+    } else if ((out = cJSON_CreateArray()) != NULL) {
+        for (sched_job *j = k->jobs; j; j = j->next)
+            cJSON_AddItemToArray(out, status_json(j));
+    }
+    pthread_mutex_unlock(&k->mu);
+    return out;
+}
+
+size_t sched_jobs_leases_of(sched_jobs *k, uint64_t node)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&k->mu);
+    for (sched_job *j = k->jobs; j; j = j->next)
+        for (size_t u = 0; u < j->n_items; u++)
+            n += j->items[u].state == ITEM_LEASED && j->items[u].node == node;
+    pthread_mutex_unlock(&k->mu);
+    return n;
+}
+
 static void reply_status(rpc_call *call, sched_job *j)
 {
     cJSON *o = status_json(j);

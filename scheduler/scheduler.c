@@ -10,6 +10,7 @@
 #include "common/cn_file.h"
 #include "common/cn_log.h"
 #include "scheduler/sched_data.h"
+#include "scheduler/sched_http.h"
 #include "scheduler/sched_kinds_impl.h"
 
 static const sched_kind *const KINDS[] = {&sched_sweep_kind, &sched_train_kind};
@@ -19,6 +20,9 @@ struct sched {
     sched_members *members;
     sched_data *data;
     sched_jobs *jobs;
+    sched_http *http;
+    char http_addr[256];
+    char token[256];
     uint64_t started_ms;
     char state_dir[1024];
 };
@@ -120,6 +124,8 @@ cn_err sched_open(sched **out, const sched_opts *o, char *err, size_t errlen)
     if (s == NULL)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     s->started_ms = cn_now_ms();
+    snprintf(s->http_addr, sizeof s->http_addr, "%s", o->http ? o->http : "");
+    snprintf(s->token, sizeof s->token, "%s", o->token ? o->token : "");
     snprintf(s->state_dir, sizeof s->state_dir, "%s", o->state_dir ? o->state_dir : "state");
     cn_err e = cn_file_mkdirs(s->state_dir, err, errlen);
     if (e != CN_OK)
@@ -180,20 +186,40 @@ rpc_server *sched_server_of(sched *s)
     return s->server;
 }
 
+void sched_http_url_of(const sched *s, char *buf, size_t n)
+{
+    if (s->http)
+        sched_http_url(s->http, buf, n);
+    else
+        snprintf(buf, n, "%s", "");
+}
+
 cn_err sched_start(sched *s, char *err, size_t errlen)
 {
     cn_err e = sched_jobs_start(s->jobs, err, errlen);
-    return e != CN_OK ? e : rpc_server_start(s->server, err, errlen);
+    if (e == CN_OK)
+        e = rpc_server_start(s->server, err, errlen);
+    if (e == CN_OK && s->http_addr[0]) {
+        sched_http_opts ho = {.addr = s->http_addr,
+                              .token = s->token,
+                              .jobs = s->jobs,
+                              .members = s->members,
+                              .server = s->server};
+        e = sched_http_open(&s->http, &ho, err, errlen);
+    }
+    return e;
 }
 
 void sched_close(sched *s)
 {
     if (s == NULL)
         return;
-    sched_jobs_stop(s->jobs); // answer held long-polls before the server drains
+    sched_http_close(s->http); // no page reads the kernel after this
+    sched_jobs_stop(s->jobs);  // answer held long-polls before the server drains
     rpc_server_close(s->server, 2000);
     sched_jobs_free(s->jobs);
     sched_data_free(s->data);
     sched_members_free(s->members);
+    memset(s->token, 0, sizeof s->token);
     free(s);
 }

@@ -18,15 +18,16 @@
 #include "scheduler/sched_members.h"
 
 typedef struct sched_opts {
-    const char *listen;     // RPC URL, e.g. tcp://0.0.0.0:7070
-    const char *token;      // cluster token, "" = none
-    rpc_tls tls;            // for tls+tcp://
-    const char *state_dir;  // results and job specs live here
-    uint32_t heartbeat_ms;  // interval nodes use
-    uint32_t dead_after_ms; // silence after which a node is dead
-    size_t max_msg_bytes;   // 0 = default
-    int handler_threads;    // 0 = default
+    const char *listen;         // RPC URL, e.g. tcp://0.0.0.0:7070
+    const char *token;          // cluster token, "" = none
+    rpc_tls tls;                // for tls+tcp://
+    const char *state_dir;      // results and job specs live here
+    uint32_t heartbeat_ms;      // interval nodes use
+    uint32_t dead_after_ms;     // silence after which a node is dead
+    size_t max_msg_bytes;       // 0 = default
+    int handler_threads;        // 0 = default
     uint32_t reattach_grace_ms; // restored jobs wait this long for their workers; 0 = default
+    const char *http;           // dashboard HOST:PORT (sched_http.h); NULL or "" = none
 } sched_opts;
 
 typedef struct sched sched;
@@ -45,7 +46,10 @@ sched_members *sched_members_of(sched *s);
 // attach before sched_start.
 rpc_server *sched_server_of(sched *s);
 
-// sched_start begins serving calls.
+// sched_http_url_of writes the dashboard's URL ("" when there is none).
+void sched_http_url_of(const sched *s, char *buf, size_t n);
+
+// sched_start begins serving calls (and the dashboard, when opts->http).
 cn_err sched_start(sched *s, char *err, size_t errlen);
 
 // sched_close drains calls and frees everything. Accepts NULL.

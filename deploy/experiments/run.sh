@@ -15,6 +15,9 @@
 # (one row per run).
 #   deploy/experiments/run.sh [EXPERIMENT.json ...]   (default: the three of part 1.2)
 #   deploy/experiments/run.sh --fed                   the four of part 2
+#   deploy/experiments/run.sh --all                   bench/sweep.sh (1, 2, 3 VMs) and all seven
+# Every invocation ends by writing the report from everything under results/
+# (report/index.html, report/REPORT.md; `canopy report`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -22,8 +25,12 @@ cd "$EXP_ROOT"
 exp_setup "$EXP_ROOT/build-exp"
 trap exp_cleanup EXIT INT TERM
 files=("$@")
+fed=("$here/fed-layout.json" "$here/fed-skew.json" "$here/fed-system.json" "$here/fl-vs-ps.json")
 if [ "${1:-}" = --fed ]; then
-  files=("$here/fed-layout.json" "$here/fed-skew.json" "$here/fed-system.json" "$here/fl-vs-ps.json")
+  files=("${fed[@]}")
+elif [ "${1:-}" = --all ]; then
+  "$EXP_ROOT/bench/sweep.sh"
+  files=("$here/consistency.json" "$here/model-size.json" "$here/shards.json" "${fed[@]}")
 fi
 [ ${#files[@]} -gt 0 ] || files=("$here/consistency.json" "$here/model-size.json" "$here/shards.json")
 for f in "${files[@]}"; do
@@ -93,3 +100,5 @@ for row in rows:
           f"ratio {row['compute_comm_ratio']:.2f}")
 PY
 done
+
+"$EXP_CANOPY" report "$EXP_ROOT/results" -o "$EXP_ROOT/report"

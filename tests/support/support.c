@@ -223,19 +223,8 @@ bool ts_wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
 
 bool ts_file_contains(const char *path, const char *needle)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return false;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!buf)
-        return false;
-    buf[got] = 0;
-    bool found = strstr(buf, needle) != NULL;
+    char *buf = ts_read_file(path);
+    bool found = buf && strstr(buf, needle) != NULL;
     free(buf);
     return found;
 }
@@ -282,4 +271,32 @@ bool ts_only_entry(const char *dir, char *out, size_t n)
         }
     closedir(d);
     return found;
+}
+
+bool ts_xml_parses(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("python3", "python3", "-c",
+               "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])", path, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+char *ts_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    fclose(f);
+    if (buf)
+        buf[got] = 0;
+    return buf;
 }

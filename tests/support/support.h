@@ -54,6 +54,13 @@ bool ts_file_contains(const char *path, const char *needle);
 // ts_write_file writes text to path; aborts on failure.
 void ts_write_file(const char *path, const char *text);
 
+// ts_xml_parses reports whether the file at path is well-formed XML (read
+// by Python's xml.etree, an independent parser).
+bool ts_xml_parses(const char *path);
+
+// ts_read_file returns the file's content (malloc'd, NUL-terminated) or NULL.
+char *ts_read_file(const char *path);
+
 // ts_only_entry writes dir/NAME into out for the one entry of dir (not "."
 // or ".."), e.g. the one sweep or job directory a test made. Returns false
 // if dir cannot be read or is empty.
