@@ -47,7 +47,8 @@ typedef struct round_point {
     uint64_t round;
     double t, acc, loss, seconds, aggregation_s;
     uint32_t selected, finished, dropped, late, failed;
-    double bytes;
+    double bytes_up, bytes_down, samples;
+    double compute_s, comm_s; // summed over the round's finished clients
 } round_point;
 
 typedef struct fed_run {
@@ -58,7 +59,8 @@ typedef struct fed_run {
     uint64_t round_start_ms;
     round_point *rounds; // closed rounds (replayed or run)
     size_t n_rounds;
-    double bytes_total, seconds_total, aggregation_total;
+    double bytes_total, bytes_up, bytes_down, samples, compute_s, comm_s;
+    double seconds_total, aggregation_total;
     double target_round, target_seconds, target_bytes; // -1 = not reached
     uint32_t clients_seen[PS_MAX_WORKERS / 32 + 1];    // local data: recorded clients
 } fed_run;
@@ -91,7 +93,12 @@ static void note_round(train_job *t, const round_point *p)
     fed_run *f = state(t);
     if (f->n_rounds < MAX_ROUNDS_KEPT)
         f->rounds[f->n_rounds++] = *p;
-    f->bytes_total += p->bytes;
+    f->bytes_total += p->bytes_up + p->bytes_down;
+    f->bytes_up += p->bytes_up;
+    f->bytes_down += p->bytes_down;
+    f->samples += p->samples;
+    f->compute_s += p->compute_s;
+    f->comm_s += p->comm_s;
     f->seconds_total += p->seconds;
     f->aggregation_total += p->aggregation_s;
     double target = t->spec.target_accuracy;
@@ -120,8 +127,15 @@ void sched_fed_replay(sched_job *j, const cJSON *rec)
         .dropped = (uint32_t)sched_train_num(rec, "dropped"),
         .late = (uint32_t)sched_train_num(rec, "late"),
         .failed = (uint32_t)sched_train_num(rec, "failed"),
-        .bytes = sched_train_num(rec, "bytes_up") + sched_train_num(rec, "bytes_down"),
+        .bytes_up = sched_train_num(rec, "bytes_up"),
+        .bytes_down = sched_train_num(rec, "bytes_down"),
+        .samples = sched_train_num(rec, "samples"),
     };
+    // the record keeps per-client means; the run's totals are sums
+    p.compute_s = sched_train_num(rec, "client_compute_seconds") * p.finished;
+    p.comm_s = (sched_train_num(rec, "client_upload_seconds") +
+                sched_train_num(rec, "client_download_seconds")) *
+               p.finished;
     note_round(t, &p);
 }
 
@@ -334,7 +348,11 @@ static void log_round(run *r, const tally *c, const ps_round_close *rc, double s
                      .dropped = f->dropped,
                      .late = c->late,
                      .failed = c->failed,
-                     .bytes = c->bytes_up + c->bytes_down};
+                     .bytes_up = c->bytes_up,
+                     .bytes_down = c->bytes_down,
+                     .samples = c->samples,
+                     .compute_s = c->compute_s,
+                     .comm_s = c->upload_s + c->download_s};
     note_round(r->t, &p);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "round");
@@ -608,7 +626,7 @@ void sched_fed_status(sched_job *j, cJSON *o)
         cJSON_AddNumberToObject(e, "dropped", p->dropped);
         cJSON_AddNumberToObject(e, "late", p->late);
         cJSON_AddNumberToObject(e, "failed", p->failed);
-        cJSON_AddNumberToObject(e, "bytes", p->bytes);
+        cJSON_AddNumberToObject(e, "bytes", p->bytes_up + p->bytes_down);
         cJSON_AddNumberToObject(e, "seconds", p->seconds);
         cJSON_AddItemToArray(rs, e);
     }
@@ -620,7 +638,7 @@ double sched_fed_progress(sched_job *j)
     return t->spec.fed.rounds ? (double)state(t)->n_rounds / t->spec.fed.rounds : 0;
 }
 
-void sched_fed_summary(const train_job *t, cJSON *o)
+void sched_fed_summary(sched_job *j, const train_job *t, cJSON *o)
 {
     const fed_run *f = t->fed;
     const train_fed *fc = &t->spec.fed;
@@ -631,6 +649,15 @@ void sched_fed_summary(const train_job *t, cJSON *o)
     cJSON_AddNumberToObject(o, "local_epochs", fc->local_epochs);
     cJSON_AddNumberToObject(o, "dropout", fc->dropout);
     cJSON_AddNumberToObject(o, "round_deadline_s", fc->round_deadline_s);
+    double secs = sched_job_elapsed_s(j);
+    cJSON_AddNumberToObject(o, "samples", f ? f->samples : 0);
+    cJSON_AddNumberToObject(o, "samples_per_s", f && secs > 0 ? f->samples / secs : 0);
+    cJSON_AddNumberToObject(o, "compute_seconds", f ? f->compute_s : 0);
+    cJSON_AddNumberToObject(o, "comm_seconds", f ? f->comm_s : 0);
+    cJSON_AddNumberToObject(o, "compute_comm_ratio",
+                            f && f->comm_s > 0 ? f->compute_s / f->comm_s : 0);
+    cJSON_AddNumberToObject(o, "bytes_sent", f ? f->bytes_up : 0);
+    cJSON_AddNumberToObject(o, "bytes_received", f ? f->bytes_down : 0);
     cJSON_AddNumberToObject(o, "bytes_total", f ? f->bytes_total : 0);
     cJSON_AddNumberToObject(o, "aggregation_share",
                             f && f->seconds_total > 0 ? f->aggregation_total / f->seconds_total

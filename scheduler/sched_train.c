@@ -456,7 +456,9 @@ static void train_loop(run *r)
     }
 }
 
-static void add_summary_fields(run *r, cJSON *o, const sched_model_stats *st)
+// add_ps_fields adds what only a parameter-server job measures: per-step
+// compute and communication summed over the ranks, and staleness.
+static void add_ps_fields(run *r, cJSON *o, const sched_model_stats *st)
 {
     const train_job *t = r->t;
     const train_spec *sp = &t->spec;
@@ -469,44 +471,54 @@ static void add_summary_fields(run *r, cJSON *o, const sched_model_stats *st)
         bs += t->ranks[q].bytes_sent;
         br += t->ranks[q].bytes_recv;
     }
+    cJSON_AddStringToObject(o, "consistency", ps_mode_name(sp->mode));
+    cJSON_AddNumberToObject(o, "staleness_bound", sp->staleness);
+    cJSON_AddNumberToObject(o, "batch", sp->batch);
+    cJSON_AddNumberToObject(o, "epochs", sp->epochs);
+    cJSON_AddNumberToObject(o, "steps_per_worker", (double)t->steps);
+    cJSON_AddNumberToObject(o, "samples", (double)samples);
+    cJSON_AddNumberToObject(o, "samples_per_s", sched_train_sps(t));
+    cJSON_AddNumberToObject(o, "compute_seconds", comp);
+    cJSON_AddNumberToObject(o, "comm_seconds", comm);
+    cJSON_AddNumberToObject(o, "compute_comm_ratio", comm > 0 ? comp / comm : 0);
+    cJSON_AddNumberToObject(o, "bytes_sent", (double)bs);
+    cJSON_AddNumberToObject(o, "bytes_received", (double)br);
+    cJSON_AddNumberToObject(o, "duplicate_pushes", (double)st->duplicates);
+    cJSON *hist = cJSON_AddArrayToObject(o, "staleness_hist");
+    for (int b = 0; b < PS_STALE_BUCKETS; b++)
+        cJSON_AddItemToArray(hist, cJSON_CreateNumber((double)st->staleness[b]));
+}
+
+// add_summary_fields writes summary.json's fields: those every training job
+// has, then the parameter server's or the federated run's own.
+static void add_summary_fields(run *r, cJSON *o, const sched_model_stats *st)
+{
+    const train_job *t = r->t;
+    const train_spec *sp = &t->spec;
     char model[256];
     mlp_shape_format(&t->shape, model, sizeof model);
     cJSON_AddStringToObject(o, "type", "summary");
     cJSON_AddStringToObject(o, "job", sched_job_id(r->j));
     cJSON_AddStringToObject(o, "model", model);
     cJSON_AddNumberToObject(o, "n_params", (double)t->shape.n_params);
-    cJSON_AddStringToObject(o, "consistency", ps_mode_name(sp->mode));
-    cJSON_AddNumberToObject(o, "staleness_bound", sp->staleness);
     cJSON_AddNumberToObject(o, "shards", sp->shards);
     cJSON_AddNumberToObject(o, "workers", sp->workers);
-    cJSON_AddNumberToObject(o, "batch", sp->batch);
-    cJSON_AddNumberToObject(o, "epochs", sp->epochs);
-    cJSON_AddNumberToObject(o, "steps_per_worker", (double)t->steps);
     cJSON_AddNumberToObject(o, "seconds", sched_job_elapsed_s(r->j));
-    cJSON_AddNumberToObject(o, "samples", (double)samples);
-    cJSON_AddNumberToObject(o, "samples_per_s", sched_train_sps(t));
     cJSON_AddNumberToObject(o, "test_accuracy", t->acc);
     cJSON_AddNumberToObject(o, "test_loss", t->test_loss);
     cJSON_AddNumberToObject(o, "target_accuracy", sp->target_accuracy);
     cJSON_AddNumberToObject(o, "time_to_target_s", t->time_to_target);
-    cJSON_AddNumberToObject(o, "compute_seconds", comp);
-    cJSON_AddNumberToObject(o, "comm_seconds", comm);
-    cJSON_AddNumberToObject(o, "compute_comm_ratio", comm > 0 ? comp / comm : 0);
-    cJSON_AddNumberToObject(o, "bytes_sent", (double)bs);
-    cJSON_AddNumberToObject(o, "bytes_received", (double)br);
     cJSON_AddNumberToObject(o, "shard_apply_seconds", st->apply_seconds);
     cJSON_AddNumberToObject(o, "shard_wait_seconds", st->wait_seconds);
     cJSON_AddNumberToObject(o, "checkpoints", (double)st->checkpoints);
-    cJSON_AddNumberToObject(o, "duplicate_pushes", (double)st->duplicates);
     cJSON_AddNumberToObject(o, "shard_restarts", t->shard_restarts);
-    cJSON *hist = cJSON_AddArrayToObject(o, "staleness_hist");
-    for (int b = 0; b < PS_STALE_BUCKETS; b++)
-        cJSON_AddItemToArray(hist, cJSON_CreateNumber((double)st->staleness[b]));
     char path[1600];
     snprintf(path, sizeof path, "%s/model.cnm", sched_job_dir(r->j));
     cJSON_AddStringToObject(o, "model_path", path);
-    if (t->spec.fed.on)
-        sched_fed_summary(t, o);
+    if (sp->fed.on)
+        sched_fed_summary(r->j, t, o);
+    else
+        add_ps_fields(r, o, st);
 }
 
 // finish_job evaluates the final model, saves it and writes the summary.

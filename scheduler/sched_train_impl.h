@@ -111,7 +111,9 @@ void sched_fed_item_failed(sched_job *j, uint64_t item, const char *why);
 void sched_fed_replay(sched_job *j, const cJSON *rec);
 void sched_fed_status(sched_job *j, cJSON *out);
 double sched_fed_progress(sched_job *j);
-void sched_fed_summary(const train_job *t, cJSON *o);
+// sched_fed_summary adds a federated job's summary fields: samples, time and
+// bytes summed over its clients' rounds, and the round figures.
+void sched_fed_summary(sched_job *j, const train_job *t, cJSON *o);
 void sched_fed_free(train_job *t);
 double sched_fed_bytes(const train_job *t);
 

@@ -68,11 +68,13 @@ for r in spec["runs"]:
         rows.append({"name": r["name"], "failed": True})
         continue
     s = json.load(open(p))
-    steps = s["steps_per_worker"] * s["workers"]
+    # a federated summary has no consistency, batch, steps or staleness:
+    # its compute and communication are per client-round, not per step
+    steps = s.get("steps_per_worker", 0) * s["workers"]
     row = {k: s[k] for k in ("model", "n_params", "consistency", "shards", "workers", "batch",
                              "seconds", "samples_per_s", "test_accuracy", "time_to_target_s",
                              "compute_seconds", "comm_seconds", "compute_comm_ratio",
-                             "staleness_hist", "bytes_sent", "bytes_received")}
+                             "staleness_hist", "bytes_sent", "bytes_received") if k in s}
     row["name"] = r["name"]
     for k in ("mode", "strategy", "rounds", "clients", "local_epochs", "dropout",
               "round_deadline_s", "rounds_to_target", "seconds_to_target", "bytes_to_target",
@@ -83,8 +85,9 @@ for r in spec["runs"]:
     row["partition"] = job.get("partition", "iid")
     if "alpha" in job:
         row["alpha"] = job["alpha"]
-    row["compute_ms_per_step"] = 1000 * s["compute_seconds"] / steps if steps else 0
-    row["comm_ms_per_step"] = 1000 * s["comm_seconds"] / steps if steps else 0
+    if steps:
+        row["compute_ms_per_step"] = 1000 * s["compute_seconds"] / steps
+        row["comm_ms_per_step"] = 1000 * s["comm_seconds"] / steps
     rows.append(row)
 json.dump({"experiment": os.path.basename(f), "description": spec.get("description", ""),
            "cores_per_node": spec.get("cores", 0), "runs": rows},
@@ -94,6 +97,11 @@ for row in rows:
         print(f"{row['name']:12s} FAILED")
         continue
     tt = row["time_to_target_s"]
+    if row.get("mode") == "federated":
+        print(f"{row['name']:12s} {row['model']:16s} {row['strategy']} {row['rounds']} rounds  "
+              f"acc {row['test_accuracy']:.4f}  to-target {tt if tt >= 0 else float('nan'):6.1f} s  "
+              f"{row['bytes_total'] / 1e6:.1f} MB  compute/comm {row['compute_comm_ratio']:.2f}")
+        continue
     print(f"{row['name']:12s} {row['model']:16s} {row['samples_per_s']:8.0f} samples/s  "
           f"acc {row['test_accuracy']:.4f}  to-target {tt if tt >= 0 else float('nan'):6.1f} s  "
           f"compute {row['compute_ms_per_step']:.2f} ms/step  comm {row['comm_ms_per_step']:.2f} ms/step  "

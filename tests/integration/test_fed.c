@@ -117,7 +117,7 @@ static bool results_path(char *out, size_t n)
 typedef struct rounds {
     int n, finished_min, late_max, late_sum, dup, restarts, clients_records, client_records;
     int finished_after_first; // the least finished in rounds after the first (which loads data)
-    double acc[64], last_acc;
+    double acc[64], last_acc, samples, bytes_up, bytes_down;
     bool seen[64];
 } rounds;
 
@@ -148,6 +148,9 @@ static void read_rounds(rounds *r)
                 r->finished_after_first = fin;
             r->late_max = late > r->late_max ? late : r->late_max;
             r->late_sum += late;
+            r->samples += cJSON_GetObjectItem(o, "samples")->valuedouble;
+            r->bytes_up += cJSON_GetObjectItem(o, "bytes_up")->valuedouble;
+            r->bytes_down += cJSON_GetObjectItem(o, "bytes_down")->valuedouble;
             r->n++;
         }
         r->restarts += strcmp(type, "shard_restart") == 0;
@@ -180,6 +183,25 @@ START_TEST(test_two_clients_and_one_shard_learn_with_fedavg)
     ck_assert_int_eq(r.clients_records, 1); // the partition recorded once
     ck_assert_double_gt(r.last_acc, 0.7);
     ck_assert_double_gt(r.acc[2], r.acc[0] - 0.02);
+    // the summary sums the clients' rounds and claims no parameter-server
+    // fields (consistency, steps, staleness) for a federated run
+    char path[1000];
+    ck_assert(results_path(path, sizeof path));
+    strcpy(strrchr(path, '/'), "/summary.json");
+    char *text = ts_read_file(path);
+    ck_assert_ptr_nonnull(text);
+    cJSON *sum = cJSON_Parse(text);
+    free(text);
+    ck_assert_msg(sum != NULL, "%s is not JSON", path);
+    ck_assert_str_eq(cJSON_GetStringValue(cJSON_GetObjectItem(sum, "mode")), "federated");
+    ck_assert_ptr_null(cJSON_GetObjectItem(sum, "consistency"));
+    ck_assert_ptr_null(cJSON_GetObjectItem(sum, "staleness_hist"));
+    ck_assert_double_gt(r.samples, 0);
+    ck_assert_double_eq(cJSON_GetObjectItem(sum, "samples")->valuedouble, r.samples);
+    ck_assert_double_eq(cJSON_GetObjectItem(sum, "bytes_sent")->valuedouble, r.bytes_up);
+    ck_assert_double_eq(cJSON_GetObjectItem(sum, "bytes_received")->valuedouble, r.bytes_down);
+    ck_assert_double_gt(cJSON_GetObjectItem(sum, "compute_seconds")->valuedouble, 0);
+    cJSON_Delete(sum);
 }
 END_TEST
 
