@@ -100,7 +100,8 @@ JSON
         for r in $(seq 1 "$rounds"); do
             rm -rf "$tmp/state"
             j=$("$CANOPY" local --workers "$w" --ps 0 --threads 1 --state-dir "$tmp/state" \
-                --log-level warn tune "$tmp/sweep.json" --json 2>/dev/null | tail -n 1)
+                --log-level warn tune "$tmp/sweep.json" --json --best-out "$tmp/best.json" \
+                --csv "$tmp/trials.csv" 2>/dev/null | tail -n 1)
             s=$(printf '%s\n' "$j" | sed -n 's/.*"elapsed_seconds":\([0-9.]*\).*/\1/p')
             put sweep "$w worker(s)" "$((t + 1))" "$s"
             echo "  trials=$((t + 1)) workers=$w round $r: $s s | load $(bench_load)"
