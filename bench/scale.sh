@@ -5,7 +5,7 @@
 #     with replacement and adding a small jitter to the continuous columns
 #     (bench/scale_data.py says exactly how): not new real data.
 #  2. Forest fit time against trees (25, 50, 100, 200) on the 15k real rows.
-#  3. Sweep time (canopy local + tune, 3-fold CV of 30-tree forests) against
+#  3. Sweep time (canopy local + tune, 3-fold CV of 100-tree forests) against
 #     trials (2, 4, 8, plus the default trial) on 1 and 2 workers.
 #  4. Parameter-server push-and-pull time (bench/ps_bench, ASP, SGD) against
 #     model size (1e3 .. 1e7 floats) on 1, 2 and 4 shards.
@@ -87,20 +87,21 @@ for t in $trees_list; do
     done
 done
 
-echo "== sweep time against trials and workers (canopy local, 3-fold CV, 30 trees)"
+echo "== sweep time against trials and workers (canopy local, 3-fold CV, 100 trees)"
 for t in $trials_list; do
     cat >"$tmp/sweep.json" <<JSON
 {"name": "scale", "data": {"path": "$DATA", "label": "Cover_Type", "drop": "Id"},
  "cv": {"folds": 3, "seed": 0, "shuffle": true},
  "space": {"criterion": {"choice": ["gini", "entropy"]}, "min_samples_leaf": {"choice": [1, 2, 3, 4, 5, 6]},
-           "n_estimators": {"choice": [30]}},
+           "n_estimators": {"choice": [100]}},
  "search": {"algorithm": "random", "samples": $t, "seed": 1}}
 JSON
     for w in 1 2; do
         for r in $(seq 1 "$rounds"); do
             rm -rf "$tmp/state"
             j=$("$CANOPY" local --workers "$w" --ps 0 --threads 1 --state-dir "$tmp/state" \
-                --log-level warn tune "$tmp/sweep.json" --json 2>/dev/null | tail -n 1)
+                --log-level warn tune "$tmp/sweep.json" --json --best-out "$tmp/best.json" \
+                --csv "$tmp/trials.csv" 2>/dev/null | tail -n 1)
             s=$(printf '%s\n' "$j" | sed -n 's/.*"elapsed_seconds":\([0-9.]*\).*/\1/p')
             put sweep "$w worker(s)" "$((t + 1))" "$s"
             echo "  trials=$((t + 1)) workers=$w round $r: $s s | load $(bench_load)"

@@ -46,9 +46,9 @@ def fmt(v):
 
 
 def ticks(l0, l1):
-    """Tick values between 10^l0 and 10^l1: decades, or 1-2-5 steps when the
-    range spans less than two decades."""
-    steps = (1,) if l1 - l0 >= 2 else (1, 2, 5)
+    """Tick values between 10^l0 and 10^l1: decades, 1-2-5 steps when the
+    range spans less than two decades, every integer step under one."""
+    steps = (1,) if l1 - l0 >= 2 else (1, 2, 5) if l1 - l0 >= 1 else range(1, 10)
     return [m * 10 ** e for e in range(math.floor(l0), math.ceil(l1) + 1) for m in steps
             if l0 <= math.log10(m * 10 ** e) <= l1]
 
