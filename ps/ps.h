@@ -262,7 +262,8 @@ typedef struct ps_client_opts {
     int outage_ms;       // how long to keep retrying an unreachable shard; 0 = 120000
 } ps_client_opts;
 
-// ps_client_open connects (in the background) to every shard.
+// ps_client_open connects (in the background) to every shard. It copies
+// what it needs from opts: nothing opts points to must outlive the call.
 // Errors: CN_EINVAL (bad URL or options), CN_EAUTH (TLS files).
 cn_err ps_client_open(ps_client **out, const ps_client_opts *opts, char *err, size_t errlen);
 

@@ -28,13 +28,14 @@ enum { OP_NONE, OP_PULL, OP_PUSH, OP_PUSHPULL, OP_CONFIGURE, OP_PUSH_UPDATE, OP_
 typedef struct shard_conn {
     ps_client *c;
     uint32_t k;
+    char url[256]; // a copy: the caller's URL array need not outlive open
     uint64_t lo, hi;
     rpc_client *rpc;
     pthread_t th;
     bool th_started;
     // result of the current operation
     cn_err result;
-    char err[RPC_DETAIL_LEN + 128];
+    char err[RPC_DETAIL_LEN + 512]; // "shard K (URL): METHOD CODE: " and the detail
     ps_sync sync;
     bool restored;
     ps_round_close rc; // OP_CLOSE_ROUND
@@ -96,7 +97,7 @@ static rpc_code call_retry(shard_conn *sc, const char *method, const ProtobufCMe
         if (code == RPC_OK)
             return code;
         if (!retryable(code) || cn_now_ms() - start >= (uint64_t)c->o.outage_ms) {
-            snprintf(sc->err, sizeof sc->err, "shard %u (%s): %s %s: %s", sc->k, c->o.urls[sc->k],
+            snprintf(sc->err, sizeof sc->err, "shard %u (%.200s): %s %s: %s", sc->k, sc->url,
                      method, rpc_code_name(code), rep->detail);
             rpc_reply_fini(rep);
             return code;
@@ -375,6 +376,12 @@ cn_err ps_client_open(ps_client **out, const ps_client_opts *o, char *err, size_
     if (c == NULL)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     c->o = *o;
+    // nothing the caller points to is kept: the URLs and the job id are
+    // copied below, the token and TLS files are read by rpc_client_open
+    c->o.urls = NULL;
+    c->o.job_id = NULL;
+    c->o.token = NULL;
+    c->o.tls = (rpc_tls){0};
     if (c->o.call_timeout_ms <= 0)
         c->o.call_timeout_ms = 30000;
     if (c->o.outage_ms <= 0)
@@ -394,6 +401,12 @@ cn_err ps_client_open(ps_client **out, const ps_client_opts *o, char *err, size_
         sc->c = c;
         sc->k = k;
         ps_range(o->n_params, o->shards, k, &sc->lo, &sc->hi);
+        if (snprintf(sc->url, sizeof sc->url, "%s", o->urls[k]) >= (int)sizeof sc->url) {
+            ps_client_close(c);
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "shard %u: URL \"%.60s...\" is longer than %zu bytes", k, o->urls[k],
+                           sizeof sc->url - 1);
+        }
         rpc_client_opts ro = {.url = o->urls[k],
                               .token = o->token,
                               .tls = o->tls,
@@ -576,8 +589,8 @@ cn_err ps_client_close_round(ps_client *c, uint64_t round, bool apply, ps_round_
         out->weight = k == 0 || rc->weight < out->weight ? rc->weight : out->weight;
         out->version = rc->version > out->version ? rc->version : out->version;
         out->already_closed |= rc->already_closed;
-        out->apply_seconds = rc->apply_seconds > out->apply_seconds ? rc->apply_seconds
-                                                                    : out->apply_seconds;
+        out->apply_seconds =
+            rc->apply_seconds > out->apply_seconds ? rc->apply_seconds : out->apply_seconds;
     }
     return e;
 }

@@ -179,6 +179,8 @@ static void run_client(running *r)
         report_failure(r, err);
     } else if (result) {
         bool late = cJSON_IsTrue(cJSON_GetObjectItem(result, "late"));
+        if (late)
+            CN_INFO("job %s client %u: %s", t.job_id, t.client, err);
         send_report(r, true, !late, late ? err : NULL, result);
     }
     cJSON_Delete(result);

@@ -58,15 +58,17 @@ static void write_job(int clients, int rounds, const char *extra)
 
 static pid_t start_scheduler(void)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "scheduler", "--listen", url, "--state-dir", state,
-                    "--heartbeat-ms", "100", "--dead-after-ms", "1500", NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "scheduler", "--listen",        url,    "--state-dir", state,
+        "--heartbeat-ms",        "100",       "--dead-after-ms", "1500", NULL};
     return ts_spawn(argv, log_path);
 }
 
 static pid_t start_ps(void)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "ps", "--scheduler", url, "--listen", ps_url,
-                    "--name", "ps-0", "--checkpoint-dir", ckpt, NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "ps", "--scheduler", url, "--listen", ps_url, "--name", "ps-0",
+        "--checkpoint-dir",      ckpt, NULL};
     return ts_spawn(argv, log_path);
 }
 
@@ -75,16 +77,26 @@ static pid_t start_worker(int i, const char *data)
     char name[32], cache[400];
     snprintf(name, sizeof name, "client-%d", i);
     snprintf(cache, sizeof cache, "%s/cache-%d", dir, i);
-    char *argv[] = {(char *)ts_canopy_bin(), "worker", "--scheduler", url, "--name", name,
-                    "--threads", "1", "--cache-dir", cache, data ? "--data" : NULL,
-                    (char *)data, NULL};
+    char *argv[] = {(char *)ts_canopy_bin(),
+                    "worker",
+                    "--scheduler",
+                    url,
+                    "--name",
+                    name,
+                    "--threads",
+                    "1",
+                    "--cache-dir",
+                    cache,
+                    data ? "--data" : NULL,
+                    (char *)data,
+                    NULL};
     return ts_spawn(argv, log_path);
 }
 
 static pid_t start_train(void)
 {
-    char *argv[] = {(char *)ts_canopy_bin(), "train", job_path, "--scheduler", url, "--poll-ms",
-                    "100", NULL};
+    char *argv[] = {
+        (char *)ts_canopy_bin(), "train", job_path, "--scheduler", url, "--poll-ms", "100", NULL};
     return ts_spawn(argv, out_path);
 }
 
@@ -179,7 +191,7 @@ START_TEST(test_two_clients_and_one_shard_learn_with_fedavg)
     read_rounds(&r);
     ck_assert_int_eq(r.n, 3);
     ck_assert_int_eq(r.dup, 0);
-    ck_assert_int_eq(r.finished_min, 2); // both clients in every round
+    ck_assert_int_eq(r.finished_min, 2);    // both clients in every round
     ck_assert_int_eq(r.clients_records, 1); // the partition recorded once
     ck_assert_double_gt(r.last_acc, 0.7);
     ck_assert_double_gt(r.acc[2], r.acc[0] - 0.02);
@@ -205,18 +217,39 @@ START_TEST(test_two_clients_and_one_shard_learn_with_fedavg)
 }
 END_TEST
 
+static pid_t own_pids[8];
+
 // own_data gives worker i its own copy of the training files, so client i
 // is worker i (a slow client is a slow machine).
 static void own_data(int workers)
 {
+    ck_assert_int_le(workers, 8);
     for (int i = 0; i < workers; i++) {
         char data[400], cmd[1200];
         snprintf(data, sizeof data, "%s/own-%d", dir, i);
         mkdir(data, 0755);
         snprintf(cmd, sizeof cmd, "cp " FMNIST "train-*.gz %s/", data);
         ck_assert_int_eq(system(cmd), 0);
-        ck_assert_int_gt(start_worker(i, data), 0);
+        own_pids[i] = start_worker(i, data);
+        ck_assert_int_gt(own_pids[i], 0);
     }
+}
+
+// workers_still_run checks that no worker died along the way (a late
+// client's refused update once crashed the worker that sent it).
+static void workers_still_run(int workers)
+{
+    for (int i = 0; i < workers; i++) {
+        int st;
+        ck_assert_msg(!ts_wait_exit(own_pids[i], 1, &st), "worker %d exited (status %d; log %s)", i,
+                      st, log_path);
+    }
+}
+
+static bool late_update_refused(void *arg)
+{
+    (void)arg;
+    return ts_file_contains(log_path, "closed before the update arrived");
 }
 
 START_TEST(test_a_deadline_closes_rounds_without_the_slow_client)
@@ -231,10 +264,13 @@ START_TEST(test_a_deadline_closes_rounds_without_the_slow_client)
     rounds r;
     read_rounds(&r);
     ck_assert_int_eq(r.n, 3);
-    ck_assert_int_ge(r.late_sum, 3); // the slow client misses every round
+    ck_assert_int_ge(r.late_sum, 3);             // the slow client misses every round
     ck_assert_int_ge(r.finished_after_first, 1); // the other one makes it
-    ck_assert(ts_file_contains(log_path, "closed before the update arrived") ||
-              ts_file_contains(log_path, "late"));
+    // the slow client's update reaches a closed round: it is refused, the
+    // client says so and goes on serving
+    ck_assert_msg(ts_wait_until(late_update_refused, NULL, 30000),
+                  "no client reported a refused late update (%s)", log_path);
+    workers_still_run(2);
 }
 END_TEST
 
@@ -265,8 +301,7 @@ START_TEST(test_a_killed_shard_resumes_the_right_round_with_the_right_model)
     ck_assert_int_gt(start_worker(1, NULL), 0);
     pid_t t = start_train();
     int two = 2;
-    ck_assert_msg(ts_wait_until(round_logged, &two, 60000), "round 2 never closed (%s)",
-                  log_path);
+    ck_assert_msg(ts_wait_until(round_logged, &two, 60000), "round 2 never closed (%s)", log_path);
     ts_kill(ps, SIGKILL);
     int st;
     ck_assert(ts_wait_exit(ps, 5000, &st));

@@ -635,6 +635,42 @@ START_TEST(test_ps_bsp_two_workers_equal_one_step_on_the_combined_batch)
 }
 END_TEST
 
+// The client keeps its own copies of the options' strings: a caller may
+// build the URL array in a scope that ends before the first call (a
+// federated client did; the error path then read the dead array).
+START_TEST(test_ps_client_keeps_no_pointer_into_its_options)
+{
+    int port = ts_free_port();
+    ps_client *c = NULL;
+    char err[512];
+    {
+        char url[64], job[16];
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port); // nobody listens
+        snprintf(job, sizeof job, "scoped-job");
+        const char *urls[1] = {url};
+        ps_client_opts o = {.urls = urls,
+                            .shards = 1,
+                            .n_params = 8,
+                            .job_id = job,
+                            .token = "t",
+                            .call_timeout_ms = 100,
+                            .outage_ms = 300};
+        ck_assert_int_eq(ps_client_open(&c, &o, err, sizeof err), CN_OK);
+        memset(url, 'x', sizeof url - 1); // what the caller does with its memory next
+        url[sizeof url - 1] = 0;
+        memset(job, 'y', sizeof job - 1);
+        job[sizeof job - 1] = 0;
+    }
+    float out[8];
+    ps_sync sy;
+    ck_assert_int_eq(ps_client_pull(c, 0, false, out, &sy, err, sizeof err), CN_EUNAVAIL);
+    char want[64];
+    snprintf(want, sizeof want, "(tcp://127.0.0.1:%d)", port);
+    ck_assert_msg(strstr(err, want) != NULL, "the error names no URL: %s", err);
+    ps_client_close(c);
+}
+END_TEST
+
 // ---------------------------------------------------------------- stress
 
 // shard_srv: one shard's service on a loopback server, with an admin client
@@ -881,6 +917,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_ps_range_sizes_differ_by_at_most_one_and_cover_every_key_once);
     tcase_add_test(t, test_ps_range_puts_the_remainder_first);
     tcase_add_test(t, test_ps_shard_cfg_check_names_the_bad_field);
+    tcase_add_test(t, test_ps_client_keeps_no_pointer_into_its_options);
     tcase_add_test(t, test_ps_shard_pull_outside_range_leaves_out_unchanged);
     tcase_add_test(t, test_ps_shard_asp_applies_on_arrival_and_duplicate_push_once);
     tcase_add_test(t, test_ps_shard_push_pull_answers_in_the_gradient_buffer_when_ready);
