@@ -381,31 +381,64 @@ static void log_round(run *r, const tally *c, const ps_round_close *rc, double s
     sched_train_add_eval(r, acc, loss, f->round + 1);
 }
 
-// wait_clients waits, for clients holding their own data, until every
-// client's worker is alive, for at most the job's admission timeout; then
-// the round goes on with those alive if they are at least min_clients.
-// No lock. False when there are too few (r->err says so) or the job ends.
+// clients_ready counts what a round needs alive: with their own data,
+// the clients' own workers (every one of them, at least min_clients);
+// otherwise any worker, since any worker can run any client.
+static bool clients_ready(run *r, uint32_t *live, uint32_t *want, uint32_t *least)
+{
+    const train_fed *fc = &r->t->spec.fed;
+    if (fc->local_data) {
+        uint64_t ids[PS_MAX_WORKERS];
+        uint32_t ranks[PS_MAX_WORKERS];
+        *live = live_clients(r, ids, ranks, PS_MAX_WORKERS);
+        *want = fc->clients;
+        *least = fc->min_clients;
+    } else {
+        *live = (uint32_t)sched_members_count(sched_jobs_members(r->k), CLUSTER_ROLE_WORKER);
+        *want = *least = 1;
+    }
+    return *live >= *want;
+}
+
+// wait_clients waits until the round's clients can run (clients_ready),
+// for at most the job's admission timeout; then the round goes on if at
+// least the least are alive. A round opened with nobody to run it would
+// close empty at its deadline, or never without one. No lock. False when
+// there are too few (r->err says so) or the job ends.
 static bool wait_clients(run *r)
 {
     const train_spec *sp = &r->t->spec;
-    uint64_t ids[PS_MAX_WORKERS];
-    uint32_t ranks[PS_MAX_WORKERS], live = 0;
+    uint32_t live, want, least;
     uint64_t start = cn_now_ms();
-    while ((live = live_clients(r, ids, ranks, PS_MAX_WORKERS)) < sp->fed.clients &&
+    bool said = false;
+    while (!clients_ready(r, &live, &want, &least) &&
            cn_now_ms() - start < (uint64_t)(sp->admission_timeout_s * 1000)) {
         sched_jobs_lock(r->k);
         bool go_on = !sched_jobs_stopping(r->k) && sched_job_state(r->j) == JOB_RUNNING;
         sched_jobs_unlock(r->k);
         if (!go_on)
             return false;
+        if (!said && cn_now_ms() - start >= 2000) {
+            CN_WARN("job %s: waiting for clients: %u of %u alive (up to %.0f s, "
+                    "admission_timeout_s)",
+                    sched_job_id(r->j), live, want, sp->admission_timeout_s);
+            said = true;
+        }
         cn_sleep_ms(100);
     }
-    if (live >= sp->fed.min_clients)
+    if (live >= least)
         return true;
-    cn_errf(r->err, sizeof r->err, CN_EUNAVAIL,
-            "%u of the %u clients' workers are alive (with --data), fewer than min_clients %u, "
-            "after %.0f s (admission_timeout_s); start them with `canopy worker --data DIR`",
-            live, sp->fed.clients, sp->fed.min_clients, sp->admission_timeout_s);
+    if (sp->fed.local_data)
+        cn_errf(r->err, sizeof r->err, CN_EUNAVAIL,
+                "%u of the %u clients' workers are alive (with --data), fewer than min_clients "
+                "%u, after %.0f s (admission_timeout_s); start them with `canopy worker --data "
+                "DIR`",
+                live, want, least, sp->admission_timeout_s);
+    else
+        cn_errf(r->err, sizeof r->err, CN_EUNAVAIL,
+                "no worker is alive to run the round's clients after %.0f s "
+                "(admission_timeout_s); start one with `canopy worker --scheduler URL`",
+                sp->admission_timeout_s);
     return false;
 }
 
@@ -417,7 +450,7 @@ static int run_round(run *r, uint64_t round, bool *failed)
 {
     fed_run *f = state(r->t);
     *failed = false;
-    if (r->t->spec.fed.local_data && !wait_clients(r)) {
+    if (!wait_clients(r)) {
         *failed = r->err[0] != 0;
         return ROUND_STOP;
     }

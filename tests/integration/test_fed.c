@@ -336,6 +336,25 @@ START_TEST(test_clients_train_on_their_own_files)
 }
 END_TEST
 
+// With no worker alive a round would close empty at its deadline (and the
+// job end "done" with an untrained model): the job waits for one for
+// admission_timeout_s, then fails saying why.
+START_TEST(test_rounds_without_any_worker_fail_the_job_with_the_reason)
+{
+    write_job(2, 2, ", \"round_deadline_s\": 1, \"admission_timeout_s\": 2");
+    ck_assert_int_gt(start_scheduler(), 0);
+    ck_assert_int_gt(start_ps(), 0);
+    pid_t t = start_train();
+    int st;
+    ck_assert_msg(ts_wait_exit(t, 60000, &st), "the job did not end (%s)", log_path);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "canopy train: status %d (%s)", st,
+                  out_path);
+    ck_assert(ts_file_contains(out_path, "no worker is alive to run the round's clients"));
+    ck_assert(ts_file_contains(out_path, "admission_timeout_s"));
+    ck_assert(!ts_file_contains(out_path, "round 1/2"));
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("fed");
@@ -347,6 +366,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_a_quorum_closes_rounds_before_the_slowest);
     tcase_add_test(t, test_a_killed_shard_resumes_the_right_round_with_the_right_model);
     tcase_add_test(t, test_clients_train_on_their_own_files);
+    tcase_add_test(t, test_rounds_without_any_worker_fail_the_job_with_the_reason);
     suite_add_tcase(s, t);
     return s;
 }
