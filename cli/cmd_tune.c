@@ -165,6 +165,7 @@ static void print_json_summary(const cJSON *st, const cJSON *best, const cJSON *
     cJSON_AddNumberToObject(o, "units_failed", cli_num(st, "units_failed"));
     cJSON_AddNumberToObject(o, "workers", cli_num(st, "workers"));
     cJSON_AddNumberToObject(o, "dispatch_overhead_ms", cli_num(st, "dispatch_overhead_ms"));
+    cJSON_AddNumberToObject(o, "record_write_ms", cli_num(st, "record_write_ms"));
     if (def)
         cJSON_AddNumberToObject(o, "default_cv_acc", cli_num(def, "mean_accuracy"));
     if (best) {
@@ -184,10 +185,10 @@ static void print_table(const cJSON *st, const cJSON **sorted, size_t n, const c
                         int64_t top, const char *best_out, const char *csv_out)
 {
     printf("sweep %s: %s in %.1f s on %.0f workers (%.0f units, %.0f failed; scheduler "
-           "overhead %.2f ms/unit)\n",
+           "overhead %.2f ms/unit, plus %.2f ms/unit to write each result durably)\n",
            cli_str(st, "job_id"), cli_str(st, "state"), cli_num(st, "elapsed_seconds"),
            cli_num(st, "workers"), cli_num(st, "units"), cli_num(st, "units_failed"),
-           cli_num(st, "dispatch_overhead_ms"));
+           cli_num(st, "dispatch_overhead_ms"), cli_num(st, "record_write_ms"));
     printf("%7s %-17s  %-6s  %8s  %s\n", "trial", "accuracy (mean+-sd)", "bal.acc", "time",
            "parameters");
     bool def_shown = false;

@@ -11,11 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/cn_clock.h"
 #include "common/cn_file.h"
 
 struct cn_jsonl {
     int fd;
     size_t records;
+    uint64_t write_ns; // spent in appends' write + fdatasync
 };
 
 static void say(void (*warn)(const char *, void *), void *arg, const char *fmt, ...)
@@ -160,11 +162,18 @@ cn_err cn_jsonl_append(cn_jsonl *l, const cJSON *rec)
     }
     line[n] = '\n';
     line[n + 1] = 0;
+    uint64_t t0 = cn_now_ns();
     cn_err e = cn_file_append_line(l->fd, line, n + 1);
+    l->write_ns += cn_now_ns() - t0;
     free(line);
     if (e == CN_OK)
         l->records++;
     return e;
+}
+
+uint64_t cn_jsonl_write_ns(const cn_jsonl *l)
+{
+    return l ? l->write_ns : 0;
 }
 
 size_t cn_jsonl_records(const cn_jsonl *l)

@@ -13,6 +13,7 @@
 #define CN_JSONL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cjson/cJSON.h>
 
@@ -35,6 +36,10 @@ cn_err cn_jsonl_open(cn_jsonl **out, const char *path, cn_jsonl_replay_fn fn, vo
 // cn_jsonl_append writes rec as one line and fsyncs it. rec is borrowed.
 // Errors: CN_EIO, CN_ENOMEM, CN_ECLOSED (l is NULL).
 cn_err cn_jsonl_append(cn_jsonl *l, const cJSON *rec);
+
+// cn_jsonl_write_ns returns the time appends have spent writing and
+// syncing (ns, since open): the price of durability, apart from the rest.
+uint64_t cn_jsonl_write_ns(const cn_jsonl *l);
 
 // cn_jsonl_records returns the number of records replayed plus appended.
 size_t cn_jsonl_records(const cn_jsonl *l);

@@ -126,6 +126,11 @@ double sched_job_overhead_ms(const sched_job *j)
     return j->overhead_n ? j->overhead_ms_sum / (double)j->overhead_n : 0;
 }
 
+double sched_job_record_ms(const sched_job *j)
+{
+    return j->overhead_n ? j->record_ms_sum / (double)j->overhead_n : 0;
+}
+
 void sched_job_set_policy(sched_job *j, uint32_t lease_ms, uint32_t retries,
                           uint32_t max_concurrent)
 {

@@ -243,7 +243,12 @@ void sched_job_write_json(sched_job *j, const char *name, const cJSON *o);
 // A no-op when the job has already ended.
 void sched_job_finish(sched_job *j, job_state final, const char *why);
 
-// sched_job_overhead_ms: mean scheduler time per item (dispatch + record).
+// sched_job_overhead_ms: mean scheduler time per item (handing it out and
+// taking its result), without the durable write of its record.
 double sched_job_overhead_ms(const sched_job *j);
+
+// sched_job_record_ms: mean time per item spent writing and syncing its
+// record to the results log (the disk's fdatasync latency, mostly).
+double sched_job_record_ms(const sched_job *j);
 
 #endif

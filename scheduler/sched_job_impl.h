@@ -45,7 +45,8 @@ struct sched_job {
     uint32_t lease_ms, retries, max_concurrent;
     uint64_t hold_until_ms; // restored: dispatch waits for reattaching workers
     cn_jsonl *log;
-    double overhead_ms_sum;
+    double overhead_ms_sum; // scheduler time per item, without the record's write
+    double record_ms_sum;   // the results log's write + fdatasync per item
     size_t overhead_n;
     bool restored, kind_started;
     struct sched_job *next;

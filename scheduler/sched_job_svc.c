@@ -73,7 +73,7 @@ static void h_work_get(rpc_call *call, void *arg)
 static void report(sched_jobs *k, sched_job *j, size_t u, const Canopy__Work__ReportRequest *r,
                    const cJSON *result, Canopy__Work__ReportReply *rep)
 {
-    uint64_t t0 = cn_now_ns();
+    uint64_t t0 = cn_now_ns(), w0 = cn_jsonl_write_ns(j->log);
     item *x = &j->items[u];
     if (x->state == ITEM_DONE || x->state == ITEM_FAILED) {
         rep->duplicate = 1; // another attempt got there first: recorded once
@@ -111,7 +111,9 @@ static void report(sched_jobs *k, sched_job *j, size_t u, const Canopy__Work__Re
         j->n_done++;
         j->kind->item_done(j, u, r->node_id, true, NULL, result);
         rep->recorded = 1;
-        j->overhead_ms_sum += (double)(cn_now_ns() - t0) / 1e6;
+        uint64_t w = cn_jsonl_write_ns(j->log) - w0;
+        j->overhead_ms_sum += (double)(cn_now_ns() - t0 - w) / 1e6;
+        j->record_ms_sum += (double)w / 1e6;
         j->overhead_n++;
     } else {
         const char *why = r->error && r->error[0] ? r->error : "failed";
@@ -175,6 +177,7 @@ static cJSON *status_json(sched_job *j)
     cJSON_AddNumberToObject(it, "done", (double)done);
     cJSON_AddNumberToObject(it, "failed", (double)failed);
     cJSON_AddNumberToObject(o, "dispatch_overhead_ms", sched_job_overhead_ms(j));
+    cJSON_AddNumberToObject(o, "record_write_ms", sched_job_record_ms(j));
     cJSON_AddNumberToObject(o, "workers",
                             (double)sched_members_count(j->k->members, CLUSTER_ROLE_WORKER));
     j->kind->status(j, o);

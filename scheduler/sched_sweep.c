@@ -306,6 +306,7 @@ static void write_summaries(sched_job *j, sweep *w)
         m, "workers_alive",
         (double)sched_members_count(sched_jobs_members(sched_job_kernel(j)), CLUSTER_ROLE_WORKER));
     cJSON_AddNumberToObject(m, "dispatch_overhead_ms", sched_job_overhead_ms(j));
+    cJSON_AddNumberToObject(m, "record_write_ms", sched_job_record_ms(j));
     cJSON *d = cJSON_AddObjectToObject(m, "default");
     cJSON_AddItemToObject(d, "params", cJSON_Parse(w->spec->trials[0]));
     cJSON_AddNumberToObject(d, "mean_accuracy", def.mean);

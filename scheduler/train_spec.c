@@ -102,8 +102,8 @@ static void fed_keys_opts(fed_keys *k, cn_opt *o)
         {"clients", CN_OPT_INT, &k->clients, "federated clients", 1, PS_MAX_WORKERS, NULL},
         {"clients_per_round", CN_OPT_DOUBLE, &k->per_round, "a count, or a fraction < 1", 0,
          PS_MAX_WORKERS, NULL},
-        {"min_clients", CN_OPT_INT, &k->min_clients, "clients selected at least", 1,
-         PS_MAX_WORKERS, NULL},
+        {"min_clients", CN_OPT_INT, &k->min_clients, "clients selected at least", 1, PS_MAX_WORKERS,
+         NULL},
         {"local_epochs", CN_OPT_INT, &k->local_epochs, "client epochs per round", 1, 10000, NULL},
         {"local_batch", CN_OPT_INT, &k->local_batch, "client batch", 1, 65536, NULL},
         {"local_lr", CN_OPT_DOUBLE, &k->local_lr, "client learning rate", 1e-9, 100, NULL},
@@ -170,8 +170,8 @@ static cn_err fed_apply(const fed_keys *k, train_spec *s, const char *origin, ch
         if (!cJSON_IsNumber(c) || c->valuedouble < 0 || c->valuedouble >= f->clients ||
             c->valuedouble != floor(c->valuedouble))
             return cn_errf(err, errlen, CN_EINVAL,
-                           "%s: key \"slow_clients\": element %d is not a client in 0..%u",
-                           origin, i, f->clients - 1);
+                           "%s: key \"slow_clients\": element %d is not a client in 0..%u", origin,
+                           i, f->clients - 1);
         f->slow[f->n_slow++] = (uint32_t)c->valuedouble;
     }
     if (f->min_updates > f->clients)

@@ -13,6 +13,7 @@
 #include "common/cn_config.h"
 #include "common/cn_err.h"
 #include "common/cn_file.h"
+#include "common/cn_jsonl.h"
 #include "common/cn_log.h"
 #include "common/cn_rand.h"
 #include "tests/support/support.h"
@@ -348,6 +349,61 @@ START_TEST(test_cn_rng_is_deterministic_and_bounded)
 }
 END_TEST
 
+typedef struct replay_count {
+    int records, warnings;
+} replay_count;
+
+static void count_rec(const cJSON *rec, size_t lineno, void *arg)
+{
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(rec, "i")));
+    ck_assert_uint_eq(lineno, (size_t)((replay_count *)arg)->records + 1);
+    ((replay_count *)arg)->records++;
+}
+
+static void count_warn(const char *msg, void *arg)
+{
+    ck_assert_ptr_nonnull(strstr(msg, "bytes"));
+    ((replay_count *)arg)->warnings++;
+}
+
+// The results log: appends count their write time apart (the durable
+// write is reported beside the scheduler's own overhead), and a reopen
+// replays every whole record and cuts a torn, zero-filled tail.
+START_TEST(test_cn_jsonl_times_its_writes_and_replays_past_a_torn_tail)
+{
+    char dir[256], path[300], err[256];
+    ts_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/results.jsonl", dir);
+    cn_jsonl *l;
+    ck_assert_int_eq(cn_jsonl_open(&l, path, NULL, NULL, NULL, err, sizeof err), CN_OK);
+    ck_assert_uint_eq(cn_jsonl_write_ns(l), 0);
+    uint64_t last = 0;
+    for (int i = 0; i < 3; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "i", i);
+        ck_assert_int_eq(cn_jsonl_append(l, o), CN_OK);
+        cJSON_Delete(o);
+        ck_assert_uint_gt(cn_jsonl_write_ns(l), last);
+        last = cn_jsonl_write_ns(l);
+    }
+    ck_assert_uint_eq(cn_jsonl_records(l), 3);
+    cn_jsonl_close(l);
+    ck_assert_uint_eq(cn_jsonl_write_ns(NULL), 0);
+    FILE *f = fopen(path, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"i\": 3, \"torn", f);
+    fwrite("\0\0\0\0", 1, 4, f);
+    fclose(f);
+    replay_count rc = {0, 0};
+    ck_assert_int_eq(cn_jsonl_open(&l, path, count_rec, &rc, count_warn, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rc.records, 3);
+    ck_assert_int_ge(rc.warnings, 1);
+    ck_assert_uint_eq(cn_jsonl_records(l), 3);
+    cn_jsonl_close(l);
+    ts_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_cn_buf_grows)
 {
     cn_buf b;
@@ -402,6 +458,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_cn_sha256_known_vectors);
     tcase_add_test(t, test_cn_rng_is_deterministic_and_bounded);
     tcase_add_test(t, test_cn_buf_grows);
+    tcase_add_test(t, test_cn_jsonl_times_its_writes_and_replays_past_a_torn_tail);
     tcase_add_test(t, test_cn_log_escapes_control_characters_of_names);
     suite_add_tcase(s, t);
     return s;
