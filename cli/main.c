@@ -11,9 +11,9 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"scheduler", cmd_scheduler, "run the scheduler daemon (control plane, results, dashboard)"},
+    {"scheduler", cmd_scheduler, "run the scheduler daemon (membership, sweeps, training jobs)"},
     {"ps", cmd_ps, "run a parameter-server shard daemon"},
-    {"worker", cmd_worker, "run a worker daemon (folds, training steps, federated client)"},
+    {"worker", cmd_worker, "run a worker daemon (cross-validation folds, training steps)"},
     {"status", cmd_status, "show the cluster: node, role, address, state, last heartbeat"},
     {"tune", cmd_tune, "submit a hyper-parameter sweep (SWEEP.json) and follow it"},
     {"train", cmd_train_job, "submit a data-parallel training job (JOB.json) and follow it"},

@@ -92,6 +92,23 @@ if [ $quick -eq 0 ]; then
   fi
 fi
 
+# The image and the Swarm stack on a real Docker engine (exit 77: skipped,
+# says why). Installs and starts Docker when it can; see tests/deploy/docker.sh.
+echo "== docker: tests/deploy/docker.sh"
+docker_rc=0
+docker_log=$(mktemp)
+tests/deploy/docker.sh 2>&1 | tee "$docker_log" || docker_rc=$?
+if [ $docker_rc -eq 77 ]; then
+  summaries+=("[docker] skipped: $(grep -m1 'SKIP:' "$docker_log" | sed 's/.*SKIP: //')")
+elif [ $docker_rc -ne 0 ]; then
+  rm -f "$docker_log"
+  echo "tests/run.sh: FAILED in docker"
+  exit 1
+else
+  summaries+=("[docker] $(grep -m1 '^deploy: image=' "$docker_log")")
+fi
+rm -f "$docker_log"
+
 echo
 echo "== summary"
 for s in "${summaries[@]}"; do echo "$s"; done

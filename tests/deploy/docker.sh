@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# docker.sh: the container image and the Swarm stack on a real Docker engine.
+#   1. Docker: installs docker.io when it is missing, starts dockerd when no
+#      engine answers (and stops it again at the end); exit 77 (skip) only
+#      where the engine cannot be installed or started.
+#   2. Base images debian:12 and debian:12-slim: kept when present, pulled
+#      when a registry answers, otherwise made from Debian's archive with
+#      debootstrap and `docker import` (kept in Docker's image store, so a
+#      later run reuses them, as it reuses the build cache).
+#   3. The image: `docker build -f deploy/Dockerfile`, then: `IMAGE X` and
+#      `IMAGE canopy X` both work, it runs as a non-root user, OpenBLAS
+#      picks the same kernels inside as on this machine; its size is printed.
+#   4. The image's own canopy executable on three simulated VMs
+#      (deploy/sim/sim.sh, with dockerd running beside it): scheduler, two
+#      ps shards and three workers with the commands of
+#      deploy/swarm/stack.yaml (mutual TLS, cluster config; each host's
+#      address in place of the service names), and a sweep through them.
+#   5. A one-node swarm (made here when the node is in none, left again at the
+#      end), the role labels, deploy/swarm/make-secrets.sh, `docker stack
+#      deploy` of deploy/swarm/stack.yaml, every service healthy; a sweep
+#      through it over mutual TLS during which a worker's container is
+#      killed (Swarm must start a new one and the sweep must finish with
+#      every unit done), then a short training job; results checked.
+#   6. `docker stack rm`, and nothing of the stack, the swarm, the labels or
+#      the simulated VMs is left (the images stay as the cache).
+# Ends with
+#   deploy: image=ok services=6/6 sweep=ok train=ok restart=ok
+#   tests/deploy/docker.sh
+# Environment: CANOPY_DEBIAN_MIRROR (default http://deb.debian.org/debian).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+IMAGE=canopy:0.1.0
+STACK=canopytest
+t0=$(date +%s)
+work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-docker.XXXXXX")
+
+say() { echo "deploy: $*" >&2; }
+fail() {
+  say "FAIL: $*"
+  exit 1
+}
+skip() {
+  echo "deploy: SKIP: $*"
+  exit 77
+}
+elapsed() { echo "$(($(date +%s) - t0)) s"; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# ------------------------------------------------------------ cleanup
+dockerd_pid="" fwd_policy="" swarm_made=0 gwbridge_made=0 stack_up=0 sim_up=0
+labels_added=()
+export CANOPY_SIM_PREFIX=cndk CANOPY_SIM_SUBNET=10.215.0 CANOPY_SIM_STATE=$work/sim-state
+cleanup() {
+  local rc=$? i
+  trap - EXIT INT TERM
+  if [ $sim_up = 1 ]; then
+    deploy/sim/sim.sh down >/dev/null 2>&1 || say "sim down failed"
+  fi
+  if [ $stack_up = 1 ]; then
+    docker stack rm "$STACK" >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do
+      [ -z "$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK")" ] &&
+        [ -z "$(docker network ls -q -f "label=com.docker.stack.namespace=$STACK")" ] && break
+      sleep 1
+    done
+    docker volume rm "${STACK}_scheduler-state" >/dev/null 2>&1 || true
+  fi
+  if [ ${#labels_added[@]} -gt 0 ]; then
+    for i in "${labels_added[@]}"; do
+      docker node update --label-rm "$i" "$(docker info --format '{{.Swarm.NodeID}}')" >/dev/null 2>&1 || true
+    done
+  fi
+  if [ $swarm_made = 1 ]; then
+    docker swarm leave --force >/dev/null 2>&1 || true
+    if [ $gwbridge_made = 1 ]; then docker network rm docker_gwbridge >/dev/null 2>&1 || true; fi
+  fi
+  if [ -n "$dockerd_pid" ]; then
+    kill -TERM "$dockerd_pid" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$dockerd_pid" 2>/dev/null; then kill -KILL "$dockerd_pid" 2>/dev/null || true; fi
+    wait "$dockerd_pid" 2>/dev/null || true
+    # dockerd leaves its FORWARD policy (DROP) behind; put back the one it met.
+    if [ -n "$fwd_policy" ] && [ "$(iptables -w -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}')" != "$fwd_policy" ]; then
+      iptables -w -P FORWARD "$fwd_policy" || true
+    fi
+  fi
+  rm -rf "$work"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------ 1. Docker
+apt_install() { # PACKAGE...
+  is_root || return 1
+  command -v apt-get >/dev/null || return 1
+  say "installing $* (apt-get)"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"; } \
+    >"$work/apt.log" 2>&1 || { tail -5 "$work/apt.log" >&2; return 1; }
+}
+docker_answers() { timeout 20 docker info >/dev/null 2>&1; }
+
+if ! command -v docker >/dev/null || ! command -v dockerd >/dev/null; then
+  if ! docker_answers; then
+    apt_install docker.io || skip "Docker is not installed and apt-get install docker.io did not work (needs root and Debian's archive)"
+  fi
+fi
+if ! docker_answers; then
+  is_root || skip "no Docker engine answers and starting dockerd needs root (or membership of the docker group once one runs)"
+  fwd_policy=$(iptables -w -S FORWARD 2>/dev/null | awk '$1 == "-P" {print $3}') || true
+  setsid dockerd >"$work/dockerd.log" 2>&1 </dev/null &
+  dockerd_pid=$!
+  for _ in $(seq 1 60); do
+    docker_answers && break
+    kill -0 "$dockerd_pid" 2>/dev/null || break
+    sleep 1
+  done
+  if ! docker_answers; then
+    tail -5 "$work/dockerd.log" >&2
+    kill -0 "$dockerd_pid" 2>/dev/null || dockerd_pid=""
+    skip "dockerd did not start here (its last log lines are above)"
+  fi
+  say "started dockerd (pid $dockerd_pid); it is stopped again at the end"
+fi
+say "engine $(docker version --format '{{.Server.Version}}'), $(elapsed)"
+
+# ------------------------------------------------------------ 2. base images
+if docker image inspect debian:12 debian:12-slim >/dev/null 2>&1; then
+  say "base images debian:12, debian:12-slim: present (cached)"
+elif timeout 120 docker pull -q debian:12 >/dev/null 2>&1 && timeout 120 docker pull -q debian:12-slim >/dev/null 2>&1; then
+  say "base images debian:12, debian:12-slim: pulled"
+else
+  mirror=${CANOPY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+  say "no registry answers: making debian:12 from $mirror with debootstrap"
+  command -v debootstrap >/dev/null || apt_install debootstrap || fail "debootstrap is missing and could not be installed"
+  debootstrap --variant=minbase bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -5 "$work/debootstrap.log" >&2; fail "debootstrap failed (log above)"; }
+  rm -rf "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/lib/apt/lists/*
+  tar -C "$work/rootfs" -c . | docker import --change 'CMD ["bash"]' - debian:12 >/dev/null
+  docker tag debian:12 debian:12-slim
+  rm -rf "$work/rootfs"
+  say "base images debian:12, debian:12-slim: made from Debian's archive, $(elapsed)"
+fi
+
+# ------------------------------------------------------------ 3. the image
+docker build -f deploy/Dockerfile -t "$IMAGE" . >"$work/build.log" 2>&1 ||
+  { tail -30 "$work/build.log" >&2; fail "docker build failed (last lines above)"; }
+size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
+say "built $IMAGE: $((size / 1000000)) MB, $(elapsed)"
+v1=$(docker run --rm "$IMAGE" version) || fail "docker run $IMAGE version failed"
+v2=$(docker run --rm "$IMAGE" canopy version) || fail "docker run $IMAGE canopy version failed"
+if [ "$v1" != "$v2" ] || [[ $v1 != "canopy "* ]]; then fail "version output differs: '$v1' vs '$v2'"; fi
+uid=$(docker run --rm --entrypoint id "$IMAGE" -u)
+[ "$uid" != 0 ] || fail "the image runs as root"
+# OpenBLAS names the kernels it chose when OPENBLAS_VERBOSE=2.
+docker create --name "$STACK-extract" "$IMAGE" >/dev/null
+docker cp "$STACK-extract:/usr/local/bin/canopy" "$work/canopy" >/dev/null
+docker rm "$STACK-extract" >/dev/null
+core_in=$(docker run --rm -e OPENBLAS_VERBOSE=2 "$IMAGE" version 2>&1 | sed -n 's/.*Core: *\([A-Za-z0-9_]*\).*/\1/p')
+core_out=$(OPENBLAS_VERBOSE=2 "$work/canopy" version 2>&1 | sed -n 's/.*Core: *\([A-Za-z0-9_]*\).*/\1/p') ||
+  fail "the image's canopy does not run here (missing libraries? run deploy/install-deps.sh)"
+if [ -z "$core_in" ] || [ "$core_in" != "$core_out" ]; then
+  fail "OpenBLAS kernels differ: '$core_in' in the image, '$core_out' on this machine"
+fi
+say "image ok: entrypoint takes 'X' and 'canopy X', uid $uid, OpenBLAS core $core_in inside and out"
+
+# ------------------------------------------------------------ inputs
+deploy/swarm/make-secrets.sh "$work/secrets" IP:10.215.0.11 IP:10.215.0.12 IP:10.215.0.13 >/dev/null
+# A sweep of 13 trials x 3 folds on the image's data: long enough to kill a
+# worker in the middle, short enough for the budget.
+sweep_json() { # DATA_PATH
+  cat <<EOF
+{
+  "name": "docker-test",
+  "data": {"path": "$1", "label": "Cover_Type", "drop": "Id"},
+  "cv": {"folds": 3, "seed": 0, "shuffle": true},
+  "space": {
+    "n_estimators": {"choice": [30, 60]},
+    "max_depth": {"choice": [null, 20]},
+    "max_features": {"choice": ["sqrt", 0.3]}
+  },
+  "search": {"algorithm": "random", "samples": 12, "seed": 1},
+  "limits": {"unit_timeout_s": 600, "retries": 3}
+}
+EOF
+}
+TRIALS=13 UNITS=39
+# A short training job on the image's Fashion-MNIST slice: 2 shards, 3 workers.
+cat >"$work/job.json" <<'EOF'
+{"name": "docker-train", "hidden": [64], "optimizer": "momentum", "lr": 0.02, "momentum": 0.9,
+ "batch": 64, "epochs": 2, "consistency": "asp", "shards": 2, "workers": 3,
+ "train_rows": 6000, "test_rows": 1000, "seed": 1, "eval_every_s": 2}
+EOF
+
+# check_sweep OUTPUT CSV: every unit done, none failed, every trial in the
+# CSV, the best accuracy well above chance (7 classes).
+check_sweep() {
+  local out=$1 csv=$2 best
+  grep -Eq "done in .*\(${UNITS} units, 0 failed" <<<"$out" ||
+    { echo "$out" | tail -15 >&2; fail "the sweep did not finish with $UNITS units and none failed"; }
+  [ "$(($(wc -l <"$csv") - 1))" = "$TRIALS" ] || fail "$(wc -l <"$csv") lines in the trials CSV, want a header and $TRIALS trials"
+  best=$(sed -n 's/^best \([0-9.]*\) .*/\1/p' <<<"$out")
+  awk -v b="$best" 'BEGIN { exit !(b >= 0.75) }' || fail "best accuracy '$best' is below 0.75"
+  echo "$best"
+}
+
+# ------------------------------------------------------------ 4. simulated VMs
+# The stack's commands, with the config path and the service names replaced
+# by this run's files and the hosts' addresses; two services of one role on
+# one host get ports 10 apart.
+python3 - "$work" >"$work/sim-plan" <<'PY'
+import json, os, shlex, sys, yaml
+work = sys.argv[1]
+stack = yaml.safe_load(open("deploy/swarm/stack.yaml"))
+cfg = json.load(open("deploy/swarm/cluster.json"))
+host = {"scheduler": 1, "ps": 2, "worker": 3}
+addr = {1: "10.215.0.11", 2: "10.215.0.12", 3: "10.215.0.13"}
+for k in ("token-file", "tls-cert", "tls-key", "tls-ca"):
+    cfg[k] = os.path.join(work, "secrets", {"token-file": "token", "tls-cert": "node.pem",
+                                            "tls-key": "node.key", "tls-ca": "ca.pem"}[k])
+cfg["scheduler"] = cfg["scheduler"].replace("//scheduler:", "//" + addr[1] + ":")
+json.dump(cfg, open(os.path.join(work, "sim-cluster.json"), "w"))
+seen = {}
+for name, svc in stack["services"].items():
+    argv = [str(a) for a in svc["command"]]
+    role = argv[0]
+    h = host[role]
+    n = seen[h] = seen.get(h, -1) + 1
+    out = []
+    for a in argv:
+        a = a.replace("/etc/canopy/cluster.json", os.path.join(work, "sim-cluster.json"))
+        a = a.replace("/var/lib/canopy", os.path.join(work, "sim-" + name))
+        a = a.replace("/var/cache/canopy", os.path.join(work, "sim-" + name, "cache"))
+        for url in ("tls+tcp://0.0.0.0:", "tls+tcp://%s:" % name):
+            if a.startswith(url):
+                port = int(a[len(url):]) + 10 * n
+                a = url.replace(name, addr[h]) + str(port)
+        out.append(a)
+    print(h, name, shlex.join(out))
+PY
+deploy/sim/sim.sh up 3 >/dev/null 2>&1 || fail "deploy/sim/sim.sh up 3 failed beside dockerd"
+sim_up=1
+while read -r h name cmd; do
+  mkdir -p "$work/sim-$name"
+  eval "deploy/sim/sim.sh spawn host$h $name $work/canopy $cmd" >/dev/null
+done <"$work/sim-plan"
+simcfg=(--config "$work/sim-cluster.json")
+for _ in $(seq 1 60); do
+  n=$(deploy/sim/sim.sh run host1 "$work/canopy" status "${simcfg[@]}" --json --timeout-ms 2000 2>/dev/null |
+    grep -o '"state":"alive"' | wc -l) || true
+  [ "$n" = 6 ] && break
+  sleep 1
+done
+[ "$n" = 6 ] || { tail -n 3 "$work"/sim-state/logs/*.log >&2; fail "simulated VMs: $n of 6 nodes alive"; }
+sweep_json "$root/data/covertype-kaggle-train.csv.gz" >"$work/sim-sweep.json"
+out=$(deploy/sim/sim.sh run host1 "$work/canopy" tune "$work/sim-sweep.json" "${simcfg[@]}" \
+  --csv "$work/sim-trials.csv" --best-out "$work/sim-best.json" 2>&1) || { echo "$out" | tail -15 >&2; fail "the sweep on the simulated VMs failed"; }
+best=$(check_sweep "$out" "$work/sim-trials.csv")
+deploy/sim/sim.sh down >/dev/null 2>&1 || fail "sim.sh down failed"
+sim_up=0
+left=$(deploy/sim/sim.sh leftovers) || fail "the simulated VMs left behind: $left"
+say "simulated VMs ok: the image's canopy with the stack's flags on 3 hosts, sweep best $best, $(elapsed)"
+
+# ------------------------------------------------------------ 5. swarm
+case $(docker info --format '{{.Swarm.LocalNodeState}}') in
+  inactive)
+    addr=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+    # Swarm makes the network docker_gwbridge when it is missing.
+    docker network inspect docker_gwbridge >/dev/null 2>&1 || gwbridge_made=1
+    docker swarm init --advertise-addr "${addr:-127.0.0.1}" >/dev/null || fail "docker swarm init failed"
+    swarm_made=1 ;;
+  active)
+    [ "$(docker info --format '{{.Swarm.ControlAvailable}} {{.Swarm.Nodes}}')" = "true 1" ] ||
+      skip "this engine is part of a swarm of several nodes (or not its manager); run the test outside it"
+    ;;
+  *) fail "the swarm state is $(docker info --format '{{.Swarm.LocalNodeState}}')" ;;
+esac
+node=$(docker info --format '{{.Swarm.NodeID}}')
+for l in canopy.scheduler canopy.ps canopy.worker; do
+  if [ "$(docker node inspect --format "{{index .Spec.Labels \"$l\"}}" "$node")" != true ]; then
+    docker node update --label-add "$l=true" "$node" >/dev/null
+    labels_added+=("$l")
+  fi
+done
+! docker stack ls --format '{{.Name}}' | grep -qx "$STACK" || fail "a stack named $STACK exists already"
+stack_up=1
+CANOPY_SECRETS=$work/secrets CANOPY_IMAGE=$IMAGE docker stack deploy --resolve-image never \
+  -c deploy/swarm/stack.yaml "$STACK" >"$work/deploy.log" 2>&1 ||
+  { cat "$work/deploy.log" >&2; fail "docker stack deploy failed"; }
+mapfile -t services < <(docker stack services "$STACK" --format '{{.Name}}' | sort)
+total=${#services[@]}
+[ "$total" = 6 ] || fail "the stack has $total services, want 6"
+healthy=0
+for _ in $(seq 1 180); do
+  healthy=0
+  for s in "${services[@]}"; do
+    [ -n "$(docker ps -q -f "label=com.docker.swarm.service.name=$s" -f health=healthy)" ] && healthy=$((healthy + 1))
+  done
+  [ $healthy = "$total" ] && break
+  sleep 1
+done
+if [ $healthy != "$total" ]; then
+  docker stack ps --no-trunc "$STACK" >&2 || true
+  for s in "${services[@]}"; do docker service logs --tail 5 "$s" >&2 2>&1 || true; done
+  fail "$healthy of $total services healthy after 180 s"
+fi
+say "stack up: $healthy/$total services healthy, $(elapsed)"
+
+# ------------------------------------------------------------ 6. sweep, restart, training
+sched=$(docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_scheduler")
+ex() { docker exec -i "$sched" canopy "$@"; }
+cfg=(--config /etc/canopy/cluster.json)
+sweep_json /opt/canopy/data/covertype-kaggle-train.csv.gz | docker exec -i "$sched" sh -c 'cat > /tmp/sweep.json'
+ex status "${cfg[@]}" --ping >"$work/status.txt" || { cat "$work/status.txt" >&2; fail "canopy status --ping failed"; }
+ex tune /tmp/sweep.json "${cfg[@]}" --csv /tmp/trials.csv --best-out /tmp/best.json >"$work/sweep.out" 2>&1 &
+tune_pid=$!
+victim=${STACK}_worker2
+old=$(docker ps -q -f "label=com.docker.swarm.service.name=$victim")
+killed=0
+for _ in $(seq 1 600); do
+  done_units=$(sed -n 's/.* \([0-9]*\)\/[0-9]* units .*/\1/p' "$work/sweep.out" | tail -1)
+  if [ "${done_units:-0}" -ge 3 ]; then
+    docker kill "$old" >/dev/null
+    killed=1
+    break
+  fi
+  kill -0 "$tune_pid" 2>/dev/null || break
+  sleep 0.2
+done
+[ $killed = 1 ] || { cat "$work/sweep.out" >&2; fail "the sweep ended before a worker could be killed in its middle"; }
+say "killed $victim's container ${old:0:12} after ${done_units} units"
+wait "$tune_pid" || { tail -15 "$work/sweep.out" >&2; fail "the sweep through the stack failed"; }
+docker exec "$sched" cat /tmp/trials.csv >"$work/trials.csv"
+best=$(check_sweep "$(cat "$work/sweep.out")" "$work/trials.csv")
+grep -q "${UNITS}/${UNITS} units" "$work/sweep.out" || fail "the sweep's progress never reached ${UNITS}/${UNITS} units"
+# Swarm must have started a new container for the killed task.
+new=""
+for _ in $(seq 1 120); do
+  new=$(docker ps -q -f "label=com.docker.swarm.service.name=$victim" -f health=healthy)
+  [ -n "$new" ] && [ "$new" != "$old" ] && break
+  sleep 1
+done
+if [ -z "$new" ] || [ "$new" = "$old" ]; then
+  docker service ps "$victim" >&2
+  fail "Swarm did not restart $victim"
+fi
+say "sweep ok: $TRIALS trials, $UNITS units, best $best; $victim restarted as ${new:0:12}, $(elapsed)"
+
+docker exec -i "$sched" sh -c 'cat > /tmp/job.json' <"$work/job.json"
+ex train /tmp/job.json "${cfg[@]}" --timeout-s 240 >"$work/train.out" 2>&1 ||
+  { tail -15 "$work/train.out" >&2; fail "the training job through the stack failed"; }
+acc=$(sed -n 's/^done: test accuracy \([0-9.]*\),.*/\1/p' "$work/train.out")
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.70) }' || { tail -15 "$work/train.out" >&2; fail "training accuracy '$acc' is below 0.70"; }
+say "train ok: test accuracy $acc on 2 shards and 3 workers, $(elapsed)"
+
+# ------------------------------------------------------------ 7. remove
+docker stack rm "$STACK" >/dev/null
+for _ in $(seq 1 60); do
+  [ -z "$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK")" ] &&
+    [ -z "$(docker network ls -q -f "label=com.docker.stack.namespace=$STACK")" ] && break
+  sleep 1
+done
+docker volume rm "${STACK}_scheduler-state" >/dev/null
+stack_up=0
+left="$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK") $(docker network ls -q -f "label=com.docker.stack.namespace=$STACK")"
+left="$left $(docker secret ls -q -f "label=com.docker.stack.namespace=$STACK") $(docker config ls -q -f "label=com.docker.stack.namespace=$STACK")"
+left="$left $(docker volume ls -q -f "label=com.docker.stack.namespace=$STACK")"
+[ -z "${left// /}" ] || fail "docker stack rm left behind: $left"
+say "stack removed: no container, network, secret, config or volume left, $(elapsed)"
+echo "deploy: image=ok services=$healthy/$total sweep=ok train=ok restart=ok"
