@@ -105,6 +105,8 @@ def shell_invocations(text, where):
         except ValueError:
             words = part.split()
         for i, w in enumerate(words):
+            if i > 0 and words[i - 1] in ("-p", "--project-name"):
+                continue  # a compose project named canopy
             if os.path.basename(w) == "canopy" and i + 1 < len(words):
                 check_invocation(words[i + 1:], where)
                 break

@@ -124,6 +124,7 @@ if ! docker_answers; then
   say "started dockerd (pid $dockerd_pid); it is stopped again at the end"
 fi
 say "engine $(docker version --format '{{.Server.Version}}'), $(elapsed)"
+volumes_before=$(docker volume ls -q | sort)
 
 # ------------------------------------------------------------ 2. base images
 if docker image inspect debian:12 debian:12-slim >/dev/null 2>&1; then
@@ -156,7 +157,7 @@ uid=$(docker run --rm --entrypoint id "$IMAGE" -u)
 # OpenBLAS names the kernels it chose when OPENBLAS_VERBOSE=2.
 docker create --name "$STACK-extract" "$IMAGE" >/dev/null
 docker cp "$STACK-extract:/usr/local/bin/canopy" "$work/canopy" >/dev/null
-docker rm "$STACK-extract" >/dev/null
+docker rm -v "$STACK-extract" >/dev/null
 core_in=$(docker run --rm -e OPENBLAS_VERBOSE=2 "$IMAGE" version 2>&1 | sed -n 's/.*Core: *\([A-Za-z0-9_]*\).*/\1/p')
 core_out=$(OPENBLAS_VERBOSE=2 "$work/canopy" version 2>&1 | sed -n 's/.*Core: *\([A-Za-z0-9_]*\).*/\1/p') ||
   fail "the image's canopy does not run here (missing libraries? run deploy/install-deps.sh)"
@@ -186,10 +187,10 @@ sweep_json() { # DATA_PATH
 EOF
 }
 TRIALS=13 UNITS=39
-# A short training job on the image's Fashion-MNIST slice: 2 shards, 3 workers.
+# A short training job on a slice of the image's Fashion-MNIST: 2 shards, 3 workers.
 cat >"$work/job.json" <<'EOF'
 {"name": "docker-train", "hidden": [64], "optimizer": "momentum", "lr": 0.02, "momentum": 0.9,
- "batch": 64, "epochs": 2, "consistency": "asp", "shards": 2, "workers": 3,
+ "batch": 64, "epochs": 3, "consistency": "asp", "shards": 2, "workers": 3,
  "train_rows": 6000, "test_rows": 1000, "seed": 1, "eval_every_s": 2}
 EOF
 
@@ -241,6 +242,10 @@ for name, svc in stack["services"].items():
 PY
 deploy/sim/sim.sh up 3 >/dev/null 2>&1 || fail "deploy/sim/sim.sh up 3 failed beside dockerd"
 sim_up=1
+# Beside dockerd (FORWARD policy DROP where it turned forwarding on) the
+# hosts reach each other only through the sim's own rule for its bridge.
+iptables -w -S FORWARD | grep -Fxq -- "-A FORWARD -i $CANOPY_SIM_PREFIX-br -o $CANOPY_SIM_PREFIX-br -j ACCEPT" ||
+  fail "sim.sh up added no iptables ACCEPT rule for its bridge"
 while read -r h name cmd; do
   mkdir -p "$work/sim-$name"
   eval "deploy/sim/sim.sh spawn host$h $name $work/canopy $cmd" >/dev/null
@@ -367,5 +372,7 @@ left="$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK") $(docker net
 left="$left $(docker secret ls -q -f "label=com.docker.stack.namespace=$STACK") $(docker config ls -q -f "label=com.docker.stack.namespace=$STACK")"
 left="$left $(docker volume ls -q -f "label=com.docker.stack.namespace=$STACK")"
 [ -z "${left// /}" ] || fail "docker stack rm left behind: $left"
+left=$(comm -13 <(echo "$volumes_before") <(docker volume ls -q | sort))
+[ -z "$left" ] || fail "volumes left behind: $left"
 say "stack removed: no container, network, secret, config or volume left, $(elapsed)"
 echo "deploy: image=ok services=$healthy/$total sweep=ok train=ok restart=ok"
