@@ -15,13 +15,18 @@
 #      ps shards and three workers with the commands of
 #      deploy/swarm/stack.yaml (mutual TLS, cluster config; each host's
 #      address in place of the service names), and a sweep through them.
-#   5. A one-node swarm (made here when the node is in none, left again at the
-#      end), the role labels, deploy/swarm/make-secrets.sh, `docker stack
-#      deploy` of deploy/swarm/stack.yaml, every service healthy; a sweep
-#      through it over mutual TLS during which a worker's container is
-#      killed (Swarm must start a new one and the sweep must finish with
+#   5. Three nodes: a Docker engine on each simulated VM, a three-node swarm
+#      labelled as the README says (scheduler on VM1, ps on VM2, workers on
+#      VM3), deploy/swarm/stack.yaml as it is; every service healthy on its
+#      node, a sweep through the stack.
+#   6. One node: a one-node swarm of this machine's engine (made here when
+#      the engine is in none, left again at the end), all three role labels,
+#      deploy/swarm/make-secrets.sh, the same stack file, every service
+#      healthy.
+#   7. A sweep through it over mutual TLS during which a worker's container
+#      is killed (Swarm must start a new one and the sweep must finish with
 #      every unit done), then a short training job; results checked.
-#   6. `docker stack rm`, and nothing of the stack, the swarm, the labels or
+#   8. `docker stack rm`, and nothing of the stack, the swarms, the labels or
 #      the simulated VMs is left (the images stay as the cache).
 # Ends with
 #   deploy: image=ok services=6/6 sweep=ok train=ok restart=ok
@@ -51,19 +56,32 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 dockerd_pid="" fwd_policy="" swarm_made=0 gwbridge_made=0 stack_up=0 sim_up=0
 labels_added=()
 export CANOPY_SIM_PREFIX=cndk CANOPY_SIM_SUBNET=10.215.0 CANOPY_SIM_STATE=$work/sim-state
+# The engines on the simulated VMs: stopped (they stop their containers),
+# then nothing of theirs may stay mounted under $work.
+vm_dockerd=()
+stop_vm_engines() {
+  local p m
+  [ ${#vm_dockerd[@]} -gt 0 ] || return 0
+  kill -TERM "${vm_dockerd[@]}" 2>/dev/null || true
+  for p in "${vm_dockerd[@]}"; do
+    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+    wait "$p" 2>/dev/null || true
+  done
+  vm_dockerd=()
+  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" || true
+  done
+}
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM
+  stop_vm_engines
   if [ $sim_up = 1 ]; then
     deploy/sim/sim.sh down >/dev/null 2>&1 || say "sim down failed"
   fi
   if [ $stack_up = 1 ]; then
-    docker stack rm "$STACK" >/dev/null 2>&1 || true
-    for _ in $(seq 1 60); do
-      [ -z "$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK")" ] &&
-        [ -z "$(docker network ls -q -f "label=com.docker.stack.namespace=$STACK")" ] && break
-      sleep 1
-    done
+    stack_down "" || true
     docker volume rm "${STACK}_scheduler-state" >/dev/null 2>&1 || true
   fi
   if [ ${#labels_added[@]} -gt 0 ]; then
@@ -86,6 +104,7 @@ cleanup() {
     fi
   fi
   rm -rf "$work"
+  [ $rc -ne 0 ] || say "cleaned up, $(elapsed) in all"
   exit $rc
 }
 trap cleanup EXIT
@@ -206,6 +225,47 @@ check_sweep() {
   echo "$best"
 }
 
+# wait_healthy ENGINE...: wait (up to 180 s) until every service of the
+# stack has a healthy container on one of the engines (Docker API sockets;
+# "" is the default one); sets healthy and total.
+dk() { # ENGINE ARGS...
+  local e=$1
+  shift
+  if [ -n "$e" ]; then docker -H "$e" "$@"; else docker "$@"; fi
+}
+wait_healthy() {
+  local -a services
+  local e s
+  mapfile -t services < <(dk "$1" stack services "$STACK" --format '{{.Name}}' | sort)
+  total=${#services[@]}
+  [ "$total" = 6 ] || fail "the stack has $total services, want 6"
+  for _ in $(seq 1 180); do
+    healthy=$(for e in "$@"; do
+      dk "$e" ps -f health=healthy --format '{{.Label "com.docker.swarm.service.name"}}'
+    done | grep -c "^${STACK}_") || true
+    [ "$healthy" = "$total" ] && return 0
+    sleep 1
+  done
+  dk "$1" stack ps --no-trunc "$STACK" >&2 || true
+  for s in "${services[@]}"; do dk "$1" service logs --tail 5 "$s" >&2 2>&1 || true; done
+  fail "$healthy of $total services healthy after 180 s"
+}
+# stack_down ENGINE...: remove the stack and wait until none of its
+# containers and networks is left on any of the engines.
+stack_down() {
+  local e
+  dk "$1" stack rm "$STACK" >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do
+    left=$(for e in "$@"; do
+      dk "$e" ps -aq -f "label=com.docker.stack.namespace=$STACK"
+      dk "$e" network ls -q -f "label=com.docker.stack.namespace=$STACK"
+    done)
+    [ -z "$left" ] && return 0
+    sleep 1
+  done
+  return 1
+}
+
 # ------------------------------------------------------------ 4. simulated VMs
 # The stack's commands, with the config path and the service names replaced
 # by this run's files and the hosts' addresses; two services of one role on
@@ -267,7 +327,69 @@ sim_up=0
 left=$(deploy/sim/sim.sh leftovers) || fail "the simulated VMs left behind: $left"
 say "simulated VMs ok: the image's canopy with the stack's flags on 3 hosts, sweep best $best, $(elapsed)"
 
-# ------------------------------------------------------------ 5. swarm
+# ------------------------------------------------------------ 5. three nodes
+# A Docker engine on each simulated VM (its own data and run directories and
+# API socket), a three-node swarm labelled as the README's walk-through says
+# (scheduler on VM1, ps on VM2, workers on VM3) and deploy/swarm/stack.yaml
+# as it is: every service healthy on its node, a sweep through it.
+deploy/sim/sim.sh up 3 >/dev/null 2>&1 || fail "deploy/sim/sim.sh up 3 failed"
+sim_up=1
+docker save "$IMAGE" -o "$work/image.tar"
+engines=()
+for i in 1 2 3; do
+  mkdir -p "$work/e$i"
+  # nsenter, not `ip netns exec`, which remounts /sys and so hides the cgroup
+  # file systems from dockerd.
+  setsid nsenter --net="/run/netns/$CANOPY_SIM_PREFIX-host$i" dockerd --data-root "$work/e$i/data" \
+    --exec-root "$work/e$i/run" --pidfile "$work/e$i/pid" --host "unix://$work/e$i/sock" \
+    >"$work/e$i/log" 2>&1 </dev/null &
+  vm_dockerd+=($!)
+  engines+=("unix://$work/e$i/sock")
+done
+for i in 0 1 2; do
+  for _ in $(seq 1 60); do
+    timeout 10 docker -H "${engines[$i]}" info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  timeout 10 docker -H "${engines[$i]}" info >/dev/null 2>&1 ||
+    { tail -5 "$work/e$((i + 1))/log" >&2; fail "dockerd on simulated VM $((i + 1)) did not start"; }
+  docker -H "${engines[$i]}" load -q -i "$work/image.tar" >/dev/null
+done
+rm -f "$work/image.tar"
+dk "${engines[0]}" swarm init --advertise-addr "$CANOPY_SIM_SUBNET.11" >/dev/null
+token=$(dk "${engines[0]}" swarm join-token -q worker)
+for i in 1 2; do
+  dk "${engines[$i]}" swarm join --token "$token" "$CANOPY_SIM_SUBNET.11:2377" >/dev/null
+done
+roles=(canopy.scheduler canopy.ps canopy.worker)
+for i in 0 1 2; do
+  dk "${engines[0]}" node update --label-add "${roles[$i]}=true" \
+    "$(dk "${engines[$i]}" info --format '{{.Swarm.NodeID}}')" >/dev/null
+done
+CANOPY_SECRETS=$work/secrets CANOPY_IMAGE=$IMAGE dk "${engines[0]}" stack deploy --resolve-image never \
+  -c deploy/swarm/stack.yaml "$STACK" >"$work/deploy3.log" 2>&1 ||
+  { cat "$work/deploy3.log" >&2; fail "docker stack deploy on three nodes failed"; }
+wait_healthy "${engines[@]}"
+want=("scheduler" "ps1 ps2" "worker1 worker2 worker3")
+for i in 0 1 2; do
+  got=$(dk "${engines[$i]}" ps --format '{{.Label "com.docker.swarm.service.name"}}' | sed "s/^${STACK}_//" | sort | xargs)
+  [ "$got" = "${want[$i]}" ] || fail "simulated VM $((i + 1)) runs '$got', want '${want[$i]}'"
+done
+sched=$(dk "${engines[0]}" ps -q -f "label=com.docker.swarm.service.name=${STACK}_scheduler")
+sweep_json /opt/canopy/data/covertype-kaggle-train.csv.gz |
+  dk "${engines[0]}" exec -i "$sched" sh -c 'cat > /tmp/sweep.json'
+out=$(dk "${engines[0]}" exec "$sched" canopy tune /tmp/sweep.json --config /etc/canopy/cluster.json \
+  --csv /tmp/trials.csv --best-out /tmp/best.json 2>&1) || { echo "$out" | tail -15 >&2; fail "the sweep on three nodes failed"; }
+dk "${engines[0]}" exec "$sched" cat /tmp/trials.csv >"$work/trials3.csv"
+best=$(check_sweep "$out" "$work/trials3.csv")
+stack_down "${engines[@]}" || fail "docker stack rm on three nodes left containers or networks"
+for i in 2 1 0; do dk "${engines[$i]}" swarm leave --force >/dev/null; done
+stop_vm_engines
+deploy/sim/sim.sh down >/dev/null 2>&1 || fail "sim.sh down failed"
+sim_up=0
+say "three nodes ok: a swarm of the simulated VMs, $healthy/$total services healthy on their labelled nodes, sweep best $best, $(elapsed)"
+
+# ------------------------------------------------------------ 6. one node
 case $(docker info --format '{{.Swarm.LocalNodeState}}') in
   inactive)
     addr=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
@@ -293,26 +415,10 @@ stack_up=1
 CANOPY_SECRETS=$work/secrets CANOPY_IMAGE=$IMAGE docker stack deploy --resolve-image never \
   -c deploy/swarm/stack.yaml "$STACK" >"$work/deploy.log" 2>&1 ||
   { cat "$work/deploy.log" >&2; fail "docker stack deploy failed"; }
-mapfile -t services < <(docker stack services "$STACK" --format '{{.Name}}' | sort)
-total=${#services[@]}
-[ "$total" = 6 ] || fail "the stack has $total services, want 6"
-healthy=0
-for _ in $(seq 1 180); do
-  healthy=0
-  for s in "${services[@]}"; do
-    [ -n "$(docker ps -q -f "label=com.docker.swarm.service.name=$s" -f health=healthy)" ] && healthy=$((healthy + 1))
-  done
-  [ $healthy = "$total" ] && break
-  sleep 1
-done
-if [ $healthy != "$total" ]; then
-  docker stack ps --no-trunc "$STACK" >&2 || true
-  for s in "${services[@]}"; do docker service logs --tail 5 "$s" >&2 2>&1 || true; done
-  fail "$healthy of $total services healthy after 180 s"
-fi
+wait_healthy ""
 say "stack up: $healthy/$total services healthy, $(elapsed)"
 
-# ------------------------------------------------------------ 6. sweep, restart, training
+# ------------------------------------------------------------ 7. sweep, restart, training
 sched=$(docker ps -q -f "label=com.docker.swarm.service.name=${STACK}_scheduler")
 ex() { docker exec -i "$sched" canopy "$@"; }
 cfg=(--config /etc/canopy/cluster.json)
@@ -355,17 +461,13 @@ say "sweep ok: $TRIALS trials, $UNITS units, best $best; $victim restarted as ${
 docker exec -i "$sched" sh -c 'cat > /tmp/job.json' <"$work/job.json"
 ex train /tmp/job.json "${cfg[@]}" --timeout-s 240 >"$work/train.out" 2>&1 ||
   { tail -15 "$work/train.out" >&2; fail "the training job through the stack failed"; }
+# 3 epochs of 6000 rows gave 0.73-0.78 here (ASP, so runs differ); chance is 0.10.
 acc=$(sed -n 's/^done: test accuracy \([0-9.]*\),.*/\1/p' "$work/train.out")
-awk -v a="$acc" 'BEGIN { exit !(a >= 0.70) }' || { tail -15 "$work/train.out" >&2; fail "training accuracy '$acc' is below 0.70"; }
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.65) }' || { tail -15 "$work/train.out" >&2; fail "training accuracy '$acc' is below 0.65"; }
 say "train ok: test accuracy $acc on 2 shards and 3 workers, $(elapsed)"
 
-# ------------------------------------------------------------ 7. remove
-docker stack rm "$STACK" >/dev/null
-for _ in $(seq 1 60); do
-  [ -z "$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK")" ] &&
-    [ -z "$(docker network ls -q -f "label=com.docker.stack.namespace=$STACK")" ] && break
-  sleep 1
-done
+# ------------------------------------------------------------ 8. remove
+stack_down "" || true
 docker volume rm "${STACK}_scheduler-state" >/dev/null
 stack_up=0
 left="$(docker ps -aq -f "label=com.docker.stack.namespace=$STACK") $(docker network ls -q -f "label=com.docker.stack.namespace=$STACK")"
