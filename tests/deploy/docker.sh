@@ -300,7 +300,8 @@ for name, svc in stack["services"].items():
         out.append(a)
     print(h, name, shlex.join(out))
 PY
-deploy/sim/sim.sh up 3 >/dev/null 2>&1 || fail "deploy/sim/sim.sh up 3 failed beside dockerd"
+deploy/sim/sim.sh up 3 >"$work/sim-up.log" 2>&1 ||
+  { cat "$work/sim-up.log" >&2; fail "deploy/sim/sim.sh up 3 failed beside dockerd"; }
 sim_up=1
 # Beside dockerd (FORWARD policy DROP where it turned forwarding on) the
 # hosts reach each other only through the sim's own rule for its bridge.
@@ -332,7 +333,8 @@ say "simulated VMs ok: the image's canopy with the stack's flags on 3 hosts, swe
 # API socket), a three-node swarm labelled as the README's walk-through says
 # (scheduler on VM1, ps on VM2, workers on VM3) and deploy/swarm/stack.yaml
 # as it is: every service healthy on its node, a sweep through it.
-deploy/sim/sim.sh up 3 >/dev/null 2>&1 || fail "deploy/sim/sim.sh up 3 failed"
+deploy/sim/sim.sh up 3 >"$work/sim-up.log" 2>&1 ||
+  { cat "$work/sim-up.log" >&2; fail "deploy/sim/sim.sh up 3 failed"; }
 sim_up=1
 docker save "$IMAGE" -o "$work/image.tar"
 engines=()
