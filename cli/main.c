@@ -11,7 +11,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"scheduler", cmd_scheduler, "run the scheduler daemon (membership, sweeps, training jobs)"},
+    {"scheduler", cmd_scheduler, "run the scheduler daemon (membership, jobs, results on disk)"},
     {"ps", cmd_ps, "run a parameter-server shard daemon"},
     {"worker", cmd_worker, "run a worker daemon (cross-validation folds, training steps)"},
     {"status", cmd_status, "show the cluster: node, role, address, state, last heartbeat"},
