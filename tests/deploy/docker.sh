@@ -10,6 +10,8 @@
 #   3. The image: `docker build -f deploy/Dockerfile`, then: `IMAGE X` and
 #      `IMAGE canopy X` both work, it runs as a non-root user, OpenBLAS
 #      picks the same kernels inside as on this machine; its size is printed.
+#      Then deploy/compose.yaml with Debian's docker-compose (1.29): six
+#      containers healthy, six nodes alive, all removed again.
 #   4. The image's own canopy executable on three simulated VMs
 #      (deploy/sim/sim.sh, with dockerd running beside it): scheduler, two
 #      ps shards and three workers with the commands of
@@ -53,7 +55,7 @@ elapsed() { echo "$(($(date +%s) - t0)) s"; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # ------------------------------------------------------------ cleanup
-dockerd_pid="" fwd_policy="" swarm_made=0 gwbridge_made=0 stack_up=0 sim_up=0
+dockerd_pid="" fwd_policy="" swarm_made=0 gwbridge_made=0 stack_up=0 sim_up=0 compose_up=0
 labels_added=()
 export CANOPY_SIM_PREFIX=cndk CANOPY_SIM_SUBNET=10.215.0 CANOPY_SIM_STATE=$work/sim-state
 # The engines on the simulated VMs: stopped (they stop their containers),
@@ -79,6 +81,9 @@ cleanup() {
   stop_vm_engines
   if [ $sim_up = 1 ]; then
     deploy/sim/sim.sh down >/dev/null 2>&1 || say "sim down failed"
+  fi
+  if [ $compose_up = 1 ]; then
+    compose down -v >/dev/null 2>&1 || true
   fi
   if [ $stack_up = 1 ]; then
     stack_down "" || true
@@ -184,6 +189,32 @@ if [ -z "$core_in" ] || [ "$core_in" != "$core_out" ]; then
   fail "OpenBLAS kernels differ: '$core_in' in the image, '$core_out' on this machine"
 fi
 say "image ok: entrypoint takes 'X' and 'canopy X', uid $uid, OpenBLAS core $core_in inside and out"
+
+# ------------------------------------------------------------ compose
+# deploy/compose.yaml with the docker-compose Debian ships (1.29; installed
+# when missing): six containers healthy, the scheduler lists six nodes alive.
+if ! command -v docker-compose >/dev/null; then
+  apt_install docker-compose || fail "docker-compose is missing and could not be installed"
+fi
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+compose() { CANOPY_TOKEN=$ctoken CANOPY_PORT=$port docker-compose -p "$STACK" -f deploy/compose.yaml "$@"; }
+ctoken=$(openssl rand -hex 16)
+compose_up=1
+compose up -d >"$work/compose.log" 2>&1 || { cat "$work/compose.log" >&2; fail "docker-compose up failed"; }
+n=0
+for _ in $(seq 1 120); do
+  n=$(docker ps -q -f "label=com.docker.compose.project=$STACK" -f health=healthy | wc -l)
+  [ "$n" = 6 ] && break
+  sleep 1
+done
+[ "$n" = 6 ] || { docker ps -a -f "label=com.docker.compose.project=$STACK" >&2; fail "compose: $n of 6 containers healthy after 120 s"; }
+n=$(compose exec -T scheduler canopy status --json | grep -o '"state":"alive"' | wc -l)
+[ "$n" = 6 ] || fail "compose: the scheduler lists $n nodes alive, want 6"
+compose down -v >"$work/compose.log" 2>&1 || { cat "$work/compose.log" >&2; fail "docker-compose down failed"; }
+compose_up=0
+left="$(docker ps -aq -f "label=com.docker.compose.project=$STACK") $(docker volume ls -q -f "label=com.docker.compose.project=$STACK")"
+[ -z "${left// /}" ] || fail "docker-compose down -v left behind: $left"
+say "compose ok: $(docker-compose version --short), 6 containers healthy, 6 nodes alive, all removed, $(elapsed)"
 
 # ------------------------------------------------------------ inputs
 deploy/swarm/make-secrets.sh "$work/secrets" IP:10.215.0.11 IP:10.215.0.12 IP:10.215.0.13 >/dev/null
