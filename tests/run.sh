@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/run.sh: install what is missing, build (normal and ASan+UBSan) and
 # run every test suite; the simulated VMs where namespaces are allowed; a
-# short run of every libFuzzer target when clang is present.
+# short run of every libFuzzer target when clang is present; last, the
+# container image and the Swarm stack on a real Docker engine.
 #
 # Every suite runs, whatever happened to the ones before it. The summary at
 # the end lists each suite with its result (ok, skipped, FAILED) and time,
@@ -85,6 +86,18 @@ fuzz_smoke() {
   suite_note="$(echo "$out" | tail -1 | cut -d' ' -f2-4), no crash"
 }
 
+# docker_deploy: the image, the compose file and the Swarm stack on a real
+# Docker engine (tests/deploy/docker.sh installs and starts Docker when it
+# can; exit 77, with the reason, where it cannot).
+docker_deploy() {
+  local log rc=0
+  log=$(mktemp)
+  tests/deploy/docker.sh 2>&1 | tee "$log" || rc=$?
+  suite_note=$(grep -m1 -E '^deploy: (SKIP: |FAIL: |image=)' "$log" | sed 's/^deploy: //')
+  rm -f "$log"
+  return "$rc"
+}
+
 suite deps ./deploy/install-deps.sh
 suite build meson_build build
 for s in $(meson_suites build); do
@@ -99,5 +112,7 @@ if [ $quick -eq 0 ]; then
   done
   suite fuzz-smoke fuzz_smoke
 fi
+
+suite docker docker_deploy
 
 suite_summary

@@ -18,7 +18,8 @@
 #   sim.sh addr HOST              print HOST's address
 #   sim.sh status                 the hosts, their links, limits and processes
 #   sim.sh down                   remove everything this sim made
-#   sim.sh leftovers              list namespaces, links, cgroups with our prefix
+#   sim.sh leftovers              list namespaces, links, cgroups, iptables rules
+#                                 with our prefix
 #
 # HOST is host1..hostN (or 1..N). Addresses are $CANOPY_SIM_SUBNET.(10+i)
 # (default 10.213.0.11, .12, ...); the bridge, in the root namespace, has .1.
@@ -78,6 +79,13 @@ dev_of() { echo "$P-l$1"; }              # the host's link, bridge side
 hdir() { echo "$STATE/hosts/host$1"; }
 addr_of() { echo "$SUBNET.$((10 + $1))"; }
 record() { echo "$*" >> "$MADE"; }
+
+# Docker's engine sets the iptables FORWARD policy to DROP and turns bridge
+# netfilter on, so frames crossing our bridge would meet that policy and be
+# dropped. The sim adds its own ACCEPT rule for traffic within its bridge at
+# `up` (recorded, so `down` removes it); without iptables there is no such
+# firewall to get past.
+fw_rule() { echo "FORWARD -i $P-br -o $P-br -j ACCEPT"; }
 
 # Time like 20ms, 1.5s, 500us or a bare number of ms -> milliseconds.
 to_ms() {
@@ -178,6 +186,9 @@ leftovers() {
     [ -d "$n" ] || continue
     find "$n" -mindepth 1 -maxdepth 1 -type d -name "$P-host*" | sed 's/^/cgroup /'
   done
+  if command -v iptables >/dev/null; then
+    if iptables -w -S FORWARD 2>/dev/null | grep -Fxq -- "-A $(fw_rule)"; then echo "iptables $(fw_rule)"; fi
+  fi
 }
 
 teardown() {
@@ -202,6 +213,10 @@ teardown() {
       link)
         [[ $name == "$P-"* ]] || { say "not touching link $name (not ours)"; continue; }
         ip link del "$name" 2>/dev/null || true ;;
+      iptables)
+        [ "$name" = "$(fw_rule)" ] || { say "not touching iptables rule $name (not ours)"; continue; }
+        # shellcheck disable=SC2086
+        iptables -w -D $name 2>/dev/null || true ;;
       cgroup)
         [[ $name == */canopy-sim/"$P-host"* ]] || { say "not touching cgroup $name (not ours)"; continue; }
         cg_destroy "$name" || true ;;
@@ -279,6 +294,14 @@ $clash"
   record link "$br"
   ip addr add "$SUBNET.1/24" dev "$br"
   ip link set "$br" up
+  if command -v iptables >/dev/null; then
+    # shellcheck disable=SC2046
+    if iptables -w -I $(fw_rule); then
+      record iptables "$(fw_rule)"
+    else
+      say "could not add the iptables rule $(fw_rule); a firewall with a DROP policy (Docker's) would cut the hosts off"
+    fi
+  fi
 
   for i in $(seq 1 "$n"); do
     ns=$(ns_of "$i")

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # check.sh: validate the deployment files without a Docker engine.
 #   - every YAML file under deploy/ parses (PyYAML), every JSON file too;
-#   - every file they reference exists (Dockerfile COPY sources, compose build
-#     context and Dockerfile, stack configs; stack secrets must be files that
-#     deploy/swarm/make-secrets.sh writes), systemd units name an env example;
+#   - every file they reference exists (Dockerfile COPY sources and the
+#     .dockerignore, compose build context and Dockerfile, stack configs;
+#     stack secrets must be files that deploy/swarm/make-secrets.sh writes),
+#     systemd units name an env example;
 #   - every canopy invocation (compose/stack commands and health checks, the
 #     systemd ExecStart lines, the Dockerfile CMD, the README's Deployment
 #     section) uses only a command and flags that `canopy CMD --help` lists,
-#     and cluster.json only keys those commands accept;
+#     and cluster.json only keys those commands accept; the image's entry
+#     point runs `canopy X` for both `X` and `canopy X`;
+#   - the stack places services by the role labels and uses endpoint_mode
+#     dnsrr on every one (no IPVS needed);
 #   - each node's --advertise port equals its --listen port, the ports are
 #     ones the image EXPOSEs, and cluster.json points at the scheduler's port;
-#   - the shell scripts in deploy/ (and the one inside cloud-init.yaml) pass
-#     the shellcheck linter when it is installed.
+#   - the shell scripts in deploy/ (and the one inside cloud-init.yaml) and
+#     tests/deploy/docker.sh pass the shellcheck linter when it is installed.
 #   tests/deploy/check.sh [CANOPY]   (default build-sim/cli/canopy)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -117,6 +121,8 @@ def shell_invocations(text, where):
         except ValueError:
             words = part.split()
         for i, w in enumerate(words):
+            if i > 0 and words[i - 1] in ("-p", "--project-name"):
+                continue  # a compose project named canopy
             if os.path.basename(w) == "canopy" and i + 1 < len(words):
                 check_invocation(words[i + 1:], where)
                 break
@@ -151,9 +157,18 @@ for line in text.splitlines():
         check_invocation(json.loads(s[4:]), "deploy/Dockerfile CMD")
     elif s.startswith("HEALTHCHECK ") and "canopy" in s:
         shell_invocations(s, "deploy/Dockerfile HEALTHCHECK")
-    if s.startswith("ENTRYPOINT ") and json.loads(s[11:]) != ["canopy"]:
-        err("deploy/Dockerfile: ENTRYPOINT is not canopy; the command lists assume it")
-exists(f"{dep}/Dockerfile.dockerignore", "deploy/Dockerfile")
+    if s.startswith("ENTRYPOINT ") and json.loads(s[11:]) != ["docker-entrypoint.sh"]:
+        err("deploy/Dockerfile: ENTRYPOINT is not docker-entrypoint.sh; the command lists assume it")
+exists(os.path.join(root, ".dockerignore"), "deploy/Dockerfile")
+# The entry point runs `canopy X` for both `X` and `canopy X`.
+ep = os.path.join(dep, "docker-entrypoint.sh")
+for argv in (["version"], ["canopy", "version"]):
+    checked["invocations"] += 1
+    r = subprocess.run(["sh", ep] + argv, capture_output=True, text=True,
+                       env=dict(os.environ, PATH=os.path.dirname(canopy) + ":" + os.environ.get("PATH", "")))
+    if r.returncode != 0 or not r.stdout.startswith("canopy "):
+        first = (r.stderr.strip().splitlines() or [""])[0]
+        err(f"deploy/docker-entrypoint.sh {' '.join(argv)}: exit {r.returncode}, {first!r}")
 
 # --- compose and stack ---
 def check_services(path, doc):
@@ -243,9 +258,14 @@ for svc in (stack.get("services") or {}).values():
         labels.add(c.replace(" ", ""))
     if not d.get("restart_policy"):
         err("deploy/swarm/stack.yaml: a service has no restart_policy")
-for want in ("node.labels.canopy==vm1", "node.labels.canopy==vm2", "node.labels.canopy==vm3"):
+for want in ("node.labels.canopy.scheduler==true", "node.labels.canopy.ps==true",
+             "node.labels.canopy.worker==true"):
     if want not in labels:
         err(f"deploy/swarm/stack.yaml: no service placed by {want}")
+# Virtual IPs need IPVS in the kernel; every service resolves to its task.
+for name, svc in (stack.get("services") or {}).items():
+    if (svc.get("deploy") or {}).get("endpoint_mode") != "dnsrr":
+        err(f"deploy/swarm/stack.yaml services.{name}: endpoint_mode is not dnsrr")
 
 # --- systemd units ---
 units = sorted(glob.glob(f"{dep}/systemd/*.service"))
@@ -296,8 +316,9 @@ for wf in yaml.safe_load(open(sys.argv[1])).get("write_files") or []:
     if wf.get("content", "").startswith("#!/bin/bash"):
         print(wf["content"])
 PY
-  shellcheck -x "$root"/deploy/sim/*.sh "$root"/deploy/swarm/*.sh "$tmp"
-  echo "check: shellcheck clean (deploy/sim, deploy/swarm, cloud-init script)"
+  shellcheck -x "$root"/deploy/sim/*.sh "$root"/deploy/swarm/*.sh "$root"/deploy/docker-entrypoint.sh \
+    "$root"/tests/deploy/docker.sh "$tmp"
+  echo "check: shellcheck clean (deploy/sim, deploy/swarm, the image's entry point, tests/deploy/docker.sh, cloud-init script)"
 else
   echo "check: shellcheck not installed; scripts not linted"
 fi
