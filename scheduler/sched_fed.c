@@ -546,11 +546,7 @@ void *sched_fed_main(void *arg)
         sched_train_finish(r); // returns with the lock held
         sched_jobs_unlock(r->k);
     }
-    sched_model_close(r->model);
-    mlp_ws_free(r->ws);
-    free(r->params);
-    ds_dataset_free(r->test);
-    free(r);
+    sched_train_run_free(r);
     return NULL;
 }
 

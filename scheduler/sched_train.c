@@ -521,6 +521,15 @@ static void add_summary_fields(run *r, cJSON *o, const sched_model_stats *st)
         add_ps_fields(r, o, st);
 }
 
+void sched_train_run_free(run *r)
+{
+    sched_model_close(r->model);
+    mlp_ws_free(r->ws);
+    free(r->params);
+    ds_dataset_free(r->test);
+    free(r);
+}
+
 // finish_job evaluates the final model, saves it and writes the summary.
 // Called without the lock; returns with it held.
 void sched_train_finish(run *r)
@@ -568,11 +577,7 @@ static void *job_main(void *arg)
             sched_jobs_lock(r->k);
     }
     sched_jobs_unlock(r->k);
-    sched_model_close(r->model);
-    mlp_ws_free(r->ws);
-    free(r->params);
-    ds_dataset_free(r->test);
-    free(r);
+    sched_train_run_free(r);
     return NULL;
 }
 

@@ -88,6 +88,10 @@ void sched_train_log_configured(run *r, bool restored);
 bool sched_train_watch_shards(run *r);
 // sched_train_add_eval records an evaluation at step (or round). Lock held.
 void sched_train_add_eval(run *r, double acc, double loss, uint64_t step);
+// sched_train_run_free closes a job thread's shards and frees what it
+// held; the last thing a job thread does.
+void sched_train_run_free(run *r);
+
 // sched_train_finish evaluates the final model, saves it and writes the
 // summary. Called without the lock; returns with it held.
 void sched_train_finish(run *r);
