@@ -59,6 +59,7 @@ typedef struct fed_run {
     uint64_t round_start_ms;
     round_point *rounds; // closed rounds (replayed or run)
     size_t n_rounds;
+    bool warm; // a round has closed with an update: the clients hold their data
     double bytes_total, bytes_up, bytes_down, samples, compute_s, comm_s;
     double seconds_total, aggregation_total;
     double target_round, target_seconds, target_bytes; // -1 = not reached
@@ -93,6 +94,7 @@ static void note_round(train_job *t, const round_point *p)
     fed_run *f = state(t);
     if (f->n_rounds < MAX_ROUNDS_KEPT)
         f->rounds[f->n_rounds++] = *p;
+    f->warm = f->warm || p->finished > 0;
     f->bytes_total += p->bytes_up + p->bytes_down;
     f->bytes_up += p->bytes_up;
     f->bytes_down += p->bytes_down;
@@ -306,8 +308,12 @@ static int wait_round(run *r)
         tally c;
         count(f, &c);
         double el = (double)(cn_now_ms() - f->round_start_ms) / 1000.0;
+        // Until a round has closed with an update, the clients are still
+        // fetching and decoding their data: a deadline would measure that
+        // cold start, not their speed, and close the first rounds empty.
+        double deadline = f->warm ? fc->round_deadline_s : 0;
         if (fed_round_closes(f->selected, c.finished, f->dropped, c.failed + c.late,
-                             fc->min_updates, el, fc->round_deadline_s))
+                             fc->min_updates, el, deadline))
             return ROUND_CLOSE;
         if (cn_now_ms() - last_watch >= 500) {
             sched_jobs_unlock(r->k);
