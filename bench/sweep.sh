@@ -67,8 +67,9 @@ for n in $counts; do
     2>"$out/scheduler-$n.log" &
   pids+=($!)
   for i in $(seq 1 "$n"); do
-    cg_create "bench-w$i" "$cores"
-    ( cg_exec "bench-w$i" "$canopy" worker --scheduler "$url" --name "small-vm-$i" --threads 1 \
+    # named by this run, so two runs side by side never kill each other's workers
+    cg_create "bench-$$-w$i" "$cores"
+    ( cg_exec "bench-$$-w$i" "$canopy" worker --scheduler "$url" --name "small-vm-$i" --threads 1 \
         --cache-dir "$out/cache-$n-$i" --log-level warn ) 2>"$out/worker-$n-$i.log" &
     pids+=($!)
   done

@@ -58,8 +58,8 @@ exp_start() {
   local name=$1 cores=$2
   shift 2
   if [ "$cores" != 0 ]; then
-    cg_create "exp-$name" "$cores"
-    ( cg_exec "exp-$name" "$@" ) &
+    cg_create "exp-$$-$name" "$cores"
+    ( cg_exec "exp-$$-$name" "$@" ) &
   else
     "$@" &
   fi
