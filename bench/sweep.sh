@@ -81,7 +81,8 @@ for n in $counts; do
   cat "$out/tune-$n-$r.json"
   cleanup
   pids=()
-  rm -rf "$out/state-$n"
+  # the last run's job directory stays for the report (section 1.1)
+  [ "$n" = "${counts##* }" ] && [ "$r" = "$rounds" ] || rm -rf "$out/state-$n"
  done
  cp "$(bench_median_json elapsed_seconds "$out"/tune-"$n"-*.json)" "$out/tune-$n.json"
 done
