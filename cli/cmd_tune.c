@@ -84,7 +84,7 @@ static int write_outputs(const cJSON *trials, const cJSON *best, const char *bes
     if (csv_out[0]) {
         cn_buf b;
         cn_buf_init(&b);
-        cn_buf_printf(&b, "trial,params,folds_done,mean_accuracy,std_accuracy,"
+        cn_buf_printf(&b, "trial,params,folds_done,rung,stopped,mean_accuracy,std_accuracy,"
                           "mean_balanced_accuracy,mean_macro_f1,seconds,failed\n");
         const cJSON *t;
         cJSON_ArrayForEach(t, trials)
@@ -93,7 +93,9 @@ static int write_outputs(const cJSON *trials, const cJSON *best, const char *bes
             cn_buf_printf(&b, "%.0f,\"", cli_num(t, "trial"));
             for (const char *c = p ? p : "{}"; *c; c++)
                 cn_buf_printf(&b, *c == '"' ? "\"\"" : "%c", *c);
-            cn_buf_printf(&b, "\",%.0f,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", cli_num(t, "folds_done"),
+            cn_buf_printf(&b, "\",%.0f,%.0f,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n",
+                          cli_num(t, "folds_done"), cli_num(t, "rung"),
+                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "stopped")),
                           cli_num(t, "mean_accuracy"), cli_num(t, "std_accuracy"),
                           cli_num(t, "mean_balanced_accuracy"), cli_num(t, "mean_macro_f1"),
                           cli_num(t, "seconds"),

@@ -10,6 +10,16 @@
 // trials.csv, best.json and summary.json beside it (the files the report
 // reads). The id depends only on the spec and the data, so resubmitting the
 // same sweep finds it.
+//
+// Search on demand ("scheduler": "asha" or "algorithm": "tpe"): every unit
+// is added held and released when the sweep decides it should run. Each
+// time the queue runs dry (a report, each tick) the sweep releases, first,
+// the folds of a promotion (sweep_search.h), else the first rung of the
+// next trial, whose parameters TPE proposes then. Each decision is one
+// record ("trial": a trial starts, with its parameters; "promote": a trial
+// is given a rung) written before its units are released, so a restarted
+// sweep rebuilds the same state from its log: it neither re-runs a finished
+// fold nor promotes a trial twice.
 #include "scheduler/sched_kinds_impl.h"
 
 #include <inttypes.h>
@@ -23,6 +33,7 @@
 #include "common/cn_file.h"
 #include "common/cn_log.h"
 #include "ml/csv.h"
+#include "scheduler/sweep_search.h"
 #include "scheduler/sweep_spec.h"
 
 #define MAX_DATA_BYTES (1024u << 20)
@@ -41,6 +52,11 @@ typedef struct sweep {
     unit *units; // (n_trials * folds)
     size_t n_units, n_done, n_failed, n_replayed;
     bool summarized;
+    // search on demand
+    bool on_demand; // units are released by the sweep (asha or tpe)
+    asha *asha;     // NULL: every started trial runs every fold
+    bool *started;  // (n_trials) its first units were released
+    size_t next_trial;
 } sweep;
 
 static void sweep_free(void *impl)
@@ -51,6 +67,8 @@ static void sweep_free(void *impl)
     for (size_t i = 0; i < w->n_units; i++)
         free(w->units[i].error);
     free(w->units);
+    free(w->started);
+    asha_free(w->asha);
     sweep_spec_free(w->spec);
     free(w);
 }
@@ -117,7 +135,12 @@ static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl
         cn_buf_fini(&key);
         w->n_units = w->spec->n_trials * w->spec->folds;
         w->units = calloc(w->n_units, sizeof *w->units);
-        if (w->units == NULL)
+        w->on_demand = strcmp(w->spec->scheduler, "asha") == 0 || w->spec->space != NULL;
+        w->started = calloc(w->spec->n_trials, sizeof *w->started);
+        if (strcmp(w->spec->scheduler, "asha") == 0)
+            w->asha = asha_new(w->spec->n_trials, w->spec->folds, w->spec->eta);
+        if (w->units == NULL || w->started == NULL ||
+            (strcmp(w->spec->scheduler, "asha") == 0 && w->asha == NULL))
             e = cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     }
     if (e == CN_OK && !in->restoring)
@@ -169,9 +192,40 @@ static void set_result(unit *x, const cJSON *r)
     x->pred_s = num(r, "predict_seconds");
 }
 
+// replay_decision restores a "trial" or "promote" record.
+static void replay_decision(sweep *w, const char *type, const cJSON *rec)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "trial");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(rec, "rung");
+    if (!w->on_demand || !cJSON_IsNumber(t) || t->valuedouble < 0 ||
+        t->valuedouble >= (double)w->spec->n_trials)
+        return;
+    size_t trial = (size_t)t->valuedouble;
+    if (strcmp(type, "trial") == 0) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(rec, "params");
+        char *text = cJSON_IsObject(p) ? cJSON_PrintUnformatted(p) : NULL;
+        if (text) {
+            free(w->spec->trials[trial]);
+            w->spec->trials[trial] = text;
+        }
+        w->started[trial] = true;
+        if (w->next_trial <= trial)
+            w->next_trial = trial + 1;
+    }
+    if (w->asha && cJSON_IsNumber(r) && r->valuedouble >= 0 &&
+        r->valuedouble < (double)asha_n_rungs(w->asha))
+        asha_grant(w->asha, trial, (size_t)r->valuedouble);
+}
+
 static void sweep_replay(sched_job *j, const cJSON *rec)
 {
     sweep *w = sched_job_impl(j);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rec, "type");
+    if (cJSON_IsString(type) &&
+        (strcmp(type->valuestring, "trial") == 0 || strcmp(type->valuestring, "promote") == 0)) {
+        replay_decision(w, type->valuestring, rec);
+        return;
+    }
     size_t u;
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "ok")) || !unit_index(w, rec, &u) ||
         w->units[u].done)
@@ -184,6 +238,8 @@ static void sweep_replay(sched_job *j, const cJSON *rec)
 // ------------------------------------------------------------ summaries
 
 typedef struct trial_stat {
+    int rung;     // asha: the highest rung completed (-1: none); else -1
+    bool stopped; // asha: completed a rung below the top and was not promoted
     uint32_t folds_done;
     double mean, std, bacc, f1, seconds;
     bool failed;
@@ -208,6 +264,13 @@ static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
             ts->failed = true;
             ts->error = u->error;
         }
+    }
+    if (w->asha) {
+        ts->rung = asha_reached(w->asha, t, NULL);
+        ts->stopped = !ts->failed && ts->rung >= 0 && asha_granted(w->asha, t) == ts->rung &&
+                      (size_t)ts->rung + 1 < asha_n_rungs(w->asha);
+    } else {
+        ts->rung = -1;
     }
     if (ts->folds_done) {
         double n = ts->folds_done;
@@ -242,6 +305,8 @@ static cJSON *trial_json(const sweep *w, size_t t)
     cJSON_AddNumberToObject(o, "trial", (double)t);
     cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
     cJSON_AddNumberToObject(o, "folds_done", ts.folds_done);
+    cJSON_AddNumberToObject(o, "rung", ts.rung);
+    cJSON_AddBoolToObject(o, "stopped", ts.stopped);
     cJSON_AddNumberToObject(o, "mean_accuracy", ts.mean);
     cJSON_AddNumberToObject(o, "std_accuracy", ts.std);
     cJSON_AddNumberToObject(o, "mean_balanced_accuracy", ts.bacc);
@@ -256,7 +321,7 @@ static void write_trials_csv(sched_job *j, const sweep *w)
 {
     cn_buf csv;
     cn_buf_init(&csv);
-    cn_buf_printf(&csv, "trial,params,folds_done,mean_accuracy,std_accuracy,"
+    cn_buf_printf(&csv, "trial,params,folds_done,rung,stopped,mean_accuracy,std_accuracy,"
                         "mean_balanced_accuracy,mean_macro_f1,seconds,failed\n");
     for (size_t t = 0; t < w->spec->n_trials; t++) {
         trial_stat ts;
@@ -264,8 +329,8 @@ static void write_trials_csv(sched_job *j, const sweep *w)
         cn_buf_printf(&csv, "%zu,\"", t);
         for (const char *c = w->spec->trials[t]; *c; c++)
             cn_buf_printf(&csv, *c == '"' ? "\"\"" : "%c", *c);
-        cn_buf_printf(&csv, "\",%u,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", ts.folds_done, ts.mean, ts.std,
-                      ts.bacc, ts.f1, ts.seconds, ts.failed);
+        cn_buf_printf(&csv, "\",%u,%d,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", ts.folds_done, ts.rung,
+                      ts.stopped, ts.mean, ts.std, ts.bacc, ts.f1, ts.seconds, ts.failed);
     }
     char path[1600], err[CN_ERRBUF_LEN];
     snprintf(path, sizeof path, "%s/trials.csv", sched_job_dir(j));
@@ -297,6 +362,18 @@ static void write_summaries(sched_job *j, sweep *w)
     cJSON_AddNumberToObject(m, "folds", w->spec->folds);
     cJSON_AddBoolToObject(m, "shuffle", w->spec->shuffle);
     cJSON_AddNumberToObject(m, "trials", (double)w->spec->n_trials);
+    cJSON_AddStringToObject(m, "algorithm", w->spec->algorithm);
+    cJSON_AddStringToObject(m, "scheduler", w->spec->scheduler);
+    if (w->asha) {
+        size_t stopped = 0;
+        for (size_t t = 0; t < w->spec->n_trials; t++) {
+            trial_stat ts;
+            trial_stats(w, t, &ts);
+            stopped += ts.stopped;
+        }
+        cJSON_AddNumberToObject(m, "eta", w->spec->eta);
+        cJSON_AddNumberToObject(m, "trials_stopped", (double)stopped);
+    }
     cJSON_AddNumberToObject(m, "units", (double)w->n_units);
     cJSON_AddNumberToObject(m, "units_done", (double)w->n_done);
     cJSON_AddNumberToObject(m, "units_failed", (double)w->n_failed);
@@ -319,9 +396,144 @@ static void write_summaries(sched_job *j, sweep *w)
     cJSON_Delete(m);
 }
 
+// ------------------------------------------------------------ search on demand
+
+// trial_budget: the folds trial t was given.
+static uint32_t trial_budget(const sweep *w, size_t t)
+{
+    if (!w->started[t])
+        return 0;
+    if (w->asha == NULL)
+        return w->spec->folds;
+    int g = asha_granted(w->asha, t);
+    return g < 0 ? 0 : asha_budget(w->asha, (size_t)g);
+}
+
+// sync_rungs tells ASHA every rung trial t has completed: the mean accuracy
+// of its first b_r folds once they are all done.
+static void sync_rungs(sweep *w, size_t t)
+{
+    if (w->asha == NULL)
+        return;
+    uint32_t k = w->spec->folds;
+    for (int r = 0; r <= asha_granted(w->asha, t); r++) {
+        uint32_t b = asha_budget(w->asha, (size_t)r);
+        double sum = 0;
+        uint32_t f = 0;
+        while (f < b && w->units[t * k + f].done)
+            sum += w->units[t * k + f++].acc;
+        if (f < b)
+            return;
+        asha_complete(w->asha, t, (size_t)r, sum / b);
+    }
+}
+
+// release_folds queues trial t's held folds below its budget.
+static void release_folds(sched_job *j, sweep *w, size_t t)
+{
+    for (uint32_t f = 0; f < trial_budget(w, t); f++)
+        sched_job_item_release(j, t * w->spec->folds + f);
+}
+
+// log_decision records that trial t starts (type "trial", with its
+// parameters) or is promoted ("promote") to rung.
+static void log_decision(sched_job *j, const sweep *w, const char *type, size_t t, size_t rung)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return;
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "trial", (double)t);
+    cJSON_AddNumberToObject(o, "rung", (double)rung);
+    if (w->asha)
+        cJSON_AddNumberToObject(o, "folds", asha_budget(w->asha, rung));
+    if (strcmp(type, "trial") == 0)
+        cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
+    cJSON_AddNumberToObject(o, "time_ms", (double)cn_wall_ms());
+    sched_job_log(j, o);
+    cJSON_Delete(o);
+}
+
+// tpe_propose replaces trial t's random draw by TPE's proposal from the
+// trials started so far. Under ASHA a trial's score is the highest rung it
+// completed plus its score there, so a deeper trial always ranks above a
+// shallower one; a trial with no rung (or folds) done yet is pending.
+static void tpe_propose(sweep *w, size_t t)
+{
+    sweep_tpe_obs *obs = calloc(t, sizeof *obs);
+    if (obs == NULL)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < t; i++) {
+        trial_stat ts;
+        trial_stats(w, i, &ts);
+        if (!w->started[i] || ts.failed)
+            continue;
+        obs[n].params = w->spec->trials[i];
+        if (w->asha) {
+            double sc;
+            int r = asha_reached(w->asha, i, &sc);
+            obs[n].pending = r < 0;
+            obs[n].score = r + sc;
+        } else {
+            obs[n].pending = ts.folds_done < w->spec->folds;
+            obs[n].score = ts.mean;
+        }
+        n++;
+    }
+    char *p;
+    if (sweep_spec_tpe_suggest(w->spec, t, obs, n, &p) == CN_OK) {
+        free(w->spec->trials[t]);
+        w->spec->trials[t] = p;
+    }
+    free(obs);
+}
+
+// feed releases work while fewer items are pending than worker slots wait
+// (at least one): a promotion first, else the next trial's first rung.
+static void feed(sched_job *j, sweep *w)
+{
+    if (!w->on_demand || sched_job_state(j) != JOB_RUNNING)
+        return;
+    size_t want = sched_jobs_waiting(sched_job_kernel(j)), pending;
+    want = want ? want : 1;
+    sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
+    while (pending < want) {
+        size_t t, rung;
+        if (w->asha && asha_promotable(w->asha, &t, &rung)) {
+            log_decision(j, w, "promote", t, rung);
+            asha_grant(w->asha, t, rung);
+        } else if (w->next_trial < w->spec->n_trials) {
+            t = w->next_trial++;
+            if (w->spec->space && t > w->spec->startup)
+                tpe_propose(w, t);
+            log_decision(j, w, "trial", t, 0);
+            w->started[t] = true;
+            if (w->asha)
+                asha_grant(w->asha, t, 0);
+        } else {
+            break;
+        }
+        release_folds(j, w, t);
+        sync_rungs(w, t); // folds already done (replayed) count at once
+        sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
+    }
+}
+
+// all_ran: every unit that will run has ended.
+static bool all_ran(sched_job *j, const sweep *w)
+{
+    if (!w->on_demand)
+        return w->n_done + w->n_failed >= w->n_units;
+    size_t pending, leased, t, rung;
+    sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+    return pending == 0 && leased == 0 && w->next_trial >= w->spec->n_trials &&
+           !(w->asha && asha_promotable(w->asha, &t, &rung));
+}
+
 static void check_finished(sched_job *j, sweep *w)
 {
-    if (w->summarized || w->n_done + w->n_failed < w->n_units)
+    if (w->summarized || !all_ran(j, w))
         return;
     w->summarized = true;
     write_summaries(j, w);
@@ -337,13 +549,21 @@ static cn_err sweep_start(sched_job *j, char *err, size_t errlen)
     sweep *w = sched_job_impl(j);
     const sweep_spec *sp = w->spec;
     sched_job_set_policy(j, sp->unit_timeout_s * 1000u, sp->retries, sp->max_concurrent);
-    if (sched_job_add_items(j, w->n_units) != CN_OK)
+    cn_err e = w->on_demand ? sched_job_add_held_items(j, w->n_units)
+                            : sched_job_add_items(j, w->n_units);
+    if (e != CN_OK)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     for (size_t u = 0; u < w->n_units; u++)
         if (w->units[u].done)
             sched_job_item_settle(j, u);
-    CN_INFO("sweep %s: %zu trials x %u folds = %zu units (%zu already done)", sched_job_id(j),
-            sp->n_trials, sp->folds, w->n_units, w->n_done);
+    for (size_t t = 0; w->on_demand && t < sp->n_trials; t++) {
+        release_folds(j, w, t); // what was decided before a restart
+        sync_rungs(w, t);
+    }
+    CN_INFO("sweep %s: %zu trials x %u folds = %zu units (%zu already done)%s%s", sched_job_id(j),
+            sp->n_trials, sp->folds, w->n_units, w->n_done, w->asha ? ", ASHA" : "",
+            sp->space ? ", TPE" : "");
+    feed(j, w);
     check_finished(j, w);
     return CN_OK;
 }
@@ -415,6 +635,8 @@ static void sweep_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok,
     }
     set_result(x, result);
     w->n_done++; // the end is noticed by the tick, off the report's path
+    sync_rungs(w, item / w->spec->folds);
+    feed(j, w);
 }
 
 static void sweep_item_failed(sched_job *j, uint64_t item, const char *why)
@@ -430,6 +652,7 @@ static void sweep_item_failed(sched_job *j, uint64_t item, const char *why)
 static void sweep_tick(sched_job *j, uint64_t now_ms)
 {
     (void)now_ms;
+    feed(j, sched_job_impl(j));
     check_finished(j, sched_job_impl(j));
 }
 
@@ -464,7 +687,14 @@ static void sweep_status(sched_job *j, cJSON *out)
 static double sweep_progress_frac(sched_job *j)
 {
     sweep *w = sched_job_impl(j);
-    return w->n_units ? (double)(w->n_done + w->n_failed) / (double)w->n_units : 1;
+    size_t ended = w->n_done + w->n_failed, total = w->n_units;
+    if (w->on_demand) { // the units still to run are not known: count those in sight
+        size_t pending, leased;
+        sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+        size_t first = w->asha ? asha_budget(w->asha, 0) : w->spec->folds;
+        total = ended + pending + leased + (w->spec->n_trials - w->next_trial) * first;
+    }
+    return total ? (double)ended / (double)total : 1;
 }
 
 const sched_kind sched_sweep_kind = {

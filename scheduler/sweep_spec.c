@@ -1,5 +1,6 @@
 // sweep_spec.c: parsing, validation and trial expansion of sweep files.
 #include "scheduler/sweep_spec.h"
+#include "scheduler/sweep_spec_impl.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -12,15 +13,6 @@
 #include "ml/rf.h"
 
 #define MAX_TRIALS 100000
-
-typedef enum { DIM_FIXED, DIM_GRID, DIM_CHOICE, DIM_UNIFORM, DIM_LOGUNIFORM, DIM_RANDINT } dim_kind;
-
-typedef struct dim {
-    const char *name;
-    dim_kind kind;
-    const cJSON *values; // FIXED: the value; GRID/CHOICE: the array
-    double lo, hi, q;    // continuous and integer ranges; q = 0: not quantized
-} dim;
 
 static const char *kind_names = "grid, choice, uniform, quniform, loguniform, qloguniform, "
                                 "randint, qrandint";
@@ -143,6 +135,13 @@ typedef struct expand {
     size_t errlen;
 } expand;
 
+bool sweep_params_check(const cJSON *params, char *err, size_t errlen)
+{
+    rf_params p = rf_params_default();
+    return rf_params_from_json(&p, params, err, errlen) == CN_OK &&
+           rf_params_validate(&p, err, errlen) == CN_OK;
+}
+
 static cn_err add_trial(expand *x, cJSON *params)
 {
     sweep_spec *s = x->spec;
@@ -151,10 +150,8 @@ static cn_err add_trial(expand *x, cJSON *params)
                        "the search space expands to more than %d trials; use random search or "
                        "fewer grid values",
                        MAX_TRIALS);
-    rf_params p = rf_params_default();
     char perr[CN_ERRBUF_LEN];
-    if (rf_params_from_json(&p, params, perr, sizeof perr) != CN_OK ||
-        rf_params_validate(&p, perr, sizeof perr) != CN_OK) {
+    if (!sweep_params_check(params, perr, sizeof perr)) {
         char *text = cJSON_PrintUnformatted(params);
         cn_errf(x->err, x->errlen, CN_EINVAL, "trial %zu %s: %s", s->n_trials, text ? text : "",
                 perr);
@@ -224,6 +221,11 @@ void sweep_spec_free(sweep_spec *s)
     for (size_t i = 0; i < s->n_trials; i++)
         free(s->trials[i]);
     free(s->trials);
+    if (s->space) {
+        cJSON_Delete(s->space->root);
+        free(s->space->dims);
+        free(s->space);
+    }
     free(s);
 }
 
@@ -273,17 +275,23 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     snprintf(s->label, sizeof s->label, "%s", label);
     snprintf(s->drop, sizeof s->drop, "%s", drop);
     int64_t folds = s->folds, cv_seed = 0, samples = s->samples, search_seed = 0, mc = 0,
-            timeout = s->unit_timeout_s, retries = s->retries;
-    char algorithm[CN_OPT_STRLEN];
+            timeout = s->unit_timeout_s, retries = s->retries, eta = s->eta,
+            startup = s->startup, candidates = s->candidates;
+    char algorithm[CN_OPT_STRLEN], scheduler[CN_OPT_STRLEN];
     snprintf(algorithm, sizeof algorithm, "%s", s->algorithm);
+    snprintf(scheduler, sizeof scheduler, "%s", s->scheduler);
     cn_opt cv_opts[] = {{"folds", CN_OPT_INT, &folds, "folds", 2, 100, NULL},
                         {"seed", CN_OPT_INT, &cv_seed, "fold seed", 0, UINT32_MAX, NULL},
                         {"shuffle", CN_OPT_BOOL, &s->shuffle, "shuffle rows", 0, 0, NULL},
                         CN_OPT_END};
     cn_opt search_opts[] = {
-        {"algorithm", CN_OPT_CHOICE, algorithm, "search algorithm", 0, 0, "grid|random"},
+        {"algorithm", CN_OPT_CHOICE, algorithm, "search algorithm", 0, 0, "grid|random|tpe"},
         {"samples", CN_OPT_INT, &samples, "draws per grid point", 1, MAX_TRIALS, NULL},
         {"seed", CN_OPT_INT, &search_seed, "search seed", 0, UINT32_MAX, NULL},
+        {"scheduler", CN_OPT_CHOICE, scheduler, "trial scheduler", 0, 0, "fifo|asha"},
+        {"eta", CN_OPT_INT, &eta, "ASHA reduction factor", 2, 10, NULL},
+        {"startup", CN_OPT_INT, &startup, "TPE random start trials", 1, MAX_TRIALS, NULL},
+        {"candidates", CN_OPT_INT, &candidates, "TPE draws per proposal", 1, 10000, NULL},
         CN_OPT_END};
     cn_opt limit_opts[] = {
         {"max_concurrent", CN_OPT_INT, &mc, "units at once (0 = any)", 0, 100000, NULL},
@@ -300,6 +308,10 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     s->samples = (uint32_t)samples;
     s->search_seed = (uint64_t)search_seed;
     snprintf(s->algorithm, sizeof s->algorithm, "%.15s", algorithm);
+    snprintf(s->scheduler, sizeof s->scheduler, "%.15s", scheduler);
+    s->eta = (uint32_t)eta;
+    s->startup = (uint32_t)startup;
+    s->candidates = (uint32_t)candidates;
     s->max_concurrent = (uint32_t)mc;
     s->unit_timeout_s = (uint32_t)timeout;
     s->retries = (uint32_t)retries;
@@ -332,6 +344,10 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
     s->shuffle = true;
     snprintf(s->algorithm, sizeof s->algorithm, "random");
     s->samples = 10;
+    snprintf(s->scheduler, sizeof s->scheduler, "fifo");
+    s->eta = 3;
+    s->startup = 10;
+    s->candidates = 24;
     s->unit_timeout_s = 1800;
     s->retries = 2;
     if ((e = read_sections(root, s, inner, sizeof inner)) != CN_OK)
@@ -366,6 +382,13 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
                         it->string);
             goto done;
         }
+        if (strcmp(s->algorithm, "tpe") == 0 && dims[i].kind == DIM_GRID) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "space.%s: TPE proposes every value itself; write {\"choice\": [...]} "
+                        "instead of a grid",
+                        it->string);
+            goto done;
+        }
     }
     // Trial 0: the defaults plus the fixed parameters.
     expand x = {.dims = dims, .ndims = ndims, .spec = s, .err = inner, .errlen = sizeof inner};
@@ -382,6 +405,18 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
     for (uint32_t k = 0; k < reps; k++)
         if ((e = grid_rec(&x, 0, cur, &r, is_grid)) != CN_OK)
             goto done;
+    if (strcmp(s->algorithm, "tpe") == 0) {
+        s->space = calloc(1, sizeof *s->space);
+        if (s->space == NULL) {
+            e = CN_ENOMEM;
+            goto done;
+        }
+        s->space->root = root; // dims point into it
+        s->space->dims = dims;
+        s->space->ndims = ndims;
+        root = NULL;
+        dims = NULL;
+    }
     e = CN_OK;
 done:
     if (e != CN_OK) {

@@ -8,7 +8,11 @@
 // inclusive), or a plain value (fixed). With algorithm "random", each of
 // `samples` draws is combined with every grid point (Ray's semantics); with
 // "grid", choices are expanded like grids and continuous entries are an
-// error. Trial 0 is always the model's default parameters (plus "fixed"),
+// error. With "tpe", the same `samples` draws are made as with "random"
+// (same seed, same draws); the first `startup` of them run as drawn and
+// each later trial is proposed by TPE from the results so far when it
+// starts (sweep_spec_tpe_suggest); grid entries are an error. "scheduler":
+// "asha" stops poor trials early (sweep_search.h), with either algorithm. Trial 0 is always the model's default parameters (plus "fixed"),
 // so the comparison with the default is measured in the same run.
 // Everything is validated before anything runs; errors name the JSON path
 // ("space.max_features.choice[2]: ...").
@@ -32,9 +36,14 @@ typedef struct sweep_spec {
     uint64_t cv_seed; // (0)
     bool shuffle;     // (true)
     // search
-    char algorithm[16];   // "grid" | "random"
-    uint32_t samples;     // random: draws per grid point (10)
+    char algorithm[16];   // "grid" | "random" | "tpe"
+    uint32_t samples;     // random, tpe: draws per grid point (10)
     uint64_t search_seed; // (0)
+    char scheduler[16];   // "fifo" (every trial runs every fold) | "asha"
+    uint32_t eta;         // asha: 1/eta of a rung is promoted (3)
+    uint32_t startup;     // tpe: trials drawn at random before TPE proposes (10)
+    uint32_t candidates;  // tpe: draws from the good density per proposal (24)
+    struct sweep_space *space; // tpe: the parsed space (private)
     // limits
     uint32_t max_concurrent; // units running at once, 0 = no limit
     uint32_t unit_timeout_s; // a unit running longer is re-queued (1800)
@@ -51,6 +60,24 @@ typedef struct sweep_spec {
 // what is allowed), CN_ERANGE (more than 100,000 trials), CN_ENOMEM.
 cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, char *err,
                         size_t errlen);
+
+// sweep_tpe_obs: one trial as TPE sees it: its parameters (compact JSON)
+// and its score (higher is better), or pending (still running).
+typedef struct sweep_tpe_obs {
+    const char *params;
+    double score;
+    bool pending;
+} sweep_tpe_obs;
+
+// sweep_spec_tpe_suggest proposes the parameters of trial `trial` of a
+// "tpe" sweep from obs (borrowed), as compact JSON in *out (malloc'd).
+// Pending trials are given the worst finished score (the constant liar),
+// so several workers asking at once get different proposals. Deterministic:
+// the same spec, trial index and obs give the same proposal. When fewer
+// than two trials are finished, or the proposal breaks a parameter rule,
+// the trial's random draw is returned instead. Errors: CN_ENOMEM.
+cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe_obs *obs,
+                              size_t n, char **out);
 
 // sweep_spec_free frees s. Accepts NULL.
 void sweep_spec_free(sweep_spec *s);
