@@ -213,8 +213,7 @@ bool sched_job_item_release(sched_job *j, uint64_t u)
 
 bool sched_job_item_settle(sched_job *j, uint64_t u)
 {
-    if (u >= j->n_items ||
-        (j->items[u].state != ITEM_PENDING && j->items[u].state != ITEM_HELD))
+    if (u >= j->n_items || (j->items[u].state != ITEM_PENDING && j->items[u].state != ITEM_HELD))
         return false;
     if (j->items[u].state == ITEM_HELD)
         j->n_held--;

@@ -1,15 +1,20 @@
 // sched_sweep.c: the sweep job kind: distributed hyper-parameter sweeps of
 // random forests on the job kernel (sched_job.h).
 //
-// A sweep file (sweep_spec.h) expands into trials; each trial into `folds`
-// work items, one per cross-validation fold (item = trial * folds + fold),
-// so one trial spreads over every worker and a lost worker costs one fold.
-// The data set is named by hash (role "data") and checked on submission by
-// parsing it as workers will. Each finished fold is one record in the
-// results log; when every fold is done or failed the sweep writes
-// trials.csv, best.json and summary.json beside it (the files the report
-// reads). The id depends only on the spec and the data, so resubmitting the
-// same sweep finds it.
+// A sweep file (sweep_spec.h) expands into trials; each trial into `upt`
+// work items (units; item = trial * upt + unit). For a random forest a unit
+// is one cross-validation fold (upt = folds), so one trial spreads over
+// every worker and a lost worker costs one fold; the data set is named by
+// hash (role "data") and checked on submission by parsing it as workers
+// will. For an MLP (model "mlp") a unit trains a fresh network on one
+// worker, on the training set less a held-out validation split, and scores
+// it on that split (worker/wk_mlp_trial.h); the data are IDX files (roles
+// "train_images", "train_labels"). An MLP trial has one unit, or under ASHA
+// one per rung, where rung r trains for b_r epochs (the budget is epochs,
+// not folds), and its score is that of its highest unit done. Each finished fold is one record in
+// the results log; when every fold is done or failed the sweep writes trials.csv, best.json and
+// summary.json beside it (the files the report reads). The id depends only on the spec and the
+// data, so resubmitting the same sweep finds it.
 //
 // Search on demand ("scheduler": "asha" or "algorithm": "tpe"): every unit
 // is added held and released when the sweep decides it should run. Each
@@ -33,6 +38,7 @@
 #include "common/cn_file.h"
 #include "common/cn_log.h"
 #include "ml/csv.h"
+#include "ml/idx.h"
 #include "scheduler/sweep_search.h"
 #include "scheduler/sweep_spec.h"
 
@@ -46,10 +52,13 @@ typedef struct unit {
 
 typedef struct sweep {
     sweep_spec *spec;
-    char spec_sha[SCHED_SHA_LEN]; // of spec text + data hash: the id's suffix
-    char data_sha[SCHED_SHA_LEN];
+    char spec_sha[SCHED_SHA_LEN];   // of spec text + data hash: the id's suffix
+    char data_sha[SCHED_SHA_LEN];   // forest: the CSV; mlp: the images
+    char labels_sha[SCHED_SHA_LEN]; // mlp: the labels
     uint64_t data_size;
-    unit *units; // (n_trials * folds)
+    bool mlp;
+    uint32_t upt; // units per trial
+    unit *units;  // (n_trials * upt)
     size_t n_units, n_done, n_failed, n_replayed;
     bool summarized;
     // search on demand
@@ -111,6 +120,40 @@ static cn_err check_data(sched_jobs *k, const sweep *w, const char *name, char *
     return e;
 }
 
+// check_idx loads the stored IDX pair as workers will and checks that the
+// validation split leaves rows on both sides.
+static cn_err check_idx(sched_jobs *k, const sweep *w, char *err, size_t errlen)
+{
+    char images[1200], labels[1200];
+    sched_jobs_data_path(k, w->data_sha, images, sizeof images);
+    sched_jobs_data_path(k, w->labels_sha, labels, sizeof labels);
+    ds_dataset *d = NULL;
+    cn_err e = idx_load(images, labels, (size_t)w->spec->train_rows, &d, err, errlen);
+    if (e != CN_OK)
+        return e;
+    if ((double)d->n_rows * w->spec->validation < 1 ||
+        (double)d->n_rows * (1 - w->spec->validation) < 1)
+        e = cn_errf(err, errlen, CN_EINVAL,
+                    "data.validation: %g of %zu rows leaves no validation or no training row",
+                    w->spec->validation, d->n_rows);
+    ds_dataset_free(d);
+    return e;
+}
+
+// find_data finds the submitted data set with the given role, or fails
+// saying which is missing.
+static cn_err find_data(const sched_job_input *in, const char *role, const sched_data_ref **out,
+                        char *err, size_t errlen)
+{
+    for (size_t i = 0; i < in->n_data; i++)
+        if (strcmp(in->data[i].role, role) == 0) {
+            *out = &in->data[i];
+            return CN_OK;
+        }
+    return cn_errf(err, errlen, CN_EINVAL, "%s: the sweep names no data set with role \"%s\"",
+                   in->spec_name, role);
+}
+
 static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl, char *err,
                            size_t errlen)
 {
@@ -118,33 +161,36 @@ static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl
     if (w == NULL)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     cn_err e = sweep_spec_parse(in->spec_json, in->spec_name, &w->spec, err, errlen);
-    const sched_data_ref *data = NULL;
-    for (size_t i = 0; i < in->n_data; i++)
-        if (strcmp(in->data[i].role, "data") == 0)
-            data = &in->data[i];
-    if (e == CN_OK && data == NULL)
-        e = cn_errf(err, errlen, CN_EINVAL, "%s: the sweep names no data set (role \"data\")",
-                    in->spec_name);
+    const sched_data_ref *data = NULL, *labels = NULL;
+    w->mlp = e == CN_OK && strcmp(w->spec->model, "mlp") == 0;
+    if (e == CN_OK)
+        e = find_data(in, w->mlp ? "train_images" : "data", &data, err, errlen);
+    if (e == CN_OK && w->mlp)
+        e = find_data(in, "train_labels", &labels, err, errlen);
     if (e == CN_OK) {
         snprintf(w->data_sha, sizeof w->data_sha, "%s", data->sha256);
+        snprintf(w->labels_sha, sizeof w->labels_sha, "%s", labels ? labels->sha256 : "");
         w->data_size = data->size;
         cn_buf key;
         cn_buf_init(&key);
-        cn_buf_printf(&key, "%s\n%s", in->spec_json, data->sha256);
+        cn_buf_printf(&key, "%s\n%s%s", in->spec_json, data->sha256, w->labels_sha);
         cn_file_sha256_hex(key.data ? key.data : "", key.len, w->spec_sha);
         cn_buf_fini(&key);
-        w->n_units = w->spec->n_trials * w->spec->folds;
+        bool halving = strcmp(w->spec->scheduler, "asha") == 0;
+        if (halving)
+            w->asha = asha_new(w->spec->n_trials, w->mlp ? w->spec->epochs : w->spec->folds,
+                               w->spec->eta);
+        w->upt = !w->mlp ? w->spec->folds : w->asha ? (uint32_t)asha_n_rungs(w->asha) : 1;
+        w->n_units = w->spec->n_trials * w->upt;
         w->units = calloc(w->n_units, sizeof *w->units);
-        w->on_demand = strcmp(w->spec->scheduler, "asha") == 0 || w->spec->space != NULL;
+        w->on_demand = halving || w->spec->space != NULL;
         w->started = calloc(w->spec->n_trials, sizeof *w->started);
-        if (strcmp(w->spec->scheduler, "asha") == 0)
-            w->asha = asha_new(w->spec->n_trials, w->spec->folds, w->spec->eta);
-        if (w->units == NULL || w->started == NULL ||
-            (strcmp(w->spec->scheduler, "asha") == 0 && w->asha == NULL))
+        if (w->units == NULL || w->started == NULL || (halving && w->asha == NULL))
             e = cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     }
     if (e == CN_OK && !in->restoring)
-        e = check_data(k, w, data->name[0] ? data->name : "data", err, errlen);
+        e = w->mlp ? check_idx(k, w, err, errlen)
+                   : check_data(k, w, data->name[0] ? data->name : "data", err, errlen);
     if (e != CN_OK) {
         sweep_free(w);
         return e;
@@ -170,15 +216,21 @@ static double num(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-// unit_index reads a record's (trial, fold) as an item index.
+// unit_key: what a unit is called in records and tasks.
+static const char *unit_key(const sweep *w)
+{
+    return w->mlp ? "unit" : "fold";
+}
+
+// unit_index reads a record's (trial, unit) as an item index.
 static bool unit_index(const sweep *w, const cJSON *rec, size_t *u)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "trial");
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rec, "fold");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rec, unit_key(w));
     if (!cJSON_IsNumber(t) || !cJSON_IsNumber(f) || t->valuedouble < 0 || f->valuedouble < 0 ||
-        t->valuedouble >= (double)w->spec->n_trials || f->valuedouble >= w->spec->folds)
+        t->valuedouble >= (double)w->spec->n_trials || f->valuedouble >= w->upt)
         return false;
-    *u = (size_t)t->valuedouble * w->spec->folds + (size_t)f->valuedouble;
+    *u = (size_t)t->valuedouble * w->upt + (size_t)f->valuedouble;
     return true;
 }
 
@@ -249,10 +301,18 @@ typedef struct trial_stat {
 static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
 {
     memset(ts, 0, sizeof *ts);
-    uint32_t k = w->spec->folds;
+    uint32_t k = w->upt;
     double sum = 0, sq = 0;
     for (uint32_t f = 0; f < k; f++) {
         const unit *u = &w->units[t * k + f];
+        if (u->done && w->mlp) { // the score of the highest unit (most epochs) done
+            ts->folds_done = f + 1;
+            ts->mean = u->acc;
+            ts->bacc = u->bacc;
+            ts->f1 = u->f1;
+            ts->seconds += u->fit_s + u->pred_s;
+            continue;
+        }
         if (u->done) {
             ts->folds_done++;
             sum += u->acc;
@@ -272,7 +332,7 @@ static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
     } else {
         ts->rung = -1;
     }
-    if (ts->folds_done) {
+    if (ts->folds_done && !w->mlp) {
         double n = ts->folds_done;
         ts->mean = sum / n;
         double var = sq / n - ts->mean * ts->mean;
@@ -289,7 +349,7 @@ static size_t best_trial(const sweep *w)
     for (size_t t = 0; t < w->spec->n_trials; t++) {
         trial_stat ts;
         trial_stats(w, t, &ts);
-        if (!ts.failed && ts.folds_done == w->spec->folds && ts.mean > best_acc) {
+        if (!ts.failed && ts.folds_done == w->upt && ts.mean > best_acc) {
             best_acc = ts.mean;
             best = t;
         }
@@ -359,7 +419,8 @@ static void write_summaries(sched_job *j, sweep *w)
     cJSON_AddStringToObject(m, "sweep_id", sched_job_id(j));
     cJSON_AddStringToObject(m, "name", w->spec->name);
     cJSON_AddStringToObject(m, "data_sha256", w->data_sha);
-    cJSON_AddNumberToObject(m, "folds", w->spec->folds);
+    cJSON_AddStringToObject(m, "model", w->spec->model);
+    cJSON_AddNumberToObject(m, "folds", w->mlp ? 0 : w->spec->folds);
     cJSON_AddBoolToObject(m, "shuffle", w->spec->shuffle);
     cJSON_AddNumberToObject(m, "trials", (double)w->spec->n_trials);
     cJSON_AddStringToObject(m, "algorithm", w->spec->algorithm);
@@ -398,25 +459,30 @@ static void write_summaries(sched_job *j, sweep *w)
 
 // ------------------------------------------------------------ search on demand
 
-// trial_budget: the folds trial t was given.
-static uint32_t trial_budget(const sweep *w, size_t t)
+// trial_units: how many of trial t's units were given to it: a forest's
+// folds up to its rung's budget, an MLP's units up to its rung.
+static uint32_t trial_units(const sweep *w, size_t t)
 {
     if (!w->started[t])
         return 0;
     if (w->asha == NULL)
-        return w->spec->folds;
+        return w->upt;
     int g = asha_granted(w->asha, t);
-    return g < 0 ? 0 : asha_budget(w->asha, (size_t)g);
+    return g < 0 ? 0 : w->mlp ? (uint32_t)g + 1 : asha_budget(w->asha, (size_t)g);
 }
 
-// sync_rungs tells ASHA every rung trial t has completed: the mean accuracy
-// of its first b_r folds once they are all done.
+// sync_rungs tells ASHA every rung trial t has completed: for a forest the
+// mean accuracy of its first b_r folds once they are all done, for an MLP
+// the score of unit r.
 static void sync_rungs(sweep *w, size_t t)
 {
     if (w->asha == NULL)
         return;
-    uint32_t k = w->spec->folds;
-    for (int r = 0; r <= asha_granted(w->asha, t); r++) {
+    uint32_t k = w->upt;
+    for (int r = 0; w->mlp && r <= asha_granted(w->asha, t); r++)
+        if (w->units[t * k + (size_t)r].done)
+            asha_complete(w->asha, t, (size_t)r, w->units[t * k + (size_t)r].acc);
+    for (int r = 0; !w->mlp && r <= asha_granted(w->asha, t); r++) {
         uint32_t b = asha_budget(w->asha, (size_t)r);
         double sum = 0;
         uint32_t f = 0;
@@ -428,11 +494,11 @@ static void sync_rungs(sweep *w, size_t t)
     }
 }
 
-// release_folds queues trial t's held folds below its budget.
-static void release_folds(sched_job *j, sweep *w, size_t t)
+// release_units queues trial t's held units among those it was given.
+static void release_units(sched_job *j, sweep *w, size_t t)
 {
-    for (uint32_t f = 0; f < trial_budget(w, t); f++)
-        sched_job_item_release(j, t * w->spec->folds + f);
+    for (uint32_t f = 0; f < trial_units(w, t); f++)
+        sched_job_item_release(j, t * w->upt + f);
 }
 
 // log_decision records that trial t starts (type "trial", with its
@@ -446,7 +512,7 @@ static void log_decision(sched_job *j, const sweep *w, const char *type, size_t 
     cJSON_AddNumberToObject(o, "trial", (double)t);
     cJSON_AddNumberToObject(o, "rung", (double)rung);
     if (w->asha)
-        cJSON_AddNumberToObject(o, "folds", asha_budget(w->asha, rung));
+        cJSON_AddNumberToObject(o, w->mlp ? "epochs" : "folds", asha_budget(w->asha, rung));
     if (strcmp(type, "trial") == 0)
         cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
     cJSON_AddNumberToObject(o, "time_ms", (double)cn_wall_ms());
@@ -476,7 +542,7 @@ static void tpe_propose(sweep *w, size_t t)
             obs[n].pending = r < 0;
             obs[n].score = r + sc;
         } else {
-            obs[n].pending = ts.folds_done < w->spec->folds;
+            obs[n].pending = ts.folds_done < w->upt;
             obs[n].score = ts.mean;
         }
         n++;
@@ -514,7 +580,7 @@ static void feed(sched_job *j, sweep *w)
         } else {
             break;
         }
-        release_folds(j, w, t);
+        release_units(j, w, t);
         sync_rungs(w, t); // folds already done (replayed) count at once
         sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
     }
@@ -549,28 +615,55 @@ static cn_err sweep_start(sched_job *j, char *err, size_t errlen)
     sweep *w = sched_job_impl(j);
     const sweep_spec *sp = w->spec;
     sched_job_set_policy(j, sp->unit_timeout_s * 1000u, sp->retries, sp->max_concurrent);
-    cn_err e = w->on_demand ? sched_job_add_held_items(j, w->n_units)
-                            : sched_job_add_items(j, w->n_units);
+    cn_err e =
+        w->on_demand ? sched_job_add_held_items(j, w->n_units) : sched_job_add_items(j, w->n_units);
     if (e != CN_OK)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     for (size_t u = 0; u < w->n_units; u++)
         if (w->units[u].done)
             sched_job_item_settle(j, u);
     for (size_t t = 0; w->on_demand && t < sp->n_trials; t++) {
-        release_folds(j, w, t); // what was decided before a restart
+        release_units(j, w, t); // what was decided before a restart
         sync_rungs(w, t);
     }
-    CN_INFO("sweep %s: %zu trials x %u folds = %zu units (%zu already done)%s%s", sched_job_id(j),
-            sp->n_trials, sp->folds, w->n_units, w->n_done, w->asha ? ", ASHA" : "",
-            sp->space ? ", TPE" : "");
+    CN_INFO("sweep %s: %zu trials x %u %s = %zu units (%zu already done)%s%s", sched_job_id(j),
+            sp->n_trials, w->upt, w->mlp ? "units" : "folds", w->n_units, w->n_done,
+            w->asha ? ", ASHA" : "", sp->space ? ", TPE" : "");
     feed(j, w);
     check_finished(j, w);
     return CN_OK;
 }
 
+// mlp_task: an MLP unit's task document (worker/wk_mlp_trial.h).
+static cJSON *mlp_task(sched_job *j, const sweep *w, uint64_t item)
+{
+    uint32_t k = w->upt;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", "mlp");
+    cJSON_AddStringToObject(o, "sweep_id", sched_job_id(j));
+    cJSON_AddNumberToObject(o, "trial", (double)(item / k));
+    cJSON_AddNumberToObject(o, "unit", (double)(item % k));
+    // Under ASHA unit r trains for rung r's epochs; else the trial's own.
+    cJSON_AddNumberToObject(o, "epochs", w->asha ? asha_budget(w->asha, item % k) : 0);
+    cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[item / k]));
+    cJSON_AddStringToObject(o, "train_images", w->data_sha);
+    cJSON_AddStringToObject(o, "train_labels", w->labels_sha);
+    cJSON_AddNumberToObject(o, "train_rows", (double)w->spec->train_rows);
+    cJSON_AddNumberToObject(o, "validation", w->spec->validation);
+    cJSON_AddNumberToObject(o, "split_seed", (double)w->spec->cv_seed);
+    return o;
+}
+
 static char *sweep_task(sched_job *j, uint64_t item, uint32_t attempt)
 {
     sweep *w = sched_job_impl(j);
+    if (w->mlp) {
+        cJSON *m = mlp_task(j, w, item);
+        cJSON_AddNumberToObject(m, "attempt", attempt);
+        char *text = cJSON_PrintUnformatted(m);
+        cJSON_Delete(m);
+        return text;
+    }
     uint32_t k = w->spec->folds;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "sweep_id", sched_job_id(j));
@@ -602,12 +695,12 @@ static void log_unit(sched_job *j, const sweep *w, uint64_t item, uint64_t node,
     cJSON *o = cJSON_Duplicate(result, 1);
     if (o == NULL)
         return;
-    uint32_t k = w->spec->folds;
+    uint32_t k = w->upt;
     cJSON_DeleteItemFromObjectCaseSensitive(o, "trial");
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "fold");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, unit_key(w));
     cJSON_DeleteItemFromObjectCaseSensitive(o, "ok");
     cJSON_AddNumberToObject(o, "trial", (double)(item / k));
-    cJSON_AddNumberToObject(o, "fold", (double)(item % k));
+    cJSON_AddNumberToObject(o, unit_key(w), (double)(item % k));
     cJSON_AddBoolToObject(o, "ok", ok);
     if (!ok && !cJSON_HasObjectItem(o, "error"))
         cJSON_AddStringToObject(o, "error", error ? error : "failed");
@@ -629,13 +722,13 @@ static void sweep_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok,
     if (!ok) {
         free(x->error);
         x->error = strdup(error ? error : "failed");
-        CN_WARN("sweep %s trial %" PRIu64 " fold %" PRIu64 " failed: %s", sched_job_id(j),
-                item / w->spec->folds, item % w->spec->folds, error ? error : "failed");
+        CN_WARN("sweep %s trial %" PRIu64 " %s %" PRIu64 " failed: %s", sched_job_id(j),
+                item / w->upt, unit_key(w), item % w->upt, error ? error : "failed");
         return;
     }
     set_result(x, result);
     w->n_done++; // the end is noticed by the tick, off the report's path
-    sync_rungs(w, item / w->spec->folds);
+    sync_rungs(w, item / w->upt);
     feed(j, w);
 }
 
@@ -662,7 +755,8 @@ static void sweep_status(sched_job *j, cJSON *out)
     size_t leased;
     sched_job_items(j, NULL, NULL, &leased, NULL, NULL);
     cJSON_AddNumberToObject(out, "trials_total", (double)w->spec->n_trials);
-    cJSON_AddNumberToObject(out, "folds", w->spec->folds);
+    cJSON_AddStringToObject(out, "model", w->spec->model);
+    cJSON_AddNumberToObject(out, "folds", w->mlp ? 0 : w->spec->folds);
     cJSON_AddNumberToObject(out, "units", (double)w->n_units);
     cJSON_AddNumberToObject(out, "units_done", (double)w->n_done);
     cJSON_AddNumberToObject(out, "units_running", (double)leased);
@@ -681,7 +775,7 @@ static void sweep_status(sched_job *j, cJSON *out)
     size_t best = best_trial(w);
     trial_stats(w, best, &bst);
     cJSON_AddNumberToObject(out, "best_trial", (double)best);
-    cJSON_AddNumberToObject(out, "best_accuracy", bst.folds_done == w->spec->folds ? bst.mean : -1);
+    cJSON_AddNumberToObject(out, "best_accuracy", bst.folds_done == w->upt ? bst.mean : -1);
 }
 
 static double sweep_progress_frac(sched_job *j)
@@ -691,7 +785,7 @@ static double sweep_progress_frac(sched_job *j)
     if (w->on_demand) { // the units still to run are not known: count those in sight
         size_t pending, leased;
         sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
-        size_t first = w->asha ? asha_budget(w->asha, 0) : w->spec->folds;
+        size_t first = w->asha && !w->mlp ? asha_budget(w->asha, 0) : w->asha ? 1 : w->upt;
         total = ended + pending + leased + (w->spec->n_trials - w->next_trial) * first;
     }
     return total ? (double)ended / (double)total : 1;

@@ -10,6 +10,7 @@
 
 #include "common/cn_config.h"
 #include "common/cn_rand.h"
+#include "ml/mlp_fit.h"
 #include "ml/rf.h"
 
 #define MAX_TRIALS 100000
@@ -52,10 +53,13 @@ static cn_err parse_dim(const cJSON *v, dim *d, char *err, size_t errlen)
                            v->string, k);
         for (int i = 0; i < n; i++) {
             const cJSON *e = cJSON_GetArrayItem(a, i);
-            if (cJSON_IsArray(e) || cJSON_IsObject(e))
+            bool numbers = cJSON_IsArray(e);
+            for (const cJSON *x = numbers ? e->child : NULL; x; x = x->next)
+                numbers = numbers && cJSON_IsNumber(x);
+            if (cJSON_IsObject(e) || (cJSON_IsArray(e) && !numbers))
                 return cn_errf(err, errlen, CN_EINVAL,
-                               "space.%s.%s[%d]: values must be numbers, strings, booleans or "
-                               "null",
+                               "space.%s.%s[%d]: values must be numbers, strings, booleans, "
+                               "null or lists of numbers",
                                v->string, k, i);
         }
         d->kind = k[0] == 'g' ? DIM_GRID : DIM_CHOICE;
@@ -135,8 +139,13 @@ typedef struct expand {
     size_t errlen;
 } expand;
 
-bool sweep_params_check(const cJSON *params, char *err, size_t errlen)
+bool sweep_params_check(const sweep_spec *s, const cJSON *params, char *err, size_t errlen)
 {
+    if (strcmp(s->model, "mlp") == 0) {
+        mlp_hparams h;
+        mlp_hparams_default(&h);
+        return mlp_hparams_from_json(&h, params, "parameters", err, errlen) == CN_OK;
+    }
     rf_params p = rf_params_default();
     return rf_params_from_json(&p, params, err, errlen) == CN_OK &&
            rf_params_validate(&p, err, errlen) == CN_OK;
@@ -151,7 +160,7 @@ static cn_err add_trial(expand *x, cJSON *params)
                        "fewer grid values",
                        MAX_TRIALS);
     char perr[CN_ERRBUF_LEN];
-    if (!sweep_params_check(params, perr, sizeof perr)) {
+    if (!sweep_params_check(s, params, perr, sizeof perr)) {
         char *text = cJSON_PrintUnformatted(params);
         cn_errf(x->err, x->errlen, CN_EINVAL, "trial %zu %s: %s", s->n_trials, text ? text : "",
                 perr);
@@ -229,36 +238,13 @@ void sweep_spec_free(sweep_spec *s)
     free(s);
 }
 
-// read_sections reads every key of the sweep file but the search space
-// (name, model, data, cv, search, limits) with option tables, so each bad
-// key or value is named with what is allowed and the nearest name.
-static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t errlen)
+// read_forest_data reads a forest sweep's data section: a CSV file.
+static cn_err read_forest_data(const cJSON *data, sweep_spec *s, char *err, size_t errlen)
 {
-    if (!cJSON_IsObject(root))
-        return cn_errf(err, errlen, CN_EINVAL, "(top level): expected an object");
-    char name[CN_OPT_STRLEN] = "", model[CN_OPT_STRLEN] = "random_forest";
-    const cJSON *data = NULL, *cv = NULL, *search = NULL, *limits = NULL, *fixed = NULL,
-                *space = NULL;
-    cn_opt top[] = {{"name", CN_OPT_STRING, name, "sweep name", 0, 0, NULL},
-                    {"model", CN_OPT_CHOICE, model, "model", 0, 0, "random_forest"},
-                    {"data", CN_OPT_OBJECT, &data, "data set", 0, 0, NULL},
-                    {"cv", CN_OPT_OBJECT, &cv, "cross-validation", 0, 0, NULL},
-                    {"fixed", CN_OPT_OBJECT, &fixed, "fixed parameters", 0, 0, NULL},
-                    {"space", CN_OPT_OBJECT, &space, "search space", 0, 0, NULL},
-                    {"search", CN_OPT_OBJECT, &search, "search algorithm", 0, 0, NULL},
-                    {"limits", CN_OPT_OBJECT, &limits, "limits", 0, 0, NULL},
-                    CN_OPT_END};
-    cn_err e = cn_config_apply_json(top, root, "(top level)", err, errlen);
-    if (e != CN_OK)
-        return e;
-    if (!name[0] || strlen(name) >= sizeof s->name)
-        return cn_errf(err, errlen, CN_EINVAL,
-                       "name: missing (a string of 1 to %zu bytes is required)",
-                       sizeof s->name - 1);
-    snprintf(s->name, sizeof s->name, "%s", name);
     if (data == NULL)
         return cn_errf(err, errlen, CN_EINVAL, "data: missing (give {\"path\": FILE})");
     char path[CN_OPT_STRLEN] = "", label[CN_OPT_STRLEN], drop[CN_OPT_STRLEN];
+    cn_err e;
     snprintf(label, sizeof label, "%s", s->label);
     snprintf(drop, sizeof drop, "%s", s->drop);
     cn_opt data_opts[] = {{"path", CN_OPT_STRING, path, "data file", 0, 0, NULL},
@@ -274,9 +260,45 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     snprintf(s->data_path, sizeof s->data_path, "%s", path);
     snprintf(s->label, sizeof s->label, "%s", label);
     snprintf(s->drop, sizeof s->drop, "%s", drop);
+    return CN_OK;
+}
+
+// read_mlp_data reads an MLP sweep's data section: IDX training files and
+// the validation fraction.
+static cn_err read_mlp_data(const cJSON *data, sweep_spec *s, char *err, size_t errlen)
+{
+    if (data == NULL)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "data: missing (give {\"train_images\": FILE, \"train_labels\": FILE})");
+    char images[CN_OPT_STRLEN] = "", labels[CN_OPT_STRLEN] = "";
+    int64_t rows = 0;
+    s->validation = 0.1;
+    cn_opt data_opts[] = {
+        {"train_images", CN_OPT_STRING, images, "IDX training images", 0, 0, NULL},
+        {"train_labels", CN_OPT_STRING, labels, "IDX training labels", 0, 0, NULL},
+        {"train_rows", CN_OPT_INT, &rows, "training rows (0 = all)", 0, 1e9, NULL},
+        {"validation", CN_OPT_DOUBLE, &s->validation, "held-out fraction", 0.001, 0.9, NULL},
+        CN_OPT_END};
+    cn_err e = cn_config_apply_json(data_opts, data, "data", err, errlen);
+    if (e != CN_OK)
+        return e;
+    if (!images[0] || !labels[0])
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "data: an mlp sweep needs train_images and train_labels (IDX files)");
+    snprintf(s->train_images, sizeof s->train_images, "%s", images);
+    snprintf(s->train_labels, sizeof s->train_labels, "%s", labels);
+    s->train_rows = (uint64_t)rows;
+    return CN_OK;
+}
+
+// read_search reads the cv, search and limits sections.
+static cn_err read_search(const cJSON *cv, const cJSON *search, const cJSON *limits, sweep_spec *s,
+                          char *err, size_t errlen)
+{
+    cn_err e = CN_OK;
     int64_t folds = s->folds, cv_seed = 0, samples = s->samples, search_seed = 0, mc = 0,
-            timeout = s->unit_timeout_s, retries = s->retries, eta = s->eta,
-            startup = s->startup, candidates = s->candidates;
+            timeout = s->unit_timeout_s, retries = s->retries, eta = s->eta, startup = s->startup,
+            candidates = s->candidates;
     char algorithm[CN_OPT_STRLEN], scheduler[CN_OPT_STRLEN];
     snprintf(algorithm, sizeof algorithm, "%s", s->algorithm);
     snprintf(scheduler, sizeof scheduler, "%s", s->scheduler);
@@ -316,6 +338,44 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     s->unit_timeout_s = (uint32_t)timeout;
     s->retries = (uint32_t)retries;
     return CN_OK;
+}
+
+// read_sections reads every key of the sweep file but the search space
+// (name, model, data, cv, search, limits) with option tables, so each bad
+// key or value is named with what is allowed and the nearest name.
+static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(root))
+        return cn_errf(err, errlen, CN_EINVAL, "(top level): expected an object");
+    char name[CN_OPT_STRLEN] = "", model[CN_OPT_STRLEN] = "random_forest";
+    snprintf(s->model, sizeof s->model, "random_forest");
+    const cJSON *data = NULL, *cv = NULL, *search = NULL, *limits = NULL, *fixed = NULL,
+                *space = NULL;
+    cn_opt top[] = {{"name", CN_OPT_STRING, name, "sweep name", 0, 0, NULL},
+                    {"model", CN_OPT_CHOICE, model, "model", 0, 0, "random_forest|mlp"},
+                    {"data", CN_OPT_OBJECT, &data, "data set", 0, 0, NULL},
+                    {"cv", CN_OPT_OBJECT, &cv, "cross-validation", 0, 0, NULL},
+                    {"fixed", CN_OPT_OBJECT, &fixed, "fixed parameters", 0, 0, NULL},
+                    {"space", CN_OPT_OBJECT, &space, "search space", 0, 0, NULL},
+                    {"search", CN_OPT_OBJECT, &search, "search algorithm", 0, 0, NULL},
+                    {"limits", CN_OPT_OBJECT, &limits, "limits", 0, 0, NULL},
+                    CN_OPT_END};
+    cn_err e = cn_config_apply_json(top, root, "(top level)", err, errlen);
+    if (e != CN_OK)
+        return e;
+    if (!name[0] || strlen(name) >= sizeof s->name)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "name: missing (a string of 1 to %zu bytes is required)",
+                       sizeof s->name - 1);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->model, sizeof s->model, "%s", model);
+    if (strcmp(model, "mlp") == 0)
+        e = read_mlp_data(data, s, err, errlen);
+    else
+        e = read_forest_data(data, s, err, errlen);
+    if (e != CN_OK)
+        return e;
+    return read_search(cv, search, limits, s, err, errlen);
 }
 
 cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, char *err,
@@ -387,6 +447,17 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
                         "space.%s: TPE proposes every value itself; write {\"choice\": [...]} "
                         "instead of a grid",
                         it->string);
+            goto done;
+        }
+    }
+    if (strcmp(s->model, "mlp") == 0) {
+        const cJSON *ep = fixed ? cJSON_GetObjectItemCaseSensitive(fixed, "epochs") : NULL;
+        s->epochs = cJSON_IsNumber(ep) && ep->valuedouble >= 1 ? (uint32_t)ep->valuedouble : 5;
+        if (strcmp(s->scheduler, "asha") == 0 && space &&
+            cJSON_GetObjectItemCaseSensitive(space, "epochs")) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "space.epochs: epochs are ASHA's budget in an mlp sweep; set the most a "
+                        "trial may get in \"fixed\": {\"epochs\": N}");
             goto done;
         }
     }

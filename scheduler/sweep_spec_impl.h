@@ -24,8 +24,8 @@ struct sweep_space {
     int ndims;
 };
 
-// sweep_params_check reports whether params (a JSON object) make valid
-// random-forest parameters, with the reason in err.
-bool sweep_params_check(const cJSON *params, char *err, size_t errlen);
+// sweep_params_check reports whether params (a JSON object) are valid
+// parameters of s's model, with the reason in err.
+bool sweep_params_check(const sweep_spec *s, const cJSON *params, char *err, size_t errlen);
 
 #endif

@@ -238,8 +238,8 @@ static int cmp_ranked(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
-cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe_obs *obs,
-                              size_t n, char **out)
+cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe_obs *obs, size_t n,
+                              char **out)
 {
     CN_ASSERT(s->space != NULL && trial < s->n_trials);
     *out = NULL;
@@ -285,8 +285,8 @@ cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe
         cJSON_AddItemToObject(prop, d->name, v);
     }
     char why[CN_ERRBUF_LEN];
-    *out = sweep_params_check(prop, why, sizeof why) ? cJSON_PrintUnformatted(prop)
-                                                     : strdup(s->trials[trial]);
+    *out = sweep_params_check(s, prop, why, sizeof why) ? cJSON_PrintUnformatted(prop)
+                                                        : strdup(s->trials[trial]);
     e = *out ? CN_OK : CN_ENOMEM;
 done:
     for (size_t i = 0; params && i < n; i++)

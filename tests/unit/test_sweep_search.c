@@ -99,7 +99,7 @@ START_TEST(test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs)
     ck_assert_uint_eq(rung, 1);
     asha_grant(a, 5, 1);
     size_t t;
-    ck_assert(!asha_promotable(a, &t, &rung)); // 0.20 is third of 6
+    ck_assert(!asha_promotable(a, &t, &rung));           // 0.20 is third of 6
     ck_assert_int_eq(complete(a, 6, 0, 0.50, &rung), 6); // 7 results: 0.90 and 0.50 lead
     ck_assert_uint_eq(rung, 1);
     asha_grant(a, 6, 1);
