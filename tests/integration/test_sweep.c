@@ -2,7 +2,8 @@
 // worker killed mid-sweep (its unit is re-queued, a worker that joins late
 // gets work, no unit is recorded twice) and a scheduler killed and resumed
 // (nothing finished is redone), also under ASHA and TPE (no trial is started
-// or promoted twice).
+// or promoted twice), and a sweep whose trials are MLP training runs scored
+// on a validation split of a small Fashion-MNIST slice.
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -307,6 +308,75 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
 }
 END_TEST
 
+// count_entries counts the entries of dir but "." and "..".
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+START_TEST(test_an_mlp_trial_sweep_scores_trials_on_a_validation_split)
+{
+    ts_write_file(spec, "{\"name\": \"mlp\", \"model\": \"mlp\","
+                        " \"data\": {\"train_images\": \"" FMNIST "train-images-idx3-ubyte.gz\","
+                        "          \"train_labels\": \"" FMNIST "train-labels-idx1-ubyte.gz\","
+                        "          \"train_rows\": 600, \"validation\": 0.2},"
+                        " \"fixed\": {\"epochs\": 4, \"batch\": 32},"
+                        " \"space\": {\"lr\": {\"loguniform\": [0.005, 0.2]},"
+                        "             \"hidden\": {\"choice\": [[16], [32, 16]]},"
+                        "             \"optimizer\": {\"choice\": [\"sgd\", \"momentum\"]}},"
+                        " \"search\": {\"algorithm\": \"tpe\", \"samples\": 6, \"seed\": 5,"
+                        "             \"startup\": 3, \"scheduler\": \"asha\", \"eta\": 2}}");
+    start_scheduler();
+    start_worker("w1");
+    start_worker("w2");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 120000, &st), "the mlp sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune failed (see %s, %s)", out,
+                  log_path);
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[8192];
+    int units = 0, top = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (o && cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+            units++;
+            ck_assert_double_eq(cJSON_GetObjectItem(o, "n_validation")->valuedouble, 120);
+            ck_assert_double_eq(cJSON_GetObjectItem(o, "n_train")->valuedouble, 480);
+            double acc = cJSON_GetObjectItem(o, "accuracy")->valuedouble;
+            ck_assert(acc > 0.1 && acc <= 1); // above chance for ten classes
+            int unit = (int)cJSON_GetObjectItem(o, "unit")->valuedouble;
+            int epochs = (int)cJSON_GetObjectItem(o, "epochs")->valuedouble;
+            ck_assert_int_eq(epochs, unit == 0 ? 1 : unit == 1 ? 2 : 4); // rung r: 2^r epochs
+            top += epochs == 4;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    ck_assert_int_ge(units, TRIALS);     // every trial's first rung
+    ck_assert_int_lt(units, 3 * TRIALS); // not every rung of every trial
+    ck_assert_int_ge(top, 1);            // someone reached the full budget
+    char best[400], data[400];
+    snprintf(best, sizeof best, "%s/best.json", dir);
+    ck_assert(ts_file_contains(best, "\"hidden\""));
+    snprintf(data, sizeof data, "%s/data", state);
+    ck_assert_int_eq(count_entries(data), 2); // training images and labels; no test set
+}
+END_TEST
+
 START_TEST(test_invalid_sweep_is_rejected_before_anything_runs)
 {
     start_scheduler();
@@ -331,6 +401,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_sweep_survives_a_killed_worker_and_a_late_joiner);
     tcase_add_test(t, test_sweep_resumes_after_the_scheduler_is_killed);
     tcase_add_test(t, test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes);
+    tcase_add_test(t, test_an_mlp_trial_sweep_scores_trials_on_a_validation_split);
     tcase_add_test(t, test_invalid_sweep_is_rejected_before_anything_runs);
     suite_add_tcase(s, t);
     return s;
