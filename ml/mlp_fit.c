@@ -24,6 +24,25 @@ void mlp_hparams_default(mlp_hparams *h)
     h->optim.lr = 0.05f;
 }
 
+cn_err mlp_hidden_from_json(const cJSON *list, int *hidden, int max, int *n, const char *origin,
+                            char *err, size_t errlen)
+{
+    int m = cJSON_GetArraySize(list);
+    if (m > max)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: key \"hidden\": at most %d widths", origin,
+                       max);
+    for (int i = 0; i < m; i++) {
+        const cJSON *x = cJSON_GetArrayItem(list, i);
+        if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < 1 ||
+            x->valuedouble > 65536)
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "%s: key \"hidden\": element %d is not a width in 1..65536", origin, i);
+        hidden[i] = (int)x->valuedouble;
+    }
+    *n = m;
+    return CN_OK;
+}
+
 cn_err mlp_hparams_from_json(mlp_hparams *h, const cJSON *obj, const char *origin, char *err,
                              size_t errlen)
 {
@@ -32,7 +51,7 @@ cn_err mlp_hparams_from_json(mlp_hparams *h, const cJSON *obj, const char *origi
     optim_keys ok;
     optim_keys_init(&ok);
     cn_opt opts[5 + OPTIM_KEYS_N] = {
-        {"hidden", CN_OPT_ARRAY, &hidden, "hidden widths", 1, MLP_MAX_LAYERS - 1, NULL},
+        {"hidden", CN_OPT_ARRAY, &hidden, "hidden widths", 0, MLP_MAX_LAYERS - 1, NULL},
         {"batch", CN_OPT_INT, &batch, "rows per step", 1, 65536, NULL},
         {"epochs", CN_OPT_INT, &epochs, "epochs", 1, 100000, NULL},
         {"seed", CN_OPT_INT, &seed, "seed", 0, 9007199254740992.0, NULL},
@@ -41,17 +60,9 @@ cn_err mlp_hparams_from_json(mlp_hparams *h, const cJSON *obj, const char *origi
     cn_err e = cn_config_apply_json(opts, obj, origin, err, errlen);
     if (e != CN_OK)
         return e;
-    int n = hidden ? cJSON_GetArraySize(hidden) : 0;
-    for (int i = 0; i < n; i++) {
-        const cJSON *x = cJSON_GetArrayItem(hidden, i);
-        if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < 1 ||
-            x->valuedouble > 65536)
-            return cn_errf(err, errlen, CN_EINVAL,
-                           "%s: key \"hidden\": element %d is not a width in 1..65536", origin, i);
-        h->hidden[i] = (int)x->valuedouble;
-    }
-    if (hidden)
-        h->n_hidden = n;
+    if (hidden && (e = mlp_hidden_from_json(hidden, h->hidden, MLP_MAX_LAYERS - 1, &h->n_hidden,
+                                            origin, err, errlen)) != CN_OK)
+        return e;
     h->batch = (int)batch;
     h->epochs = (int)epochs;
     h->seed = (uint64_t)seed;

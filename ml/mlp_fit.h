@@ -31,6 +31,13 @@ typedef struct mlp_hparams {
 // with lr 0.05 (the training job's defaults).
 void mlp_hparams_default(mlp_hparams *h);
 
+// mlp_hidden_from_json reads a JSON list of hidden widths (each 1..65536)
+// into hidden[0..*n) (at most max). origin prefixes the message.
+// Errors: CN_EINVAL naming the element ("job.json: key \"hidden\": element 1
+// is not a width in 1..65536").
+cn_err mlp_hidden_from_json(const struct cJSON *list, int *hidden, int max, int *n,
+                            const char *origin, char *err, size_t errlen);
+
 // mlp_hparams_from_json applies the keys of obj to h: hidden (a list of
 // widths), batch, epochs, seed and the optimizer keys of a training job
 // (optimizer, lr, momentum, ...). Errors: CN_EINVAL with err naming the key
