@@ -88,7 +88,7 @@ JSON
   until "$EXP_CANOPY" status --scheduler "$url" --json 2>/dev/null |
       grep -o '"role":"worker"' | wc -l | grep -qx 3; do sleep 0.05; done
   "$EXP_CANOPY" tune "$dir/sweep.json" --scheduler "$url" --fresh --json \
-    >"$dir/tune.json" 2>"$dir/tune.log"
+    --best-out "$dir/best.json" --csv "$dir/trials.csv" >"$dir/tune.json" 2>"$dir/tune.log"
   cp "$dir"/state/sweeps/*/results.jsonl "$dir/" 2>/dev/null || true
   cp "$dir"/state/sweeps/*/summary.json "$dir/" 2>/dev/null || true
   exp_cleanup
