@@ -131,7 +131,7 @@ import glob, json, os, sys
 out, cores, rows, epochs, configs, models = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), \
     int(sys.argv[4]), int(sys.argv[5]), sys.argv[6:]
 res = {"question": "1.2", "cores_per_worker": cores, "workers": 3, "train_rows": rows,
-       "epochs": epochs, "configs": configs, "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
+       "epochs": epochs, "configs": configs, "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
        "load_average_end": open("/proc/loadavg").read().split()[:3], "runs": []}
 for m in models:
     d = os.path.join(out, f"{m}-trial")
