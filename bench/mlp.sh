@@ -4,19 +4,29 @@
 #
 # Same model (784-256-128-10), data (Fashion-MNIST), batch (64), optimizer
 # (Adam, lr 1e-3, cosine schedule) for both; each at its best of 1 and 2
-# threads. Training time only (no evaluation) for both.
+# threads. Training time only (no evaluation) for both. Each figure is the
+# median of ROUNDS runs.
+#
+# BLAS: canopy picks the OpenBLAS core the CPU supports (re-executing itself
+# with OPENBLAS_CORETYPE when OpenBLAS fell back to a generic one; see
+# `canopy version`). Debian's PyTorch calls sgemm in the same system
+# OpenBLAS, so it runs with the same core and BLAS thread count, and each
+# side prints the kernels it used.
 #
 # usage: bench/mlp.sh            (from the repository root)
 # env:   BUILD (default build-bench-mlp), CANOPY_BIN (use this canopy binary),
-#        EPOCHS (canopy, default 10), TORCH_EPOCHS (default 2), THREADS ("1 2")
-# last line: mlp: samples_per_s=N torch_ratio=R gemm_bound_ratio=G test_acc=A
+#        EPOCHS (canopy, default 10), TORCH_EPOCHS (default 2), THREADS ("1 2"),
+#        ROUNDS (default 3)
+# last line: mlp: samples_per_s=N torch_ratio=R gemm_bound_ratio=G test_acc=A load=L
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-bench-mlp}
 EPOCHS=${EPOCHS:-10}
 TORCH_EPOCHS=${TORCH_EPOCHS:-2}
 THREADS=${THREADS:-"1 2"}
+ROUNDS=${ROUNDS:-3}
 PY=/usr/bin/python3
+. bench/lib.sh
 
 if [ ! -d "$BUILD" ]; then
     meson setup "$BUILD" --buildtype=release >/dev/null
@@ -40,22 +50,49 @@ best() { # best A B -> the larger
     awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0) ? a : b }'
 }
 
+bench_header mlp "$CANOPY" "$ROUNDS"
+# The core canopy runs on (its own choice, or the user's OPENBLAS_CORETYPE);
+# gemm_bound and PyTorch get the same. gemm_bound does not re-execute
+# itself, so it needs the variable to see the same kernels.
+CORE=$(bench_blas_core "$CANOPY")
+echo "  OpenBLAS core for every side: ${CORE:-default}"
+blas_env() { # blas_env THREADS CMD...: run CMD with the shared BLAS settings
+    t=$1
+    shift
+    if [ -n "$CORE" ]; then
+        OPENBLAS_CORETYPE=$CORE OPENBLAS_NUM_THREADS=$t "$@"
+    else
+        OPENBLAS_NUM_THREADS=$t "$@"
+    fi
+}
+
 c_best=0 c_acc=0 t_best=0 g_best=0
 for t in $THREADS; do
-    g=$("$BUILD/bench/gemm_bound" --threads "$t" --seconds 2)
-    echo "$g"
-    g_best=$(best "$g_best" "$(printf '%s\n' "$g" | sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p')")
-
-    j=$("$CANOPY" mlp train --threads "$t" --epochs "$EPOCHS" --json | tail -n 1)
-    echo "canopy threads=$t: $j"
-    s=$(field samples_per_s "$j")
-    if [ "$(best "$s" "$c_best")" = "$s" ]; then c_best=$s; c_acc=$(field test_acc "$j"); fi
-
-    j=$($PY bench/mlp_torch.py --threads "$t" --epochs "$TORCH_EPOCHS" | tail -n 1)
-    echo "torch  threads=$t: $j"
-    t_best=$(best "$t_best" "$(field samples_per_s "$j")")
+    gs="" cs="" ts="" accs=""
+    for r in $(seq 1 "$ROUNDS"); do
+        g=$(blas_env "$t" "$BUILD/bench/gemm_bound" --threads "$t" --seconds 2)
+        gs="$gs $(printf '%s\n' "$g" | sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p')"
+        j=$("$CANOPY" mlp train --threads "$t" --epochs "$EPOCHS" --json | tail -n 1)
+        cs="$cs $(field samples_per_s "$j")"
+        accs="$accs $(field test_acc "$j")"
+        jt=$(blas_env "$t" $PY bench/mlp_torch.py --threads "$t" --epochs "$TORCH_EPOCHS" | tail -n 1)
+        ts="$ts $(field samples_per_s "$jt")"
+        echo "  threads=$t round $r: gemm_bound $(echo "$gs" | awk '{print $NF}') canopy $(field samples_per_s "$j") torch $(field samples_per_s "$jt") samples/s | load $(bench_load)"
+    done
+    g=$(printf '%s\n' $gs | median)
+    c=$(printf '%s\n' $cs | median)
+    tt=$(printf '%s\n' $ts | median)
+    echo "threads=$t medians: gemm_bound $g canopy $c torch $tt samples/s"
+    echo "  kernels: canopy sgemm in $(bench_blas "$CANOPY")"
+    echo "  kernels: torch $(printf '%s\n' "$jt" | sed -n 's/.*"torch":"\([^"]*\)".*/\1/p') sgemm in $(printf '%s\n' "$jt" | sed -n 's/.*"blas":"\([^"]*\)".*/\1/p')"
+    g_best=$(best "$g_best" "$g")
+    t_best=$(best "$t_best" "$tt")
+    if [ "$(best "$c" "$c_best")" = "$c" ]; then
+        c_best=$c
+        c_acc=$(printf '%s\n' $accs | median)
+    fi
 done
 
-awk -v c="$c_best" -v t="$t_best" -v g="$g_best" -v a="$c_acc" 'BEGIN {
-    printf "mlp: samples_per_s=%d torch_ratio=%.2f gemm_bound_ratio=%.2f test_acc=%.3f\n",
-        c, c / t, c / g, a }'
+awk -v c="$c_best" -v t="$t_best" -v g="$g_best" -v a="$c_acc" -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+    printf "mlp: samples_per_s=%d torch_ratio=%.2f gemm_bound_ratio=%.2f test_acc=%.3f load=%s\n",
+        c, c / t, c / g, a, l }'

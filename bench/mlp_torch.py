@@ -3,8 +3,10 @@
 schedule as `canopy mlp train`, timed the same way (training steps only, not
 evaluation). Prints one JSON line."""
 import argparse
+import ctypes
 import gzip
 import json
+import os
 import struct
 import time
 
@@ -26,6 +28,29 @@ def load(images, labels):
     assert magic == 0x801 and m == n, labels
     y = np.frombuffer(data, dtype=np.uint8, offset=8).astype(np.int64)
     return torch.from_numpy(x), torch.from_numpy(y)
+
+
+def blas_kernels():
+    """Which BLAS this process runs its sgemm in: the libraries it mapped
+    and, for OpenBLAS, the core it chose (openblas_get_corename)."""
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "blas" in os.path.basename(path) or "dnnl" in os.path.basename(path):
+                libs.add(path)
+    desc = []
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            desc.append("%s (%s, core %s)" % (os.path.basename(path),
+                                              lib.openblas_get_config().decode().split()[1],
+                                              lib.openblas_get_corename().decode()))
+        except (OSError, AttributeError):
+            desc.append(os.path.basename(path))
+    return "; ".join(desc)
 
 
 def main():
@@ -74,7 +99,8 @@ def main():
         acc = (model(xte).argmax(1) == yte).float().mean().item()
     print(json.dumps({"threads": a.threads, "epochs": a.epochs, "train_seconds": train_s,
                       "samples_per_s": n * a.epochs / train_s, "test_acc": acc,
-                      "torch": torch.__version__}, separators=(",", ":")))
+                      "torch": torch.__version__, "blas": blas_kernels()},
+                     separators=(",", ":")))
 
 
 if __name__ == "__main__":

@@ -8,24 +8,31 @@
 #     per worker, 1 and 3 workers; samples/s is the sum of the workers'
 #     training rates (data loading excluded). SSP(3) and the measured
 #     compute-to-communication ratio are printed beside them.
+# The push-and-pull figure is the median of 7 rounds; each training run is
+# repeated --rounds times (default 3) and its median samples/s kept. The CPU
+# model, BLAS core and load average are printed beside the figures.
 # Writes results/ps-bench.json and ends with
-#   ps: push_pull_ratio_vs_nng=R asp_speedup_3=S bsp_speedup_3=B
-#   bench/ps.sh [--cores 0.4] [--rows 60000]
+#   ps: push_pull_ratio_vs_nng=R asp_speedup_3=S bsp_speedup_3=B load=L
+#   bench/ps.sh [--cores 0.4] [--rows 60000] [--rounds 3]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cores=0.4
 rows=60000
+rounds=3
 while [ $# -gt 0 ]; do
   case $1 in
     --cores) cores=$2; shift 2 ;;
     --rows) rows=$2; shift 2 ;;
-    *) echo "usage: bench/ps.sh [--cores X] [--rows N]" >&2; exit 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    *) echo "usage: bench/ps.sh [--cores X] [--rows N] [--rounds R]" >&2; exit 2 ;;
   esac
 done
 . "$here/../deploy/experiments/lib.sh"
 cd "$EXP_ROOT"
 exp_setup "$EXP_ROOT/build-exp"
 trap exp_cleanup EXIT INT TERM
+. "$here/lib.sh"
+bench_header ps "$EXP_CANOPY" "$rounds"
 if ! cg_available; then
   echo "bench/ps.sh: CPU cgroups are not writable here (root needed); cannot limit the small VMs" >&2
   exit 1
@@ -50,9 +57,16 @@ for mode in asp bsp ssp; do
     [ "$mode" = ssp ] && extra=', "staleness": 3'
     exp_merge "$out/base.json" "{\"name\": \"$name\", \"consistency\": \"$mode\", \"workers\": $w$extra}" \
       "$out/$name.json"
-    echo "== $name: $w worker(s) of $cores core, shard of $cores core"
-    exp_run_job "$out/$name" "$out/$name.json" "$cores" || echo "   failed: $out/$name/train.out" >&2
-    grep -E '^done|compute' "$out/$name/train.out" || true
+    for r in $(seq 1 "$rounds"); do
+      echo "== $name round $r: $w worker(s) of $cores core, shard of $cores core (load $(bench_load))"
+      exp_run_job "$out/$name-r$r" "$out/$name.json" "$cores" || echo "   failed: $out/$name-r$r/train.out" >&2
+      grep -E '^done|compute' "$out/$name-r$r/train.out" || true
+    done
+    set -- "$out/$name"-r*/summary.json
+    if [ -e "$1" ]; then
+      mkdir -p "$out/$name"
+      cp "$(bench_median_json samples_per_s "$@")" "$out/$name/summary.json"
+    fi
   done
 done
 
@@ -80,6 +94,7 @@ speed = {m: sps(f"{m}-3") / sps(f"{m}-1") for m in ("asp", "bsp", "ssp")}
 res["speedup_3"] = speed
 json.dump(res, open(f"{out}/../ps-bench.json", "w"), indent=1)
 print(f"ssp(3) speedup_3={speed['ssp']:.2f}")
+load = open("/proc/loadavg").read().split()[0]
 print(f"ps: push_pull_ratio_vs_nng={ratio:.2f} asp_speedup_3={speed['asp']:.2f} "
-      f"bsp_speedup_3={speed['bsp']:.2f}")
+      f"bsp_speedup_3={speed['bsp']:.2f} load={load}")
 PY

@@ -1,13 +1,15 @@
 // ps_bench.c: a push-and-pull of an N-float vector through canopy's
-// parameter server (ps_client_push_pull against one ps_service shard, ASP,
-// SGD: the shard applies every gradient) versus raw nng req/rep moving the
-// same bytes (request N floats, reply N floats, no processing), both on tcp
-// loopback in one process. Rounds alternate between the two and the median
-// round of each is compared.
+// parameter server (ps_client_push_pull against S ps_service shards, ASP,
+// SGD: the shards apply every gradient) versus raw nng req/rep moving the
+// same bytes (request N floats, reply N floats, no processing, one socket),
+// both on tcp loopback in one process. Rounds alternate between the two and
+// the median round of each is compared.
 //
-//   ps_bench [--params N] [--iters K] [--rounds R]
-// Last line: "ps_bench: params=N nng_mb_s=X ps_mb_s=Y ratio=R" where MB/s
-// counts the bytes of both directions (2 * 4N per step).
+//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw]
+// --no-raw times canopy only (to profile its data path alone).
+// Last line: "ps_bench: params=N shards=S nng_mb_s=X ps_mb_s=Y ratio=R
+// us_per_step=T" where MB/s counts the bytes of both directions (2 * 4N per
+// step) and T is the median time of one canopy push-and-pull.
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -85,17 +87,26 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     uint64_t n = 1000000;
-    int iters = 100, rounds = 5;
+    int iters = 100, rounds = 5, shards = 1, with_raw = 1;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--no-raw") == 0)
+            with_raw = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--params") == 0)
+        if (strcmp(argv[i], "--no-raw") == 0)
+            i--;
+        else if (strcmp(argv[i], "--params") == 0)
             n = strtoull(argv[i + 1], NULL, 10);
         else if (strcmp(argv[i], "--iters") == 0)
             iters = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--rounds") == 0)
             rounds = atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--shards") == 0)
+            shards = atoi(argv[i + 1]);
     }
-    if (n < 1 || iters < 1 || rounds < 1 || rounds > 64) {
-        fprintf(stderr, "usage: ps_bench [--params N] [--iters K] [--rounds R<=64]\n");
+    if (n < 1 || iters < 1 || rounds < 1 || rounds > 64 || shards < 1 || shards > 16 ||
+        n < (uint64_t)shards) {
+        fprintf(stderr,
+                "usage: ps_bench [--params N] [--iters K] [--rounds R<=64] [--shards S<=16]\n");
         return 2;
     }
     g_bytes = n * sizeof(float);
@@ -128,20 +139,24 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    // canopy ps: one shard
-    char err[512], url[128];
-    rpc_server *srv;
-    ps_service *svc;
+    // canopy ps: S shards, each its own server
+    char err[512], url[16][128];
+    const char *urls[16];
+    rpc_server *srv[16];
+    ps_service *svc[16];
     rpc_server_opts so = {.url = "tcp://127.0.0.1:0"};
-    if (rpc_server_open(&srv, &so, err, sizeof err) != CN_OK ||
-        ps_service_new(&svc, srv, NULL, err, sizeof err) != CN_OK ||
-        rpc_server_start(srv, err, sizeof err) != CN_OK) {
-        fprintf(stderr, "ps_bench: %s\n", err);
-        return 1;
+    for (int k = 0; k < shards; k++) {
+        if (rpc_server_open(&srv[k], &so, err, sizeof err) != CN_OK ||
+            ps_service_new(&svc[k], srv[k], NULL, err, sizeof err) != CN_OK ||
+            rpc_server_start(srv[k], err, sizeof err) != CN_OK) {
+            fprintf(stderr, "ps_bench: %s\n", err);
+            return 1;
+        }
+        rpc_server_url(srv[k], url[k], sizeof url[k]);
+        urls[k] = url[k];
     }
-    rpc_server_url(srv, url, sizeof url);
-    const char *urls[1] = {url};
-    ps_client_opts po = {.urls = urls, .shards = 1, .n_params = n, .job_id = "bench"};
+    ps_client_opts po = {
+        .urls = urls, .shards = (uint32_t)shards, .n_params = n, .job_id = "bench"};
     ps_client *pc;
     if (ps_client_open(&pc, &po, err, sizeof err) != CN_OK) {
         fprintf(stderr, "ps_bench: %s\n", err);
@@ -150,7 +165,7 @@ int main(int argc, char **argv)
     ps_shard_cfg cfg;
     memset(&cfg, 0, sizeof cfg);
     snprintf(cfg.job_id, sizeof cfg.job_id, "bench");
-    cfg.shards = 1;
+    cfg.shards = (uint32_t)shards;
     cfg.n_params = n;
     cfg.hi = n;
     optim_cfg_default(&cfg.optim, OPTIM_SGD);
@@ -163,23 +178,28 @@ int main(int argc, char **argv)
     }
 
     uint64_t clock = 0;
-    raw_round(rc, grad, 5); // warm up both paths
+    if (with_raw)
+        raw_round(rc, grad, 5); // warm up both paths
     ps_round(pc, grad, params, 5, &clock);
     double raw[64], ps[64];
     for (int r = 0; r < rounds; r++) {
-        raw[r] = raw_round(rc, grad, iters);
+        raw[r] = with_raw ? raw_round(rc, grad, iters) : 0;
         ps[r] = ps_round(pc, grad, params, iters, &clock);
         printf("round %d: nng %.0f MB/s, ps %.0f MB/s\n", r, raw[r], ps[r]);
     }
     qsort(raw, (size_t)rounds, sizeof *raw, cmp_d);
     qsort(ps, (size_t)rounds, sizeof *ps, cmp_d);
     double rm = raw[rounds / 2], pm = ps[rounds / 2];
-    printf("ps_bench: params=%llu nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f\n", (unsigned long long)n,
-           rm, pm, rm > 0 ? pm / rm : 0);
+    printf(
+        "ps_bench: params=%llu shards=%d nng_mb_s=%.0f ps_mb_s=%.0f ratio=%.3f us_per_step=%.1f\n",
+        (unsigned long long)n, shards, rm, pm, rm > 0 ? pm / rm : 0,
+        pm > 0 ? 2.0 * (double)g_bytes / pm : 0);
     ps_client_close(pc);
-    ps_service_stop(svc);
-    rpc_server_close(srv, 1000);
-    ps_service_free(svc);
+    for (int k = 0; k < shards; k++) {
+        ps_service_stop(svc[k]);
+        rpc_server_close(srv[k], 1000);
+        ps_service_free(svc[k]);
+    }
     nng_close(rc);
     nng_close(rs);
     free(grad);

@@ -6,9 +6,12 @@
 # same measurement as bench/sweep.sh (plain cgroup quotas on loopback), so the
 # two give the cost of the virtual network; writes
 # results/sim-sweep[-TAG]/summary.json and ends with
-#   sim-sweep: delay=D t_1=T1 t_2=T2 t_3=T3 speedup_2=S2 speedup_3=S3
+#   sim-sweep: delay=D t_1=T1 t_2=T2 t_3=T3 speedup_2=S2 speedup_3=S3 load=L
 #   bench/sim-sweep.sh [--cores 0.5] [--delay 0ms] [--sweep FILE] [--samples N]
 #                      [--workers "1 2 3"] [--canopy PATH] [--tag TAG] [--plain]
+#                      [--rounds 3]
+# Each VM count runs --rounds times and its median wall time is kept; the
+# CPU model, BLAS core and load average are printed beside the figures.
 # --samples N rewrites the sweep's search.samples (a shorter sweep). --plain
 # runs the same processes with the same quotas (scheduler included) on
 # loopback without namespaces, as bench/sweep.sh does, for the comparison.
@@ -16,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 cores=0.5 delay=0ms sweep=deploy/sweeps/forest-cover.json samples="" counts="1 2 3" canopy="" tag="" plain=0
+rounds=3
 while [ $# -gt 0 ]; do
   case $1 in
     --cores) cores=$2; shift 2 ;;
@@ -26,7 +30,8 @@ while [ $# -gt 0 ]; do
     --canopy) canopy=$2; shift 2 ;;
     --tag) tag=-$2; shift 2 ;;
     --plain) plain=1; shift ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
   esac
 done
 if [ -z "$canopy" ]; then
@@ -35,6 +40,8 @@ if [ -z "$canopy" ]; then
   canopy=$root/build-bench/cli/canopy
 fi
 canopy=$(cd "$(dirname "$canopy")" && pwd)/$(basename "$canopy")
+. "$root/bench/lib.sh"
+bench_header sim-sweep "$canopy" "$rounds"
 
 export CANOPY_SIM_PREFIX=cnbench CANOPY_SIM_SUBNET=10.216.0
 export CANOPY_SIM_STATE=${TMPDIR:-/tmp}/canopy-sim-bench.$$
@@ -74,30 +81,32 @@ PY
 
 export CANOPY_TOKEN=bench-$$
 # Plain mode: the same roles on loopback, each in a CPU cgroup of its own.
-plain_up() { # N
+plain_up() { # N (round r)
   local n=$1 i port=$((17100 + ($$ % 800) * 4))
   sched=tcp://127.0.0.1:$port
   cg_create "simb-$$-s" "$cores"
   ( cg_exec "simb-$$-s" "$canopy" scheduler --insecure --listen "$sched" --state-dir "$out/state-$n" --log-level warn ) \
-    2>"$out/scheduler-$n.log" &
+    2>"$out/scheduler-$n-$r.log" &
   pids+=($!)
   for i in $(seq 1 "$n"); do
     cg_create "simb-$$-w$i" "$cores"
     ( cg_exec "simb-$$-w$i" "$canopy" worker --insecure --scheduler "$sched" --name "small-vm-$i" --threads 1 \
-        --cache-dir "$out/cache-$n-$i" --log-level warn ) 2>"$out/worker-$n-$i.log" &
+        --cache-dir "$out/cache-$n-$i" --log-level warn ) 2>"$out/worker-$n-$r-$i.log" &
     pids+=($!)
   done
   until "$canopy" status --insecure --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null |
       grep -o '"role":"worker"' | wc -l | grep -qx "$n"; do sleep 0.2; done
-  echo "== $n plain quota worker(s) of $cores core: running $(basename "$sweep")${samples:+ (samples=$samples)}"
-  "$canopy" tune --insecure "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n.json" \
-    --csv "$out/trials-$n.csv" >"$out/tune-$n.json" 2>"$out/tune-$n.log"
-  cat "$out/tune-$n.json"
+  echo "== $n plain quota worker(s) of $cores core, round $r: running $(basename "$sweep")${samples:+ (samples=$samples)} (load $(bench_load))"
+  "$canopy" tune --insecure "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n-$r.json" \
+    --csv "$out/trials-$n-$r.csv" >"$out/tune-$n-$r.json" 2>"$out/tune-$n-$r.log"
+  cat "$out/tune-$n-$r.json"
+  rm -rf "$out/state-$n"
   echo
   cleanup
 }
 
 for n in $counts; do
+ for r in $(seq 1 "$rounds"); do
   if [ $plain = 1 ]; then plain_up "$n"; continue; fi
   "$sim" up $((n + 1)) --cores "$cores" --delay "$delay"
   sched=tcp://$("$sim" addr host1):7070
@@ -111,12 +120,15 @@ for n in $counts; do
   until "$sim" run host1 "$canopy" status --insecure --scheduler "$sched" --json --timeout-ms 1000 2>/dev/null |
       grep -o '"role":"worker","rank":[0-9]*,"address":"[^"]*","name":"[^"]*","state":"alive"' |
       wc -l | grep -qx "$n"; do sleep 0.2; done
-  echo "== $n simulated VM(s) of $cores core, delay $delay: running $(basename "$sweep")${samples:+ (samples=$samples)}"
-  "$sim" run host1 "$canopy" tune --insecure "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n.json" \
-    --csv "$out/trials-$n.csv" >"$out/tune-$n.json" 2>"$out/tune-$n.log"
-  cat "$out/tune-$n.json"
+  echo "== $n simulated VM(s) of $cores core, delay $delay, round $r: running $(basename "$sweep")${samples:+ (samples=$samples)} (load $(bench_load))"
+  "$sim" run host1 "$canopy" tune --insecure "$spec" --scheduler "$sched" --fresh --json --best-out "$out/best-$n-$r.json" \
+    --csv "$out/trials-$n-$r.csv" >"$out/tune-$n-$r.json" 2>"$out/tune-$n-$r.log"
+  cat "$out/tune-$n-$r.json"
   echo
   "$sim" down
+  rm -rf "$out/state-$n"
+ done
+ cp "$(bench_median_json elapsed_seconds "$out"/tune-"$n"-*.json)" "$out/tune-$n.json"
 done
 
 [ $plain = 0 ] || delay=plain
@@ -137,5 +149,6 @@ for n in counts:
 json.dump(res, open(f"{out}/summary.json", "w"), indent=2)
 t = " ".join(f"t_{n}={runs[n]['elapsed_seconds']:.1f}" for n in counts)
 s = " ".join(f"speedup_{n}={t1 / runs[n]['elapsed_seconds']:.2f}" for n in counts[1:])
-print(f"sim-sweep: delay={os.environ['DELAY']} {t} {s}")
+load = open("/proc/loadavg").read().split()[0]
+print(f"sim-sweep: delay={os.environ['DELAY']} {t} {s} load={load}")
 PY

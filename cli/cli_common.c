@@ -8,6 +8,7 @@
 
 #include "cli/cli.h"
 #include "common/cn_log.h"
+#include "ml/blas_info.h"
 
 void cli_net_defaults(cli_net *n)
 {
@@ -147,6 +148,13 @@ static sigset_t daemon_signals(void)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     return set;
+}
+
+void cli_log_blas(void)
+{
+    char line[256];
+    blas_describe(line, sizeof line);
+    CN_INFO("blas: %s", line);
 }
 
 void cli_block_signals(void)

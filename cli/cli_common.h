@@ -102,6 +102,10 @@ int cli_rpc_fail(const cli_net *n, const char *cmd, rpc_code code, const char *d
 void cli_block_signals(void);
 int cli_wait_signal(void);
 
+// cli_log_blas logs which BLAS library, version, core (and why) and thread
+// count this process uses: every daemon's first log line.
+void cli_log_blas(void);
+
 // cli_parse parses flags for cmd; on --help prints usage + options and
 // returns 0 with *done set; on error prints it and returns CLI_EXIT_USAGE
 // with *done set.

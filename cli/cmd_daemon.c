@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -72,6 +73,7 @@ int cmd_scheduler(int argc, char **argv)
     if (!cli_net_load(&net, "scheduler") || !cli_net_check_url(&net, "scheduler", "listen", listen))
         return CLI_EXIT_USAGE;
     cn_log_set_node("scheduler");
+    cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     sched_opts so = {.listen = listen,
@@ -97,6 +99,20 @@ int cmd_scheduler(int argc, char **argv)
     start_shutdown_watchdog(15);
     sched_close(s);
     return CLI_EXIT_OK;
+}
+
+// dir_ok reports whether path names a directory, or (when it may be absent)
+// nothing yet; on false it prints the usage error for flag.
+static bool dir_ok(const char *cmd, const char *flag, const char *path, bool may_be_absent)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 ? S_ISDIR(st.st_mode) : may_be_absent)
+        return true;
+    char msg[CN_OPT_STRLEN + 128];
+    snprintf(msg, sizeof msg, "--%s: \"%s\" %s", flag, path,
+             access(path, F_OK) == 0 ? "exists and is not a directory" : "is not a directory");
+    cli_usage_error(cmd, msg);
+    return false;
 }
 
 // node_main runs a ps or worker daemon.
@@ -184,6 +200,13 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         !cli_net_check_url(&net, cmd, "advertise", advertise) ||
         !cli_net_check_url(&net, cmd, "scheduler", net.scheduler))
         return CLI_EXIT_USAGE;
+    // Directories are checked before anything starts, not when the first
+    // work item or checkpoint would trip over them.
+    if (worker && (!dir_ok(cmd, "cache-dir", cache_dir, true) ||
+                   (data_dir[0] && !dir_ok(cmd, "data", data_dir, false))))
+        return CLI_EXIT_USAGE;
+    if (!worker && ckpt_dir[0] && !dir_ok(cmd, "checkpoint-dir", ckpt_dir, true))
+        return CLI_EXIT_USAGE;
     if (threads == 0)
         threads = sysconf(_SC_NPROCESSORS_ONLN);
     if (!name[0]) {
@@ -193,6 +216,7 @@ static int node_main(const char *cmd, cluster_role role, int argc, char **argv)
         snprintf(name, sizeof name, "%s:%d", host, (int)getpid());
     }
     cn_log_set_node(cmd);
+    cli_log_blas();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;

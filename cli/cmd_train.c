@@ -40,14 +40,36 @@ static void resolve(const char *job_path, const char *file, char *out, size_t n)
 }
 
 typedef struct progress {
-    int evals_seen;
+    int evals_seen, rounds_seen;
     uint64_t last_print;
     bool quiet;
 } progress;
 
+// show_rounds prints one line per round closed since the last call.
+static void show_rounds(const cJSON *st, progress *p)
+{
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(st, "round_history");
+    int n = cJSON_GetArraySize(rs);
+    for (; p->rounds_seen < n; p->rounds_seen++) {
+        const cJSON *r = cJSON_GetArrayItem(rs, p->rounds_seen);
+        printf("round %.0f/%.0f  acc %.4f  loss %.4f  clients %.0f/%.0f (%.0f dropped, %.0f late)  "
+               "%.1f MB  %.2f s  [%.1f s]\n",
+               cli_num(r, "round") + 1, cli_num(st, "rounds"), cli_num(r, "accuracy"),
+               cli_num(r, "loss"), cli_num(r, "finished"), cli_num(r, "selected"),
+               cli_num(r, "dropped"), cli_num(r, "late"), cli_num(r, "bytes") / 1e6,
+               cli_num(r, "seconds"), cli_num(r, "t"));
+    }
+    fflush(stdout);
+}
+
 static void show(const cJSON *st, void *arg)
 {
     progress *p = arg;
+    if (strcmp(cli_str(st, "mode"), "federated") == 0) {
+        if (!p->quiet)
+            show_rounds(st, p);
+        return;
+    }
     int evals = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(st, "evals"));
     uint64_t now = cn_now_ms();
     double steps = cli_num(st, "steps");
@@ -68,8 +90,19 @@ static void show(const cJSON *st, void *arg)
     p->last_print = now;
 }
 
-static void print_done(const cJSON *st)
+static void print_done(const cJSON *st, progress *p)
 {
+    if (strcmp(cli_str(st, "mode"), "federated") == 0) {
+        if (!p->quiet)
+            show_rounds(st, p);
+        printf("done: test accuracy %.4f, loss %.4f after %.0f rounds (%s) over %.1f s "
+               "(%.0f parameters)\n",
+               cli_num(st, "accuracy"), cli_num(st, "test_loss"), cli_num(st, "round"),
+               cli_str(st, "strategy"), cli_num(st, "elapsed_seconds"), cli_num(st, "n_params"));
+        printf("results: %s\nmodel: %s\n", cli_str(st, "results_dir"),
+               cli_str(st, "model_path"));
+        return;
+    }
     printf("done: test accuracy %.4f, loss %.4f, %.0f samples/s over %.1f s (%.0f parameters)\n",
            cli_num(st, "accuracy"), cli_num(st, "test_loss"), cli_num(st, "samples_per_s"),
            cli_num(st, "elapsed_seconds"), cli_num(st, "n_params"));
@@ -162,10 +195,19 @@ int cmd_train_job(int argc, char **argv)
                         .resume = resume};
     if ((exit_code = cli_job_submit(c, "train", &req, &sub)) != CLI_EXIT_OK)
         goto out;
-    printf("job %s %s: %s, %u shard%s, %u worker%s, batch %u, %u epoch%s\n", sub.job_id,
-           sub.existing ? "reattached" : "submitted", ps_mode_name(spec.mode), spec.shards,
-           spec.shards == 1 ? "" : "s", spec.workers, spec.workers == 1 ? "" : "s", spec.batch,
-           spec.epochs, spec.epochs == 1 ? "" : "s");
+    if (spec.fed.on)
+        printf("job %s %s: federated, %s, %u shard%s, %u client%s, %u round%s of %u local "
+               "epoch%s\n",
+               sub.job_id, sub.existing ? "reattached" : "submitted",
+               fed_strategy_name(spec.fed.server.strategy), spec.shards,
+               spec.shards == 1 ? "" : "s", spec.fed.clients, spec.fed.clients == 1 ? "" : "s",
+               spec.fed.rounds, spec.fed.rounds == 1 ? "" : "s", spec.fed.local_epochs,
+               spec.fed.local_epochs == 1 ? "" : "s");
+    else
+        printf("job %s %s: %s, %u shard%s, %u worker%s, batch %u, %u epoch%s\n", sub.job_id,
+               sub.existing ? "reattached" : "submitted", ps_mode_name(spec.mode), spec.shards,
+               spec.shards == 1 ? "" : "s", spec.workers, spec.workers == 1 ? "" : "s",
+               spec.batch, spec.epochs, spec.epochs == 1 ? "" : "s");
     fflush(stdout);
     char reattach[1200];
     snprintf(reattach, sizeof reattach, "canopy train --resume %s", path);
@@ -180,7 +222,7 @@ int cmd_train_job(int argc, char **argv)
                     .arg = &p};
     exit_code = cli_job_follow(c, &f, &st);
     if (st && exit_code == CLI_EXIT_OK)
-        print_done(st);
+        print_done(st, &p);
     else if (st && exit_code == CLI_EXIT_FAILURE && strcmp(cli_str(st, "state"), "running"))
         fprintf(stderr, "canopy train: job %s %s: %s\n", sub.job_id, cli_str(st, "state"),
                 cli_str(st, "error"));

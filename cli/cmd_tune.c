@@ -385,9 +385,9 @@ int cmd_tune(int argc, char **argv)
     rpc_client *c = rc == CLI_EXIT_OK ? cli_open_scheduler(&o.net, "tune") : NULL;
     if (rc == CLI_EXIT_OK && c == NULL)
         rc = CLI_EXIT_USAGE;
-    if (c && rpc_wait_ready(c, "Cluster", "Ping", 10000) != RPC_OK) {
-        fprintf(stderr, "canopy tune: the scheduler at %s does not answer\n", o.net.scheduler);
-        rc = CLI_EXIT_UNAVAILABLE;
+    rpc_code ping = c ? rpc_wait_ready(c, "Cluster", "Ping", 10000) : RPC_OK;
+    if (ping != RPC_OK) {
+        rc = cli_rpc_fail(&o.net, "tune", ping, "");
     } else if (c) {
         rc = run_sweep(c, &o, &f);
     }

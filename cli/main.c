@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "ml/blas_info.h"
 
 typedef struct command {
     const char *name;
@@ -49,13 +50,19 @@ int cli_usage_error(const char *cmd, const char *msg)
 
 int main(int argc, char **argv)
 {
+    // Before anything else runs (and before any thread starts): if OpenBLAS
+    // fell back to a generic core this CPU outgrows, start again with the
+    // right one. Returns when there is nothing to do.
+    blas_fit_core(argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_EXIT_USAGE;
     }
     const char *name = argv[1];
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0) {
-        printf("canopy %s\n", CANOPY_VERSION);
+        char blas[256];
+        blas_describe(blas, sizeof blas);
+        printf("canopy %s\nblas: %s\n", CANOPY_VERSION, blas);
         return CLI_EXIT_OK;
     }
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {

@@ -22,7 +22,7 @@ ninja -C build-release >/dev/null
 canopy=./build-release/cli/canopy
 mkdir -p results/quickstart
 
-echo "== 1. canopy $($canopy version | cut -d' ' -f2): an embedded cluster on loopback"
+echo "== 1. canopy $($canopy version | head -n 1 | cut -d' ' -f2): an embedded cluster on loopback"
 $canopy local --ps 1 --workers 2 --state-dir state/quickstart status --ping
 
 echo
@@ -39,3 +39,9 @@ echo
 echo "== 4. data-parallel MLP training: deploy/jobs/fashion-mlp.json, 2 ps shards, 2 workers"
 $canopy local --ps 2 --workers 2 --threads 1 --state-dir state/quickstart \
   train deploy/jobs/fashion-mlp.json
+
+echo
+echo "== 5. federated learning on the same servers: deploy/jobs/fashion-fedavg.json"
+echo "   (the assignment's layout: one shard as the combiner, two clients, FedAvg)"
+$canopy local --ps 1 --workers 2 --threads 1 --state-dir state/quickstart \
+  train deploy/jobs/fashion-fedavg.json

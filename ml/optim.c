@@ -19,6 +19,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "records are written l
 #define OPTIM_HOT
 #endif
 
+#define N_KINDS 5 // optim_kind values
 #define STATE_MAGIC "CNOS"
 #define STATE_VERSION 1u
 
@@ -48,7 +49,7 @@ void optim_cfg_default(optim_cfg *cfg, optim_kind kind)
 
 cn_err optim_cfg_check(const optim_cfg *cfg, char *err, size_t errlen)
 {
-    if (cfg->kind != OPTIM_SGD && cfg->kind != OPTIM_MOMENTUM && cfg->kind != OPTIM_ADAM)
+    if ((unsigned)cfg->kind >= N_KINDS)
         return cn_errf(err, errlen, CN_EINVAL, "optimizer: unknown kind %d", (int)cfg->kind);
     if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr))
         return cn_errf(err, errlen, CN_EINVAL, "lr: %g is not allowed (must be > 0)",
@@ -59,7 +60,7 @@ cn_err optim_cfg_check(const optim_cfg *cfg, char *err, size_t errlen)
     if (cfg->kind == OPTIM_MOMENTUM && !(cfg->momentum >= 0.0f && cfg->momentum < 1.0f))
         return cn_errf(err, errlen, CN_EINVAL, "momentum: %g is not allowed (must be in [0, 1))",
                        (double)cfg->momentum);
-    if (cfg->kind == OPTIM_ADAM) {
+    if (cfg->kind == OPTIM_ADAM || cfg->kind == OPTIM_ADAGRAD || cfg->kind == OPTIM_YOGI) {
         if (!(cfg->beta1 >= 0.0f && cfg->beta1 < 1.0f) ||
             !(cfg->beta2 >= 0.0f && cfg->beta2 < 1.0f))
             return cn_errf(err, errlen, CN_EINVAL,
@@ -107,12 +108,12 @@ float optim_lr(const optim_cfg *cfg, uint64_t t)
     }
 }
 
-static const char *const kind_names[] = {"sgd", "momentum", "adam"};
+static const char *const kind_names[] = {"sgd", "momentum", "adam", "adagrad", "yogi"};
 static const char *const sched_names[] = {"constant", "step", "cosine"};
 
 cn_err optim_kind_parse(const char *name, optim_kind *out)
 {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < N_KINDS; i++)
         if (strcmp(name, kind_names[i]) == 0) {
             *out = (optim_kind)i;
             return CN_OK;
@@ -136,7 +137,7 @@ cn_err optim_sched_parse(const char *name, optim_sched *out)
 
 const char *optim_kind_name(optim_kind kind)
 {
-    return (unsigned)kind < 3 ? kind_names[kind] : "unknown";
+    return (unsigned)kind < N_KINDS ? kind_names[kind] : "unknown";
 }
 
 const char *optim_sched_name(optim_sched s)
@@ -146,7 +147,9 @@ const char *optim_sched_name(optim_sched s)
 
 static int kind_slots(optim_kind kind)
 {
-    return kind == OPTIM_ADAM ? 2 : kind == OPTIM_MOMENTUM ? 1 : 0;
+    return kind == OPTIM_ADAM || kind == OPTIM_ADAGRAD || kind == OPTIM_YOGI ? 2
+           : kind == OPTIM_MOMENTUM                                         ? 1
+                                                                            : 0;
 }
 
 optim_state *optim_state_new(const optim_cfg *cfg, size_t n)
@@ -198,30 +201,51 @@ float *optim_state_slot(optim_state *st, int slot)
     return slot >= 0 && slot < st->nslots ? st->slot[slot] : NULL;
 }
 
-// The kernels. wd is the coupled L2 coefficient (0 when unused).
+// The kernels. wd is the coupled L2 coefficient (0 when unused). out, when
+// not NULL, receives a copy of the updated values in the same pass; it may be
+// g itself: element i of g is read before element i of out is written, and
+// no element is read after it was written (hence ivdep, not restrict).
 
-OPTIM_HOT static void step_sgd(float *restrict w, const float *restrict g, size_t n, float lr,
+OPTIM_HOT static void step_sgd(float *restrict w, const float *g, float *out, size_t n, float lr,
                                float wd)
 {
-    for (size_t i = 0; i < n; i++)
-        w[i] -= lr * (g[i] + wd * w[i]);
+    if (out == NULL) {
+        for (size_t i = 0; i < n; i++)
+            w[i] -= lr * (g[i] + wd * w[i]);
+        return;
+    }
+#pragma GCC ivdep
+    for (size_t i = 0; i < n; i++) {
+        float wi = w[i] - lr * (g[i] + wd * w[i]);
+        w[i] = wi;
+        out[i] = wi;
+    }
 }
 
-OPTIM_HOT static void step_momentum(float *restrict w, const float *restrict g, float *restrict v,
-                                    size_t n, float lr, float wd, float mu, int nesterov)
+OPTIM_HOT static void step_momentum(float *restrict w, const float *g, float *restrict v,
+                                    float *out, size_t n, float lr, float wd, float mu,
+                                    int nesterov)
 {
     if (nesterov) {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * w[i];
             float vi = mu * v[i] + gi;
             v[i] = vi;
-            w[i] -= lr * (gi + mu * vi);
+            float wi = w[i] - lr * (gi + mu * vi);
+            w[i] = wi;
+            if (out)
+                out[i] = wi;
         }
     } else {
+#pragma GCC ivdep
         for (size_t i = 0; i < n; i++) {
             float vi = mu * v[i] + (g[i] + wd * w[i]);
             v[i] = vi;
-            w[i] -= lr * vi;
+            float wi = w[i] - lr * vi;
+            w[i] = wi;
+            if (out)
+                out[i] = wi;
         }
     }
 }
@@ -237,8 +261,8 @@ typedef struct adam_k {
     float a, c, b1, b2, ob1, ob2, eps, wd, decay;
 } adam_k;
 
-static void adam_scalar(float *restrict w, const float *restrict g, float *restrict m,
-                        float *restrict v, size_t i, size_t n, const adam_k *k)
+static void adam_scalar(float *restrict w, const float *g, float *restrict m, float *restrict v,
+                        float *out, size_t i, size_t n, const adam_k *k)
 {
     for (; i < n; i++) {
         float wi = w[i] * k->decay;
@@ -248,16 +272,17 @@ static void adam_scalar(float *restrict w, const float *restrict g, float *restr
         m[i] = mi;
         v[i] = vi;
         w[i] = wi - k->a * mi / (sqrtf(vi) * k->c + k->eps);
+        if (out)
+            out[i] = w[i];
     }
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-__attribute__((target("avx512f"))) static void adam_avx512(float *restrict w,
-                                                           const float *restrict g,
+__attribute__((target("avx512f"))) static void adam_avx512(float *restrict w, const float *g,
                                                            float *restrict m, float *restrict v,
-                                                           size_t n, const adam_k *k)
+                                                           float *out, size_t n, const adam_k *k)
 {
     const __m512 a = _mm512_set1_ps(k->a), c = _mm512_set1_ps(k->c);
     const __m512 b1 = _mm512_set1_ps(k->b1), b2 = _mm512_set1_ps(k->b2);
@@ -276,14 +301,17 @@ __attribute__((target("avx512f"))) static void adam_avx512(float *restrict w,
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
         __m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), c), eps);
-        _mm512_storeu_ps(w + i, _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(a, mi), den)));
+        __m512 wn = _mm512_sub_ps(wi, _mm512_div_ps(_mm512_mul_ps(a, mi), den));
+        _mm512_storeu_ps(w + i, wn);
+        if (out)
+            _mm512_storeu_ps(out + i, wn);
     }
-    adam_scalar(w, g, m, v, i, n, k);
+    adam_scalar(w, g, m, v, out, i, n, k);
 }
 
-__attribute__((target("avx"))) static void adam_avx(float *restrict w, const float *restrict g,
-                                                    float *restrict m, float *restrict v, size_t n,
-                                                    const adam_k *k)
+__attribute__((target("avx"))) static void adam_avx(float *restrict w, const float *g,
+                                                    float *restrict m, float *restrict v,
+                                                    float *out, size_t n, const adam_k *k)
 {
     const __m256 a = _mm256_set1_ps(k->a), c = _mm256_set1_ps(k->c);
     const __m256 b1 = _mm256_set1_ps(k->b1), b2 = _mm256_set1_ps(k->b2);
@@ -302,42 +330,70 @@ __attribute__((target("avx"))) static void adam_avx(float *restrict w, const flo
         _mm256_storeu_ps(m + i, mi);
         _mm256_storeu_ps(v + i, vi);
         __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), c), eps);
-        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(a, mi), den)));
+        __m256 wn = _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(a, mi), den));
+        _mm256_storeu_ps(w + i, wn);
+        if (out)
+            _mm256_storeu_ps(out + i, wn);
     }
-    adam_scalar(w, g, m, v, i, n, k);
+    adam_scalar(w, g, m, v, out, i, n, k);
 }
 #endif
 
-static void step_adam(float *restrict w, const float *restrict g, float *restrict m,
-                      float *restrict v, size_t n, const adam_k *k)
+static void step_adam(float *restrict w, const float *g, float *restrict m, float *restrict v,
+                      float *out, size_t n, const adam_k *k)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f")) {
-        adam_avx512(w, g, m, v, n, k);
+        adam_avx512(w, g, m, v, out, n, k);
         return;
     }
     if (__builtin_cpu_supports("avx")) {
-        adam_avx(w, g, m, v, n, k);
+        adam_avx(w, g, m, v, out, n, k);
         return;
     }
 #endif
-    adam_scalar(w, g, m, v, 0, n, k);
+    adam_scalar(w, g, m, v, out, 0, n, k);
 }
 
-void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
-                      size_t hi, uint64_t t)
+// Adagrad and Yogi (Reddi et al. 2021): the server optimizers of FedOpt.
+// Scalar: they step a model once per federated round, not per minibatch.
+static void step_adaptive(float *restrict w, const float *restrict g, float *restrict m,
+                          float *restrict v, size_t n, float lr, const optim_cfg *cfg, int yogi)
+{
+    float b1 = cfg->beta1, ob1 = 1.0f - cfg->beta1, ob2 = 1.0f - cfg->beta2;
+    float wd = cfg->weight_decay;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + wd * w[i];
+        float g2 = gi * gi;
+        m[i] = b1 * m[i] + ob1 * gi;
+        if (yogi) {
+            float d = v[i] - g2;
+            v[i] -= ob2 * g2 * (float)((d > 0.0f) - (d < 0.0f));
+        } else {
+            v[i] += g2;
+        }
+        w[i] -= lr * m[i] / (sqrtf(v[i]) + cfg->eps);
+    }
+}
+
+// step_range is optim_step_range with an optional copy of the result (out,
+// element 0 of the slice like w and g; may be g).
+static void step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
+                       size_t lo, size_t hi, uint64_t t)
 {
     CN_ASSERT(st != NULL && lo <= hi && hi <= st->n && cfg->kind == st->kind);
     float lr = optim_lr(cfg, t);
     size_t n = hi - lo;
     w += lo;
     g += lo;
+    if (out)
+        out += lo;
     switch (cfg->kind) {
     case OPTIM_SGD:
-        step_sgd(w, g, n, lr, cfg->weight_decay);
+        step_sgd(w, g, out, n, lr, cfg->weight_decay);
         break;
     case OPTIM_MOMENTUM:
-        step_momentum(w, g, st->slot[0] + lo, n, lr, cfg->weight_decay, cfg->momentum,
+        step_momentum(w, g, st->slot[0] + lo, out, n, lr, cfg->weight_decay, cfg->momentum,
                       cfg->nesterov);
         break;
     case OPTIM_ADAM: {
@@ -354,17 +410,36 @@ void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const flo
         k.eps = cfg->eps;
         k.wd = cfg->decoupled_wd ? 0.0f : cfg->weight_decay;
         k.decay = cfg->decoupled_wd ? 1.0f - lr * cfg->weight_decay : 1.0f;
-        step_adam(w, g, st->slot[0] + lo, st->slot[1] + lo, n, &k);
+        step_adam(w, g, st->slot[0] + lo, st->slot[1] + lo, out, n, &k);
         break;
     }
+    case OPTIM_ADAGRAD:
+    case OPTIM_YOGI:
+        step_adaptive(w, g, st->slot[0] + lo, st->slot[1] + lo, n, lr, cfg,
+                      cfg->kind == OPTIM_YOGI);
+        if (out)
+            memmove(out, w, n * sizeof *w);
+        break;
     }
+}
+
+void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
+                      size_t hi, uint64_t t)
+{
+    step_range(cfg, st, w, g, NULL, lo, hi, t);
 }
 
 void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
                 uint64_t t)
 {
+    optim_step_out(cfg, st, w, g, NULL, n, t);
+}
+
+void optim_step_out(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
+                    size_t n, uint64_t t)
+{
     CN_ASSERT(st != NULL && n == st->n && cfg->kind == st->kind);
-    optim_step_range(cfg, st, w, g, 0, n, t);
+    step_range(cfg, st, w, g, out, 0, n, t);
     st->steps++;
 }
 

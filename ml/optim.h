@@ -26,7 +26,12 @@ typedef enum {
     OPTIM_SGD,      // w -= lr * g
     OPTIM_MOMENTUM, // heavy ball (PyTorch convention, no dampening), optionally Nesterov
     OPTIM_ADAM,     // Adam with bias correction; AdamW with decoupled_wd
+    OPTIM_ADAGRAD,  // m = b1 m + (1-b1) g; v += g^2; w -= lr m / (sqrt(v) + eps)
+    OPTIM_YOGI,     // m as Adagrad; v -= (1-b2) g^2 sign(v - g^2); w -= lr m / (sqrt(v) + eps)
 } optim_kind;
+// Adagrad and Yogi follow Reddi et al., "Adaptive Federated Optimization"
+// (ICLR 2021), Algorithm 2: no bias correction, eps plays tau. They serve as
+// the server optimizers of FedAdagrad and FedYogi.
 
 typedef enum {
     OPTIM_SCHED_CONSTANT, // lr
@@ -68,10 +73,11 @@ cn_err optim_cfg_check(const optim_cfg *cfg, char *err, size_t errlen);
 float optim_lr(const optim_cfg *cfg, uint64_t t);
 
 // optim_kind_parse maps "sgd" | "momentum" | "adam" | "adamw" (ADAM with
-// decoupled_wd = 1 is set by the caller) to a kind; CN_EINVAL otherwise.
+// decoupled_wd = 1 is set by the caller) | "adagrad" | "yogi" to a kind;
+// CN_EINVAL otherwise.
 cn_err optim_kind_parse(const char *name, optim_kind *out);
 // OPTIM_NAMES lists the names optim_cfg_named takes.
-#define OPTIM_NAMES "sgd|momentum|adam|adamw"
+#define OPTIM_NAMES "sgd|momentum|adam|adamw|adagrad|yogi"
 
 // optim_cfg_named fills cfg with the defaults of the optimizer called name
 // ("adamw" is Adam with decoupled weight decay). CN_EINVAL for other names.
@@ -114,7 +120,7 @@ const char *optim_sched_name(optim_sched s);
 
 // optim_state holds the per-element state of one slice of n parameters
 // (nothing for SGD, velocity for MOMENTUM, first and second moments for
-// ADAM) and the count of steps applied. Opaque.
+// ADAM, ADAGRAD and YOGI) and the count of steps applied. Opaque.
 // Thread rule: one owner at a time; slices of one model may be stepped
 // concurrently with separate states.
 typedef struct optim_state optim_state;
@@ -134,6 +140,15 @@ void optim_state_free(optim_state *st);
 // not alias. Allocates nothing.
 void optim_step(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t n,
                 uint64_t t);
+
+// optim_step_out is optim_step that also writes the updated values to out
+// (n floats) in the same pass over memory, so a caller that must hand the
+// values on (a parameter-server shard answering a push) reads them once.
+// out may be g itself (each gradient element is read before the value at
+// the same index is written) but must not overlap w or the state. The
+// result in w is bit-identical to optim_step's.
+void optim_step_out(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
+                    size_t n, uint64_t t);
 
 // optim_step_range applies the update of step t to elements [lo, hi) only
 // (lo <= hi <= n, CN_ASSERT). w and g point at element 0 of the slice, as for

@@ -365,6 +365,8 @@ typedef struct fit_job {
     const size_t *eval_rows; // rows of d to predict tree by tree, or NULL
     size_t n_eval;
     double *eval;     // (pool size, n_eval, n_classes) or NULL
+    float *eval_cols; // (n_features, n_eval) the evaluation rows, column by column
+    uint32_t *route;  // (pool size, 3, n_eval) rf_tree_route scratch and leaves
     const double *cw; // (n_classes) class weights or NULL
     int max_features;
     size_t n_draws;
@@ -420,9 +422,11 @@ static void fit_tree(void *arg, size_t t, int worker)
     if (j->eval) {
         // Predict the evaluation rows while this tree is still in cache.
         double *ev = j->eval + (size_t)worker * j->n_eval * (size_t)k;
+        uint32_t *pos = j->route + (size_t)worker * 3 * j->n_eval, *tmp = pos + j->n_eval;
+        int32_t *leaf = (int32_t *)(tmp + j->n_eval);
+        rf_tree_route(tree, j->eval_cols, j->n_eval, pos, tmp, leaf);
         for (size_t i = 0; i < j->n_eval; i++) {
-            int32_t leaf = rf_tree_leaf(tree, j->d->x + j->eval_rows[i] * nf);
-            const float *v = tree->value + (size_t)leaf * k;
+            const float *v = tree->value + (size_t)leaf[i] * k;
             for (int c = 0; c < k; c++)
                 ev[i * k + c] += v[c];
         }
@@ -575,7 +579,14 @@ static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *ro
         job.n_eval = n_eval;
         job.eval = calloc((size_t)ml_pool_size(pool) * (n_eval ? n_eval : 1) * (size_t)k,
                           sizeof *job.eval);
-        if (job.eval == NULL)
+        job.route =
+            malloc((size_t)ml_pool_size(pool) * 3 * (n_eval ? n_eval : 1) * sizeof *job.route);
+        job.eval_cols = malloc((n_eval ? n_eval : 1) * d->n_features * sizeof *job.eval_cols);
+        if (job.eval_cols != NULL)
+            for (size_t i = 0; i < n_eval; i++)
+                for (size_t jf = 0; jf < d->n_features; jf++)
+                    job.eval_cols[jf * n_eval + i] = d->x[eval_rows[i] * d->n_features + jf];
+        if (job.eval == NULL || job.route == NULL || job.eval_cols == NULL)
             goto fail;
     }
     int want_oob = p->oob_score && p->bootstrap;
@@ -638,6 +649,8 @@ done:
     free(job.status);
     free(job.oob);
     free(job.eval);
+    free(job.route);
+    free(job.eval_cols);
     free(cw);
     ml_pool_free(pool);
     rf_prep_fini(&prep);

@@ -62,6 +62,9 @@ typedef struct rf_prep {
     uint8_t *codes;     // feature j's codes (n_rows of width code_w[j]) at codes + code_off[j]
     size_t *code_off;   // (n_features) byte offset of each column
     uint8_t *code_w;    // (n_features) bytes per code: 1, 2 or 4, by the number of distinct values
+    uint8_t *dense_bin; // (n_features) 1: two values, the rarer in at least 1/8 of the rows
+    size_t bit_words;   // 64-bit words of a bit set over the rows
+    uint64_t *bits;     // (n_features, bit_words) two-valued features: rows with code 1
     uint32_t *n_unique; // (n_features) distinct values per feature
     size_t *uniq_off;   // (n_features + 1) offsets into uniq
     float *uniq;        // distinct values of feature j, ascending: uniq[uniq_off[j]..]
@@ -73,27 +76,28 @@ typedef struct rf_prep {
 typedef struct rf_scratch {
     size_t n_rows, n_features;
     int n_classes;
-    uint32_t *idx;      // (n_rows) node sample lists, partitioned in place
-    uint32_t *tmp;      // (n_rows)
-    uint32_t *vals;     // (n_rows) gathered codes of the node's samples
-    uint64_t *keys;     // (n_rows) sort keys
-    double *hist;       // (max_unique, n_classes)
-    uint32_t *cnt;      // (max_unique)
-    int *features;      // (n_features)
-    double *w;          // (n_rows) sample weights of the current tree
-    uint32_t *boot;     // (n_rows) bootstrap counts of the current tree
-    double *cls;        // (4, n_classes) class-count work vectors
-    int32_t *ny;        // (n_rows) class of the row at each idx position
-    double *nw;         // (n_rows) weight of the row at each idx position
-    int32_t *tmpy;      // (n_rows) partition scratch for ny
-    double *tmpw;       // (n_rows) partition scratch for nw
-    size_t mask_words;  // 64-bit words per feature bit set
-    uint64_t *cur_mask; // (mask_words) features known constant at the current node
-    uint64_t *masks;    // (stack_cap, mask_words) known-constant sets of stacked nodes
-    double *hist4;      // (4, 16, n_classes) interleaved histograms for few-valued features
-    uint32_t *cnt4;     // (4, 16)
-    uint8_t *mark;      // (max_unique) values present in the node (min_samples_leaf 1)
-    double *stk_ct;     // (stack_cap, n_classes) class weights of stacked nodes
+    uint32_t *idx;       // (n_rows) node sample lists, partitioned in place
+    uint32_t *tmp;       // (n_rows)
+    uint32_t *vals;      // (n_rows) gathered codes of the node's samples
+    uint64_t *keys;      // (n_rows) sort keys
+    double *hist;        // (max_unique, n_classes)
+    uint32_t *cnt;       // (max_unique)
+    int *features;       // (n_features)
+    double *w;           // (n_rows) sample weights of the current tree
+    uint32_t *boot;      // (n_rows) bootstrap counts of the current tree
+    double *cls;         // (4, n_classes) class-count work vectors
+    int32_t *ny;         // (n_rows) class of the row at each idx position
+    double *nw;          // (n_rows) weight of the row at each idx position
+    int32_t *tmpy;       // (n_rows) partition scratch for ny
+    double *tmpw;        // (n_rows) partition scratch for nw
+    size_t mask_words;   // 64-bit words per feature bit set
+    uint64_t *cur_mask;  // (mask_words) features known constant at the current node
+    uint64_t *masks;     // (stack_cap, mask_words) known-constant sets of stacked nodes
+    double *hist4;       // (4, 16, n_classes) interleaved histograms for few-valued features
+    uint32_t *cnt4;      // (4, 16)
+    uint8_t *mark;       // (max_unique) values present in the node (min_samples_leaf 1)
+    double *stk_ct;      // (stack_cap, n_classes) class weights of stacked nodes
+    uint64_t *node_bits; // (bit_words) the current node's rows, when built; else all zero
     void *stack;
     size_t stack_cap;
 } rf_scratch;
@@ -131,6 +135,16 @@ static inline int32_t rf_tree_leaf(const rf_tree *t, const float *x)
         i = x[nodes[i].feature] <= nodes[i].threshold ? nodes[i].left : nodes[i].right;
     return i;
 }
+
+// rf_tree_route finds the leaf of n rows at once: cols holds them column
+// by column (feature j of row i at cols[j * n + i]), and leaf[i] receives
+// row i's leaf. Instead of walking each row from the root (a chain of
+// dependent loads and a mispredicted branch per level), it partitions the
+// list of rows at each split, as the tree was grown: a node's loads are
+// independent, in ascending order within one column, and the partition has
+// no branch. pos and tmp are scratch of n entries. The tree must be finished.
+void rf_tree_route(const rf_tree *t, const float *cols, size_t n, uint32_t *pos, uint32_t *tmp,
+                   int32_t *leaf);
 
 // rf_forest_alloc makes an empty forest shell with the given shape, copying
 // class values and names from d when d is not NULL. Returns NULL on OOM.

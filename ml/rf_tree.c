@@ -104,9 +104,12 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     p->codes = malloc(ccap);
     p->code_off = calloc(nf ? nf : 1, sizeof *p->code_off);
     p->code_w = calloc(nf ? nf : 1, 1);
+    p->dense_bin = calloc(nf ? nf : 1, 1);
+    p->bit_words = (n + 63) / 64;
+    p->bits = calloc((nf ? nf : 1) * (p->bit_words ? p->bit_words : 1), sizeof *p->bits);
     uint32_t *cc = malloc((n ? n : 1) * sizeof *cc);
     if (!a || !tmp || !block || !rank || !p->y || !p->n_unique || !p->uniq_off || !p->uniq ||
-        !p->codes || !p->code_off || !p->code_w || !cc)
+        !p->codes || !p->code_off || !p->code_w || !p->dense_bin || !p->bits || !cc)
         goto oom;
     for (size_t i = 0; i < n; i++)
         p->y[i] = d->y[rows ? rows[i] : i];
@@ -201,6 +204,15 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
         // Keep the next column aligned for 4-byte codes.
         clen = (clen + 3) & ~(size_t)3;
         p->n_unique[j] = nu;
+        if (nu == 2) {
+            size_t ones = 0;
+            uint64_t *bits = p->bits + j * p->bit_words;
+            for (size_t i = 0; i < n; i++) {
+                ones += cc[i];
+                bits[i >> 6] |= (uint64_t)cc[i] << (i & 63);
+            }
+            p->dense_bin[j] = ones >= n / 8 && n - ones >= n / 8;
+        }
         if (nu > p->max_unique)
             p->max_unique = nu;
         p->uniq_off[j] = nu_total;
@@ -228,6 +240,8 @@ void rf_prep_fini(rf_prep *p)
     free(p->codes);
     free(p->code_off);
     free(p->code_w);
+    free(p->dense_bin);
+    free(p->bits);
     free(p->n_unique);
     free(p->uniq_off);
     free(p->uniq);
@@ -276,9 +290,11 @@ cn_err rf_scratch_init(rf_scratch *s, const rf_prep *prep)
     s->cur_mask = malloc(s->mask_words * sizeof *s->cur_mask);
     s->masks = malloc(s->stack_cap * s->mask_words * sizeof *s->masks);
     s->stk_ct = malloc(s->stack_cap * k * sizeof *s->stk_ct);
+    s->node_bits = calloc(prep->bit_words ? prep->bit_words : 1, sizeof *s->node_bits);
     if (!s->idx || !s->tmp || !s->vals || !s->keys || !s->hist || !s->cnt || !s->features ||
         !s->w || !s->boot || !s->cls || !s->stack || !s->ny || !s->nw || !s->tmpy || !s->tmpw ||
-        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4 || !s->stk_ct || !s->mark) {
+        !s->cur_mask || !s->masks || !s->hist4 || !s->cnt4 || !s->stk_ct || !s->mark ||
+        !s->node_bits) {
         rf_scratch_fini(s);
         return CN_ENOMEM;
     }
@@ -306,6 +322,7 @@ void rf_scratch_fini(rf_scratch *s)
     free(s->cur_mask);
     free(s->hist4);
     free(s->stk_ct);
+    free(s->node_bits);
     free(s->cnt4);
     free(s->masks);
     memset(s, 0, sizeof *s);
@@ -467,11 +484,47 @@ typedef struct node_ctx {
     rf_scratch *s;
     int k;
     uint32_t start, end;
-    const double *ct; // node class weights
-    double wt;        // node weight
-    double *cl;       // work: left class weights
-    double *best_cl;  // left class weights of the best split
+    const double *ct;  // node class weights
+    double wt;         // node weight
+    double *cl;        // work: left class weights
+    double *best_cl;   // left class weights of the best split
+    size_t w_lo, w_hi; // s->node_bits holds the node's rows in words [w_lo, w_hi) once w_hi > 0
 } node_ctx;
+
+// A two-valued feature is scanned through bit sets (scan_bits) when the
+// node has more rows than BITS_FACTOR times the 64-bit words its rows span.
+#define BITS_FACTOR 2
+
+// scan_bits sums the class weights of the node's rows with code 1 in
+// feature f by intersecting the node's row set with the feature's, so the
+// cost is one AND per 64 rows plus one step per row with code 1, rather than
+// a load and a branch per row. The rows come in ascending order, as the
+// node's index list has them, so the sums equal the row-by-row ones.
+static size_t scan_bits(node_ctx *c, int f, double *c1)
+{
+    rf_scratch *s = c->s;
+    const rf_prep *p = c->prep;
+    uint64_t *nb = s->node_bits;
+    if (c->w_hi == 0) {
+        const uint32_t *idx = s->idx;
+        c->w_lo = idx[c->start] >> 6;
+        c->w_hi = (idx[c->end - 1] >> 6) + 1;
+        for (uint32_t i = c->start; i < c->end; i++)
+            nb[idx[i] >> 6] |= (uint64_t)1 << (idx[i] & 63);
+    }
+    const uint64_t *fb = p->bits + (size_t)f * p->bit_words;
+    const int32_t *y = p->y;
+    const double *w = s->w;
+    size_t n1 = 0;
+    for (size_t q = c->w_lo; q < c->w_hi; q++) {
+        uint64_t m = nb[q] & fb[q];
+        for (; m; m &= m - 1, n1++) {
+            size_t r = q * 64 + (size_t)__builtin_ctzll(m);
+            c1[y[r]] += w[r];
+        }
+    }
+    return n1;
+}
 
 static inline double midpoint(const float *u, uint32_t a, uint32_t b)
 {
@@ -551,6 +604,31 @@ static inline void gini_move(double *sl, double *sr, double l, double r, double 
     *sr += d * (d - 2 * r);
 }
 
+// For a binary feature whose values are mixed, which side a row falls on is
+// a coin toss for the branch predictor: add every row's weight times its
+// code instead, alternating between two sums so consecutive rows of one
+// class do not wait on each other. h holds 2 x k zeros.
+#define BINARY_DENSE_LOOP(T)                                                                       \
+    do {                                                                                           \
+        const T *col = (const T *)(c->prep->codes + c->prep->code_off[f]);                         \
+        size_t i = 0;                                                                              \
+        for (; i + 2 <= n; i += 2) {                                                               \
+            uint32_t a0 = col[idx[i]], a1 = col[idx[i + 1]];                                       \
+            h[ny[i]] += nw[i] * (double)a0;                                                        \
+            h[k + ny[i + 1]] += nw[i + 1] * (double)a1;                                            \
+            n1 += a0 + a1;                                                                         \
+        }                                                                                          \
+        for (; i < n; i++) {                                                                       \
+            uint32_t a0 = col[idx[i]];                                                             \
+            h[ny[i]] += nw[i] * (double)a0;                                                        \
+            n1 += a0;                                                                              \
+        }                                                                                          \
+        for (int q = 0; q < k; q++) {                                                              \
+            c1[q] = h[q] + h[k + q];                                                               \
+            h[q] = h[k + q] = 0;                                                                   \
+        }                                                                                          \
+    } while (0)
+
 #define BINARY_LOOP(T)                                                                             \
     do {                                                                                           \
         const T *col = (const T *)(c->prep->codes + c->prep->code_off[f]);                         \
@@ -590,7 +668,13 @@ static int scan_hist(node_ctx *c, split *best, int f)
         double *c1 = c->cl;
         memset(c1, 0, (size_t)k * sizeof *c1);
         size_t n1 = 0;
-        if (c->prep->code_w[f] == 1)
+        size_t span = (s->idx[c->end - 1] >> 6) - (s->idx[c->start] >> 6) + 1;
+        if (n > BITS_FACTOR * span) {
+            n1 = scan_bits(c, f, c1);
+        } else if (c->prep->dense_bin[f] && c->prep->code_w[f] == 1) {
+            double *h = s->hist4;
+            BINARY_DENSE_LOOP(uint8_t);
+        } else if (c->prep->code_w[f] == 1)
             BINARY_LOOP(uint8_t);
         else if (c->prep->code_w[f] == 2)
             BINARY_LOOP(uint16_t);
@@ -924,7 +1008,7 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
         if (leaf)
             continue;
 
-        node_ctx c = {p, prep, s, k, e.start, e.end, ct, wt, cl, best_cl};
+        node_ctx c = {p, prep, s, k, e.start, e.end, ct, wt, cl, best_cl, 0, 0};
         split best = {-1, 0, 0, 0, -INFINITY, 0};
         int visited = 0, constants = 0;
         for (int i = 0; i < nf && (visited < max_features || visited <= constants); i++) {
@@ -958,6 +1042,8 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
                 constants++;
             }
         }
+        if (c.w_hi > 0)
+            memset(s->node_bits + c.w_lo, 0, (c.w_hi - c.w_lo) * sizeof *s->node_bits);
         if (best.feature < 0)
             continue;
         double wl = best.wl, wr = wt - wl;
@@ -978,20 +1064,25 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
             p->splitter == RF_SPLIT_BEST
                 ? midpoint(prep->uniq + prep->uniq_off[best.feature], best.cut, best.next)
                 : best.threshold;
-        // Stable partition: left rows stay in order in idx, right rows go via tmp.
+        // Stable partition: left rows stay in order in idx, right rows go via
+        // tmp. Each row is written to both sides and only the cursor of its
+        // side moves, so there is no branch to mispredict (out <= i: the
+        // write to the left side never overtakes the read).
         uint32_t *idx = s->idx;
         size_t out = e.start, m = 0;
         for (size_t i = e.start; i < e.end; i++) {
             uint32_t r = idx[i];
-            if (code_at(prep, (size_t)best.feature, r) <= best.cut) {
-                s->ny[out] = s->ny[i];
-                s->nw[out] = s->nw[i];
-                idx[out++] = r;
-            } else {
-                s->tmpy[m] = s->ny[i];
-                s->tmpw[m] = s->nw[i];
-                s->tmp[m++] = r;
-            }
+            int32_t y = s->ny[i];
+            double w = s->nw[i];
+            size_t left = code_at(prep, (size_t)best.feature, r) <= best.cut;
+            s->ny[out] = y;
+            s->nw[out] = w;
+            idx[out] = r;
+            s->tmpy[m] = y;
+            s->tmpw[m] = w;
+            s->tmp[m] = r;
+            out += left;
+            m += 1 - left;
         }
         memcpy(idx + out, s->tmp, m * sizeof *idx);
         memcpy(s->ny + out, s->tmpy, m * sizeof *s->ny);
@@ -1048,6 +1139,68 @@ cn_err rf_tree_finish(rf_tree *t)
         pn->threshold = f;
     }
     return CN_OK;
+}
+
+void rf_tree_route(const rf_tree *t, const float *cols, size_t n, uint32_t *pos, uint32_t *tmp,
+                   int32_t *leaf)
+{
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pos[i] = (uint32_t)i;
+    // A subtree's rows are contiguous in pos; a path has at most n_nodes
+    // pending right siblings, so the stack never outgrows 64 + depth.
+    struct {
+        int32_t node;
+        uint32_t start, end;
+    } stack[128], *heap = NULL, *stk = stack;
+    size_t sp = 0, cap = sizeof stack / sizeof stack[0];
+    stk[sp].node = 0;
+    stk[sp].start = 0;
+    stk[sp++].end = (uint32_t)n;
+    while (sp > 0) {
+        int32_t id = stk[--sp].node;
+        uint32_t start = stk[sp].start, end = stk[sp].end;
+        const rf_pnode *pn = &t->pnodes[id];
+        if (pn->feature < 0) {
+            for (uint32_t i = start; i < end; i++)
+                leaf[pos[i]] = id;
+            continue;
+        }
+        const float *col = cols + (size_t)pn->feature * n;
+        float thr = pn->threshold;
+        uint32_t l = start, r = 0;
+        for (uint32_t i = start; i < end; i++) {
+            uint32_t q = pos[i];
+            int left = col[q] <= thr;
+            pos[l] = q;
+            tmp[r] = q;
+            l += (uint32_t)left;
+            r += (uint32_t)!left;
+        }
+        memcpy(pos + l, tmp, r * sizeof *pos);
+        if (sp + 2 > cap) {
+            size_t ncap = cap * 2;
+            void *grown = malloc(ncap * sizeof *stk);
+            CN_ASSERT(grown != NULL);
+            memcpy(grown, stk, sp * sizeof *stk);
+            free(heap);
+            heap = grown;
+            stk = grown;
+            cap = ncap;
+        }
+        if (l < end) {
+            stk[sp].node = pn->right;
+            stk[sp].start = l;
+            stk[sp++].end = end;
+        }
+        if (l > start) {
+            stk[sp].node = pn->left;
+            stk[sp].start = start;
+            stk[sp++].end = l;
+        }
+    }
+    free(heap);
 }
 
 void rf_tree_fini(rf_tree *t)

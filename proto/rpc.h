@@ -136,7 +136,8 @@ typedef struct rpc_server_opts {
 } rpc_server_opts;
 
 // rpc_handler_fn handles one call. It must eventually complete the call with
-// exactly one of rpc_call_reply / rpc_call_reply_payload / rpc_call_fail,
+// exactly one of rpc_call_reply / rpc_call_reply_begin and _end /
+// rpc_call_reply_inplace / rpc_call_fail,
 // either before returning or later from any thread (e.g. a BSP pull that
 // waits for the clock to advance). It runs on the server's handler pool,
 // unless registered with RPC_HANDLER_INLINE, in which case it runs on an nng
@@ -214,6 +215,18 @@ void rpc_call_reply(rpc_call *c, const ProtobufCMessage *body, const void *paylo
 cn_err rpc_call_reply_begin(rpc_call *c, const ProtobufCMessage *body, size_t payload_len,
                             void **payload);
 void rpc_call_reply_end(rpc_call *c);
+
+// rpc_call_payload_mut returns the request's payload for writing (NULL if
+// empty): a handler may compute its reply payload over the request's, of
+// the same length, and send it with rpc_call_reply_inplace.
+void *rpc_call_payload_mut(rpc_call *c, size_t *len);
+
+// rpc_call_reply_inplace completes the call with OK, body (may be NULL) and
+// the request's own payload bytes as they are now: the request message is
+// reframed in place and sent, so the payload is neither allocated nor
+// copied. (When the reply's header would not fit in front of the payload it
+// falls back to rpc_call_reply with a copy.) Frees c.
+void rpc_call_reply_inplace(rpc_call *c, const ProtobufCMessage *body);
 
 // rpc_call_fail completes the call with code (not RPC_OK) and a detail
 // message. Frees c.

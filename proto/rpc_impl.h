@@ -62,6 +62,15 @@ size_t rpc_wire_frame_size(size_t hdr_len, size_t body_len, size_t payload_len,
 cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufCMessage *body,
                      size_t payload_len, size_t max_bytes, void **payload);
 
+// rpc_wire_repack turns m, a received frame whose payload runs from
+// payload_off to the end, into a frame of hdr and body (may be NULL) in
+// front of the same payload bytes, without moving them: the old header and
+// body are trimmed and the new ones written in their place. Returns CN_OK,
+// or CN_ETOOBIG (m unchanged) when the new parts do not fit in front of the
+// payload at an offset that keeps its alignment.
+cn_err rpc_wire_repack(nng_msg *m, size_t payload_off, const ProtobufCMessage *hdr,
+                       const ProtobufCMessage *body);
+
 // rpc_wire_split checks the two length prefixes of buf[0..len) and fills
 // f's header and body fields. Pure: no allocation. Returns CN_OK or
 // CN_EFORMAT with err describing the problem.

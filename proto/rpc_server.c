@@ -676,6 +676,34 @@ void rpc_call_reply(rpc_call *c, const ProtobufCMessage *body, const void *paylo
     call_send(c, m, RPC_OK);
 }
 
+void *rpc_call_payload_mut(rpc_call *c, size_t *len)
+{
+    *len = c->payload_len;
+    return c->payload_len ? (void *)c->payload : NULL;
+}
+
+void rpc_call_reply_inplace(rpc_call *c, const ProtobufCMessage *body)
+{
+    Canopy__Rpc__RpcReply h = CANOPY__RPC__RPC_REPLY__INIT;
+    h.request_id = c->hdr ? c->hdr->request_id : 0;
+    h.code = RPC_OK;
+    h.detail = "";
+    h.align_bias = RPC_ALIGN_BIAS;
+    nng_msg *m = c->req;
+    size_t off =
+        c->payload_len ? (size_t)((const uint8_t *)c->payload - (uint8_t *)nng_msg_body(m)) : 0;
+    if (c->payload_len == 0 || rpc_wire_repack(m, off, &h.base, body) != CN_OK) {
+        rpc_call_reply(c, body, c->payload, c->payload_len);
+        return;
+    }
+    // The request message is the reply now: the call no longer owns it.
+    c->req = NULL;
+    c->payload = NULL;
+    c->body = NULL;
+    c->body_len = c->payload_len = 0;
+    call_send(c, m, RPC_OK);
+}
+
 cn_err rpc_call_reply_begin(rpc_call *c, const ProtobufCMessage *body, size_t payload_len,
                             void **payload)
 {

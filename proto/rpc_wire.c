@@ -37,6 +37,21 @@ static size_t pad_to(size_t off, uint32_t bias)
     return r ? off + (RPC_ALIGN - r) : off;
 }
 
+// write_front writes the two length-prefixed protobuf parts at p and zeroes
+// the padding up to the payload offset poff.
+static void write_front(uint8_t *p, const ProtobufCMessage *hdr, size_t hl,
+                        const ProtobufCMessage *body, size_t bl, size_t poff)
+{
+    put_u32(p, (uint32_t)hl);
+    protobuf_c_message_pack(hdr, p + 4);
+    put_u32(p + 4 + hl, (uint32_t)bl);
+    if (body)
+        protobuf_c_message_pack(body, p + 8 + hl);
+    size_t end = 8 + hl + bl;
+    if (poff > end)
+        memset(p + end, 0, poff - end);
+}
+
 size_t rpc_wire_frame_size(size_t hdr_len, size_t body_len, size_t payload_len, size_t *payload_off)
 {
     if (hdr_len > UINT32_MAX || body_len > UINT32_MAX)
@@ -72,17 +87,29 @@ cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufC
         return CN_ENOMEM;
     nng_msg_trim(m, RPC_ALIGN_BIAS);
     uint8_t *p = nng_msg_body(m);
-    put_u32(p, (uint32_t)hl);
-    protobuf_c_message_pack(hdr, p + 4);
-    put_u32(p + 4 + hl, (uint32_t)bl);
-    if (body)
-        protobuf_c_message_pack(body, p + 8 + hl);
-    size_t end = 8 + hl + bl;
-    if (poff > end)
-        memset(p + end, 0, poff - end);
+    write_front(p, hdr, hl, body, bl, poff);
     if (payload && payload_len)
         *payload = p + poff;
     *out = m;
+    return CN_OK;
+}
+
+cn_err rpc_wire_repack(nng_msg *m, size_t payload_off, const ProtobufCMessage *hdr,
+                       const ProtobufCMessage *body)
+{
+    size_t len = nng_msg_len(m);
+    if (payload_off >= len)
+        return CN_ETOOBIG;
+    size_t hl = protobuf_c_message_get_packed_size(hdr);
+    size_t bl = body ? protobuf_c_message_get_packed_size(body) : 0;
+    size_t poff = 0;
+    // Both offsets are = 16 - RPC_ALIGN_BIAS (mod 16) when the old frame
+    // was packed here, so the payload keeps its alignment for the receiver.
+    if (rpc_wire_frame_size(hl, bl, len - payload_off, &poff) == 0 || poff > payload_off ||
+        (payload_off - poff) % RPC_ALIGN != 0)
+        return CN_ETOOBIG;
+    nng_msg_trim(m, payload_off - poff);
+    write_front(nng_msg_body(m), hdr, hl, body, bl, poff);
     return CN_OK;
 }
 

@@ -49,9 +49,14 @@ uint32_t ps_range_owner(uint64_t n, uint32_t shards, uint64_t key);
 
 // ---------------------------------------------------------------- shard
 
-typedef enum { PS_BSP = 0, PS_ASP = 1, PS_SSP = 2 } ps_mode;
+// PS_ROUND is federated mode: the shard's clock is the open round; clients
+// push weighted model deltas (ps_shard_push_update), which are folded into
+// one streaming weighted sum; closing the round (ps_shard_close_round)
+// applies the server optimizer to the negated weighted mean delta (the
+// pseudo-gradient of FedOpt) and opens the next round.
+typedef enum { PS_BSP = 0, PS_ASP = 1, PS_SSP = 2, PS_ROUND = 3 } ps_mode;
 
-// ps_mode_parse maps "bsp" | "asp" | "ssp"; CN_EINVAL otherwise.
+// ps_mode_parse maps "bsp" | "asp" | "ssp" | "round"; CN_EINVAL otherwise.
 cn_err ps_mode_parse(const char *name, ps_mode *out);
 const char *ps_mode_name(ps_mode m);
 
@@ -94,6 +99,7 @@ typedef struct ps_stats {
     uint64_t checkpoints, checkpoint_version;
     bool restored;
     double apply_seconds, wait_seconds;
+    uint64_t late_updates; // PS_ROUND: updates for a round already closed
 } ps_stats;
 
 // ps_sync is what a shard reports with values and push results.
@@ -144,6 +150,17 @@ const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s);
 cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
                      const float *g, ps_sync *sync, bool *ckpt_due);
 
+// ps_shard_push_pull is ps_shard_push of the gradient in io followed, when
+// the worker may read the values for clock + 1 at once (ASP; SSP within the
+// bound; BSP when this push completes the step; a duplicate whose next
+// clock is ready), by writing them over io and setting *answered: the
+// update writes the new values to the shard and to io in one pass over
+// memory, so the request buffer becomes the reply with no copy. Otherwise
+// io is unchanged and the caller waits with ps_shard_wait(clock + 1).
+// Errors: CN_EINVAL (worker >= workers), in which case nothing changes.
+cn_err ps_shard_push_pull(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                          float *io, ps_sync *sync, bool *ckpt_due, bool *answered);
+
 // ps_wait_fn receives the values of [lo, hi) (absolute keys; values[0] is
 // key lo) when a waiter is released, or values NULL when it is dropped
 // (shard freed: code CN_ECLOSED; deadline passed: CN_ETIMEDOUT). It runs
@@ -175,6 +192,38 @@ cn_err ps_shard_checkpoint(ps_shard *s, uint64_t *version, char *err, size_t err
 
 // ps_shard_stats fills out.
 void ps_shard_stats(ps_shard *s, ps_stats *out);
+
+// ps_shard_push_update folds client's update for round into the round's
+// weighted sum: acc += weight * delta (hi - lo floats). A second update of
+// the same client for the same round is a duplicate (sync->duplicate, not
+// folded). *updates (may be NULL) receives the round's count.
+// Errors, in which case nothing changes: CN_EINVAL (the shard is not in
+// round mode, client >= workers, weight not finite and > 0), CN_ESTATE (round
+// is not the shard's open round: a late update; sync->clock says which round
+// is open, and the shard counts it).
+cn_err ps_shard_push_update(ps_shard *s, uint32_t client, uint64_t round, double weight,
+                            const float *delta, ps_sync *sync, uint32_t *updates);
+
+// ps_round_close is what closing a round did.
+typedef struct ps_round_close {
+    uint64_t round;        // the open round afterwards
+    uint64_t version;
+    uint32_t updates;      // updates the closed round held
+    double weight;         // their total weight
+    bool already_closed;   // the round was closed before: nothing done
+    double apply_seconds;  // time in the server step
+} ps_round_close;
+
+// ps_shard_close_round closes round: with apply, the values take the server
+// optimizer's step on g = -(acc / weight) (nothing when no update came in),
+// the round's sum is cleared and round + 1 opens; without apply the sum is
+// discarded and the same round stays open (to be run again). A round below
+// the open one was closed already: CN_OK with out->already_closed.
+// *ckpt_due is set when a checkpoint should be written.
+// Errors: CN_EINVAL (not round mode), CN_ESTATE (round is above the open
+// round).
+cn_err ps_shard_close_round(ps_shard *s, uint64_t round, bool apply, ps_round_close *out,
+                            bool *ckpt_due);
 
 // ---------------------------------------------------------------- service
 
@@ -257,6 +306,22 @@ rpc_code ps_client_stats(ps_client *c, uint32_t k, ps_stats *out, char *err, siz
 // ps_client_retries returns how many per-shard attempts failed and were
 // retried so far; last (may be NULL) receives what the latest one got.
 uint64_t ps_client_retries(const ps_client *c, char *last, size_t n);
+
+// ps_client_push_update sends a federated client's update for round (delta:
+// local minus global model, n_params floats; weight: its sample count) to
+// every shard; the client is opts->worker. Errors: CN_ESTATE (a shard has
+// closed the round: the update came late; err names both rounds), as
+// ps_client_push otherwise. sync->clock: the round the shards are at.
+cn_err ps_client_push_update(ps_client *c, uint64_t round, double weight, const float *delta,
+                             ps_sync *sync, char *err, size_t errlen);
+
+// ps_client_close_round closes round on every shard (see
+// ps_shard_close_round); out merges the shards' answers (the smallest
+// round, update count and weight: equal when every client reached every
+// shard). Errors: CN_ESTATE (a shard is behind the round), as
+// ps_client_push otherwise.
+cn_err ps_client_close_round(ps_client *c, uint64_t round, bool apply, ps_round_close *out,
+                             char *err, size_t errlen);
 
 // ps_client_bytes returns payload bytes sent and received so far.
 void ps_client_bytes(const ps_client *c, uint64_t *sent, uint64_t *received);

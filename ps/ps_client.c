@@ -23,7 +23,7 @@
 
 #include "common/cn_clock.h"
 
-enum { OP_NONE, OP_PULL, OP_PUSH, OP_PUSHPULL, OP_CONFIGURE };
+enum { OP_NONE, OP_PULL, OP_PUSH, OP_PUSHPULL, OP_CONFIGURE, OP_PUSH_UPDATE, OP_CLOSE_ROUND };
 
 typedef struct shard_conn {
     ps_client *c;
@@ -37,6 +37,7 @@ typedef struct shard_conn {
     char err[RPC_DETAIL_LEN + 128];
     ps_sync sync;
     bool restored;
+    ps_round_close rc; // OP_CLOSE_ROUND
 } shard_conn;
 
 struct ps_client {
@@ -46,8 +47,9 @@ struct ps_client {
     // the current operation
     int op;
     uint64_t clock, base_version;
-    bool consistent, restore;
-    const float *in; // grad or init (n_params)
+    bool consistent, restore, apply;
+    double weight;   // OP_PUSH_UPDATE
+    const float *in; // grad, init or delta (n_params)
     float *out;      // params (n_params)
     const ps_shard_cfg *cfg;
     // dispatch to helper threads
@@ -199,9 +201,10 @@ static cn_err do_configure(shard_conn *sc)
     req.lo = sc->lo;
     req.hi = sc->hi;
     req.optimizer = &oc;
-    req.consistency = cfg->mode == PS_BSP   ? CANOPY__PS__CONSISTENCY__BSP
-                      : cfg->mode == PS_ASP ? CANOPY__PS__CONSISTENCY__ASP
-                                            : CANOPY__PS__CONSISTENCY__SSP;
+    req.consistency = cfg->mode == PS_BSP     ? CANOPY__PS__CONSISTENCY__BSP
+                      : cfg->mode == PS_ASP   ? CANOPY__PS__CONSISTENCY__ASP
+                      : cfg->mode == PS_ROUND ? CANOPY__PS__CONSISTENCY__ROUND
+                                              : CANOPY__PS__CONSISTENCY__SSP;
     req.staleness = cfg->staleness;
     req.workers = cfg->workers;
     req.checkpoint_dir = (char *)cfg->checkpoint_dir;
@@ -227,6 +230,64 @@ static cn_err do_configure(shard_conn *sc)
     return e;
 }
 
+// do_push_update sends a federated client's update; a refused late update
+// is CN_ESTATE.
+static cn_err do_push_update(shard_conn *sc)
+{
+    ps_client *c = sc->c;
+    Canopy__Ps__PushUpdateRequest req = CANOPY__PS__PUSH_UPDATE_REQUEST__INIT;
+    req.job_id = c->job_id;
+    req.lo = sc->lo;
+    req.hi = sc->hi;
+    req.client = c->o.worker;
+    req.round = c->clock;
+    req.weight = c->weight;
+    size_t plen = (size_t)(sc->hi - sc->lo) * sizeof(float);
+    rpc_reply rep;
+    rpc_code code = call_retry(sc, "PushUpdate", &req.base, c->in + sc->lo, plen, &rep);
+    if (code != RPC_OK)
+        return code == RPC_FAILED_PRECONDITION ? CN_ESTATE : CN_EUNAVAIL;
+    atomic_fetch_add(&c->sent, plen);
+    Canopy__Ps__PushUpdateReply *pr = (Canopy__Ps__PushUpdateReply *)rpc_reply_unpack(
+        &rep, &canopy__ps__push_update_reply__descriptor);
+    cn_err e = pr ? CN_OK : fail(sc, CN_EPROTO, "malformed reply");
+    if (pr) {
+        sc->sync.clock = pr->round;
+        sc->sync.duplicate = pr->duplicate;
+        protobuf_c_message_free_unpacked(&pr->base, NULL);
+    }
+    rpc_reply_fini(&rep);
+    return e;
+}
+
+static cn_err do_close_round(shard_conn *sc)
+{
+    ps_client *c = sc->c;
+    Canopy__Ps__CloseRoundRequest req = CANOPY__PS__CLOSE_ROUND_REQUEST__INIT;
+    req.job_id = c->job_id;
+    req.round = c->clock;
+    req.apply = c->apply;
+    rpc_reply rep;
+    rpc_code code = call_retry(sc, "CloseRound", &req.base, NULL, 0, &rep);
+    if (code != RPC_OK)
+        return code == RPC_FAILED_PRECONDITION ? CN_ESTATE : CN_EUNAVAIL;
+    Canopy__Ps__CloseRoundReply *cr = (Canopy__Ps__CloseRoundReply *)rpc_reply_unpack(
+        &rep, &canopy__ps__close_round_reply__descriptor);
+    cn_err e = cr ? CN_OK : fail(sc, CN_EPROTO, "malformed reply");
+    if (cr) {
+        sc->rc = (ps_round_close){.round = cr->round,
+                                  .version = cr->version,
+                                  .updates = cr->updates,
+                                  .weight = cr->weight,
+                                  .already_closed = cr->already_closed,
+                                  .apply_seconds = cr->apply_seconds};
+        sc->sync.clock = cr->round;
+        protobuf_c_message_free_unpacked(&cr->base, NULL);
+    }
+    rpc_reply_fini(&rep);
+    return e;
+}
+
 static void run_op(shard_conn *sc)
 {
     memset(&sc->sync, 0, sizeof sc->sync);
@@ -244,6 +305,12 @@ static void run_op(shard_conn *sc)
         break;
     case OP_CONFIGURE:
         sc->result = do_configure(sc);
+        break;
+    case OP_PUSH_UPDATE:
+        sc->result = do_push_update(sc);
+        break;
+    case OP_CLOSE_ROUND:
+        sc->result = do_close_round(sc);
         break;
     default:
         sc->result = CN_EINTERNAL;
@@ -478,6 +545,41 @@ rpc_code ps_client_stats(ps_client *c, uint32_t k, ps_stats *out, char *err, siz
     }
     rpc_reply_fini(&rep);
     return code;
+}
+
+cn_err ps_client_push_update(ps_client *c, uint64_t round, double weight, const float *delta,
+                             ps_sync *sync, char *err, size_t errlen)
+{
+    c->op = OP_PUSH_UPDATE;
+    c->clock = round;
+    c->weight = weight;
+    c->in = delta;
+    cn_err e = run_all(c, err, errlen);
+    merge_sync(c, sync, true);
+    return e;
+}
+
+cn_err ps_client_close_round(ps_client *c, uint64_t round, bool apply, ps_round_close *out,
+                             char *err, size_t errlen)
+{
+    c->op = OP_CLOSE_ROUND;
+    c->clock = round;
+    c->apply = apply;
+    cn_err e = run_all(c, err, errlen);
+    memset(out, 0, sizeof *out);
+    out->round = UINT64_MAX;
+    out->updates = UINT32_MAX;
+    for (uint32_t k = 0; k < c->o.shards; k++) {
+        const ps_round_close *rc = &c->sh[k].rc;
+        out->round = rc->round < out->round ? rc->round : out->round;
+        out->updates = rc->updates < out->updates ? rc->updates : out->updates;
+        out->weight = k == 0 || rc->weight < out->weight ? rc->weight : out->weight;
+        out->version = rc->version > out->version ? rc->version : out->version;
+        out->already_closed |= rc->already_closed;
+        out->apply_seconds = rc->apply_seconds > out->apply_seconds ? rc->apply_seconds
+                                                                    : out->apply_seconds;
+    }
+    return e;
 }
 
 uint64_t ps_client_retries(const ps_client *c, char *last, size_t n)

@@ -151,11 +151,14 @@ static void h_pull(rpc_call *call, void *arg)
     canopy__ps__pull_request__free_unpacked(r, NULL);
 }
 
-// do_push handles Push and PushPull.
+// do_push handles Push and PushPull. A PushPull the shard can answer at once
+// (ps_shard_push_pull) is answered in the request's own buffer: the shard
+// reads the gradient and writes the new values over it in one pass, and the
+// message goes back with a new header, with no allocation and no copy.
 static void do_push(ps_service *s, rpc_call *call, bool then_pull)
 {
     size_t plen = 0;
-    const float *g = rpc_call_payload(call, &plen);
+    float *g = rpc_call_payload_mut(call, &plen);
     Canopy__Ps__PushRequest *r =
         (Canopy__Ps__PushRequest *)rpc_call_unpack(call, &canopy__ps__push_request__descriptor);
     if (r == NULL)
@@ -187,8 +190,10 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
         return;
     }
     ps_sync sync;
-    bool due = false;
-    cn_err e = ps_shard_push(sh, r->worker, r->clock, r->base_version, g, &sync, &due);
+    bool due = false, answered = false;
+    cn_err e = then_pull ? ps_shard_push_pull(sh, r->worker, r->clock, r->base_version, g, &sync,
+                                              &due, &answered)
+                         : ps_shard_push(sh, r->worker, r->clock, r->base_version, g, &sync, &due);
     if (e == CN_ERANGE) {
         pthread_rwlock_unlock(&s->mu);
         rpc_call_fail(call, RPC_OUT_OF_RANGE,
@@ -202,17 +207,22 @@ static void do_push(ps_service *s, rpc_call *call, bool then_pull)
     }
     if (e != CN_OK) {
         pthread_rwlock_unlock(&s->mu);
-        rpc_call_fail(call, RPC_INVALID_ARGUMENT, "Push: worker %u is not below the %u workers",
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT,
+                      "Push: worker %u is not below the %u workers, or the job is federated "
+                      "(its shards take PushUpdate)",
                       r->worker, workers);
         canopy__ps__push_request__free_unpacked(r, NULL);
         return;
     }
-    if (!then_pull) {
+    if (!then_pull || answered) {
         Canopy__Ps__PushReply rep = CANOPY__PS__PUSH_REPLY__INIT;
         rep.clock = sync.clock;
         rep.version = sync.version;
         rep.duplicate = sync.duplicate;
-        rpc_call_reply(call, &rep.base, NULL, 0);
+        if (answered)
+            rpc_call_reply_inplace(call, &rep.base);
+        else
+            rpc_call_reply(call, &rep.base, NULL, 0);
     } else {
         parked *p = calloc(1, sizeof *p);
         e = CN_ENOMEM;
@@ -248,6 +258,100 @@ static void h_push(rpc_call *call, void *arg)
 static void h_push_pull(rpc_call *call, void *arg)
 {
     do_push(arg, call, true);
+}
+
+// h_push_update folds a federated client's update into the open round.
+static void h_push_update(rpc_call *call, void *arg)
+{
+    ps_service *s = arg;
+    size_t plen = 0;
+    const float *delta = rpc_call_payload(call, &plen);
+    Canopy__Ps__PushUpdateRequest *r = (Canopy__Ps__PushUpdateRequest *)rpc_call_unpack(
+        call, &canopy__ps__push_update_request__descriptor);
+    if (r == NULL)
+        return;
+    ps_shard *sh = held(s, call, r->job_id);
+    if (sh == NULL) {
+        canopy__ps__push_update_request__free_unpacked(r, NULL);
+        return;
+    }
+    const ps_shard_cfg *c = ps_shard_cfg_of(sh);
+    uint64_t lo = c->lo, hi = c->hi;
+    uint32_t clients = c->workers;
+    bool round_mode = c->mode == PS_ROUND;
+    ps_sync sync;
+    uint32_t updates = 0;
+    cn_err e = CN_EINVAL;
+    if (r->lo != lo || r->hi != hi || delta == NULL || plen != (size_t)(hi - lo) * sizeof(float))
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT,
+                      "PushUpdate: [%llu, %llu) with %zu payload bytes: an update covers the "
+                      "shard's range [%llu, %llu) with one float per key",
+                      (unsigned long long)r->lo, (unsigned long long)r->hi, plen,
+                      (unsigned long long)lo, (unsigned long long)hi);
+    else if ((e = ps_shard_push_update(sh, r->client, r->round, r->weight, delta, &sync,
+                                       &updates)) == CN_ESTATE)
+        rpc_call_fail(call, RPC_FAILED_PRECONDITION,
+                      "PushUpdate: the update of client %u is for round %llu, but the shard is "
+                      "at round %llu (round %llu is closed); join the next round",
+                      r->client, (unsigned long long)r->round, (unsigned long long)sync.clock,
+                      (unsigned long long)r->round);
+    else if (e != CN_OK)
+        rpc_call_fail(call, RPC_INVALID_ARGUMENT,
+                      "PushUpdate: %s (client %u of %u, weight %g)",
+                      round_mode ? "bad client or weight" : "the shard's job is not federated",
+                      r->client, clients, r->weight);
+    if (e == CN_OK) {
+        Canopy__Ps__PushUpdateReply rep = CANOPY__PS__PUSH_UPDATE_REPLY__INIT;
+        rep.round = sync.clock;
+        rep.duplicate = sync.duplicate;
+        rep.updates = updates;
+        rpc_call_reply(call, &rep.base, NULL, 0);
+    }
+    pthread_rwlock_unlock(&s->mu);
+    canopy__ps__push_update_request__free_unpacked(r, NULL);
+}
+
+// h_close_round closes a federated round. The new model is checkpointed
+// before the reply, so a shard killed between rounds comes back at the
+// right round with the right model (rounds are seconds apart).
+static void h_close_round(rpc_call *call, void *arg)
+{
+    ps_service *s = arg;
+    Canopy__Ps__CloseRoundRequest *r = (Canopy__Ps__CloseRoundRequest *)rpc_call_unpack(
+        call, &canopy__ps__close_round_request__descriptor);
+    if (r == NULL)
+        return;
+    ps_shard *sh = held(s, call, r->job_id);
+    if (sh == NULL) {
+        canopy__ps__close_round_request__free_unpacked(r, NULL);
+        return;
+    }
+    ps_round_close rc;
+    bool due = false;
+    cn_err e = ps_shard_close_round(sh, r->round, r->apply, &rc, &due);
+    char err[CN_ERRBUF_LEN];
+    uint64_t v;
+    if (e == CN_OK && due && ps_shard_checkpoint(sh, &v, err, sizeof err) != CN_OK)
+        CN_WARN("checkpoint after round %llu failed: %s", (unsigned long long)r->round, err);
+    if (e == CN_ESTATE) {
+        rpc_call_fail(call, RPC_FAILED_PRECONDITION,
+                      "CloseRound: round %llu is not open; the shard is at round %llu",
+                      (unsigned long long)r->round, (unsigned long long)rc.round);
+    } else if (e != CN_OK) {
+        rpc_call_fail(call, RPC_FAILED_PRECONDITION,
+                      "CloseRound: the shard's job is not federated (consistency is not round)");
+    } else {
+        Canopy__Ps__CloseRoundReply rep = CANOPY__PS__CLOSE_ROUND_REPLY__INIT;
+        rep.round = rc.round;
+        rep.version = rc.version;
+        rep.updates = rc.updates;
+        rep.weight = rc.weight;
+        rep.already_closed = rc.already_closed;
+        rep.apply_seconds = rc.apply_seconds;
+        rpc_call_reply(call, &rep.base, NULL, 0);
+    }
+    pthread_rwlock_unlock(&s->mu);
+    canopy__ps__close_round_request__free_unpacked(r, NULL);
 }
 
 // confine_dir writes into out (n bytes) the directory that name, from a
@@ -417,6 +521,7 @@ static void h_stats(rpc_call *call, void *arg)
     rep.wait_seconds = st.wait_seconds;
     rep.consistency = (char *)ps_mode_name(st.mode);
     rep.workers = st.workers;
+    rep.late_updates = st.late_updates;
     rpc_call_reply(call, &rep.base, NULL, 0);
     pthread_rwlock_unlock(&s->mu);
 }
@@ -499,8 +604,9 @@ cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoi
     struct {
         const char *m;
         rpc_handler_fn fn;
-    } hs[] = {{"Configure", h_configure}, {"Pull", h_pull},   {"Push", h_push},
-              {"PushPull", h_push_pull},  {"Stats", h_stats}, {"Checkpoint", h_checkpoint}};
+    } hs[] = {{"Configure", h_configure},    {"Pull", h_pull},          {"Push", h_push},
+              {"PushPull", h_push_pull},     {"Stats", h_stats},        {"Checkpoint", h_checkpoint},
+              {"PushUpdate", h_push_update}, {"CloseRound", h_close_round}};
     cn_err e;
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if ((e = rpc_server_register(server, "ParameterServer", hs[i].m, hs[i].fn, s, 0)) !=

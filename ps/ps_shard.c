@@ -12,6 +12,7 @@
 // so a reader sees a whole old or a whole new checkpoint.
 #include "ps/ps.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,8 @@ cn_err ps_mode_parse(const char *name, ps_mode *out)
         *out = PS_ASP;
     else if (strcmp(name, "ssp") == 0)
         *out = PS_SSP;
+    else if (strcmp(name, "round") == 0)
+        *out = PS_ROUND;
     else
         return CN_EINVAL;
     return CN_OK;
@@ -64,6 +67,8 @@ const char *ps_mode_name(ps_mode m)
         return "asp";
     case PS_SSP:
         return "ssp";
+    case PS_ROUND:
+        return "round";
     }
     return "?";
 }
@@ -98,8 +103,8 @@ cn_err ps_shard_cfg_check(const ps_shard_cfg *c, char *err, size_t errlen)
     if (c->workers < 1 || c->workers > PS_MAX_WORKERS)
         return cn_errf(err, errlen, CN_EINVAL, "workers %u: allowed 1..%d", c->workers,
                        PS_MAX_WORKERS);
-    if (c->mode != PS_BSP && c->mode != PS_ASP && c->mode != PS_SSP)
-        return cn_errf(err, errlen, CN_EINVAL, "consistency %d: allowed bsp, asp, ssp",
+    if (c->mode != PS_BSP && c->mode != PS_ASP && c->mode != PS_SSP && c->mode != PS_ROUND)
+        return cn_errf(err, errlen, CN_EINVAL, "consistency %d: allowed bsp, asp, ssp, round",
                        (int)c->mode);
     return optim_cfg_check(&c->optim, err, errlen);
 }
@@ -143,6 +148,9 @@ struct ps_shard {
     uint64_t ckpt_version; // last version written (or restored)
     bool restored;
     double apply_s, wait_s;
+    // PS_ROUND: acc holds the round's weighted sum, acc_from who is in it
+    double round_weight;
+    uint64_t late;
 };
 
 const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s)
@@ -233,6 +241,7 @@ static bool ready(const ps_shard *s, uint64_t clock)
     case PS_SSP:
         return clock <= s->clock + s->cfg.staleness;
     case PS_ASP:
+    case PS_ROUND:
         break;
     }
     return true;
@@ -263,25 +272,30 @@ static void release_ready(ps_shard *s)
     }
 }
 
-static void apply_step(ps_shard *s, const float *g)
+// apply_step applies gradient g; out (may be NULL, may be g) receives the
+// new values in the same pass.
+static void apply_step(ps_shard *s, const float *g, float *out)
 {
     uint64_t t0 = cn_now_ns();
-    optim_step(&s->cfg.optim, s->opt, s->w, g, s->n, s->version);
+    optim_step_out(&s->cfg.optim, s->opt, s->w, g, out, s->n, s->version);
     s->version++;
     s->apply_s += (double)(cn_now_ns() - t0) * 1e-9;
 }
 
-// bsp_close applies the mean of the accumulated gradients as one step.
-static void bsp_close(ps_shard *s)
+// bsp_close applies the mean of the accumulated gradients as one step; out
+// as for apply_step (but never aliasing acc).
+static void bsp_close(ps_shard *s, float *out)
 {
     if (s->acc_count > 0) {
         float inv = 1.0f / (float)s->acc_count;
         for (size_t i = 0; i < s->n; i++)
             s->acc[i] *= inv;
-        apply_step(s, s->acc);
+        apply_step(s, s->acc, out);
         memset(s->acc, 0, s->n * sizeof *s->acc);
         memset(s->acc_from, 0, s->cfg.workers);
         s->acc_count = 0;
+    } else if (out) {
+        memcpy(out, s->w, s->n * sizeof *out);
     }
 }
 
@@ -291,16 +305,18 @@ static bool ckpt_due(const ps_shard *s)
            s->version >= s->ckpt_version + s->cfg.checkpoint_every;
 }
 
-cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
-                     const float *g, ps_sync *sync, bool *due)
+// push_locked is ps_shard_push with the lock held. When out is not NULL
+// and the worker may read the values for clock + 1 as soon as this push is
+// done, they are written to out (hi - lo floats; may be g) and *answered
+// is set; the update that produced them writes them in the same pass.
+// Returns CN_ERANGE (nothing changed; sync filled) for a clock above
+// PS_MAX_CLOCK or a BSP clock ahead of a shard that has stepped.
+static cn_err push_locked(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                          const float *g, float *out, bool *answered, ps_sync *sync)
 {
-    *due = false;
-    if (worker >= s->cfg.workers)
-        return CN_EINVAL;
-    pthread_mutex_lock(&s->mu);
+    *answered = false;
     if (clock > PS_MAX_CLOCK || (s->cfg.mode == PS_BSP && clock > s->clock && s->stepped)) {
         fill_sync(s, worker, sync);
-        pthread_mutex_unlock(&s->mu);
         return CN_ERANGE;
     }
     s->bytes_in += s->n * sizeof(float);
@@ -312,7 +328,7 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
             if (clock > s->clock) {
                 // Only after a restart from an older checkpoint: the workers
                 // are ahead. Close what was received and join them.
-                bsp_close(s);
+                bsp_close(s, NULL);
                 s->clock = clock;
             }
             for (size_t i = 0; i < s->n; i++)
@@ -322,7 +338,9 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
             s->wclock[worker] = clock + 1;
             s->stale[0]++;
             if (s->acc_count == s->cfg.workers) {
-                bsp_close(s);
+                // g has been read: out may now be written even if it is g.
+                bsp_close(s, out);
+                *answered = out != NULL;
                 s->clock++;
                 s->stepped = true;
                 release_ready(s);
@@ -334,21 +352,59 @@ cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base
         } else {
             uint64_t st = s->version > base_version ? s->version - base_version : 0;
             s->stale[st < PS_STALE_BUCKETS - 1 ? st : PS_STALE_BUCKETS - 1]++;
-            apply_step(s, g);
             s->wclock[worker] = clock + 1;
             s->clock = min_wclock(s);
+            // The clocks move first so that whether this worker may read on
+            // is known before the values are written.
+            *answered = out != NULL && ready(s, clock + 1);
+            apply_step(s, g, *answered ? out : NULL);
             release_ready(s);
         }
     }
-    if (dup)
+    if (dup) {
         s->dups++;
-    else
+        if (out && ready(s, clock + 1)) {
+            memcpy(out, s->w, s->n * sizeof *out);
+            *answered = true;
+        }
+    } else {
         s->pushes++;
+    }
+    if (*answered) {
+        s->pulls++;
+        s->bytes_out += s->n * sizeof(float);
+    }
     fill_sync(s, worker, sync);
     sync->duplicate = dup;
+    return CN_OK;
+}
+
+cn_err ps_shard_push(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                     const float *g, ps_sync *sync, bool *due)
+{
+    *due = false;
+    if (worker >= s->cfg.workers || s->cfg.mode == PS_ROUND)
+        return CN_EINVAL; // a federated shard takes updates (ps_shard_push_update)
+    bool answered;
+    pthread_mutex_lock(&s->mu);
+    cn_err e = push_locked(s, worker, clock, base_version, g, NULL, &answered, sync);
     *due = ckpt_due(s);
     pthread_mutex_unlock(&s->mu);
-    return CN_OK;
+    return e;
+}
+
+cn_err ps_shard_push_pull(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t base_version,
+                          float *io, ps_sync *sync, bool *due, bool *answered)
+{
+    *due = false;
+    *answered = false;
+    if (worker >= s->cfg.workers || s->cfg.mode == PS_ROUND)
+        return CN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    cn_err e = push_locked(s, worker, clock, base_version, io, io, answered, sync);
+    *due = ckpt_due(s);
+    pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 static bool range_ok(const ps_shard *s, uint64_t lo, uint64_t hi)
@@ -447,7 +503,87 @@ void ps_shard_stats(ps_shard *s, ps_stats *o)
     o->restored = s->restored;
     o->apply_seconds = s->apply_s;
     o->wait_seconds = s->wait_s;
+    o->late_updates = s->late;
     pthread_mutex_unlock(&s->mu);
+}
+
+// ---------------------------------------------------------------- rounds
+
+cn_err ps_shard_push_update(ps_shard *s, uint32_t client, uint64_t round, double weight,
+                            const float *delta, ps_sync *sync, uint32_t *updates)
+{
+    if (s->cfg.mode != PS_ROUND || client >= s->cfg.workers || !isfinite(weight) ||
+        !(weight > 0))
+        return CN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    fill_sync(s, client, sync);
+    if (round != s->clock) {
+        s->late++;
+        pthread_mutex_unlock(&s->mu);
+        return CN_ESTATE;
+    }
+    s->bytes_in += s->n * sizeof(float);
+    if (s->acc_from[client]) {
+        s->dups++;
+        sync->duplicate = true;
+    } else {
+        // One streaming weighted sum: the mean is taken when the round closes.
+        float wf = (float)weight;
+        for (size_t i = 0; i < s->n; i++)
+            s->acc[i] += wf * delta[i];
+        s->acc_from[client] = 1;
+        s->acc_count++;
+        s->round_weight += weight;
+        s->wclock[client] = round + 1;
+        s->pushes++;
+    }
+    if (updates)
+        *updates = s->acc_count;
+    pthread_mutex_unlock(&s->mu);
+    return CN_OK;
+}
+
+cn_err ps_shard_close_round(ps_shard *s, uint64_t round, bool apply, ps_round_close *out,
+                            bool *due)
+{
+    memset(out, 0, sizeof *out);
+    *due = false;
+    if (s->cfg.mode != PS_ROUND)
+        return CN_EINVAL;
+    pthread_mutex_lock(&s->mu);
+    cn_err e = CN_OK;
+    if (round > s->clock) {
+        e = CN_ESTATE;
+    } else if (round < s->clock) {
+        out->already_closed = true;
+    } else {
+        out->updates = s->acc_count;
+        out->weight = s->round_weight;
+        if (apply) {
+            uint64_t t0 = cn_now_ns();
+            if (s->acc_count > 0) {
+                // The pseudo-gradient: the negated weighted mean delta.
+                float inv = (float)(-1.0 / s->round_weight);
+                for (size_t i = 0; i < s->n; i++)
+                    s->acc[i] *= inv;
+                apply_step(s, s->acc, NULL);
+            } else {
+                s->version++; // an empty round still moves the clock
+            }
+            s->clock++;
+            s->stale[0] += s->acc_count;
+            out->apply_seconds = (double)(cn_now_ns() - t0) * 1e-9;
+            *due = ckpt_due(s);
+        }
+        memset(s->acc, 0, s->n * sizeof *s->acc);
+        memset(s->acc_from, 0, s->cfg.workers);
+        s->acc_count = 0;
+        s->round_weight = 0;
+    }
+    out->round = s->clock;
+    out->version = s->version;
+    pthread_mutex_unlock(&s->mu);
+    return e;
 }
 
 // ---------------------------------------------------------------- checkpoints

@@ -49,8 +49,11 @@ cn_err ps_wire_cfg_from_pb(const Canopy__Ps__ConfigureRequest *r, ps_shard_cfg *
     case CANOPY__PS__CONSISTENCY__SSP:
         cfg->mode = PS_SSP;
         break;
+    case CANOPY__PS__CONSISTENCY__ROUND:
+        cfg->mode = PS_ROUND;
+        break;
     default:
-        return cn_errf(err, errlen, CN_EINVAL, "consistency %d: allowed BSP, ASP, SSP",
+        return cn_errf(err, errlen, CN_EINVAL, "consistency %d: allowed BSP, ASP, SSP, ROUND",
                        (int)r->consistency);
     }
     const Canopy__Ps__OptimizerConfig *o = r->optimizer;
@@ -99,4 +102,5 @@ void ps_wire_stats_from_pb(const Canopy__Ps__StatsReply *r, ps_stats *st)
     st->restored = r->restored;
     st->apply_seconds = r->apply_seconds;
     st->wait_seconds = r->wait_seconds;
+    st->late_updates = r->late_updates;
 }

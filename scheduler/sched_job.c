@@ -157,14 +157,14 @@ static void queue_push(sched_job *j, size_t u)
     j->q_len++;
 }
 
-// queue_pop returns the next item that is still pending.
+// queue_pop returns the next item that is still pending and not pinned.
 static bool queue_pop(sched_job *j, size_t *u)
 {
     while (j->q_len > 0) {
         *u = j->queue[j->q_head];
         j->q_head = (j->q_head + 1) % j->q_cap;
         j->q_len--;
-        if (j->items[*u].state == ITEM_PENDING)
+        if (j->items[*u].state == ITEM_PENDING && j->items[*u].pin == 0)
             return true;
     }
     return false;
@@ -208,6 +208,40 @@ bool sched_job_item_release(sched_job *j, uint64_t u)
     j->items[u].state = ITEM_PENDING;
     j->n_held--;
     queue_push(j, u);
+    return true;
+}
+
+cn_err sched_job_add_item_for(sched_job *j, uint64_t node, uint64_t *index)
+{
+    size_t before = j->n_items;
+    // Added like any item, then taken out of the queue: queue_pop skips
+    // entries that are no longer pending-and-unpinned.
+    cn_err e = sched_job_add_items(j, 1);
+    if (e != CN_OK)
+        return e;
+    j->items[before].pin = node;
+    if (node)
+        j->n_pinned++;
+    *index = before;
+    return CN_OK;
+}
+
+bool sched_job_item_cancel(sched_job *j, uint64_t u)
+{
+    if (u >= j->n_items)
+        return false;
+    item *x = &j->items[u];
+    if (x->state == ITEM_DONE || x->state == ITEM_FAILED)
+        return false;
+    if (x->state == ITEM_LEASED)
+        j->n_leased--;
+    else if (x->state == ITEM_HELD)
+        j->n_held--;
+    else if (x->pin)
+        j->n_pinned--;
+    x->state = ITEM_FAILED;
+    x->node = 0;
+    j->n_failed++;
     return true;
 }
 
@@ -278,7 +312,18 @@ void sched_job_write_json(sched_job *j, const char *name, const cJSON *o)
 // ------------------------------------------------------------ dispatch
 
 // pick finds the next item to hand out, oldest job first. Lock held.
-bool sched_jobs_pick(sched_jobs *k, sched_job **jp, size_t *u)
+// pinned_for finds a pending item pinned to node.
+static bool pinned_for(const sched_job *j, uint64_t node, size_t *u)
+{
+    for (size_t i = 0; j->n_pinned > 0 && i < j->n_items; i++)
+        if (j->items[i].pin == node && j->items[i].state == ITEM_PENDING) {
+            *u = i;
+            return true;
+        }
+    return false;
+}
+
+bool sched_jobs_pick(sched_jobs *k, uint64_t node, sched_job **jp, size_t *u)
 {
     uint64_t now = cn_now_ms();
     for (sched_job *j = k->jobs; j; j = j->next) {
@@ -286,7 +331,7 @@ bool sched_jobs_pick(sched_jobs *k, sched_job **jp, size_t *u)
             continue;
         if (j->max_concurrent && j->n_leased >= j->max_concurrent)
             continue;
-        if (queue_pop(j, u)) {
+        if (pinned_for(j, node, u) || queue_pop(j, u)) {
             *jp = j;
             return true;
         }
@@ -297,6 +342,8 @@ bool sched_jobs_pick(sched_jobs *k, sched_job **jp, size_t *u)
 void sched_job_lease(sched_job *j, size_t u, uint64_t node)
 {
     item *x = &j->items[u];
+    if (x->pin && x->state == ITEM_PENDING)
+        j->n_pinned--;
     x->state = ITEM_LEASED;
     x->node = node;
     x->lease_end_ms = cn_now_ms() + j->lease_ms;
@@ -343,8 +390,10 @@ void sched_jobs_serve_waiters(sched_jobs *k)
         }
         sched_job *j;
         size_t u;
-        if (!sched_jobs_pick(k, &j, &u))
-            return;
+        if (!sched_jobs_pick(k, k->waiters[i].node, &j, &u)) {
+            i++; // nothing for this worker (pinned items may be another's)
+            continue;
+        }
         waiter w = k->waiters[i];
         k->waiters[i] = k->waiters[--k->nw];
         sched_job_hand_out(j, u, w.node, w.call, cn_now_ns());
@@ -367,7 +416,10 @@ void sched_job_release(sched_job *j, size_t u, const char *why)
         return;
     }
     x->state = ITEM_PENDING;
-    queue_push(j, u);
+    if (x->pin)
+        j->n_pinned++;
+    else
+        queue_push(j, u);
 }
 
 static void lose(sched_job *j, size_t u, const char *why)

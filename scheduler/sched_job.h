@@ -214,6 +214,17 @@ cn_err sched_job_add_held_items(sched_job *j, size_t n);
 // was not held.
 bool sched_job_item_release(sched_job *j, uint64_t item);
 
+// sched_job_add_item_for adds one PENDING item that only worker node may
+// take (node 0: any worker); *index receives its index. A pinned item whose
+// worker dies goes back to pending for the same worker (it fails once its
+// retries are used up). Errors: CN_ENOMEM.
+cn_err sched_job_add_item_for(sched_job *j, uint64_t node, uint64_t *index);
+
+// sched_job_item_cancel ends a PENDING, HELD or LEASED item without a result
+// (FAILED, without item_failed): it is not handed out again, and its holder
+// is told to stop at its next report. Returns false if it had ended.
+bool sched_job_item_cancel(sched_job *j, uint64_t item);
+
 // sched_job_item_settle marks a PENDING or HELD item DONE without running
 // it (its result was replayed from the log). Returns false otherwise.
 bool sched_job_item_settle(sched_job *j, uint64_t item);

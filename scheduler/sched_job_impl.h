@@ -19,6 +19,7 @@ typedef struct item {
     uint32_t attempts;     // leases handed out so far
     uint64_t node;         // holder while LEASED
     uint64_t lease_end_ms; // monotonic
+    uint64_t pin;          // only this worker may take it; 0 = any
 } item;
 
 struct sched_job {
@@ -40,6 +41,7 @@ struct sched_job {
     size_t *queue; // ring of item indices that may be pending
     size_t q_head, q_len, q_cap;
     size_t n_leased, n_done, n_failed, n_held;
+    size_t n_pinned; // pending pinned items (kept out of the queue)
     uint32_t lease_ms, retries, max_concurrent;
     uint64_t hold_until_ms; // restored: dispatch waits for reattaching workers
     cn_jsonl *log;
@@ -74,8 +76,8 @@ struct sched_jobs {
 
 // --- sched_job.c
 bool sched_job_ended(const sched_job *j);
-// sched_jobs_pick finds the next item to hand out, oldest job first.
-bool sched_jobs_pick(sched_jobs *k, sched_job **jp, size_t *u);
+// sched_jobs_pick finds the next item to hand out to node, oldest job first.
+bool sched_jobs_pick(sched_jobs *k, uint64_t node, sched_job **jp, size_t *u);
 // sched_job_lease marks item u leased to node, its lease starting now.
 void sched_job_lease(sched_job *j, size_t u, uint64_t node);
 // sched_job_hand_out leases item u to node and answers the Work/Get call.

@@ -45,7 +45,7 @@ static void h_work_get(rpc_call *call, void *arg)
     size_t u;
     if (k->stopping) {
         sched_work_reply_empty(call, true);
-    } else if (sched_jobs_pick(k, &j, &u)) {
+    } else if (sched_jobs_pick(k, node, &j, &u)) {
         sched_job_hand_out(j, u, node, call, t0);
     } else if (wait_ms == 0) {
         sched_work_reply_empty(call, false);

@@ -250,9 +250,10 @@ cn_err sched_members_register(sched_members *m, uint64_t node_id, int role, cons
     *rank = x->info.rank;
     cluster_node info = x->info;
     pthread_mutex_unlock(&m->mu);
-    CN_INFO("node %016llx registered: %s rank %u at %s (%s, %u threads)",
+    CN_INFO("node %016llx registered: %s rank %u at %s (%s, %u %s)",
             (unsigned long long)node_id, cluster_role_name(role), info.rank,
-            info.address[0] ? info.address : "-", info.name, threads);
+            info.address[0] ? info.address : "-", info.name, threads,
+            cn_plural(threads, "thread", "threads"));
     return CN_OK;
 }
 

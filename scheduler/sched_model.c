@@ -81,16 +81,25 @@ bool sched_model_lost(sched_model *m)
     return false;
 }
 
-cn_err sched_model_pull(sched_model *m, float *params, char *err, size_t errlen)
+cn_err sched_model_pull(sched_model *m, float *params, uint64_t *clock, char *err, size_t errlen)
 {
     ps_sync sy;
-    return ps_client_pull(m->pc, 0, false, params, &sy, err, errlen);
+    cn_err e = ps_client_pull(m->pc, 0, false, params, &sy, err, errlen);
+    if (clock)
+        *clock = sy.clock;
+    return e;
+}
+
+cn_err sched_model_close_round(sched_model *m, uint64_t round, bool apply, ps_round_close *out,
+                               char *err, size_t errlen)
+{
+    return ps_client_close_round(m->pc, round, apply, out, err, errlen);
 }
 
 cn_err sched_model_evaluate(sched_model *m, const ds_dataset *test, mlp_ws *ws, float *params,
                             double *acc, double *loss, char *err, size_t errlen)
 {
-    cn_err e = sched_model_pull(m, params, err, errlen);
+    cn_err e = sched_model_pull(m, params, NULL, err, errlen);
     if (e != CN_OK)
         return e;
     mlp_eval ev;

@@ -53,8 +53,15 @@ cn_err sched_model_configure(sched_model *m, const float *init, bool restore, bo
 // answer is waited for by its clients).
 bool sched_model_lost(sched_model *m);
 
-// sched_model_pull copies the current global model into params (n_params).
-cn_err sched_model_pull(sched_model *m, float *params, char *err, size_t errlen);
+// sched_model_pull copies the current global model into params (n_params);
+// *clock (may be NULL) receives the shards' clock (the open round of a
+// federated job).
+cn_err sched_model_pull(sched_model *m, float *params, uint64_t *clock, char *err, size_t errlen);
+
+// sched_model_close_round closes a federated round on every shard (see
+// ps_client_close_round).
+cn_err sched_model_close_round(sched_model *m, uint64_t round, bool apply, ps_round_close *out,
+                               char *err, size_t errlen);
 
 // sched_model_evaluate pulls the global model into params and scores it on
 // test (ws sized for test's rows in batches). acc and loss receive the

@@ -19,6 +19,7 @@
 // and the workers, which carried on, take their ranks back with their next
 // report.
 #include "scheduler/sched_kinds_impl.h"
+#include "scheduler/sched_train_impl.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -35,51 +36,15 @@
 #include "scheduler/sched_model.h"
 #include "scheduler/train_spec.h"
 
-#define MAX_EVALS 4096
-
-static const char *const ROLES[4] = {"train_images", "train_labels", "test_images", "test_labels"};
-
-typedef struct rank_info {
-    bool done;
-    uint64_t step;
-    uint32_t epoch;
-    double loss;
-    uint64_t samples;
-    double seconds, compute_s, comm_s;
-    uint64_t bytes_sent, bytes_recv;
-} rank_info;
-
-typedef struct eval_point {
-    double t, acc, loss, sps;
-    uint64_t step;
-} eval_point;
-
-typedef struct train_job {
-    train_spec spec;
-    char sha[4][SCHED_SHA_LEN]; // ROLES order
-    // fixed once configured (and replayed from the "configured" record)
-    bool configured;
-    mlp_shape shape;
-    uint64_t steps_per_epoch, steps;
-    char (*urls)[256]; // (shards)
-    rank_info *ranks;  // (workers)
-    eval_point *evals;
-    size_t n_evals;
-    double acc, test_loss;
-    uint32_t shard_restarts;
-    uint64_t staleness[PS_STALE_BUCKETS];
-    double time_to_target;     // seconds; -1 = not reached
-    bool finished;             // a summary was written (or replayed)
-    uint64_t waiting_since_ms; // BSP/SSP admission: a rank has had no worker since
-    pthread_t thread;
-    bool thread_started;
-} train_job;
+const char *const SCHED_TRAIN_ROLES[4] = {"train_images", "train_labels", "test_images",
+                                          "test_labels"};
 
 static void train_free(void *impl)
 {
     train_job *t = impl;
     if (t == NULL)
         return;
+    sched_fed_free(t);
     free(t->urls);
     free(t->ranks);
     free(t->evals);
@@ -98,13 +63,13 @@ static cn_err train_create(sched_jobs *k, const sched_job_input *in, void **impl
     for (int r = 0; e == CN_OK && r < 4; r++) {
         const sched_data_ref *d = NULL;
         for (size_t i = 0; i < in->n_data; i++)
-            if (strcmp(in->data[i].role, ROLES[r]) == 0)
+            if (strcmp(in->data[i].role, SCHED_TRAIN_ROLES[r]) == 0)
                 d = &in->data[i];
         if (d == NULL)
             e = cn_errf(err, errlen, CN_EINVAL,
                         "%s: the job names no data set for \"%s\" (upload the file and name it "
                         "by hash)",
-                        in->spec_name, ROLES[r]);
+                        in->spec_name, SCHED_TRAIN_ROLES[r]);
         else
             snprintf(t->sha[r], sizeof t->sha[r], "%s", d->sha256);
     }
@@ -138,7 +103,7 @@ static void train_make_id(const void *impl, const sched_job_input *in, char *id,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rnd);
 }
 
-static double num(const cJSON *o, const char *key)
+double sched_train_num(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
@@ -154,15 +119,15 @@ static const char *type_of(const cJSON *rec)
 
 static void set_rank(rank_info *ri, const cJSON *r)
 {
-    ri->step = (uint64_t)num(r, "step");
-    ri->epoch = (uint32_t)num(r, "epoch");
-    ri->loss = num(r, "loss");
-    ri->samples = (uint64_t)num(r, "samples");
-    ri->seconds = num(r, "seconds");
-    ri->compute_s = num(r, "compute_seconds");
-    ri->comm_s = num(r, "comm_seconds");
-    ri->bytes_sent = (uint64_t)num(r, "bytes_sent");
-    ri->bytes_recv = (uint64_t)num(r, "bytes_received");
+    ri->step = (uint64_t)sched_train_num(r, "step");
+    ri->epoch = (uint32_t)sched_train_num(r, "epoch");
+    ri->loss = sched_train_num(r, "loss");
+    ri->samples = (uint64_t)sched_train_num(r, "samples");
+    ri->seconds = sched_train_num(r, "seconds");
+    ri->compute_s = sched_train_num(r, "compute_seconds");
+    ri->comm_s = sched_train_num(r, "comm_seconds");
+    ri->bytes_sent = (uint64_t)sched_train_num(r, "bytes_sent");
+    ri->bytes_recv = (uint64_t)sched_train_num(r, "bytes_received");
     ri->done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "done"));
 }
 
@@ -184,8 +149,8 @@ static void replay_configured(train_job *t, const cJSON *rec)
     for (uint32_t k = 0; k < t->spec.shards; k++)
         snprintf(t->urls[k], sizeof t->urls[k], "%s",
                  cJSON_GetStringValue(cJSON_GetArrayItem(u, (int)k)));
-    t->steps_per_epoch = (uint64_t)num(rec, "steps_per_epoch");
-    t->steps = (uint64_t)num(rec, "steps");
+    t->steps_per_epoch = (uint64_t)sched_train_num(rec, "steps_per_epoch");
+    t->steps = (uint64_t)sched_train_num(rec, "steps");
     t->configured = true;
 }
 
@@ -196,25 +161,27 @@ static void train_replay(sched_job *j, const cJSON *rec)
     if (strcmp(type, "configured") == 0) {
         replay_configured(t, rec);
     } else if (strcmp(type, "worker") == 0) {
-        double r = num(rec, "rank");
+        double r = sched_train_num(rec, "rank");
         if (r >= 0 && r < t->spec.workers)
             set_rank(&t->ranks[(size_t)r], rec);
     } else if (strcmp(type, "eval") == 0 && t->n_evals < MAX_EVALS) {
         eval_point *p = &t->evals[t->n_evals++];
-        *p = (eval_point){num(rec, "t"), num(rec, "accuracy"), num(rec, "loss"),
-                          num(rec, "samples_per_s"), (uint64_t)num(rec, "step")};
+        *p = (eval_point){sched_train_num(rec, "t"), sched_train_num(rec, "accuracy"), sched_train_num(rec, "loss"),
+                          sched_train_num(rec, "samples_per_s"), (uint64_t)sched_train_num(rec, "step")};
         t->acc = p->acc;
         t->test_loss = p->loss;
     } else if (strcmp(type, "shard_restart") == 0) {
         t->shard_restarts++;
     } else if (strcmp(type, "summary") == 0) {
         t->finished = true;
+    } else if (t->spec.fed.on) {
+        sched_fed_replay(j, rec);
     }
 }
 
 // ------------------------------------------------------------ metrics
 
-static uint64_t slowest_step(const train_job *t)
+uint64_t sched_train_slowest_step(const train_job *t)
 {
     uint64_t m = UINT64_MAX;
     for (uint32_t r = 0; r < t->spec.workers; r++)
@@ -224,7 +191,7 @@ static uint64_t slowest_step(const train_job *t)
 
 // samples_per_s is the job's throughput: the sum of each worker's samples
 // over its own training time (data loading excluded).
-static double samples_per_s(const train_job *t)
+double sched_train_sps(const train_job *t)
 {
     double sps = 0;
     for (uint32_t r = 0; r < t->spec.workers; r++)
@@ -233,7 +200,7 @@ static double samples_per_s(const train_job *t)
     return sps;
 }
 
-static void log_record(sched_job *j, cJSON *o)
+void sched_train_log(sched_job *j, cJSON *o)
 {
     sched_job_log(j, o);
     cJSON_Delete(o);
@@ -241,21 +208,10 @@ static void log_record(sched_job *j, cJSON *o)
 
 // ------------------------------------------------------------ the job thread
 
-typedef struct run {
-    sched_job *j;
-    train_job *t;
-    sched_jobs *k;
-    ds_dataset *test;
-    mlp_ws *ws;
-    float *params;
-    sched_model *model;
-    ps_shard_cfg cfg;
-    char err[CN_ERRBUF_LEN];
-} run;
 
 // load_shape loads the test set and fixes the model's shape from it (the
 // input width) and from both label files (the classes). No lock.
-static cn_err load_shape(run *r, uint64_t *n_train)
+cn_err sched_train_load_shape(run *r, uint64_t *n_train)
 {
     const train_spec *sp = &r->t->spec;
     char paths[4][1200];
@@ -282,7 +238,7 @@ static cn_err load_shape(run *r, uint64_t *n_train)
     return e;
 }
 
-static void fill_cfg(run *r)
+void sched_train_fill_cfg(run *r)
 {
     const train_spec *sp = &r->t->spec;
     memset(&r->cfg, 0, sizeof r->cfg);
@@ -299,9 +255,19 @@ static void fill_cfg(run *r)
     // not the scheduler's.
     snprintf(r->cfg.checkpoint_dir, sizeof r->cfg.checkpoint_dir, "%s", sched_job_id(r->j));
     r->cfg.checkpoint_every = sp->checkpoint_every;
+    if (sp->fed.on) {
+        // Federated: the shards fold the clients' updates of a round and
+        // step the strategy's server optimizer once per round, saving the
+        // model after each.
+        r->cfg.mode = PS_ROUND;
+        r->cfg.workers = sp->fed.clients;
+        char err[CN_ERRBUF_LEN];
+        fed_server_optim(&sp->fed.server, &r->cfg.optim, err, sizeof err); // checked by the spec
+        r->cfg.checkpoint_every = 1;
+    }
 }
 
-static void log_configured(run *r, bool restored)
+void sched_train_log_configured(run *r, bool restored)
 {
     const train_job *t = r->t;
     cJSON *o = cJSON_CreateObject();
@@ -317,22 +283,23 @@ static void log_configured(run *r, bool restored)
     cJSON_AddNumberToObject(o, "steps_per_epoch", (double)t->steps_per_epoch);
     cJSON_AddNumberToObject(o, "steps", (double)t->steps);
     cJSON_AddBoolToObject(o, "restored", restored);
-    log_record(r->j, o);
+    sched_train_log(r->j, o);
 }
 
 // configure sets up the shards: a new job picks and configures them; a
 // restored one reconnects and restores their checkpoints if they lost it.
-static cn_err configure(run *r)
+cn_err sched_train_connect(run *r, bool *resumed)
 {
     train_job *t = r->t;
     const train_spec *sp = &t->spec;
     uint64_t n_train = 0;
-    cn_err e = load_shape(r, &n_train);
+    cn_err e = sched_train_load_shape(r, &n_train);
     bool restoring = t->configured;
+    *resumed = restoring;
     if (e == CN_OK && !restoring) {
         uint64_t per = n_train / ((uint64_t)sp->workers * sp->batch);
         t->steps_per_epoch = per > 0 ? per : 1;
-        t->steps = t->steps_per_epoch * sp->epochs;
+        t->steps = sp->fed.on ? sp->fed.rounds : t->steps_per_epoch * sp->epochs;
         e = sched_model_pick_shards(sched_jobs_members(r->k), sp->shards, t->urls, r->err,
                                     sizeof r->err);
     }
@@ -342,7 +309,7 @@ static cn_err configure(run *r)
         e = cn_errf(r->err, sizeof r->err, CN_ENOMEM, "out of memory");
     if (e != CN_OK)
         return e;
-    fill_cfg(r);
+    sched_train_fill_cfg(r);
     const char *urls[SCHED_MODEL_MAX_SHARDS];
     for (uint32_t k = 0; k < sp->shards && k < SCHED_MODEL_MAX_SHARDS; k++)
         urls[k] = t->urls[k];
@@ -364,8 +331,22 @@ static cn_err configure(run *r)
         return e;
     sched_jobs_lock(r->k);
     if (!restoring || restored)
-        log_configured(r, restored);
+        sched_train_log_configured(r, restored);
     t->configured = true;
+    sched_jobs_unlock(r->k);
+    return CN_OK;
+}
+
+// configure connects the shards and adds one item per rank.
+static cn_err configure(run *r)
+{
+    train_job *t = r->t;
+    const train_spec *sp = &t->spec;
+    bool resumed;
+    cn_err e = sched_train_connect(r, &resumed);
+    if (e != CN_OK)
+        return e;
+    sched_jobs_lock(r->k);
     sched_job_set_policy(r->j, 10000 + (uint32_t)(sp->report_every_s * 20000), 1000, 0);
     e = sched_job_add_items(r->j, sp->workers);
     for (uint32_t q = 0; e == CN_OK && q < sp->workers; q++)
@@ -373,17 +354,17 @@ static cn_err configure(run *r)
             sched_job_item_settle(r->j, q);
     t->waiting_since_ms = cn_now_ms();
     CN_INFO("job %s %s: model %zu params, %u shards, %u workers, %s, %" PRIu64 " steps per worker",
-            sched_job_id(r->j), restoring ? "resumed" : "running", t->shape.n_params, sp->shards,
+            sched_job_id(r->j), resumed ? "resumed" : "running", t->shape.n_params, sp->shards,
             sp->workers, ps_mode_name(sp->mode), t->steps);
     sched_jobs_unlock(r->k);
     return e;
 }
 
 // watch_shards configures again a shard that lost the job. No lock.
-static void watch_shards(run *r)
+bool sched_train_watch_shards(run *r)
 {
     if (!sched_model_lost(r->model))
-        return;
+        return false;
     bool restored = false;
     cn_err e = sched_model_configure(r->model, r->params, true, &restored, r->err, sizeof r->err);
     sched_jobs_lock(r->k);
@@ -393,19 +374,20 @@ static void watch_shards(run *r)
     cJSON_AddNumberToObject(o, "t", sched_job_elapsed_s(r->j));
     cJSON_AddBoolToObject(o, "restored", restored);
     cJSON_AddBoolToObject(o, "ok", e == CN_OK);
-    log_record(r->j, o);
+    sched_train_log(r->j, o);
     sched_jobs_unlock(r->k);
     CN_WARN("job %s: a shard lost the job; configured again (%s)", sched_job_id(r->j),
             e == CN_OK ? (restored ? "checkpoint restored" : "no checkpoint") : r->err);
+    return true;
 }
 
 // add_eval records an evaluation. Lock held.
-static void add_eval(run *r, double acc, double loss, uint64_t step)
+void sched_train_add_eval(run *r, double acc, double loss, uint64_t step)
 {
     train_job *t = r->t;
     double el = sched_job_elapsed_s(r->j);
     if (t->n_evals < MAX_EVALS)
-        t->evals[t->n_evals++] = (eval_point){el, acc, loss, samples_per_s(t), step};
+        t->evals[t->n_evals++] = (eval_point){el, acc, loss, sched_train_sps(t), step};
     t->acc = acc;
     t->test_loss = loss;
     if (t->spec.target_accuracy > 0 && acc >= t->spec.target_accuracy && t->time_to_target < 0)
@@ -416,8 +398,19 @@ static void add_eval(run *r, double acc, double loss, uint64_t step)
     cJSON_AddNumberToObject(o, "step", (double)step);
     cJSON_AddNumberToObject(o, "accuracy", acc);
     cJSON_AddNumberToObject(o, "loss", loss);
-    cJSON_AddNumberToObject(o, "samples_per_s", samples_per_s(t));
-    log_record(r->j, o);
+    cJSON_AddNumberToObject(o, "samples_per_s", sched_train_sps(t));
+    cJSON_AddNumberToObject(o, "bytes", sched_train_bytes(t));
+    sched_train_log(r->j, o);
+}
+
+double sched_train_bytes(const train_job *t)
+{
+    if (t->spec.fed.on)
+        return sched_fed_bytes(t);
+    double b = 0;
+    for (uint32_t q = 0; q < t->spec.workers; q++)
+        b += (double)(t->ranks[q].bytes_sent + t->ranks[q].bytes_recv);
+    return b;
 }
 
 static bool all_done(const train_job *t)
@@ -447,7 +440,7 @@ static void train_loop(run *r)
             continue;
         sched_jobs_unlock(r->k);
         if (do_stats) {
-            watch_shards(r);
+            sched_train_watch_shards(r);
             last_stats = now;
         }
         double acc = 0, loss = 0;
@@ -459,7 +452,7 @@ static void train_loop(run *r)
         }
         sched_jobs_lock(r->k);
         if (do_eval && e == CN_OK)
-            add_eval(r, acc, loss, slowest_step(r->t));
+            sched_train_add_eval(r, acc, loss, sched_train_slowest_step(r->t));
     }
 }
 
@@ -491,7 +484,7 @@ static void add_summary_fields(run *r, cJSON *o, const sched_model_stats *st)
     cJSON_AddNumberToObject(o, "steps_per_worker", (double)t->steps);
     cJSON_AddNumberToObject(o, "seconds", sched_job_elapsed_s(r->j));
     cJSON_AddNumberToObject(o, "samples", (double)samples);
-    cJSON_AddNumberToObject(o, "samples_per_s", samples_per_s(t));
+    cJSON_AddNumberToObject(o, "samples_per_s", sched_train_sps(t));
     cJSON_AddNumberToObject(o, "test_accuracy", t->acc);
     cJSON_AddNumberToObject(o, "test_loss", t->test_loss);
     cJSON_AddNumberToObject(o, "target_accuracy", sp->target_accuracy);
@@ -512,11 +505,13 @@ static void add_summary_fields(run *r, cJSON *o, const sched_model_stats *st)
     char path[1600];
     snprintf(path, sizeof path, "%s/model.cnm", sched_job_dir(r->j));
     cJSON_AddStringToObject(o, "model_path", path);
+    if (t->spec.fed.on)
+        sched_fed_summary(t, o);
 }
 
 // finish_job evaluates the final model, saves it and writes the summary.
 // Called without the lock; returns with it held.
-static void finish_job(run *r)
+void sched_train_finish(run *r)
 {
     double acc = 0, loss = 0;
     char path[1600];
@@ -532,16 +527,16 @@ static void finish_job(run *r)
         sched_job_finish(r->j, JOB_FAILED, r->err);
         return;
     }
-    add_eval(r, acc, loss, r->t->steps);
+    sched_train_add_eval(r, acc, loss, r->t->steps);
     memcpy(r->t->staleness, st.staleness, sizeof st.staleness);
     cJSON *o = cJSON_CreateObject();
     add_summary_fields(r, o, &st);
     sched_job_write_json(r->j, "summary.json", o);
-    log_record(r->j, o);
+    sched_train_log(r->j, o);
     r->t->finished = true;
     sched_job_finish(r->j, JOB_DONE, NULL);
     CN_INFO("job %s done: test accuracy %.4f, %.0f samples/s", sched_job_id(r->j), acc,
-            samples_per_s(r->t));
+            sched_train_sps(r->t));
 }
 
 static void *job_main(void *arg)
@@ -556,7 +551,7 @@ static void *job_main(void *arg)
         bool finish = sched_job_state(r->j) == JOB_RUNNING && !sched_jobs_stopping(r->k);
         sched_jobs_unlock(r->k);
         if (finish)
-            finish_job(r); // returns with the lock held
+            sched_train_finish(r); // returns with the lock held
         else
             sched_jobs_lock(r->k);
     }
@@ -582,7 +577,7 @@ static cn_err train_start(sched_job *j, char *err, size_t errlen)
     if (r == NULL)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     *r = (run){.j = j, .t = t, .k = sched_job_kernel(j)};
-    if (pthread_create(&t->thread, NULL, job_main, r) != 0) {
+    if (pthread_create(&t->thread, NULL, t->spec.fed.on ? sched_fed_main : job_main, r) != 0) {
         free(r);
         return cn_errf(err, errlen, CN_ENOMEM, "cannot start the job thread");
     }
@@ -593,6 +588,8 @@ static cn_err train_start(sched_job *j, char *err, size_t errlen)
 static char *train_task(sched_job *j, uint64_t item, uint32_t attempt)
 {
     train_job *t = sched_job_impl(j);
+    if (t->spec.fed.on)
+        return sched_fed_task(j, item, attempt);
     const train_spec *sp = &t->spec;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "job_id", sched_job_id(j));
@@ -637,21 +634,21 @@ static void log_worker(sched_job *j, uint64_t rank, const cJSON *res, const char
                           "samples",      "seconds",    "compute_seconds",
                           "comm_seconds", "bytes_sent", "bytes_received"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        cJSON_AddNumberToObject(o, keys[i], num(res, keys[i]));
-    double s = num(res, "seconds");
-    cJSON_AddNumberToObject(o, "samples_per_s", s > 0 ? num(res, "samples") / s : 0);
+        cJSON_AddNumberToObject(o, keys[i], sched_train_num(res, keys[i]));
+    double s = sched_train_num(res, "seconds");
+    cJSON_AddNumberToObject(o, "samples_per_s", s > 0 ? sched_train_num(res, "samples") / s : 0);
     cJSON_AddBoolToObject(o, "done", cJSON_IsTrue(cJSON_GetObjectItem(res, "done")));
     if (error)
         cJSON_AddStringToObject(o, "error", error);
-    log_record(j, o);
+    sched_train_log(j, o);
 }
 
 static void train_progress(sched_job *j, uint64_t item, uint64_t node, const cJSON *result)
 {
     (void)node;
     train_job *t = sched_job_impl(j);
-    if (item >= t->spec.workers)
-        return;
+    if (t->spec.fed.on || item >= t->spec.workers)
+        return; // a federated client's progress only renews its lease
     set_rank(&t->ranks[item], result);
     t->ranks[item].done = false; // only a final report ends a rank
     log_worker(j, item, result, NULL);
@@ -662,6 +659,10 @@ static void train_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok,
 {
     (void)node;
     train_job *t = sched_job_impl(j);
+    if (t->spec.fed.on) {
+        sched_fed_item_done(j, item, ok, error, result);
+        return;
+    }
     if (item >= t->spec.workers)
         return;
     set_rank(&t->ranks[item], result);
@@ -676,6 +677,11 @@ static void train_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok,
 
 static void train_item_failed(sched_job *j, uint64_t item, const char *why)
 {
+    train_job *t = sched_job_impl(j);
+    if (t->spec.fed.on) {
+        sched_fed_item_failed(j, item, why);
+        return;
+    }
     char msg[700];
     snprintf(msg, sizeof msg, "rank %" PRIu64 " gave up: %s", item, why);
     sched_job_finish(j, JOB_FAILED, msg);
@@ -684,7 +690,12 @@ static void train_item_failed(sched_job *j, uint64_t item, const char *why)
 static void train_item_lost(sched_job *j, uint64_t item, uint64_t node, const char *why)
 {
     (void)node;
-    CN_WARN("job %s: worker of rank %" PRIu64 " %s; its rank is free", sched_job_id(j), item, why);
+    train_job *t = sched_job_impl(j);
+    if (t->spec.fed.on)
+        CN_WARN("job %s: the client of item %" PRIu64 " %s", sched_job_id(j), item, why);
+    else
+        CN_WARN("job %s: worker of rank %" PRIu64 " %s; its rank is free", sched_job_id(j), item,
+                why);
 }
 
 // train_tick fails a synchronous job whose ranks cannot all be held: BSP
@@ -693,7 +704,7 @@ static void train_item_lost(sched_job *j, uint64_t item, uint64_t node, const ch
 static void train_tick(sched_job *j, uint64_t now)
 {
     train_job *t = sched_job_impl(j);
-    if (!t->configured || t->spec.mode == PS_ASP || t->waiting_since_ms == 0)
+    if (!t->configured || t->spec.fed.on || t->spec.mode == PS_ASP || t->waiting_since_ms == 0)
         return;
     size_t pending;
     sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
@@ -716,7 +727,7 @@ static void train_status(sched_job *j, cJSON *o)
 {
     train_job *t = sched_job_impl(j);
     const train_spec *sp = &t->spec;
-    uint64_t step = slowest_step(t);
+    uint64_t step = sched_train_slowest_step(t);
     double loss = 0, comp = 0, comm = 0;
     uint32_t active = 0;
     for (uint32_t q = 0; q < sp->workers; q++) {
@@ -744,7 +755,7 @@ static void train_status(sched_job *j, cJSON *o)
     cJSON_AddNumberToObject(o, "loss", sp->workers ? loss / sp->workers : 0);
     cJSON_AddNumberToObject(o, "accuracy", t->n_evals ? t->acc : -1);
     cJSON_AddNumberToObject(o, "test_loss", t->test_loss);
-    cJSON_AddNumberToObject(o, "samples_per_s", samples_per_s(t));
+    cJSON_AddNumberToObject(o, "samples_per_s", sched_train_sps(t));
     cJSON_AddNumberToObject(o, "compute_comm_ratio", comm > 0 ? comp / comm : 0);
     cJSON_AddNumberToObject(o, "shard_restarts", t->shard_restarts);
     char path[1600] = "";
@@ -764,6 +775,8 @@ static void train_status(sched_job *j, cJSON *o)
     cJSON *h = cJSON_AddArrayToObject(o, "staleness");
     for (int b = 0; sched_job_state(j) == JOB_DONE && b < PS_STALE_BUCKETS; b++)
         cJSON_AddItemToArray(h, cJSON_CreateNumber((double)t->staleness[b]));
+    if (t->spec.fed.on)
+        sched_fed_status(j, o);
 }
 
 static double train_progress_frac(sched_job *j)
@@ -771,7 +784,9 @@ static double train_progress_frac(sched_job *j)
     train_job *t = sched_job_impl(j);
     if (sched_job_state(j) == JOB_DONE)
         return 1;
-    return t->steps ? (double)slowest_step(t) / (double)t->steps : 0;
+    if (t->spec.fed.on)
+        return sched_fed_progress(j);
+    return t->steps ? (double)sched_train_slowest_step(t) / (double)t->steps : 0;
 }
 
 static void train_stop(sched_job *j)

@@ -3,6 +3,7 @@
 #include "scheduler/train_spec.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,119 @@ static void set_defaults(train_spec *s)
     s->checkpoint_every = 100;
     s->report_every_s = 0.5;
     s->admission_timeout_s = 60;
+    s->fed.rounds = 10;
+    s->fed.min_clients = 1;
+    s->fed.local_epochs = 1;
+    s->fed.local_batch = 32;
+    optim_cfg_default(&s->fed.local, OPTIM_SGD);
+    s->fed.local.lr = 0.05f;
+    fed_server_default(&s->fed.server, FED_AVG);
+    s->fed.mu = 0.01;
+    s->fed.slowdown = 1;
+}
+
+// fed_keys is what the option table reads for federated mode, before it is
+// checked and turned into train_fed.
+typedef struct fed_keys {
+    char mode[CN_OPT_STRLEN], strategy[CN_OPT_STRLEN], local_opt[CN_OPT_STRLEN],
+        client_data[CN_OPT_STRLEN];
+    int64_t rounds, clients, min_clients, local_epochs, local_batch, min_updates;
+    double per_round, local_lr, deadline, mu, dropout, slowdown, delay;
+    double server_lr, server_momentum, server_beta1, server_beta2, tau; // NAN: the default
+    const cJSON *slow;
+} fed_keys;
+
+#define FED_KEYS_N 20
+
+static void fed_keys_opts(fed_keys *k, cn_opt *o)
+{
+    const cn_opt v[FED_KEYS_N] = {
+        {"mode", CN_OPT_CHOICE, k->mode, "ps or federated", 0, 0, "ps|federated"},
+        {"rounds", CN_OPT_INT, &k->rounds, "federated rounds", 1, 100000, NULL},
+        {"clients", CN_OPT_INT, &k->clients, "federated clients", 1, PS_MAX_WORKERS, NULL},
+        {"clients_per_round", CN_OPT_DOUBLE, &k->per_round, "a count, or a fraction < 1", 0,
+         PS_MAX_WORKERS, NULL},
+        {"min_clients", CN_OPT_INT, &k->min_clients, "clients selected at least", 1,
+         PS_MAX_WORKERS, NULL},
+        {"local_epochs", CN_OPT_INT, &k->local_epochs, "client epochs per round", 1, 10000, NULL},
+        {"local_batch", CN_OPT_INT, &k->local_batch, "client batch", 1, 65536, NULL},
+        {"local_lr", CN_OPT_DOUBLE, &k->local_lr, "client learning rate", 1e-9, 100, NULL},
+        {"local_optimizer", CN_OPT_CHOICE, k->local_opt, "client optimizer", 0, 0,
+         "sgd|momentum|adam"},
+        {"round_deadline_s", CN_OPT_DOUBLE, &k->deadline, "round deadline (0 = none)", 0, 86400,
+         NULL},
+        {"min_updates", CN_OPT_INT, &k->min_updates, "quorum of updates (0 = all)", 0,
+         PS_MAX_WORKERS, NULL},
+        {"strategy", CN_OPT_CHOICE, k->strategy, "server strategy", 0, 0, FED_STRATEGIES},
+        {"mu", CN_OPT_DOUBLE, &k->mu, "FedProx coefficient", 0, 1000, NULL},
+        {"server_lr", CN_OPT_DOUBLE, &k->server_lr, "server learning rate", 1e-9, 100, NULL},
+        {"server_momentum", CN_OPT_DOUBLE, &k->server_momentum, "FedAvgM momentum", 0, 0.999999,
+         NULL},
+        {"server_beta1", CN_OPT_DOUBLE, &k->server_beta1, "FedOpt beta1", 0, 0.999999, NULL},
+        {"server_beta2", CN_OPT_DOUBLE, &k->server_beta2, "FedOpt beta2", 0, 0.999999, NULL},
+        {"tau", CN_OPT_DOUBLE, &k->tau, "FedOpt adaptivity", 1e-12, 1, NULL},
+        {"dropout", CN_OPT_DOUBLE, &k->dropout, "drop probability per client-round", 0, 1, NULL},
+        {"client_data", CN_OPT_CHOICE, k->client_data, "partition or local", 0, 0,
+         "partition|local"},
+    };
+    memcpy(o, v, sizeof v);
+}
+
+// fed_apply checks the federated keys and fills s->fed.
+static cn_err fed_apply(const fed_keys *k, train_spec *s, const char *origin, char *err,
+                        size_t errlen)
+{
+    train_fed *f = &s->fed;
+    f->on = strcmp(k->mode, "federated") == 0;
+    f->rounds = (uint32_t)k->rounds;
+    f->clients = k->clients ? (uint32_t)k->clients : s->workers;
+    f->clients_per_round = k->per_round;
+    f->min_clients = (uint32_t)k->min_clients;
+    f->local_epochs = (uint32_t)k->local_epochs;
+    f->local_batch = (uint32_t)k->local_batch;
+    if (k->local_opt[0])
+        optim_cfg_named(&f->local, k->local_opt);
+    if (!isnan(k->local_lr))
+        f->local.lr = (float)k->local_lr;
+    f->round_deadline_s = k->deadline;
+    f->min_updates = (uint32_t)k->min_updates;
+    if (k->strategy[0])
+        fed_strategy_parse(k->strategy, &f->server.strategy);
+    fed_server_default(&f->server, f->server.strategy);
+    if (!isnan(k->server_lr))
+        f->server.lr = k->server_lr;
+    if (!isnan(k->server_momentum))
+        f->server.momentum = k->server_momentum;
+    if (!isnan(k->server_beta1))
+        f->server.beta1 = k->server_beta1;
+    if (!isnan(k->server_beta2))
+        f->server.beta2 = k->server_beta2;
+    if (!isnan(k->tau))
+        f->server.tau = k->tau;
+    f->mu = f->server.strategy == FED_PROX ? k->mu : 0;
+    f->dropout = k->dropout;
+    f->local_data = strcmp(k->client_data, "local") == 0;
+    f->slowdown = k->slowdown;
+    f->delay_s = k->delay;
+    int n = cJSON_GetArraySize(k->slow);
+    for (int i = 0; i < n; i++) {
+        const cJSON *c = cJSON_GetArrayItem(k->slow, i);
+        if (!cJSON_IsNumber(c) || c->valuedouble < 0 || c->valuedouble >= f->clients ||
+            c->valuedouble != floor(c->valuedouble))
+            return cn_errf(err, errlen, CN_EINVAL,
+                           "%s: key \"slow_clients\": element %d is not a client in 0..%u",
+                           origin, i, f->clients - 1);
+        f->slow[f->n_slow++] = (uint32_t)c->valuedouble;
+    }
+    if (f->min_updates > f->clients)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "%s: key \"min_updates\": %u is more than the %u clients", origin,
+                       f->min_updates, f->clients);
+    optim_cfg server;
+    char inner[CN_ERRBUF_LEN];
+    if (fed_server_optim(&f->server, &server, inner, sizeof inner) != CN_OK)
+        return cn_errf(err, errlen, CN_EINVAL, "%s: %s", origin, inner);
+    return CN_OK;
 }
 
 cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, char *err,
@@ -78,7 +192,19 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
     const cJSON *hidden = NULL;
     optim_keys ok;
     optim_keys_init(&ok);
-    cn_opt opts[32 + OPTIM_KEYS_N] = {
+    fed_keys fk = {.rounds = s->fed.rounds,
+                   .min_clients = s->fed.min_clients,
+                   .local_epochs = s->fed.local_epochs,
+                   .local_batch = s->fed.local_batch,
+                   .local_lr = NAN,
+                   .mu = s->fed.mu,
+                   .slowdown = 1,
+                   .server_lr = NAN,
+                   .server_momentum = NAN,
+                   .server_beta1 = NAN,
+                   .server_beta2 = NAN,
+                   .tau = NAN};
+    cn_opt opts[40 + OPTIM_KEYS_N + FED_KEYS_N] = {
         {"name", CN_OPT_STRING, name, "job name", 0, 0, NULL},
         {"train_images", CN_OPT_STRING, paths[0], "IDX training images", 0, 0, NULL},
         {"train_labels", CN_OPT_STRING, paths[1], "IDX training labels", 0, 0, NULL},
@@ -107,11 +233,16 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
          NULL},
         {"admission_timeout_s", CN_OPT_DOUBLE, &s->admission_timeout_s,
          "wait for every rank's worker (bsp, ssp)", 1, 86400, NULL},
+        {"slow_clients", CN_OPT_ARRAY, &fk.slow, "clients run slowdown times slower", 0,
+         TRAIN_MAX_SLOW, NULL},
+        {"slowdown", CN_OPT_DOUBLE, &fk.slowdown, "slow clients' factor", 1, 1000, NULL},
+        {"delay_s", CN_OPT_DOUBLE, &fk.delay, "slow clients' added delay", 0, 3600, NULL},
     };
     size_t n = 0;
     while (opts[n].name)
         n++;
     optim_keys_opts(&ok, &opts[n]);
+    fed_keys_opts(&fk, &opts[n + OPTIM_KEYS_N]);
     cn_err e = cn_config_apply_json(opts, root, origin, err, errlen);
     if (e == CN_OK && hidden)
         e = mlp_hidden_from_json(hidden, s->hidden, TRAIN_MAX_HIDDEN, &s->n_hidden, origin, err,
@@ -122,6 +253,10 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
                     name, sizeof s->name - 1);
     if (e == CN_OK)
         e = optim_keys_apply(&ok, &s->optim, origin, err, errlen);
+    if (e == CN_OK) {
+        s->workers = (uint32_t)workers; // fed's default client count
+        e = fed_apply(&fk, s, origin, err, errlen);
+    }
     cJSON_Delete(root);
     if (e != CN_OK)
         return e;

@@ -13,6 +13,7 @@
 #include "common/cn_log.h"
 #include "proto/sched_client.h"
 #include "worker/wk_data.h"
+#include "worker/wk_fed.h"
 #include "worker/wk_fold.h"
 #include "worker/wk_mlp_trial.h"
 #include "worker/wk_train.h"
@@ -143,9 +144,48 @@ static void run_rank(running *r)
     cJSON_Delete(result);
 }
 
+// run_client runs a federated client's round.
+static void run_client(running *r)
+{
+    wk_exec *x = r->x;
+    char err[CN_ERRBUF_LEN] = "", status[200];
+    wk_fed_task t;
+    const ds_dataset *d = NULL;
+    cJSON *result = NULL;
+    cn_err e = wk_fed_task_read(r->it->task, &t, err, sizeof err);
+    if (e == CN_OK) {
+        snprintf(status, sizeof status, "federated %s round %" PRIu64 " client %u", t.job_id,
+                 t.round, t.client);
+        set_status(x, status);
+        e = t.local_data ? wk_data_local(x->data, t.train_rows, &d, err, sizeof err)
+                         : wk_data_idx(x->data, t.train_images, t.train_labels, t.train_rows, &d,
+                                       NULL, err, sizeof err);
+    }
+    wk_train_env env = {.token = x->o.token,
+                        .tls = x->o.tls,
+                        .threads = x->threads_per_slot,
+                        .stopping = &x->stopping,
+                        .report = train_report,
+                        .arg = r};
+    if (e == CN_OK)
+        e = wk_fed_run(&t, d, &env, &result, err, sizeof err);
+    wk_data_release(x->data, d);
+    if (e != CN_OK) {
+        CN_ERROR("%s item %" PRIu64 ": %s", r->it->job_id, r->it->item, err);
+        cJSON *o = cJSON_CreateObject();
+        send_report(r, true, false, err, o);
+        cJSON_Delete(o);
+    } else if (result) {
+        bool late = cJSON_IsTrue(cJSON_GetObjectItem(result, "late"));
+        send_report(r, true, !late, late ? err : NULL, result);
+    }
+    cJSON_Delete(result);
+}
+
 static void run_item(wk_exec *x, const sched_work_item *it)
 {
     running r = {x, it};
+    const char *mode = cJSON_GetStringValue(cJSON_GetObjectItem(it->task, "mode"));
     if (strcmp(it->kind, "sweep") == 0 && wk_mlp_trial_is(it->task)) {
         char err[CN_ERRBUF_LEN] = "";
         cJSON *res = NULL;
@@ -157,6 +197,8 @@ static void run_item(wk_exec *x, const sched_work_item *it)
         cJSON_Delete(res);
     } else if (strcmp(it->kind, "sweep") == 0) {
         run_fold(&r);
+    } else if (strcmp(it->kind, "train") == 0 && mode && strcmp(mode, "federated") == 0) {
+        run_client(&r);
     } else if (strcmp(it->kind, "train") == 0) {
         run_rank(&r);
     } else {

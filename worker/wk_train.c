@@ -280,7 +280,8 @@ cn_err wk_train_run(const wk_train_task *t, const ds_dataset *d, const wk_train_
 {
     *result = NULL;
     rank_run r = {.t = t, .env = env, .t0_ns = cn_now_ns()};
-    CN_INFO("job %s: rank %u of %u, %u shards", t->job_id, t->rank, t->workers, t->n_shards);
+    CN_INFO("job %s: rank %u of %u, %u %s", t->job_id, t->rank, t->workers, t->n_shards,
+            cn_plural(t->n_shards, "shard", "shards"));
     bool stopped = false;
     cn_err e = prepare(&r, d, err, errlen);
     if (e == CN_OK)

@@ -4,11 +4,17 @@
 #   consistency.json  1, 2, 3 workers x BSP, ASP, SSP on 0.4-core "small VMs"
 #   model-size.json   ~50k, 0.5M, 5M parameters: compute/communication per step
 #   shards.json       1, 2, 4 shards for the largest model
+# and for part 2 (federated mode, docs/federated.md):
+#   fed-layout.json   the assignment's layout: one shard, two clients, FedAvg
+#   fed-skew.json     10 clients, IID / Dirichlet / 2 labels x FedAvg, FedProx, FedAdam
+#   fed-system.json   a slow client with and without a deadline; dropouts
+#   fl-vs-ps.json     ASP, BSP, FedAvg (1 and 5 local epochs), IID and Dirichlet 0.1
 # Each experiment file holds a base job spec and a list of runs (overrides);
 # every run gets a fresh cluster. Results: results/experiments/<exp>/<run>/
 # (summary.json, results.jsonl, logs) and results/experiments/<exp>.json
 # (one row per run).
-#   deploy/experiments/run.sh [EXPERIMENT.json ...]   (default: all three)
+#   deploy/experiments/run.sh [EXPERIMENT.json ...]   (default: the three of part 1.2)
+#   deploy/experiments/run.sh --fed                   the four of part 2
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -16,6 +22,9 @@ cd "$EXP_ROOT"
 exp_setup "$EXP_ROOT/build-exp"
 trap exp_cleanup EXIT INT TERM
 files=("$@")
+if [ "${1:-}" = --fed ]; then
+  files=("$here/fed-layout.json" "$here/fed-skew.json" "$here/fed-system.json" "$here/fl-vs-ps.json")
+fi
 [ ${#files[@]} -gt 0 ] || files=("$here/consistency.json" "$here/model-size.json" "$here/shards.json")
 for f in "${files[@]}"; do
   exp=$(basename "$f" .json)
@@ -58,6 +67,15 @@ for r in spec["runs"]:
                              "compute_seconds", "comm_seconds", "compute_comm_ratio",
                              "staleness_hist", "bytes_sent", "bytes_received")}
     row["name"] = r["name"]
+    for k in ("mode", "strategy", "rounds", "clients", "local_epochs", "dropout",
+              "round_deadline_s", "rounds_to_target", "seconds_to_target", "bytes_to_target",
+              "bytes_total", "aggregation_share"):
+        if k in s:
+            row[k] = s[k]
+    job = json.load(open(os.path.join(out, r["name"], "job.json")))
+    row["partition"] = job.get("partition", "iid")
+    if "alpha" in job:
+        row["alpha"] = job["alpha"]
     row["compute_ms_per_step"] = 1000 * s["compute_seconds"] / steps if steps else 0
     row["comm_ms_per_step"] = 1000 * s["comm_seconds"] / steps if steps else 0
     rows.append(row)

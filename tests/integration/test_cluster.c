@@ -138,7 +138,7 @@ START_TEST(test_wrong_token_is_refused)
     int st;
     ck_assert(ts_wait_exit(p, 20000, &st));
     ck_assert(WIFEXITED(st));
-    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    ck_assert_int_eq(WEXITSTATUS(st), 5); // CLI_EXIT_AUTH: the token was refused
     ck_assert(ts_file_contains(log_path, "refused the cluster token"));
 }
 END_TEST
@@ -166,6 +166,19 @@ START_TEST(test_status_command_prints_the_table)
 }
 END_TEST
 
+// first_line_has reports whether the first line of the file at path
+// contains needle.
+static bool first_line_has(const char *path, const char *needle)
+{
+    char line[1024] = "";
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    return got && strstr(line, needle) != NULL;
+}
+
 START_TEST(test_local_runs_a_command_and_tears_down)
 {
     char out[512], state[300];
@@ -186,6 +199,15 @@ START_TEST(test_local_runs_a_command_and_tears_down)
     char sched_log[400];
     snprintf(sched_log, sizeof sched_log, "%s/logs/scheduler.log", state);
     ck_assert(ts_file_contains(sched_log, "shutting down"));
+    // Each daemon's first log line names the BLAS library, core and threads.
+    const char *nodes[] = {"scheduler", "ps-0", "worker-0"};
+    for (int i = 0; i < 3; i++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/logs/%s.log", state, nodes[i]);
+        ck_assert_msg(first_line_has(path, "blas: OpenBLAS ") && first_line_has(path, ", core ") &&
+                          first_line_has(path, " thread"),
+                      "first line of %s does not describe the BLAS", path);
+    }
 }
 END_TEST
 

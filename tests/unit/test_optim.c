@@ -236,6 +236,52 @@ START_TEST(test_slice_step_equals_part_of_whole_step)
 }
 END_TEST
 
+// optim_step_out leaves w bit-identical to optim_step and writes the same
+// values to out, also when out is the gradient buffer itself.
+START_TEST(test_step_out_writes_the_new_values_in_the_same_step)
+{
+    const size_t n = 1003;
+    optim_kind kinds[3] = {OPTIM_SGD, OPTIM_MOMENTUM, OPTIM_ADAM};
+    for (int ki = 0; ki < 3; ki++) {
+        for (int nest = 0; nest < 2; nest++) {
+            optim_cfg c;
+            optim_cfg_default(&c, kinds[ki]);
+            c.weight_decay = 0.01f;
+            c.nesterov = nest;
+            float *w1 = malloc(n * sizeof(float)), *w2 = malloc(n * sizeof(float));
+            float *w3 = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+            float *io = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
+            fill(w1, n, 1);
+            memcpy(w2, w1, n * sizeof(float));
+            memcpy(w3, w1, n * sizeof(float));
+            optim_state *a = optim_state_new(&c, n), *b = optim_state_new(&c, n),
+                        *d = optim_state_new(&c, n);
+            for (uint64_t t = 0; t < 4; t++) {
+                fill(g, n, 50 + t);
+                memcpy(io, g, n * sizeof(float));
+                optim_step(&c, a, w1, g, n, t);
+                optim_step_out(&c, b, w2, g, out, n, t);
+                optim_step_out(&c, d, w3, io, io, n, t); // out aliases the gradient
+                ck_assert_msg(memcmp(w1, w2, n * sizeof(float)) == 0, "kind %d: w differs", ki);
+                ck_assert_msg(memcmp(w1, w3, n * sizeof(float)) == 0, "kind %d: aliased w", ki);
+                ck_assert_msg(memcmp(w1, out, n * sizeof(float)) == 0, "kind %d: out", ki);
+                ck_assert_msg(memcmp(w1, io, n * sizeof(float)) == 0, "kind %d: aliased out", ki);
+            }
+            ck_assert_uint_eq(optim_state_steps(b), 4);
+            optim_state_free(a);
+            optim_state_free(b);
+            optim_state_free(d);
+            free(w1);
+            free(w2);
+            free(w3);
+            free(g);
+            free(io);
+            free(out);
+        }
+    }
+}
+END_TEST
+
 // optim_step_range over pieces covering [0, n) (odd sizes and starts, one
 // empty) is bit-identical to optim_step on the whole slice, and leaves the
 // step count to the caller.
@@ -398,10 +444,14 @@ static Suite *suite(void)
     tcase_add_test(t, test_step_uses_scheduled_lr);
     tcase_add_test(t, test_slice_step_equals_part_of_whole_step);
     tcase_add_test(t, test_range_steps_equal_whole_step);
+    tcase_add_test(t, test_step_out_writes_the_new_values_in_the_same_step);
     tcase_add_test(t, test_state_restore_continues_identically);
     tcase_add_test(t, test_cfg_check_names_the_bad_field);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

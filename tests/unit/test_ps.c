@@ -191,6 +191,75 @@ START_TEST(test_ps_shard_asp_applies_on_arrival_and_duplicate_push_once)
 }
 END_TEST
 
+// A push-pull the worker may read on at once is answered in the gradient's
+// buffer with exactly the values a pull then sees; one that must wait
+// leaves the buffer alone; a bad worker changes nothing.
+START_TEST(test_ps_shard_push_pull_answers_in_the_gradient_buffer_when_ready)
+{
+    ps_shard_cfg c;
+    float init[4] = {1, 1, 1, 1}, io[4], out[4];
+    const float g[4] = {1, 2, 3, 4};
+    ps_sync sy;
+    bool due, answered;
+    ps_stats st;
+    // ASP: always answered; values = init - lr * g.
+    cfg_init(&c, 4, 1, 0, PS_ASP, 2, 0.5f);
+    ps_shard *s;
+    ck_assert_int_eq(ps_shard_new(&s, &c, init, NULL, 0), CN_OK);
+    memcpy(io, g, sizeof io);
+    ck_assert_int_eq(ps_shard_push_pull(s, 0, 0, 0, io, &sy, &due, &answered), CN_OK);
+    ck_assert(answered);
+    ck_assert_uint_eq(sy.version, 1);
+    ps_shard_pull(s, 0, 4, out, NULL);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_float_eq(io[i], out[i]);
+        ck_assert_float_eq_tol(out[i], 1 - 0.5f * g[i], 1e-7);
+    }
+    // A resend is a duplicate, answered with the same values, not applied again.
+    memcpy(io, g, sizeof io);
+    ck_assert_int_eq(ps_shard_push_pull(s, 0, 0, 0, io, &sy, &due, &answered), CN_OK);
+    ck_assert(answered && sy.duplicate);
+    ck_assert(memcmp(io, out, sizeof io) == 0);
+    memcpy(io, g, sizeof io);
+    ck_assert_int_eq(ps_shard_push_pull(s, 2, 0, 0, io, &sy, &due, &answered), CN_EINVAL);
+    ck_assert(!answered);
+    ck_assert(memcmp(io, g, sizeof io) == 0);
+    ps_shard_stats(s, &st);
+    ck_assert_uint_eq(st.pushes, 1);
+    ck_assert_uint_eq(st.duplicates, 1);
+    ck_assert_uint_eq(st.pulls, 3);
+    ps_shard_free(s);
+
+    // BSP, two workers: the first push waits (io untouched), the second
+    // closes the step and gets the mean step's values.
+    cfg_init(&c, 4, 1, 0, PS_BSP, 2, 0.5f);
+    ck_assert_int_eq(ps_shard_new(&s, &c, init, NULL, 0), CN_OK);
+    float io1[4], io2[4] = {3, 2, 1, 0};
+    memcpy(io1, g, sizeof io1);
+    ck_assert_int_eq(ps_shard_push_pull(s, 0, 0, 0, io1, &sy, &due, &answered), CN_OK);
+    ck_assert(!answered);
+    ck_assert(memcmp(io1, g, sizeof io1) == 0);
+    ck_assert_int_eq(ps_shard_push_pull(s, 1, 0, 0, io2, &sy, &due, &answered), CN_OK);
+    ck_assert(answered);
+    ck_assert_uint_eq(sy.clock, 1);
+    for (int i = 0; i < 4; i++)
+        ck_assert_float_eq_tol(io2[i], 1 - 0.5f * (g[i] + (float)(3 - i)) / 2, 1e-6);
+    ps_shard_free(s);
+
+    // SSP(0), two workers: worker 0 may not start clock 1 before worker 1
+    // has pushed clock 0; the push is applied on arrival all the same.
+    cfg_init(&c, 4, 1, 0, PS_SSP, 2, 0.5f);
+    c.staleness = 0;
+    ck_assert_int_eq(ps_shard_new(&s, &c, init, NULL, 0), CN_OK);
+    memcpy(io, g, sizeof io);
+    ck_assert_int_eq(ps_shard_push_pull(s, 0, 0, 0, io, &sy, &due, &answered), CN_OK);
+    ck_assert(!answered);
+    ck_assert(memcmp(io, g, sizeof io) == 0);
+    ck_assert_uint_eq(sy.version, 1);
+    ps_shard_free(s);
+}
+END_TEST
+
 START_TEST(test_ps_shard_bsp_releases_clock_after_all_workers_with_mean)
 {
     ps_shard_cfg c;
@@ -821,6 +890,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_ps_shard_cfg_check_names_the_bad_field);
     tcase_add_test(t, test_ps_shard_pull_outside_range_leaves_out_unchanged);
     tcase_add_test(t, test_ps_shard_asp_applies_on_arrival_and_duplicate_push_once);
+    tcase_add_test(t, test_ps_shard_push_pull_answers_in_the_gradient_buffer_when_ready);
     tcase_add_test(t, test_ps_shard_bsp_releases_clock_after_all_workers_with_mean);
     tcase_add_test(t, test_ps_shard_ssp_never_lets_a_worker_run_more_than_s_ahead);
     tcase_add_test(t, test_ps_shard_checkpoint_restore_continues_identically);

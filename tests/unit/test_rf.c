@@ -59,6 +59,32 @@ static ds_dataset *random_data(size_t n, size_t nf, int k, uint64_t seed)
     return d;
 }
 
+// one_hot makes n rows like the forest-cover data: a one-hot group of 4
+// mixed columns (each about a quarter of the rows), a one-hot group of 20
+// rare columns, and 2 continuous columns, in 3 classes with signal in all.
+static ds_dataset *one_hot(size_t n, uint64_t seed)
+{
+    const size_t nf = 26;
+    ds_dataset *d = ds_dataset_new(n, nf, 1);
+    cn_rng r;
+    cn_rng_seed(&r, seed, 0);
+    for (size_t i = 0; i < n; i++) {
+        int c = (int)cn_rng_below(&r, 3);
+        d->y[i] = c;
+        float *x = d->x + i * nf;
+        memset(x, 0, nf * sizeof *x);
+        x[(cn_rng_below(&r, 2) ? (uint64_t)c : cn_rng_below(&r, 4))] = 1;
+        x[4 + (cn_rng_below(&r, 3) ? (uint64_t)(c * 3) : cn_rng_below(&r, 20))] = 1;
+        x[24] = (float)(cn_rng_normal(&r) + c);
+        x[25] = (float)floor(cn_rng_normal(&r) * 4);
+    }
+    d->n_classes = 3;
+    d->class_values = malloc(3 * sizeof(int32_t));
+    for (int c = 0; c < 3; c++)
+        d->class_values[c] = c;
+    return d;
+}
+
 static rf_params single_tree(void)
 {
     rf_params p = rf_params_default();
@@ -87,6 +113,79 @@ static double decrease(const rf_forest *f, int t, int node)
     return n.impurity - l.weighted_n / n.weighted_n * l.impurity -
            r.weighted_n / n.weighted_n * r.impurity;
 }
+
+// Every node's sample count, weight and class probabilities equal a brute
+// force over the training rows that reach it (fractional class weights, so
+// the class sums of two-valued features are checked in every scan path:
+// bit sets at large nodes, row by row at small ones).
+START_TEST(test_rf_node_statistics_match_brute_force_on_one_hot_data)
+{
+    ds_dataset *d = one_hot(3000, 7);
+    rf_params p = single_tree();
+    p.class_weight = RF_CW_BALANCED;
+    p.max_features = RF_MAXF_SQRT;
+    rf_forest *f = fit(&p, d);
+    int nn = rf_forest_tree_n_nodes(f, 0);
+    size_t *cnt = calloc((size_t)nn, sizeof *cnt);
+    double *cw = calloc((size_t)nn * 3, sizeof *cw);
+    double n_c[3] = {0, 0, 0};
+    for (size_t i = 0; i < d->n_rows; i++)
+        n_c[d->y[i]]++;
+    for (size_t i = 0; i < d->n_rows; i++) {
+        const float *x = d->x + i * d->n_features;
+        double w = (double)d->n_rows / (3.0 * n_c[d->y[i]]);
+        int node = 0;
+        for (;;) {
+            rf_node_info in;
+            ck_assert_int_eq(rf_forest_tree_node(f, 0, node, &in), CN_OK);
+            cnt[node]++;
+            cw[(size_t)node * 3 + (size_t)d->y[i]] += w;
+            if (in.feature < 0)
+                break;
+            node = x[in.feature] <= in.threshold ? in.left : in.right;
+        }
+    }
+    for (int i = 0; i < nn; i++) {
+        rf_node_info in;
+        rf_forest_tree_node(f, 0, i, &in);
+        ck_assert_uint_eq(in.n_samples, cnt[i]);
+        double tot = cw[i * 3] + cw[i * 3 + 1] + cw[i * 3 + 2];
+        ck_assert_double_eq_tol(in.weighted_n, tot, 1e-9 * tot);
+        for (int c = 0; c < 3; c++)
+            ck_assert_double_eq_tol(in.value[c], cw[i * 3 + c] / tot, 1e-6);
+    }
+    free(cnt);
+    free(cw);
+    rf_forest_free(f);
+    ds_dataset_free(d);
+}
+END_TEST
+
+// The predictions made while fitting (rows routed down each tree by
+// partitioning) equal predicting each row afterwards.
+START_TEST(test_rf_fit_predict_equals_predict_rows)
+{
+    ds_dataset *d = one_hot(4000, 8);
+    rf_params p = rf_params_default();
+    p.n_estimators = 15;
+    p.threads = 2;
+    size_t train[3000], eval[1000];
+    for (size_t i = 0; i < 3000; i++)
+        train[i] = i;
+    for (size_t i = 0; i < 1000; i++)
+        eval[i] = 3999 - 4 * (i % 250) - i / 250; // not in order
+    int32_t pred[1000], want[1000];
+    rf_forest *f = NULL;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(
+        rf_forest_fit_predict(&p, d, train, 3000, eval, 1000, pred, &f, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rf_forest_predict_rows(f, d, eval, 1000, want), CN_OK);
+    for (size_t i = 0; i < 1000; i++)
+        ck_assert_int_eq(pred[i], want[i]);
+    rf_forest_free(f);
+    ds_dataset_free(d);
+}
+END_TEST
 
 START_TEST(test_rf_gini_root_split_matches_hand_computation)
 {
@@ -690,8 +789,13 @@ static Suite *suite(void)
     tcase_add_test(t, test_rf_fit_errors);
     tcase_add_test(t, test_rf_model_round_trip_and_load_errors);
     tcase_add_test(t, test_rf_fit_on_row_subset_equals_fit_on_copy);
+    tcase_add_test(t, test_rf_node_statistics_match_brute_force_on_one_hot_data);
+    tcase_add_test(t, test_rf_fit_predict_equals_predict_rows);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

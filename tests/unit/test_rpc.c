@@ -119,6 +119,29 @@ static void h_big(rpc_call *c, void *arg)
     rpc_call_reply_end(c);
 }
 
+// Negate negates the request's float payload where it lies and answers with
+// it in place; the reply body is an RpcReply whose detail has node_id
+// characters, so a long one cannot fit in front of the payload.
+static void h_negate(rpc_call *c, void *arg)
+{
+    (void)arg;
+    size_t bl, pl;
+    const uint8_t *b = rpc_call_body(c, &bl);
+    Canopy__Cluster__HeartbeatRequest *r = canopy__cluster__heartbeat_request__unpack(NULL, bl, b);
+    size_t n = r ? (size_t)r->node_id : 0;
+    if (r)
+        canopy__cluster__heartbeat_request__free_unpacked(r, NULL);
+    float *f = rpc_call_payload_mut(c, &pl);
+    for (size_t i = 0; i < pl / sizeof(float); i++)
+        f[i] = -f[i];
+    char detail[1024];
+    memset(detail, 'x', sizeof detail);
+    detail[n < sizeof detail ? n : sizeof detail - 1] = 0;
+    Canopy__Rpc__RpcReply body = CANOPY__RPC__RPC_REPLY__INIT;
+    body.detail = detail;
+    rpc_call_reply_inplace(c, &body.base);
+}
+
 typedef struct srv_cfg {
     const char *url;
     const char *token;
@@ -156,6 +179,7 @@ static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
     ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, RPC_MUTATING), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Block", h_block, NULL, 0), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Big", h_big, NULL, 0), CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "Negate", h_negate, NULL, 0), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Echo", h_echo, NULL, 0), CN_EEXIST);
     ck_assert_int_eq(rpc_server_start(s, err, sizeof err), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Late", h_echo, NULL, 0), CN_ESTATE);
@@ -776,6 +800,91 @@ START_TEST(test_rpc_reply_payload_in_place_arrives_intact_and_aligned)
 }
 END_TEST
 
+// A reply made in the request's buffer carries the handler's changes to the
+// payload, aligned, whether its header fits in front of the payload (short
+// detail: reframed in place) or not (long detail: copied to a new message).
+START_TEST(test_rpc_reply_inplace_returns_the_rewritten_request_payload)
+{
+    const char *urls[] = {"tcp://127.0.0.1:0", "inproc://negate"};
+    for (int u = 0; u < 2; u++) {
+        char url[512];
+        srv_cfg cfg = {.url = urls[u]};
+        rpc_server *s = start_server(&cfg, url, sizeof url);
+        rpc_client *c = open_client(url, NULL, 0, NULL);
+        size_t n = 100003, details[] = {0, 10, 600};
+        float *x = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++)
+            x[i] = (float)i + 0.5f;
+        for (int k = 0; k < 3; k++) {
+            Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+            q.node_id = details[k];
+            rpc_request r = {.service = "Test",
+                             .method = "Negate",
+                             .body = &q.base,
+                             .payload = x,
+                             .payload_len = n * sizeof(float),
+                             .deadline_ms = 5000};
+            rpc_reply rep;
+            ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+            ck_assert_uint_eq(rep.payload_len, n * sizeof(float));
+            ck_assert_uint_eq((uintptr_t)rep.payload % 16, 0);
+            Canopy__Rpc__RpcReply *b = canopy__rpc__rpc_reply__unpack(NULL, rep.body_len, rep.body);
+            ck_assert_ptr_nonnull(b);
+            ck_assert_uint_eq(strlen(b->detail), details[k]);
+            canopy__rpc__rpc_reply__free_unpacked(b, NULL);
+            const float *f = rep.payload;
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(f[i] == -x[i], "detail %zu: index %zu", details[k], i);
+            rpc_reply_fini(&rep);
+        }
+        free(x);
+        rpc_client_close(c);
+        rpc_server_close(s, 1000);
+    }
+}
+END_TEST
+
+// rpc_wire_repack keeps the payload where it is when the new parts fit in
+// front of it, and refuses (message unchanged) when they do not.
+START_TEST(test_rpc_wire_repack_reframes_without_moving_the_payload)
+{
+    Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
+    h.service = (char *)"ParameterServer";
+    h.method = (char *)"PushPull";
+    h.request_id = 9;
+    h.align_bias = RPC_ALIGN_BIAS;
+    nng_msg *m;
+    void *pl;
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 64, 1 << 20, &pl), CN_OK);
+    memset(pl, 0x5a, 64);
+    size_t off = (size_t)((uint8_t *)pl - (uint8_t *)nng_msg_body(m));
+    Canopy__Rpc__RpcReply r = CANOPY__RPC__RPC_REPLY__INIT;
+    r.request_id = 9;
+    r.align_bias = RPC_ALIGN_BIAS;
+    char big[200];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    r.detail = big;
+    size_t len = nng_msg_len(m);
+    ck_assert_int_eq(rpc_wire_repack(m, off, &r.base, NULL), CN_ETOOBIG);
+    ck_assert_uint_eq(nng_msg_len(m), len);
+    r.detail = (char *)"";
+    ck_assert_int_eq(rpc_wire_repack(m, off, &r.base, NULL), CN_OK);
+    Canopy__Rpc__RpcReply *d = NULL;
+    rpc_frame f;
+    char err[256];
+    ck_assert_int_eq(
+        rpc_wire_decode_reply(nng_msg_body(m), nng_msg_len(m), NULL, &d, &f, err, sizeof err),
+        CN_OK);
+    ck_assert_uint_eq(d->request_id, 9);
+    ck_assert_uint_eq(f.payload_len, 64);
+    ck_assert_ptr_eq((uint8_t *)nng_msg_body(m) + f.payload_off, pl);
+    ck_assert_int_eq(((uint8_t *)pl)[63], 0x5a);
+    canopy__rpc__rpc_reply__free_unpacked(d, NULL);
+    nng_msg_free(m);
+}
+END_TEST
+
 static nng_msg *sleep_frame(uint64_t ms, uint32_t deadline_ms)
 {
     Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
@@ -1225,6 +1334,8 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply);
     tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
+    tcase_add_test(tc, test_rpc_reply_inplace_returns_the_rewritten_request_payload);
+    tcase_add_test(tc, test_rpc_wire_repack_reframes_without_moving_the_payload);
     tcase_add_test(tc, test_rpc_metrics_text_has_counters);
     tcase_add_test(tc, test_rpc_reply_completed_after_the_deadline_is_not_sent);
     tcase_add_test(tc, test_rpc_server_close_sends_the_reply_of_a_call_in_progress);
