@@ -749,21 +749,34 @@ static void sweep_tick(sched_job *j, uint64_t now_ms)
     check_finished(j, sched_job_impl(j));
 }
 
+// units_in_sight: the units a sweep will run: all of them, or, searching on
+// demand, those ended, pending and running plus each unstarted trial's
+// first rung (promotions are not known ahead).
+static size_t units_in_sight(sched_job *j, const sweep *w)
+{
+    if (!w->on_demand)
+        return w->n_units;
+    size_t pending, leased;
+    sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+    size_t first = w->asha && !w->mlp ? asha_budget(w->asha, 0) : w->asha ? 1 : w->upt;
+    return w->n_done + w->n_failed + pending + leased + (w->spec->n_trials - w->next_trial) * first;
+}
+
 static void sweep_status(sched_job *j, cJSON *out)
 {
     sweep *w = sched_job_impl(j);
-    size_t leased;
+    size_t leased, in_sight = units_in_sight(j, w);
     sched_job_items(j, NULL, NULL, &leased, NULL, NULL);
     cJSON_AddNumberToObject(out, "trials_total", (double)w->spec->n_trials);
     cJSON_AddStringToObject(out, "model", w->spec->model);
     cJSON_AddNumberToObject(out, "folds", w->mlp ? 0 : w->spec->folds);
-    cJSON_AddNumberToObject(out, "units", (double)w->n_units);
+    cJSON_AddNumberToObject(out, "units", (double)in_sight);
     cJSON_AddNumberToObject(out, "units_done", (double)w->n_done);
     cJSON_AddNumberToObject(out, "units_running", (double)leased);
     cJSON_AddNumberToObject(out, "units_failed", (double)w->n_failed);
     cJSON_AddNumberToObject(out, "units_replayed", (double)w->n_replayed);
     double el = sched_job_elapsed_s(j);
-    size_t fresh = w->n_done - w->n_replayed, left = w->n_units - w->n_done - w->n_failed;
+    size_t fresh = w->n_done - w->n_replayed, left = in_sight - w->n_done - w->n_failed;
     cJSON_AddNumberToObject(out, "eta_seconds",
                             left == 0 ? 0
                             : fresh   ? el / (double)fresh * (double)left
@@ -781,14 +794,8 @@ static void sweep_status(sched_job *j, cJSON *out)
 static double sweep_progress_frac(sched_job *j)
 {
     sweep *w = sched_job_impl(j);
-    size_t ended = w->n_done + w->n_failed, total = w->n_units;
-    if (w->on_demand) { // the units still to run are not known: count those in sight
-        size_t pending, leased;
-        sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
-        size_t first = w->asha && !w->mlp ? asha_budget(w->asha, 0) : w->asha ? 1 : w->upt;
-        total = ended + pending + leased + (w->spec->n_trials - w->next_trial) * first;
-    }
-    return total ? (double)ended / (double)total : 1;
+    size_t total = units_in_sight(j, w);
+    return total ? (double)(w->n_done + w->n_failed) / (double)total : 1;
 }
 
 const sched_kind sched_sweep_kind = {
