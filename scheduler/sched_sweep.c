@@ -1,5 +1,5 @@
 // sched_sweep.c: the sweep job kind: distributed hyper-parameter sweeps of
-// random forests on the job kernel (sched_job.h).
+// random forests and of MLPs on the job kernel (sched_job.h).
 //
 // A sweep file (sweep_spec.h) expands into trials; each trial into `upt`
 // work items (units; item = trial * upt + unit). For a random forest a unit
@@ -11,10 +11,12 @@
 // it on that split (worker/wk_mlp_trial.h); the data are IDX files (roles
 // "train_images", "train_labels"). An MLP trial has one unit, or under ASHA
 // one per rung, where rung r trains for b_r epochs (the budget is epochs,
-// not folds), and its score is that of its highest unit done. Each finished fold is one record in
-// the results log; when every fold is done or failed the sweep writes trials.csv, best.json and
-// summary.json beside it (the files the report reads). The id depends only on the spec and the
-// data, so resubmitting the same sweep finds it.
+// not folds), and its score is that of its highest unit done.
+//
+// Each finished unit is one record in the results log; when every unit
+// that will run has ended the sweep writes trials.csv, best.json and
+// summary.json beside it (the files the report reads). The id depends only
+// on the spec and the data, so resubmitting the same sweep finds it.
 //
 // Search on demand ("scheduler": "asha" or "algorithm": "tpe"): every unit
 // is added held and released when the sweep decides it should run. Each
