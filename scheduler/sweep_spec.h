@@ -1,5 +1,7 @@
-// sweep_spec.h: the sweep file: data set, cross-validation, search space,
-// search algorithm and limits, validated and expanded into trials.
+// sweep_spec.h: the sweep file: model (a random forest scored by k-fold
+// cross-validation, or an MLP scored on a held-out validation split), data
+// set, cross-validation, search space, search algorithm and limits,
+// validated and expanded into trials.
 //
 // Search space entries follow Ray Tune's vocabulary: {"grid": [...]},
 // {"choice": [...]}, {"uniform": [lo, hi]}, {"quniform": [lo, hi, q]},
