@@ -85,9 +85,11 @@ typedef struct sweep_tpe_obs {
 // "tpe" sweep from obs (borrowed), as compact JSON in *out (malloc'd).
 // Pending trials are given the worst finished score (the constant liar),
 // so several workers asking at once get different proposals. Deterministic:
-// the same spec, trial index and obs give the same proposal. When fewer
-// than two trials are finished, or the proposal breaks a parameter rule,
-// the trial's random draw is returned instead. Errors: CN_ENOMEM.
+// the same spec, trial index and obs give the same proposal. A proposal
+// that repeats a trial in obs is drawn again (up to 32 times). When fewer
+// than two trials are finished, the redraws find nothing new, or the
+// proposal breaks a parameter rule, the trial's random draw is returned
+// instead. Errors: CN_ENOMEM.
 cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe_obs *obs, size_t n,
                               char **out);
 

@@ -12,7 +12,10 @@
 // truncated to the range; a value's bandwidth is the larger gap to its
 // neighbours, clipped to [range / min(100, n + 1), range]. Choices use
 // counts plus one (a uniform prior). Integers and quantized ranges are
-// rounded after drawing.
+// rounded after drawing. A proposal that repeats a trial already run or
+// running (likely once choices and quantized ranges narrow down) is drawn
+// again from the good density, since the same parameters would only score
+// the same.
 #include "scheduler/sweep_spec_impl.h"
 
 #include <math.h>
@@ -22,6 +25,7 @@
 #include "common/cn_rand.h"
 
 #define TPE_GAMMA 0.25
+#define TPE_RETRIES 32 // redraws of a proposal that repeats a trial
 
 typedef struct parzen {
     double *mu, *sigma; // (n + 1) components; [n] is the prior
@@ -238,6 +242,37 @@ static int cmp_ranked(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
+// propose builds one proposal: the fixed parameters plus, per dimension,
+// the best of `candidates` draws from the good density. NULL when out of
+// memory.
+static cJSON *propose(const sweep_spec *s, cJSON *const *params, const bool *good, size_t n,
+                      uint32_t candidates, cn_rng *r)
+{
+    const cJSON *fixed = cJSON_GetObjectItemCaseSensitive(s->space->root, "fixed");
+    cJSON *prop = fixed ? cJSON_Duplicate(fixed, 1) : cJSON_CreateObject();
+    for (int k = 0; prop && k < s->space->ndims; k++) {
+        const dim *d = &s->space->dims[k];
+        cJSON *v = d->kind == DIM_FIXED    ? cJSON_Duplicate(d->values, 1)
+                   : d->kind == DIM_CHOICE ? suggest_choice(d, params, good, n, candidates, r)
+                                           : suggest_numeric(d, params, good, n, candidates, r);
+        if (v == NULL) {
+            cJSON_Delete(prop);
+            return NULL;
+        }
+        cJSON_AddItemToObject(prop, d->name, v);
+    }
+    return prop;
+}
+
+// seen reports whether prop equals the parameters of one of the n trials.
+static bool seen(const cJSON *prop, cJSON *const *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (params[i] && cJSON_Compare(prop, params[i], true))
+            return true;
+    return false;
+}
+
 cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe_obs *obs, size_t n,
                               char **out)
 {
@@ -269,24 +304,28 @@ cn_err sweep_spec_tpe_suggest(const sweep_spec *s, size_t trial, const sweep_tpe
     size_t n_good = (size_t)ceil(TPE_GAMMA * (double)n);
     for (size_t i = 0; i < n_good; i++)
         good[rk[i].i] = true;
-    const cJSON *fixed = cJSON_GetObjectItemCaseSensitive(s->space->root, "fixed");
-    prop = fixed ? cJSON_Duplicate(fixed, 1) : cJSON_CreateObject();
-    if (prop == NULL)
-        goto done;
     cn_rng r;
     cn_rng_seed(&r, s->search_seed, 0x79e0000 + trial);
-    for (int k = 0; k < s->space->ndims; k++) {
-        const dim *d = &s->space->dims[k];
+    // A proposal equal to a trial already run or running would only repeat
+    // its score: redraw one dimension, chosen at random, from its good
+    // density (a plain draw), keeping the others, until it is new; after
+    // TPE_RETRIES take the trial's random draw.
+    prop = propose(s, params, good, n, s->candidates, &r);
+    for (int attempt = 0; prop && attempt < TPE_RETRIES && seen(prop, params, n); attempt++) {
+        const dim *d = &s->space->dims[cn_rng_below(&r, (uint64_t)s->space->ndims)];
         cJSON *v = d->kind == DIM_FIXED    ? cJSON_Duplicate(d->values, 1)
-                   : d->kind == DIM_CHOICE ? suggest_choice(d, params, good, n, s->candidates, &r)
-                                           : suggest_numeric(d, params, good, n, s->candidates, &r);
+                   : d->kind == DIM_CHOICE ? suggest_choice(d, params, good, n, 1, &r)
+                                           : suggest_numeric(d, params, good, n, 1, &r);
         if (v == NULL)
             goto done;
-        cJSON_AddItemToObject(prop, d->name, v);
+        cJSON_ReplaceItemInObjectCaseSensitive(prop, d->name, v);
     }
+    if (prop == NULL)
+        goto done;
     char why[CN_ERRBUF_LEN];
-    *out = sweep_params_check(s, prop, why, sizeof why) ? cJSON_PrintUnformatted(prop)
-                                                        : strdup(s->trials[trial]);
+    *out = !seen(prop, params, n) && sweep_params_check(s, prop, why, sizeof why)
+               ? cJSON_PrintUnformatted(prop)
+               : strdup(s->trials[trial]);
     e = *out ? CN_OK : CN_ENOMEM;
 done:
     for (size_t i = 0; params && i < n; i++)
