@@ -84,7 +84,7 @@ static int write_outputs(const cJSON *trials, const cJSON *best, const char *bes
     if (csv_out[0]) {
         cn_buf b;
         cn_buf_init(&b);
-        cn_buf_printf(&b, "trial,params,folds_done,mean_accuracy,std_accuracy,"
+        cn_buf_printf(&b, "trial,params,folds_done,rung,stopped,mean_accuracy,std_accuracy,"
                           "mean_balanced_accuracy,mean_macro_f1,seconds,failed\n");
         const cJSON *t;
         cJSON_ArrayForEach(t, trials)
@@ -93,11 +93,12 @@ static int write_outputs(const cJSON *trials, const cJSON *best, const char *bes
             cn_buf_printf(&b, "%.0f,\"", cli_num(t, "trial"));
             for (const char *c = p ? p : "{}"; *c; c++)
                 cn_buf_printf(&b, *c == '"' ? "\"\"" : "%c", *c);
-            cn_buf_printf(&b, "\",%.0f,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", cli_num(t, "folds_done"),
-                          cli_num(t, "mean_accuracy"), cli_num(t, "std_accuracy"),
-                          cli_num(t, "mean_balanced_accuracy"), cli_num(t, "mean_macro_f1"),
-                          cli_num(t, "seconds"),
-                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed")));
+            cn_buf_printf(
+                &b, "\",%.0f,%.0f,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", cli_num(t, "folds_done"),
+                cli_num(t, "rung"), cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "stopped")),
+                cli_num(t, "mean_accuracy"), cli_num(t, "std_accuracy"),
+                cli_num(t, "mean_balanced_accuracy"), cli_num(t, "mean_macro_f1"),
+                cli_num(t, "seconds"), cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed")));
             free(p);
         }
         if (b.oom || cn_file_write_atomic(csv_out, b.data, b.len, err, sizeof err) != CN_OK) {
@@ -245,7 +246,9 @@ typedef struct tune_opts {
 // the sweep file: its text, and what `canopy tune` shows of it.
 typedef struct sweep_file {
     uint8_t *text;
-    char data_file[2048];
+    char data_file[2][2048]; // forest: the CSV; mlp: IDX images, labels
+    const char *role[2];
+    size_t n_data;
     size_t n_trials;
     uint32_t folds;
 } sweep_file;
@@ -266,15 +269,22 @@ static int load_sweep(const char *path, sweep_file *f)
         return CLI_EXIT_USAGE;
     }
     int rc = CLI_EXIT_OK;
-    if (!resolve_data(path, spec->data_path, f->data_file, sizeof f->data_file)) {
-        fprintf(stderr,
-                "canopy tune: %s: data.path \"%s\" not found (looked in the working directory "
-                "and beside the sweep file)\n",
-                path, spec->data_path);
-        rc = CLI_EXIT_DATA;
-    }
+    bool mlp = strcmp(spec->model, "mlp") == 0;
+    const char *given[2] = {mlp ? spec->train_images : spec->data_path, spec->train_labels};
+    const char *keys[2] = {mlp ? "train_images" : "path", "train_labels"};
+    f->role[0] = mlp ? "train_images" : "data";
+    f->role[1] = "train_labels";
+    f->n_data = mlp ? 2 : 1;
+    for (size_t i = 0; i < f->n_data && rc == CLI_EXIT_OK; i++)
+        if (!resolve_data(path, given[i], f->data_file[i], sizeof f->data_file[i])) {
+            fprintf(stderr,
+                    "canopy tune: %s: data.%s \"%s\" not found (looked in the working directory "
+                    "and beside the sweep file)\n",
+                    path, keys[i], given[i]);
+            rc = CLI_EXIT_DATA;
+        }
     f->n_trials = spec->n_trials;
-    f->folds = spec->folds;
+    f->folds = mlp ? 0 : spec->folds;
     sweep_spec_free(spec);
     return rc;
 }
@@ -282,22 +292,28 @@ static int load_sweep(const char *path, sweep_file *f)
 // run_sweep sends the data and the sweep, then follows it to its end.
 static int run_sweep(rpc_client *c, const tune_opts *o, const sweep_file *f)
 {
-    sched_data_ref ref;
-    int rc = cli_job_upload(c, "tune", "data", f->data_file, &ref);
+    sched_data_ref ref[2];
+    int rc = CLI_EXIT_OK;
+    for (size_t i = 0; i < f->n_data && rc == CLI_EXIT_OK; i++)
+        rc = cli_job_upload(c, "tune", f->role[i], f->data_file[i], &ref[i]);
     if (rc != CLI_EXIT_OK)
         return rc;
     sched_submit req = {.kind = "sweep",
                         .spec_json = (const char *)f->text,
                         .spec_name = o->path,
-                        .data = &ref,
-                        .n_data = 1,
+                        .data = ref,
+                        .n_data = f->n_data,
                         .resume = o->resume,
                         .fresh = o->fresh};
     sched_submitted sub = {0};
     if ((rc = cli_job_submit(c, "tune", &req, &sub)) != CLI_EXIT_OK)
         return rc;
-    fprintf(stderr, "canopy tune: sweep %s: %zu trials x %u folds = %.0f units\n", sub.job_id,
-            f->n_trials, f->folds, cli_num(sub.status, "units"));
+    if (f->folds)
+        fprintf(stderr, "canopy tune: sweep %s: %zu trials x %u folds = %.0f units\n", sub.job_id,
+                f->n_trials, f->folds, cli_num(sub.status, "units"));
+    else
+        fprintf(stderr, "canopy tune: sweep %s: %zu mlp trials = %.0f units\n", sub.job_id,
+                f->n_trials, cli_num(sub.status, "units"));
     double already = cli_num(sub.status, "units_done");
     if (already > 0)
         fprintf(stderr, "canopy tune: %.0f units already done (resumed)\n", already);

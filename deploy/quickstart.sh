@@ -5,8 +5,9 @@
 #      shown with `canopy status --ping`;
 #   2. the random forest with scikit-learn's default parameters, 5-fold
 #      shuffled stratified cross-validation on the forest-cover data;
-#   3. the shipped hyper-parameter sweep (deploy/sweeps/forest-cover.json)
-#      distributed over two workers, compared with the default in the same run;
+#   3. the shipped hyper-parameter sweep (deploy/sweeps/forest-cover-tpe.json:
+#      TPE proposals, ASHA stopping poor trials after one fold) distributed
+#      over two workers;
 #   4. data-parallel MLP training on Fashion-MNIST through two parameter-server
 #      shards with two workers (deploy/jobs/fashion-mlp.json, asynchronous);
 #   5. federated learning on the same servers (deploy/jobs/fashion-fedavg.json);
@@ -33,9 +34,9 @@ echo "== 2. random forest, default parameters, 5-fold shuffled stratified CV"
 $canopy forest cv --folds 5 --seed 0 data/covertype-kaggle-train.csv.gz
 
 echo
-echo "== 3. distributed sweep: deploy/sweeps/forest-cover.json on 2 workers"
+echo "== 3. distributed sweep: deploy/sweeps/forest-cover-tpe.json on 2 workers"
 $canopy local --ps 0 --workers 2 --threads 1 --state-dir state/quickstart \
-  tune deploy/sweeps/forest-cover.json --fresh --top 5 \
+  tune deploy/sweeps/forest-cover-tpe.json --fresh --top 5 \
   --best-out results/quickstart/best.json --csv results/quickstart/trials.csv
 
 echo

@@ -54,6 +54,10 @@ bool sched_jobs_stopping(const sched_jobs *k)
 {
     return k->stopping;
 }
+size_t sched_jobs_waiting(const sched_jobs *k)
+{
+    return k->nw;
+}
 void sched_jobs_wait_ms(sched_jobs *k, uint64_t ms)
 {
     cn_cond_wait_ms(&k->cv, &k->mu, ms);
@@ -171,7 +175,7 @@ static bool queue_pop(sched_job *j, size_t *u)
     return false;
 }
 
-cn_err sched_job_add_items(sched_job *j, size_t n)
+static cn_err add_items(sched_job *j, size_t n, bool held)
 {
     if (j->n_items + n > j->items_cap) {
         size_t cap = j->n_items + n;
@@ -182,11 +186,34 @@ cn_err sched_job_add_items(sched_job *j, size_t n)
         j->items_cap = cap;
     }
     for (size_t i = 0; i < n; i++) {
-        j->items[j->n_items] = (item){.state = ITEM_PENDING};
-        queue_push(j, j->n_items);
+        j->items[j->n_items] = (item){.state = held ? ITEM_HELD : ITEM_PENDING};
+        if (!held)
+            queue_push(j, j->n_items);
         j->n_items++;
     }
+    if (held)
+        j->n_held += n;
     return CN_OK;
+}
+
+cn_err sched_job_add_items(sched_job *j, size_t n)
+{
+    return add_items(j, n, false);
+}
+
+cn_err sched_job_add_held_items(sched_job *j, size_t n)
+{
+    return add_items(j, n, true);
+}
+
+bool sched_job_item_release(sched_job *j, uint64_t u)
+{
+    if (u >= j->n_items || j->items[u].state != ITEM_HELD)
+        return false;
+    j->items[u].state = ITEM_PENDING;
+    j->n_held--;
+    queue_push(j, u);
+    return true;
 }
 
 cn_err sched_job_add_item_for(sched_job *j, uint64_t node, uint64_t *index)
@@ -213,6 +240,8 @@ bool sched_job_item_cancel(sched_job *j, uint64_t u)
         return false;
     if (x->state == ITEM_LEASED)
         j->n_leased--;
+    else if (x->state == ITEM_HELD)
+        j->n_held--;
     else if (x->pin)
         j->n_pinned--;
     x->state = ITEM_FAILED;
@@ -223,8 +252,10 @@ bool sched_job_item_cancel(sched_job *j, uint64_t u)
 
 bool sched_job_item_settle(sched_job *j, uint64_t u)
 {
-    if (u >= j->n_items || j->items[u].state != ITEM_PENDING)
+    if (u >= j->n_items || (j->items[u].state != ITEM_PENDING && j->items[u].state != ITEM_HELD))
         return false;
+    if (j->items[u].state == ITEM_HELD)
+        j->n_held--;
     j->items[u].state = ITEM_DONE;
     j->n_done++;
     return true;
@@ -248,7 +279,7 @@ void sched_job_items(const sched_job *j, size_t *total, size_t *pending, size_t 
     if (total)
         *total = j->n_items;
     if (pending)
-        *pending = j->n_items - j->n_leased - j->n_done - j->n_failed;
+        *pending = j->n_items - j->n_leased - j->n_done - j->n_failed - j->n_held;
     if (leased)
         *leased = j->n_leased;
     if (done)

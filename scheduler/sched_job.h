@@ -24,7 +24,8 @@
 //     (Get, Report).
 //
 // Item state machine: PENDING -> LEASED -> DONE | FAILED, or LEASED ->
-// PENDING (worker dead, lease lapsed, failed with retries left).
+// PENDING (worker dead, lease lapsed, failed with retries left); an item
+// added held starts HELD and becomes PENDING when its kind releases it.
 // Job state machine: QUEUED -> RUNNING -> DONE | FAILED | CANCELLED.
 //
 // After a restart, items that were leased when the scheduler stopped are
@@ -63,7 +64,9 @@ typedef enum {
 // job_state_name: "queued", "running", "done", "failed", "cancelled".
 const char *job_state_name(job_state s);
 
-typedef enum { ITEM_PENDING = 0, ITEM_LEASED, ITEM_DONE, ITEM_FAILED } item_state;
+// ITEM_HELD: added but not yet queued; the kind releases it when it decides
+// the work should run (a sweep's successive halving promotes a trial).
+typedef enum { ITEM_PENDING = 0, ITEM_LEASED, ITEM_DONE, ITEM_FAILED, ITEM_HELD } item_state;
 
 // Why a leased item went back to the queue (item_lost's why): its worker...
 #define SCHED_LOST_DEAD "stopped heartbeating"
@@ -175,6 +178,11 @@ bool sched_jobs_stopping(const sched_jobs *k);
 // report and state change) for up to ms. Lock held.
 void sched_jobs_wait_ms(sched_jobs *k, uint64_t ms);
 
+// sched_jobs_waiting counts the worker slots whose Work/Get is held for
+// lack of work (a kind that releases work on demand sizes it by this).
+// Lock held.
+size_t sched_jobs_waiting(const sched_jobs *k);
+
 // Accessors for the kernel's shared context.
 const char *sched_jobs_state_dir(const sched_jobs *k);
 sched_members *sched_jobs_members(sched_jobs *k);
@@ -207,26 +215,37 @@ void sched_job_set_policy(sched_job *j, uint32_t lease_ms, uint32_t retries,
 // current count) and queues them. Errors: CN_ENOMEM.
 cn_err sched_job_add_items(sched_job *j, size_t n);
 
+// sched_job_add_held_items adds n HELD items (indices continue from the
+// current count): they are not handed out until sched_job_item_release
+// queues them. A report for a held item is refused (its sender told to
+// stop). Errors: CN_ENOMEM.
+cn_err sched_job_add_held_items(sched_job *j, size_t n);
+
+// sched_job_item_release queues a HELD item (PENDING). Returns false if it
+// was not held.
+bool sched_job_item_release(sched_job *j, uint64_t item);
+
 // sched_job_add_item_for adds one PENDING item that only worker node may
 // take (node 0: any worker); *index receives its index. A pinned item whose
 // worker dies goes back to pending for the same worker (it fails once its
 // retries are used up). Errors: CN_ENOMEM.
 cn_err sched_job_add_item_for(sched_job *j, uint64_t node, uint64_t *index);
 
-// sched_job_item_cancel ends a PENDING or LEASED item without a result
+// sched_job_item_cancel ends a PENDING, HELD or LEASED item without a result
 // (FAILED, without item_failed): it is not handed out again, and its holder
 // is told to stop at its next report. Returns false if it had ended.
 bool sched_job_item_cancel(sched_job *j, uint64_t item);
 
-// sched_job_item_settle marks a PENDING item DONE without running it (its
-// result was replayed from the log). Returns false if it was not pending.
+// sched_job_item_settle marks a PENDING or HELD item DONE without running
+// it (its result was replayed from the log). Returns false otherwise.
 bool sched_job_item_settle(sched_job *j, uint64_t item);
 
 // sched_job_item_info reports an item's state, attempts and holder.
 void sched_job_item_info(const sched_job *j, uint64_t item, item_state *state, uint32_t *attempts,
                          uint64_t *node);
 
-// sched_job_items counts items in each state (any pointer may be NULL).
+// sched_job_items counts items in each state (any pointer may be NULL);
+// held items count in total only.
 void sched_job_items(const sched_job *j, size_t *total, size_t *pending, size_t *leased,
                      size_t *done, size_t *failed);
 

@@ -40,7 +40,7 @@ struct sched_job {
     size_t n_items, items_cap;
     size_t *queue; // ring of item indices that may be pending
     size_t q_head, q_len, q_cap;
-    size_t n_leased, n_done, n_failed;
+    size_t n_leased, n_done, n_failed, n_held;
     size_t n_pinned; // pending pinned items (kept out of the queue)
     uint32_t lease_ms, retries, max_concurrent;
     uint64_t hold_until_ms; // restored: dispatch waits for reattaching workers

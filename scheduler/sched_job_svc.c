@@ -88,6 +88,10 @@ static void report(sched_jobs *k, sched_job *j, size_t u, const Canopy__Work__Re
         rep->stop = 1; // taken over by another worker
         return;
     }
+    if (x->state == ITEM_HELD) {
+        rep->stop = 1; // not released (yet): nobody was given it
+        return;
+    }
     if (x->state == ITEM_PENDING) {
         // A worker carries on across a scheduler restart or a lapsed lease:
         // it takes its item back if it is still alive.

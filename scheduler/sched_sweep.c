@@ -1,15 +1,32 @@
 // sched_sweep.c: the sweep job kind: distributed hyper-parameter sweeps of
-// random forests on the job kernel (sched_job.h).
+// random forests and of MLPs on the job kernel (sched_job.h).
 //
-// A sweep file (sweep_spec.h) expands into trials; each trial into `folds`
-// work items, one per cross-validation fold (item = trial * folds + fold),
-// so one trial spreads over every worker and a lost worker costs one fold.
-// The data set is named by hash (role "data") and checked on submission by
-// parsing it as workers will. Each finished fold is one record in the
-// results log; when every fold is done or failed the sweep writes
-// trials.csv, best.json and summary.json beside it (the files the report
-// reads). The id depends only on the spec and the data, so resubmitting the
-// same sweep finds it.
+// A sweep file (sweep_spec.h) expands into trials; each trial into `upt`
+// work items (units; item = trial * upt + unit). For a random forest a unit
+// is one cross-validation fold (upt = folds), so one trial spreads over
+// every worker and a lost worker costs one fold; the data set is named by
+// hash (role "data") and checked on submission by parsing it as workers
+// will. For an MLP (model "mlp") a unit trains a fresh network on one
+// worker, on the training set less a held-out validation split, and scores
+// it on that split (worker/wk_mlp_trial.h); the data are IDX files (roles
+// "train_images", "train_labels"). An MLP trial has one unit, or under ASHA
+// one per rung, where rung r trains for b_r epochs (the budget is epochs,
+// not folds), and its score is that of its highest unit done.
+//
+// Each finished unit is one record in the results log; when every unit
+// that will run has ended the sweep writes trials.csv, best.json and
+// summary.json beside it (the files the report reads). The id depends only
+// on the spec and the data, so resubmitting the same sweep finds it.
+//
+// Search on demand ("scheduler": "asha" or "algorithm": "tpe"): every unit
+// is added held and released when the sweep decides it should run. Each
+// time the queue runs dry (a report, each tick) the sweep releases, first,
+// the folds of a promotion (sweep_search.h), else the first rung of the
+// next trial, whose parameters TPE proposes then. Each decision is one
+// record ("trial": a trial starts, with its parameters; "promote": a trial
+// is given a rung) written before its units are released, so a restarted
+// sweep rebuilds the same state from its log: it neither re-runs a finished
+// fold nor promotes a trial twice.
 #include "scheduler/sched_kinds_impl.h"
 
 #include <inttypes.h>
@@ -23,6 +40,8 @@
 #include "common/cn_file.h"
 #include "common/cn_log.h"
 #include "ml/csv.h"
+#include "ml/idx.h"
+#include "scheduler/sweep_search.h"
 #include "scheduler/sweep_spec.h"
 
 #define MAX_DATA_BYTES (1024u << 20)
@@ -35,12 +54,20 @@ typedef struct unit {
 
 typedef struct sweep {
     sweep_spec *spec;
-    char spec_sha[SCHED_SHA_LEN]; // of spec text + data hash: the id's suffix
-    char data_sha[SCHED_SHA_LEN];
+    char spec_sha[SCHED_SHA_LEN];   // of spec text + data hash: the id's suffix
+    char data_sha[SCHED_SHA_LEN];   // forest: the CSV; mlp: the images
+    char labels_sha[SCHED_SHA_LEN]; // mlp: the labels
     uint64_t data_size;
-    unit *units; // (n_trials * folds)
+    bool mlp;
+    uint32_t upt; // units per trial
+    unit *units;  // (n_trials * upt)
     size_t n_units, n_done, n_failed, n_replayed;
     bool summarized;
+    // search on demand
+    bool on_demand; // units are released by the sweep (asha or tpe)
+    asha *asha;     // NULL: every started trial runs every fold
+    bool *started;  // (n_trials) its first units were released
+    size_t next_trial;
 } sweep;
 
 static void sweep_free(void *impl)
@@ -51,6 +78,8 @@ static void sweep_free(void *impl)
     for (size_t i = 0; i < w->n_units; i++)
         free(w->units[i].error);
     free(w->units);
+    free(w->started);
+    asha_free(w->asha);
     sweep_spec_free(w->spec);
     free(w);
 }
@@ -93,6 +122,40 @@ static cn_err check_data(sched_jobs *k, const sweep *w, const char *name, char *
     return e;
 }
 
+// check_idx loads the stored IDX pair as workers will and checks that the
+// validation split leaves rows on both sides.
+static cn_err check_idx(sched_jobs *k, const sweep *w, char *err, size_t errlen)
+{
+    char images[1200], labels[1200];
+    sched_jobs_data_path(k, w->data_sha, images, sizeof images);
+    sched_jobs_data_path(k, w->labels_sha, labels, sizeof labels);
+    ds_dataset *d = NULL;
+    cn_err e = idx_load(images, labels, (size_t)w->spec->train_rows, &d, err, errlen);
+    if (e != CN_OK)
+        return e;
+    if ((double)d->n_rows * w->spec->validation < 1 ||
+        (double)d->n_rows * (1 - w->spec->validation) < 1)
+        e = cn_errf(err, errlen, CN_EINVAL,
+                    "data.validation: %g of %zu rows leaves no validation or no training row",
+                    w->spec->validation, d->n_rows);
+    ds_dataset_free(d);
+    return e;
+}
+
+// find_data finds the submitted data set with the given role, or fails
+// saying which is missing.
+static cn_err find_data(const sched_job_input *in, const char *role, const sched_data_ref **out,
+                        char *err, size_t errlen)
+{
+    for (size_t i = 0; i < in->n_data; i++)
+        if (strcmp(in->data[i].role, role) == 0) {
+            *out = &in->data[i];
+            return CN_OK;
+        }
+    return cn_errf(err, errlen, CN_EINVAL, "%s: the sweep names no data set with role \"%s\"",
+                   in->spec_name, role);
+}
+
 static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl, char *err,
                            size_t errlen)
 {
@@ -100,28 +163,36 @@ static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl
     if (w == NULL)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     cn_err e = sweep_spec_parse(in->spec_json, in->spec_name, &w->spec, err, errlen);
-    const sched_data_ref *data = NULL;
-    for (size_t i = 0; i < in->n_data; i++)
-        if (strcmp(in->data[i].role, "data") == 0)
-            data = &in->data[i];
-    if (e == CN_OK && data == NULL)
-        e = cn_errf(err, errlen, CN_EINVAL, "%s: the sweep names no data set (role \"data\")",
-                    in->spec_name);
+    const sched_data_ref *data = NULL, *labels = NULL;
+    w->mlp = e == CN_OK && strcmp(w->spec->model, "mlp") == 0;
+    if (e == CN_OK)
+        e = find_data(in, w->mlp ? "train_images" : "data", &data, err, errlen);
+    if (e == CN_OK && w->mlp)
+        e = find_data(in, "train_labels", &labels, err, errlen);
     if (e == CN_OK) {
         snprintf(w->data_sha, sizeof w->data_sha, "%s", data->sha256);
+        snprintf(w->labels_sha, sizeof w->labels_sha, "%s", labels ? labels->sha256 : "");
         w->data_size = data->size;
         cn_buf key;
         cn_buf_init(&key);
-        cn_buf_printf(&key, "%s\n%s", in->spec_json, data->sha256);
+        cn_buf_printf(&key, "%s\n%s%s", in->spec_json, data->sha256, w->labels_sha);
         cn_file_sha256_hex(key.data ? key.data : "", key.len, w->spec_sha);
         cn_buf_fini(&key);
-        w->n_units = w->spec->n_trials * w->spec->folds;
+        bool halving = strcmp(w->spec->scheduler, "asha") == 0;
+        if (halving)
+            w->asha = asha_new(w->spec->n_trials, w->mlp ? w->spec->epochs : w->spec->folds,
+                               w->spec->eta);
+        w->upt = !w->mlp ? w->spec->folds : w->asha ? (uint32_t)asha_n_rungs(w->asha) : 1;
+        w->n_units = w->spec->n_trials * w->upt;
         w->units = calloc(w->n_units, sizeof *w->units);
-        if (w->units == NULL)
+        w->on_demand = halving || w->spec->space != NULL;
+        w->started = calloc(w->spec->n_trials, sizeof *w->started);
+        if (w->units == NULL || w->started == NULL || (halving && w->asha == NULL))
             e = cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     }
     if (e == CN_OK && !in->restoring)
-        e = check_data(k, w, data->name[0] ? data->name : "data", err, errlen);
+        e = w->mlp ? check_idx(k, w, err, errlen)
+                   : check_data(k, w, data->name[0] ? data->name : "data", err, errlen);
     if (e != CN_OK) {
         sweep_free(w);
         return e;
@@ -147,15 +218,21 @@ static double num(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-// unit_index reads a record's (trial, fold) as an item index.
+// unit_key: what a unit is called in records and tasks.
+static const char *unit_key(const sweep *w)
+{
+    return w->mlp ? "unit" : "fold";
+}
+
+// unit_index reads a record's (trial, unit) as an item index.
 static bool unit_index(const sweep *w, const cJSON *rec, size_t *u)
 {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "trial");
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rec, "fold");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rec, unit_key(w));
     if (!cJSON_IsNumber(t) || !cJSON_IsNumber(f) || t->valuedouble < 0 || f->valuedouble < 0 ||
-        t->valuedouble >= (double)w->spec->n_trials || f->valuedouble >= w->spec->folds)
+        t->valuedouble >= (double)w->spec->n_trials || f->valuedouble >= w->upt)
         return false;
-    *u = (size_t)t->valuedouble * w->spec->folds + (size_t)f->valuedouble;
+    *u = (size_t)t->valuedouble * w->upt + (size_t)f->valuedouble;
     return true;
 }
 
@@ -169,9 +246,40 @@ static void set_result(unit *x, const cJSON *r)
     x->pred_s = num(r, "predict_seconds");
 }
 
+// replay_decision restores a "trial" or "promote" record.
+static void replay_decision(sweep *w, const char *type, const cJSON *rec)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "trial");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(rec, "rung");
+    if (!w->on_demand || !cJSON_IsNumber(t) || t->valuedouble < 0 ||
+        t->valuedouble >= (double)w->spec->n_trials)
+        return;
+    size_t trial = (size_t)t->valuedouble;
+    if (strcmp(type, "trial") == 0) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(rec, "params");
+        char *text = cJSON_IsObject(p) ? cJSON_PrintUnformatted(p) : NULL;
+        if (text) {
+            free(w->spec->trials[trial]);
+            w->spec->trials[trial] = text;
+        }
+        w->started[trial] = true;
+        if (w->next_trial <= trial)
+            w->next_trial = trial + 1;
+    }
+    if (w->asha && cJSON_IsNumber(r) && r->valuedouble >= 0 &&
+        r->valuedouble < (double)asha_n_rungs(w->asha))
+        asha_grant(w->asha, trial, (size_t)r->valuedouble);
+}
+
 static void sweep_replay(sched_job *j, const cJSON *rec)
 {
     sweep *w = sched_job_impl(j);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rec, "type");
+    if (cJSON_IsString(type) &&
+        (strcmp(type->valuestring, "trial") == 0 || strcmp(type->valuestring, "promote") == 0)) {
+        replay_decision(w, type->valuestring, rec);
+        return;
+    }
     size_t u;
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "ok")) || !unit_index(w, rec, &u) ||
         w->units[u].done)
@@ -184,6 +292,8 @@ static void sweep_replay(sched_job *j, const cJSON *rec)
 // ------------------------------------------------------------ summaries
 
 typedef struct trial_stat {
+    int rung;     // asha: the highest rung completed (-1: none); else -1
+    bool stopped; // asha: completed a rung below the top and was not promoted
     uint32_t folds_done;
     double mean, std, bacc, f1, seconds;
     bool failed;
@@ -193,10 +303,18 @@ typedef struct trial_stat {
 static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
 {
     memset(ts, 0, sizeof *ts);
-    uint32_t k = w->spec->folds;
+    uint32_t k = w->upt;
     double sum = 0, sq = 0;
     for (uint32_t f = 0; f < k; f++) {
         const unit *u = &w->units[t * k + f];
+        if (u->done && w->mlp) { // the score of the highest unit (most epochs) done
+            ts->folds_done = f + 1;
+            ts->mean = u->acc;
+            ts->bacc = u->bacc;
+            ts->f1 = u->f1;
+            ts->seconds += u->fit_s + u->pred_s;
+            continue;
+        }
         if (u->done) {
             ts->folds_done++;
             sum += u->acc;
@@ -209,7 +327,14 @@ static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
             ts->error = u->error;
         }
     }
-    if (ts->folds_done) {
+    if (w->asha) {
+        ts->rung = asha_reached(w->asha, t, NULL);
+        ts->stopped = !ts->failed && ts->rung >= 0 && asha_granted(w->asha, t) == ts->rung &&
+                      (size_t)ts->rung + 1 < asha_n_rungs(w->asha);
+    } else {
+        ts->rung = -1;
+    }
+    if (ts->folds_done && !w->mlp) {
         double n = ts->folds_done;
         ts->mean = sum / n;
         double var = sq / n - ts->mean * ts->mean;
@@ -226,7 +351,7 @@ static size_t best_trial(const sweep *w)
     for (size_t t = 0; t < w->spec->n_trials; t++) {
         trial_stat ts;
         trial_stats(w, t, &ts);
-        if (!ts.failed && ts.folds_done == w->spec->folds && ts.mean > best_acc) {
+        if (!ts.failed && ts.folds_done == w->upt && ts.mean > best_acc) {
             best_acc = ts.mean;
             best = t;
         }
@@ -242,6 +367,8 @@ static cJSON *trial_json(const sweep *w, size_t t)
     cJSON_AddNumberToObject(o, "trial", (double)t);
     cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
     cJSON_AddNumberToObject(o, "folds_done", ts.folds_done);
+    cJSON_AddNumberToObject(o, "rung", ts.rung);
+    cJSON_AddBoolToObject(o, "stopped", ts.stopped);
     cJSON_AddNumberToObject(o, "mean_accuracy", ts.mean);
     cJSON_AddNumberToObject(o, "std_accuracy", ts.std);
     cJSON_AddNumberToObject(o, "mean_balanced_accuracy", ts.bacc);
@@ -256,7 +383,7 @@ static void write_trials_csv(sched_job *j, const sweep *w)
 {
     cn_buf csv;
     cn_buf_init(&csv);
-    cn_buf_printf(&csv, "trial,params,folds_done,mean_accuracy,std_accuracy,"
+    cn_buf_printf(&csv, "trial,params,folds_done,rung,stopped,mean_accuracy,std_accuracy,"
                         "mean_balanced_accuracy,mean_macro_f1,seconds,failed\n");
     for (size_t t = 0; t < w->spec->n_trials; t++) {
         trial_stat ts;
@@ -264,8 +391,8 @@ static void write_trials_csv(sched_job *j, const sweep *w)
         cn_buf_printf(&csv, "%zu,\"", t);
         for (const char *c = w->spec->trials[t]; *c; c++)
             cn_buf_printf(&csv, *c == '"' ? "\"\"" : "%c", *c);
-        cn_buf_printf(&csv, "\",%u,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", ts.folds_done, ts.mean, ts.std,
-                      ts.bacc, ts.f1, ts.seconds, ts.failed);
+        cn_buf_printf(&csv, "\",%u,%d,%d,%.6f,%.6f,%.6f,%.6f,%.3f,%d\n", ts.folds_done, ts.rung,
+                      ts.stopped, ts.mean, ts.std, ts.bacc, ts.f1, ts.seconds, ts.failed);
     }
     char path[1600], err[CN_ERRBUF_LEN];
     snprintf(path, sizeof path, "%s/trials.csv", sched_job_dir(j));
@@ -294,9 +421,22 @@ static void write_summaries(sched_job *j, sweep *w)
     cJSON_AddStringToObject(m, "sweep_id", sched_job_id(j));
     cJSON_AddStringToObject(m, "name", w->spec->name);
     cJSON_AddStringToObject(m, "data_sha256", w->data_sha);
-    cJSON_AddNumberToObject(m, "folds", w->spec->folds);
+    cJSON_AddStringToObject(m, "model", w->spec->model);
+    cJSON_AddNumberToObject(m, "folds", w->mlp ? 0 : w->spec->folds);
     cJSON_AddBoolToObject(m, "shuffle", w->spec->shuffle);
     cJSON_AddNumberToObject(m, "trials", (double)w->spec->n_trials);
+    cJSON_AddStringToObject(m, "algorithm", w->spec->algorithm);
+    cJSON_AddStringToObject(m, "scheduler", w->spec->scheduler);
+    if (w->asha) {
+        size_t stopped = 0;
+        for (size_t t = 0; t < w->spec->n_trials; t++) {
+            trial_stat ts;
+            trial_stats(w, t, &ts);
+            stopped += ts.stopped;
+        }
+        cJSON_AddNumberToObject(m, "eta", w->spec->eta);
+        cJSON_AddNumberToObject(m, "trials_stopped", (double)stopped);
+    }
     cJSON_AddNumberToObject(m, "units", (double)w->n_units);
     cJSON_AddNumberToObject(m, "units_done", (double)w->n_done);
     cJSON_AddNumberToObject(m, "units_failed", (double)w->n_failed);
@@ -320,9 +460,149 @@ static void write_summaries(sched_job *j, sweep *w)
     cJSON_Delete(m);
 }
 
+// ------------------------------------------------------------ search on demand
+
+// trial_units: how many of trial t's units were given to it: a forest's
+// folds up to its rung's budget, an MLP's units up to its rung.
+static uint32_t trial_units(const sweep *w, size_t t)
+{
+    if (!w->started[t])
+        return 0;
+    if (w->asha == NULL)
+        return w->upt;
+    int g = asha_granted(w->asha, t);
+    return g < 0 ? 0 : w->mlp ? (uint32_t)g + 1 : asha_budget(w->asha, (size_t)g);
+}
+
+// sync_rungs tells ASHA every rung trial t has completed: for a forest the
+// mean accuracy of its first b_r folds once they are all done, for an MLP
+// the score of unit r.
+static void sync_rungs(sweep *w, size_t t)
+{
+    if (w->asha == NULL)
+        return;
+    uint32_t k = w->upt;
+    for (int r = 0; w->mlp && r <= asha_granted(w->asha, t); r++)
+        if (w->units[t * k + (size_t)r].done)
+            asha_complete(w->asha, t, (size_t)r, w->units[t * k + (size_t)r].acc);
+    for (int r = 0; !w->mlp && r <= asha_granted(w->asha, t); r++) {
+        uint32_t b = asha_budget(w->asha, (size_t)r);
+        double sum = 0;
+        uint32_t f = 0;
+        while (f < b && w->units[t * k + f].done)
+            sum += w->units[t * k + f++].acc;
+        if (f < b)
+            return;
+        asha_complete(w->asha, t, (size_t)r, sum / b);
+    }
+}
+
+// release_units queues trial t's held units among those it was given.
+static void release_units(sched_job *j, sweep *w, size_t t)
+{
+    for (uint32_t f = 0; f < trial_units(w, t); f++)
+        sched_job_item_release(j, t * w->upt + f);
+}
+
+// log_decision records that trial t starts (type "trial", with its
+// parameters) or is promoted ("promote") to rung.
+static void log_decision(sched_job *j, const sweep *w, const char *type, size_t t, size_t rung)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return;
+    cJSON_AddStringToObject(o, "type", type);
+    cJSON_AddNumberToObject(o, "trial", (double)t);
+    cJSON_AddNumberToObject(o, "rung", (double)rung);
+    if (w->asha)
+        cJSON_AddNumberToObject(o, w->mlp ? "epochs" : "folds", asha_budget(w->asha, rung));
+    if (strcmp(type, "trial") == 0)
+        cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
+    cJSON_AddNumberToObject(o, "time_ms", (double)cn_wall_ms());
+    sched_job_log(j, o);
+    cJSON_Delete(o);
+}
+
+// tpe_propose replaces trial t's random draw by TPE's proposal from the
+// trials started so far. Under ASHA a trial's score is the highest rung it
+// completed plus its score there, so a deeper trial always ranks above a
+// shallower one; a trial with no rung (or folds) done yet is pending.
+static void tpe_propose(sweep *w, size_t t)
+{
+    sweep_tpe_obs *obs = calloc(t, sizeof *obs);
+    if (obs == NULL)
+        return;
+    size_t n = 0;
+    for (size_t i = 0; i < t; i++) {
+        trial_stat ts;
+        trial_stats(w, i, &ts);
+        if (!w->started[i] || ts.failed)
+            continue;
+        obs[n].params = w->spec->trials[i];
+        if (w->asha) {
+            double sc;
+            int r = asha_reached(w->asha, i, &sc);
+            obs[n].pending = r < 0;
+            obs[n].score = r + sc;
+        } else {
+            obs[n].pending = ts.folds_done < w->upt;
+            obs[n].score = ts.mean;
+        }
+        n++;
+    }
+    char *p;
+    if (sweep_spec_tpe_suggest(w->spec, t, obs, n, &p) == CN_OK) {
+        free(w->spec->trials[t]);
+        w->spec->trials[t] = p;
+    }
+    free(obs);
+}
+
+// feed releases work while fewer items are pending than worker slots wait
+// (at least one): a promotion first, else the next trial's first rung.
+static void feed(sched_job *j, sweep *w)
+{
+    if (!w->on_demand || sched_job_state(j) != JOB_RUNNING)
+        return;
+    size_t want = sched_jobs_waiting(sched_job_kernel(j)), pending;
+    want = want ? want : 1;
+    sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
+    while (pending < want) {
+        size_t t, rung;
+        if (w->asha && asha_promotable(w->asha, &t, &rung)) {
+            log_decision(j, w, "promote", t, rung);
+            asha_grant(w->asha, t, rung);
+        } else if (w->next_trial < w->spec->n_trials) {
+            t = w->next_trial++;
+            if (w->spec->space && t > w->spec->startup)
+                tpe_propose(w, t);
+            log_decision(j, w, "trial", t, 0);
+            w->started[t] = true;
+            if (w->asha)
+                asha_grant(w->asha, t, 0);
+        } else {
+            break;
+        }
+        release_units(j, w, t);
+        sync_rungs(w, t); // folds already done (replayed) count at once
+        sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
+    }
+}
+
+// all_ran: every unit that will run has ended.
+static bool all_ran(sched_job *j, const sweep *w)
+{
+    if (!w->on_demand)
+        return w->n_done + w->n_failed >= w->n_units;
+    size_t pending, leased, t, rung;
+    sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+    return pending == 0 && leased == 0 && w->next_trial >= w->spec->n_trials &&
+           !(w->asha && asha_promotable(w->asha, &t, &rung));
+}
+
 static void check_finished(sched_job *j, sweep *w)
 {
-    if (w->summarized || w->n_done + w->n_failed < w->n_units)
+    if (w->summarized || !all_ran(j, w))
         return;
     w->summarized = true;
     write_summaries(j, w);
@@ -338,20 +618,55 @@ static cn_err sweep_start(sched_job *j, char *err, size_t errlen)
     sweep *w = sched_job_impl(j);
     const sweep_spec *sp = w->spec;
     sched_job_set_policy(j, sp->unit_timeout_s * 1000u, sp->retries, sp->max_concurrent);
-    if (sched_job_add_items(j, w->n_units) != CN_OK)
+    cn_err e =
+        w->on_demand ? sched_job_add_held_items(j, w->n_units) : sched_job_add_items(j, w->n_units);
+    if (e != CN_OK)
         return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
     for (size_t u = 0; u < w->n_units; u++)
         if (w->units[u].done)
             sched_job_item_settle(j, u);
-    CN_INFO("sweep %s: %zu trials x %u folds = %zu units (%zu already done)", sched_job_id(j),
-            sp->n_trials, sp->folds, w->n_units, w->n_done);
+    for (size_t t = 0; w->on_demand && t < sp->n_trials; t++) {
+        release_units(j, w, t); // what was decided before a restart
+        sync_rungs(w, t);
+    }
+    CN_INFO("sweep %s: %zu trials x %u %s = %zu units (%zu already done)%s%s", sched_job_id(j),
+            sp->n_trials, w->upt, w->mlp ? "units" : "folds", w->n_units, w->n_done,
+            w->asha ? ", ASHA" : "", sp->space ? ", TPE" : "");
+    feed(j, w);
     check_finished(j, w);
     return CN_OK;
+}
+
+// mlp_task: an MLP unit's task document (worker/wk_mlp_trial.h).
+static cJSON *mlp_task(sched_job *j, const sweep *w, uint64_t item)
+{
+    uint32_t k = w->upt;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", "mlp");
+    cJSON_AddStringToObject(o, "sweep_id", sched_job_id(j));
+    cJSON_AddNumberToObject(o, "trial", (double)(item / k));
+    cJSON_AddNumberToObject(o, "unit", (double)(item % k));
+    // Under ASHA unit r trains for rung r's epochs; else the trial's own.
+    cJSON_AddNumberToObject(o, "epochs", w->asha ? asha_budget(w->asha, item % k) : 0);
+    cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[item / k]));
+    cJSON_AddStringToObject(o, "train_images", w->data_sha);
+    cJSON_AddStringToObject(o, "train_labels", w->labels_sha);
+    cJSON_AddNumberToObject(o, "train_rows", (double)w->spec->train_rows);
+    cJSON_AddNumberToObject(o, "validation", w->spec->validation);
+    cJSON_AddNumberToObject(o, "split_seed", (double)w->spec->cv_seed);
+    return o;
 }
 
 static char *sweep_task(sched_job *j, uint64_t item, uint32_t attempt)
 {
     sweep *w = sched_job_impl(j);
+    if (w->mlp) {
+        cJSON *m = mlp_task(j, w, item);
+        cJSON_AddNumberToObject(m, "attempt", attempt);
+        char *text = cJSON_PrintUnformatted(m);
+        cJSON_Delete(m);
+        return text;
+    }
     uint32_t k = w->spec->folds;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "sweep_id", sched_job_id(j));
@@ -383,12 +698,12 @@ static void log_unit(sched_job *j, const sweep *w, uint64_t item, uint64_t node,
     cJSON *o = cJSON_Duplicate(result, 1);
     if (o == NULL)
         return;
-    uint32_t k = w->spec->folds;
+    uint32_t k = w->upt;
     cJSON_DeleteItemFromObjectCaseSensitive(o, "trial");
-    cJSON_DeleteItemFromObjectCaseSensitive(o, "fold");
+    cJSON_DeleteItemFromObjectCaseSensitive(o, unit_key(w));
     cJSON_DeleteItemFromObjectCaseSensitive(o, "ok");
     cJSON_AddNumberToObject(o, "trial", (double)(item / k));
-    cJSON_AddNumberToObject(o, "fold", (double)(item % k));
+    cJSON_AddNumberToObject(o, unit_key(w), (double)(item % k));
     cJSON_AddBoolToObject(o, "ok", ok);
     if (!ok && !cJSON_HasObjectItem(o, "error"))
         cJSON_AddStringToObject(o, "error", error ? error : "failed");
@@ -410,12 +725,14 @@ static void sweep_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok,
     if (!ok) {
         free(x->error);
         x->error = strdup(error ? error : "failed");
-        CN_WARN("sweep %s trial %" PRIu64 " fold %" PRIu64 " failed: %s", sched_job_id(j),
-                item / w->spec->folds, item % w->spec->folds, error ? error : "failed");
+        CN_WARN("sweep %s trial %" PRIu64 " %s %" PRIu64 " failed: %s", sched_job_id(j),
+                item / w->upt, unit_key(w), item % w->upt, error ? error : "failed");
         return;
     }
     set_result(x, result);
     w->n_done++; // the end is noticed by the tick, off the report's path
+    sync_rungs(w, item / w->upt);
+    feed(j, w);
 }
 
 static void sweep_item_failed(sched_job *j, uint64_t item, const char *why)
@@ -431,23 +748,38 @@ static void sweep_item_failed(sched_job *j, uint64_t item, const char *why)
 static void sweep_tick(sched_job *j, uint64_t now_ms)
 {
     (void)now_ms;
+    feed(j, sched_job_impl(j));
     check_finished(j, sched_job_impl(j));
+}
+
+// units_in_sight: the units a sweep will run: all of them, or, searching on
+// demand, those ended, pending and running plus each unstarted trial's
+// first rung (promotions are not known ahead).
+static size_t units_in_sight(sched_job *j, const sweep *w)
+{
+    if (!w->on_demand)
+        return w->n_units;
+    size_t pending, leased;
+    sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+    size_t first = w->asha && !w->mlp ? asha_budget(w->asha, 0) : w->asha ? 1 : w->upt;
+    return w->n_done + w->n_failed + pending + leased + (w->spec->n_trials - w->next_trial) * first;
 }
 
 static void sweep_status(sched_job *j, cJSON *out)
 {
     sweep *w = sched_job_impl(j);
-    size_t leased;
+    size_t leased, in_sight = units_in_sight(j, w);
     sched_job_items(j, NULL, NULL, &leased, NULL, NULL);
     cJSON_AddNumberToObject(out, "trials_total", (double)w->spec->n_trials);
-    cJSON_AddNumberToObject(out, "folds", w->spec->folds);
-    cJSON_AddNumberToObject(out, "units", (double)w->n_units);
+    cJSON_AddStringToObject(out, "model", w->spec->model);
+    cJSON_AddNumberToObject(out, "folds", w->mlp ? 0 : w->spec->folds);
+    cJSON_AddNumberToObject(out, "units", (double)in_sight);
     cJSON_AddNumberToObject(out, "units_done", (double)w->n_done);
     cJSON_AddNumberToObject(out, "units_running", (double)leased);
     cJSON_AddNumberToObject(out, "units_failed", (double)w->n_failed);
     cJSON_AddNumberToObject(out, "units_replayed", (double)w->n_replayed);
     double el = sched_job_elapsed_s(j);
-    size_t fresh = w->n_done - w->n_replayed, left = w->n_units - w->n_done - w->n_failed;
+    size_t fresh = w->n_done - w->n_replayed, left = in_sight - w->n_done - w->n_failed;
     cJSON_AddNumberToObject(out, "eta_seconds",
                             left == 0 ? 0
                             : fresh   ? el / (double)fresh * (double)left
@@ -459,13 +791,14 @@ static void sweep_status(sched_job *j, cJSON *out)
     size_t best = best_trial(w);
     trial_stats(w, best, &bst);
     cJSON_AddNumberToObject(out, "best_trial", (double)best);
-    cJSON_AddNumberToObject(out, "best_accuracy", bst.folds_done == w->spec->folds ? bst.mean : -1);
+    cJSON_AddNumberToObject(out, "best_accuracy", bst.folds_done == w->upt ? bst.mean : -1);
 }
 
 static double sweep_progress_frac(sched_job *j)
 {
     sweep *w = sched_job_impl(j);
-    return w->n_units ? (double)(w->n_done + w->n_failed) / (double)w->n_units : 1;
+    size_t total = units_in_sight(j, w);
+    return total ? (double)(w->n_done + w->n_failed) / (double)total : 1;
 }
 
 const sched_kind sched_sweep_kind = {

@@ -1,5 +1,6 @@
 // sweep_spec.c: parsing, validation and trial expansion of sweep files.
 #include "scheduler/sweep_spec.h"
+#include "scheduler/sweep_spec_impl.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -9,18 +10,10 @@
 
 #include "common/cn_config.h"
 #include "common/cn_rand.h"
+#include "ml/mlp_fit.h"
 #include "ml/rf.h"
 
 #define MAX_TRIALS 100000
-
-typedef enum { DIM_FIXED, DIM_GRID, DIM_CHOICE, DIM_UNIFORM, DIM_LOGUNIFORM, DIM_RANDINT } dim_kind;
-
-typedef struct dim {
-    const char *name;
-    dim_kind kind;
-    const cJSON *values; // FIXED: the value; GRID/CHOICE: the array
-    double lo, hi, q;    // continuous and integer ranges; q = 0: not quantized
-} dim;
 
 static const char *kind_names = "grid, choice, uniform, quniform, loguniform, qloguniform, "
                                 "randint, qrandint";
@@ -60,10 +53,13 @@ static cn_err parse_dim(const cJSON *v, dim *d, char *err, size_t errlen)
                            v->string, k);
         for (int i = 0; i < n; i++) {
             const cJSON *e = cJSON_GetArrayItem(a, i);
-            if (cJSON_IsArray(e) || cJSON_IsObject(e))
+            bool numbers = cJSON_IsArray(e);
+            for (const cJSON *x = numbers ? e->child : NULL; x; x = x->next)
+                numbers = numbers && cJSON_IsNumber(x);
+            if (cJSON_IsObject(e) || (cJSON_IsArray(e) && !numbers))
                 return cn_errf(err, errlen, CN_EINVAL,
-                               "space.%s.%s[%d]: values must be numbers, strings, booleans or "
-                               "null",
+                               "space.%s.%s[%d]: values must be numbers, strings, booleans, "
+                               "null or lists of numbers",
                                v->string, k, i);
         }
         d->kind = k[0] == 'g' ? DIM_GRID : DIM_CHOICE;
@@ -143,6 +139,18 @@ typedef struct expand {
     size_t errlen;
 } expand;
 
+bool sweep_params_check(const sweep_spec *s, const cJSON *params, char *err, size_t errlen)
+{
+    if (strcmp(s->model, "mlp") == 0) {
+        mlp_hparams h;
+        mlp_hparams_default(&h);
+        return mlp_hparams_from_json(&h, params, "parameters", err, errlen) == CN_OK;
+    }
+    rf_params p = rf_params_default();
+    return rf_params_from_json(&p, params, err, errlen) == CN_OK &&
+           rf_params_validate(&p, err, errlen) == CN_OK;
+}
+
 static cn_err add_trial(expand *x, cJSON *params)
 {
     sweep_spec *s = x->spec;
@@ -151,10 +159,8 @@ static cn_err add_trial(expand *x, cJSON *params)
                        "the search space expands to more than %d trials; use random search or "
                        "fewer grid values",
                        MAX_TRIALS);
-    rf_params p = rf_params_default();
     char perr[CN_ERRBUF_LEN];
-    if (rf_params_from_json(&p, params, perr, sizeof perr) != CN_OK ||
-        rf_params_validate(&p, perr, sizeof perr) != CN_OK) {
+    if (!sweep_params_check(s, params, perr, sizeof perr)) {
         char *text = cJSON_PrintUnformatted(params);
         cn_errf(x->err, x->errlen, CN_EINVAL, "trial %zu %s: %s", s->n_trials, text ? text : "",
                 perr);
@@ -224,39 +230,21 @@ void sweep_spec_free(sweep_spec *s)
     for (size_t i = 0; i < s->n_trials; i++)
         free(s->trials[i]);
     free(s->trials);
+    if (s->space) {
+        cJSON_Delete(s->space->root);
+        free(s->space->dims);
+        free(s->space);
+    }
     free(s);
 }
 
-// read_sections reads every key of the sweep file but the search space
-// (name, model, data, cv, search, limits) with option tables, so each bad
-// key or value is named with what is allowed and the nearest name.
-static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t errlen)
+// read_forest_data reads a forest sweep's data section: a CSV file.
+static cn_err read_forest_data(const cJSON *data, sweep_spec *s, char *err, size_t errlen)
 {
-    if (!cJSON_IsObject(root))
-        return cn_errf(err, errlen, CN_EINVAL, "(top level): expected an object");
-    char name[CN_OPT_STRLEN] = "", model[CN_OPT_STRLEN] = "random_forest";
-    const cJSON *data = NULL, *cv = NULL, *search = NULL, *limits = NULL, *fixed = NULL,
-                *space = NULL;
-    cn_opt top[] = {{"name", CN_OPT_STRING, name, "sweep name", 0, 0, NULL},
-                    {"model", CN_OPT_CHOICE, model, "model", 0, 0, "random_forest"},
-                    {"data", CN_OPT_OBJECT, &data, "data set", 0, 0, NULL},
-                    {"cv", CN_OPT_OBJECT, &cv, "cross-validation", 0, 0, NULL},
-                    {"fixed", CN_OPT_OBJECT, &fixed, "fixed parameters", 0, 0, NULL},
-                    {"space", CN_OPT_OBJECT, &space, "search space", 0, 0, NULL},
-                    {"search", CN_OPT_OBJECT, &search, "search algorithm", 0, 0, NULL},
-                    {"limits", CN_OPT_OBJECT, &limits, "limits", 0, 0, NULL},
-                    CN_OPT_END};
-    cn_err e = cn_config_apply_json(top, root, "(top level)", err, errlen);
-    if (e != CN_OK)
-        return e;
-    if (!name[0] || strlen(name) >= sizeof s->name)
-        return cn_errf(err, errlen, CN_EINVAL,
-                       "name: missing (a string of 1 to %zu bytes is required)",
-                       sizeof s->name - 1);
-    snprintf(s->name, sizeof s->name, "%s", name);
     if (data == NULL)
         return cn_errf(err, errlen, CN_EINVAL, "data: missing (give {\"path\": FILE})");
     char path[CN_OPT_STRLEN] = "", label[CN_OPT_STRLEN], drop[CN_OPT_STRLEN];
+    cn_err e;
     snprintf(label, sizeof label, "%s", s->label);
     snprintf(drop, sizeof drop, "%s", s->drop);
     cn_opt data_opts[] = {{"path", CN_OPT_STRING, path, "data file", 0, 0, NULL},
@@ -272,18 +260,60 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     snprintf(s->data_path, sizeof s->data_path, "%s", path);
     snprintf(s->label, sizeof s->label, "%s", label);
     snprintf(s->drop, sizeof s->drop, "%s", drop);
+    return CN_OK;
+}
+
+// read_mlp_data reads an MLP sweep's data section: IDX training files and
+// the validation fraction.
+static cn_err read_mlp_data(const cJSON *data, sweep_spec *s, char *err, size_t errlen)
+{
+    if (data == NULL)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "data: missing (give {\"train_images\": FILE, \"train_labels\": FILE})");
+    char images[CN_OPT_STRLEN] = "", labels[CN_OPT_STRLEN] = "";
+    int64_t rows = 0;
+    s->validation = 0.1;
+    cn_opt data_opts[] = {
+        {"train_images", CN_OPT_STRING, images, "IDX training images", 0, 0, NULL},
+        {"train_labels", CN_OPT_STRING, labels, "IDX training labels", 0, 0, NULL},
+        {"train_rows", CN_OPT_INT, &rows, "training rows (0 = all)", 0, 1e9, NULL},
+        {"validation", CN_OPT_DOUBLE, &s->validation, "held-out fraction", 0.001, 0.9, NULL},
+        CN_OPT_END};
+    cn_err e = cn_config_apply_json(data_opts, data, "data", err, errlen);
+    if (e != CN_OK)
+        return e;
+    if (!images[0] || !labels[0])
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "data: an mlp sweep needs train_images and train_labels (IDX files)");
+    snprintf(s->train_images, sizeof s->train_images, "%s", images);
+    snprintf(s->train_labels, sizeof s->train_labels, "%s", labels);
+    s->train_rows = (uint64_t)rows;
+    return CN_OK;
+}
+
+// read_search reads the cv, search and limits sections.
+static cn_err read_search(const cJSON *cv, const cJSON *search, const cJSON *limits, sweep_spec *s,
+                          char *err, size_t errlen)
+{
+    cn_err e = CN_OK;
     int64_t folds = s->folds, cv_seed = 0, samples = s->samples, search_seed = 0, mc = 0,
-            timeout = s->unit_timeout_s, retries = s->retries;
-    char algorithm[CN_OPT_STRLEN];
+            timeout = s->unit_timeout_s, retries = s->retries, eta = s->eta, startup = s->startup,
+            candidates = s->candidates;
+    char algorithm[CN_OPT_STRLEN], scheduler[CN_OPT_STRLEN];
     snprintf(algorithm, sizeof algorithm, "%s", s->algorithm);
+    snprintf(scheduler, sizeof scheduler, "%s", s->scheduler);
     cn_opt cv_opts[] = {{"folds", CN_OPT_INT, &folds, "folds", 2, 100, NULL},
                         {"seed", CN_OPT_INT, &cv_seed, "fold seed", 0, UINT32_MAX, NULL},
                         {"shuffle", CN_OPT_BOOL, &s->shuffle, "shuffle rows", 0, 0, NULL},
                         CN_OPT_END};
     cn_opt search_opts[] = {
-        {"algorithm", CN_OPT_CHOICE, algorithm, "search algorithm", 0, 0, "grid|random"},
+        {"algorithm", CN_OPT_CHOICE, algorithm, "search algorithm", 0, 0, "grid|random|tpe"},
         {"samples", CN_OPT_INT, &samples, "draws per grid point", 1, MAX_TRIALS, NULL},
         {"seed", CN_OPT_INT, &search_seed, "search seed", 0, UINT32_MAX, NULL},
+        {"scheduler", CN_OPT_CHOICE, scheduler, "trial scheduler", 0, 0, "fifo|asha"},
+        {"eta", CN_OPT_INT, &eta, "ASHA reduction factor", 2, 10, NULL},
+        {"startup", CN_OPT_INT, &startup, "TPE random start trials", 1, MAX_TRIALS, NULL},
+        {"candidates", CN_OPT_INT, &candidates, "TPE draws per proposal", 1, 10000, NULL},
         CN_OPT_END};
     cn_opt limit_opts[] = {
         {"max_concurrent", CN_OPT_INT, &mc, "units at once (0 = any)", 0, 100000, NULL},
@@ -300,10 +330,52 @@ static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t 
     s->samples = (uint32_t)samples;
     s->search_seed = (uint64_t)search_seed;
     snprintf(s->algorithm, sizeof s->algorithm, "%.15s", algorithm);
+    snprintf(s->scheduler, sizeof s->scheduler, "%.15s", scheduler);
+    s->eta = (uint32_t)eta;
+    s->startup = (uint32_t)startup;
+    s->candidates = (uint32_t)candidates;
     s->max_concurrent = (uint32_t)mc;
     s->unit_timeout_s = (uint32_t)timeout;
     s->retries = (uint32_t)retries;
     return CN_OK;
+}
+
+// read_sections reads every key of the sweep file but the search space
+// (name, model, data, cv, search, limits) with option tables, so each bad
+// key or value is named with what is allowed and the nearest name.
+static cn_err read_sections(const cJSON *root, sweep_spec *s, char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(root))
+        return cn_errf(err, errlen, CN_EINVAL, "(top level): expected an object");
+    char name[CN_OPT_STRLEN] = "", model[CN_OPT_STRLEN] = "random_forest";
+    snprintf(s->model, sizeof s->model, "random_forest");
+    const cJSON *data = NULL, *cv = NULL, *search = NULL, *limits = NULL, *fixed = NULL,
+                *space = NULL;
+    cn_opt top[] = {{"name", CN_OPT_STRING, name, "sweep name", 0, 0, NULL},
+                    {"model", CN_OPT_CHOICE, model, "model", 0, 0, "random_forest|mlp"},
+                    {"data", CN_OPT_OBJECT, &data, "data set", 0, 0, NULL},
+                    {"cv", CN_OPT_OBJECT, &cv, "cross-validation", 0, 0, NULL},
+                    {"fixed", CN_OPT_OBJECT, &fixed, "fixed parameters", 0, 0, NULL},
+                    {"space", CN_OPT_OBJECT, &space, "search space", 0, 0, NULL},
+                    {"search", CN_OPT_OBJECT, &search, "search algorithm", 0, 0, NULL},
+                    {"limits", CN_OPT_OBJECT, &limits, "limits", 0, 0, NULL},
+                    CN_OPT_END};
+    cn_err e = cn_config_apply_json(top, root, "(top level)", err, errlen);
+    if (e != CN_OK)
+        return e;
+    if (!name[0] || strlen(name) >= sizeof s->name)
+        return cn_errf(err, errlen, CN_EINVAL,
+                       "name: missing (a string of 1 to %zu bytes is required)",
+                       sizeof s->name - 1);
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->model, sizeof s->model, "%s", model);
+    if (strcmp(model, "mlp") == 0)
+        e = read_mlp_data(data, s, err, errlen);
+    else
+        e = read_forest_data(data, s, err, errlen);
+    if (e != CN_OK)
+        return e;
+    return read_search(cv, search, limits, s, err, errlen);
 }
 
 cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, char *err,
@@ -332,6 +404,10 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
     s->shuffle = true;
     snprintf(s->algorithm, sizeof s->algorithm, "random");
     s->samples = 10;
+    snprintf(s->scheduler, sizeof s->scheduler, "fifo");
+    s->eta = 3;
+    s->startup = 10;
+    s->candidates = 24;
     s->unit_timeout_s = 1800;
     s->retries = 2;
     if ((e = read_sections(root, s, inner, sizeof inner)) != CN_OK)
@@ -366,6 +442,24 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
                         it->string);
             goto done;
         }
+        if (strcmp(s->algorithm, "tpe") == 0 && dims[i].kind == DIM_GRID) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "space.%s: TPE proposes every value itself; write {\"choice\": [...]} "
+                        "instead of a grid",
+                        it->string);
+            goto done;
+        }
+    }
+    if (strcmp(s->model, "mlp") == 0) {
+        const cJSON *ep = fixed ? cJSON_GetObjectItemCaseSensitive(fixed, "epochs") : NULL;
+        s->epochs = cJSON_IsNumber(ep) && ep->valuedouble >= 1 ? (uint32_t)ep->valuedouble : 5;
+        if (strcmp(s->scheduler, "asha") == 0 && space &&
+            cJSON_GetObjectItemCaseSensitive(space, "epochs")) {
+            e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                        "space.epochs: epochs are ASHA's budget in an mlp sweep; set the most a "
+                        "trial may get in \"fixed\": {\"epochs\": N}");
+            goto done;
+        }
     }
     // Trial 0: the defaults plus the fixed parameters.
     expand x = {.dims = dims, .ndims = ndims, .spec = s, .err = inner, .errlen = sizeof inner};
@@ -382,6 +476,18 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
     for (uint32_t k = 0; k < reps; k++)
         if ((e = grid_rec(&x, 0, cur, &r, is_grid)) != CN_OK)
             goto done;
+    if (strcmp(s->algorithm, "tpe") == 0) {
+        s->space = calloc(1, sizeof *s->space);
+        if (s->space == NULL) {
+            e = CN_ENOMEM;
+            goto done;
+        }
+        s->space->root = root; // dims point into it
+        s->space->dims = dims;
+        s->space->ndims = ndims;
+        root = NULL;
+        dims = NULL;
+    }
     e = CN_OK;
 done:
     if (e != CN_OK) {

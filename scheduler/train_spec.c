@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/cn_config.h"
+#include "ml/mlp_fit.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 #define MAX_EVALS 4096
@@ -25,22 +26,6 @@ static bool name_ok(const char *s)
               *p == '-' || *p == '_' || *p == '.'))
             return false;
     return true;
-}
-
-static cn_err read_hidden(const cJSON *h, train_spec *s, const char *origin, char *err,
-                          size_t errlen)
-{
-    int n = cJSON_GetArraySize(h);
-    for (int i = 0; i < n; i++) {
-        const cJSON *x = cJSON_GetArrayItem(h, i);
-        if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || x->valuedouble < 1 ||
-            x->valuedouble > 65536)
-            return cn_errf(err, errlen, CN_EINVAL,
-                           "%s: key \"hidden\": element %d is not a width in 1..65536", origin, i);
-        s->hidden[i] = (int)x->valuedouble;
-    }
-    s->n_hidden = n;
-    return CN_OK;
 }
 
 static void set_defaults(train_spec *s)
@@ -260,7 +245,8 @@ cn_err train_spec_parse(const char *json, const char *origin, train_spec *s, cha
     fed_keys_opts(&fk, &opts[n + OPTIM_KEYS_N]);
     cn_err e = cn_config_apply_json(opts, root, origin, err, errlen);
     if (e == CN_OK && hidden)
-        e = read_hidden(hidden, s, origin, err, errlen);
+        e = mlp_hidden_from_json(hidden, s->hidden, TRAIN_MAX_HIDDEN, &s->n_hidden, origin, err,
+                                 errlen);
     if (e == CN_OK && (strlen(name) >= sizeof s->name || !name_ok(name)))
         e = cn_errf(err, errlen, CN_EINVAL,
                     "%s: key \"name\": \"%s\": 1 to %zu letters, digits, '-', '_' and '.'", origin,

@@ -15,6 +15,7 @@
 #include "worker/wk_data.h"
 #include "worker/wk_fed.h"
 #include "worker/wk_fold.h"
+#include "worker/wk_mlp_trial.h"
 #include "worker/wk_train.h"
 
 typedef struct slot {
@@ -190,7 +191,16 @@ static void run_item(wk_exec *x, const sched_work_item *it)
 {
     running r = {x, it};
     const char *mode = cJSON_GetStringValue(cJSON_GetObjectItem(it->task, "mode"));
-    if (strcmp(it->kind, "sweep") == 0) {
+    if (strcmp(it->kind, "sweep") == 0 && wk_mlp_trial_is(it->task)) {
+        char err[CN_ERRBUF_LEN] = "";
+        cJSON *res = NULL;
+        set_status(x, "sweep: an mlp trial");
+        cn_err e = wk_mlp_trial_exec(it->task, x->data, x->threads_per_slot, &res, err, sizeof err);
+        res = res ? res : cJSON_CreateObject();
+        cJSON_AddStringToObject(res, "worker", x->name);
+        send_report(&r, true, e == CN_OK, e == CN_OK ? NULL : err, res);
+        cJSON_Delete(res);
+    } else if (strcmp(it->kind, "sweep") == 0) {
         run_fold(&r);
     } else if (strcmp(it->kind, "train") == 0 && mode && strcmp(mode, "federated") == 0) {
         run_client(&r);

@@ -1,7 +1,9 @@
 // test_sweep.c: distributed sweeps with real processes on loopback: a
 // worker killed mid-sweep (its unit is re-queued, a worker that joins late
 // gets work, no unit is recorded twice) and a scheduler killed and resumed
-// (nothing finished is redone).
+// (nothing finished is redone), also under ASHA and TPE (no trial is started
+// or promoted twice), and a sweep whose trials are MLP training runs scored
+// on a validation split of a small Fashion-MNIST slice.
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -206,6 +208,175 @@ START_TEST(test_sweep_resumes_after_the_scheduler_is_killed)
 }
 END_TEST
 
+// decisions counts the "trial" and "promote" records of the results log and
+// checks none repeats and every recorded fold was within its trial's grant.
+static int decisions(int *promotions)
+{
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int started[TRIALS] = {0}, granted[TRIALS][FOLDS + 1] = {{0}}, budget[TRIALS] = {0};
+    int n_started = 0;
+    *promotions = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!o)
+            continue;
+        const cJSON *type = cJSON_GetObjectItem(o, "type");
+        const cJSON *t = cJSON_GetObjectItem(o, "trial");
+        int ti = cJSON_IsNumber(t) ? (int)t->valuedouble : -1;
+        ck_assert(ti >= 0 && ti < TRIALS);
+        if (cJSON_IsString(type)) {
+            int rung = (int)cJSON_GetObjectItem(o, "rung")->valuedouble;
+            int folds = (int)cJSON_GetObjectItem(o, "folds")->valuedouble;
+            ck_assert_msg(granted[ti][rung]++ == 0, "trial %d given rung %d twice", ti, rung);
+            budget[ti] = folds;
+            if (strcmp(type->valuestring, "trial") == 0) {
+                ck_assert_int_eq(started[ti]++, 0);
+                n_started++;
+            } else {
+                (*promotions)++;
+            }
+        } else if (cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+            int fold = (int)cJSON_GetObjectItem(o, "fold")->valuedouble;
+            ck_assert_msg(fold < budget[ti], "trial %d ran fold %d beyond its %d", ti, fold,
+                          budget[ti]);
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    return n_started;
+}
+
+static bool promoted_once(void *arg)
+{
+    (void)arg;
+    char path[700];
+    return results_file(path, sizeof path) && ts_file_contains(path, "\"promote\"");
+}
+
+START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
+{
+    char data[512], text[2048];
+    ts_source_path("data/covertype-kaggle-train.csv.gz", data, sizeof data);
+    snprintf(text, sizeof text,
+             "{\"name\": \"asha\", \"data\": {\"path\": \"%s\"},"
+             " \"cv\": {\"folds\": %d, \"seed\": 3},"
+             " \"fixed\": {\"n_estimators\": 12},"
+             " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
+             "             \"bootstrap\": {\"choice\": [true, false]}},"
+             " \"search\": {\"algorithm\": \"tpe\", \"samples\": %d, \"seed\": 5,"
+             "             \"startup\": 3, \"scheduler\": \"asha\", \"eta\": 2}}",
+             data, FOLDS, TRIALS - 1);
+    ts_write_file(spec, text);
+    pid_t s = start_scheduler();
+    start_worker("w1");
+    start_worker("w2");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune1.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    ck_assert_msg(ts_wait_until(promoted_once, NULL, 60000), "no promotion (see %s)", log_path);
+    ts_kill(s, SIGKILL);
+    ts_kill(tune, SIGKILL);
+    ts_wait_exit(s, 5000, NULL);
+    ts_wait_exit(tune, 5000, NULL);
+    int before_distinct, before_promotions;
+    int before = count_units(&before_distinct, NULL, NULL);
+    ck_assert_int_eq(before, before_distinct);
+    int before_started = decisions(&before_promotions);
+    ck_assert_int_ge(before_promotions, 1);
+    start_scheduler();
+    snprintf(out, sizeof out, "%s/tune2.txt", dir);
+    tune = start_tune("--resume", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
+                  out);
+    int distinct, promotions;
+    int lines = count_units(&distinct, NULL, NULL);
+    ck_assert_int_eq(lines, distinct); // nothing recorded before the crash ran again
+    ck_assert_int_ge(lines, before);
+    ck_assert_int_eq(decisions(&promotions), TRIALS); // every trial started, once
+    ck_assert_int_ge(promotions, before_promotions);
+    ck_assert_int_ge(before_started, 1);
+    ck_assert_int_lt(distinct, TRIALS * FOLDS); // some trials were stopped early
+    char csv[400];
+    snprintf(csv, sizeof csv, "%s/trials.csv", dir);
+    ck_assert(ts_file_contains(csv, "folds_done,rung,stopped,"));
+}
+END_TEST
+
+// count_entries counts the entries of dir but "." and "..".
+static int count_entries(const char *path)
+{
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/"
+
+START_TEST(test_an_mlp_trial_sweep_scores_trials_on_a_validation_split)
+{
+    ts_write_file(spec, "{\"name\": \"mlp\", \"model\": \"mlp\","
+                        " \"data\": {\"train_images\": \"" FMNIST "train-images-idx3-ubyte.gz\","
+                        "          \"train_labels\": \"" FMNIST "train-labels-idx1-ubyte.gz\","
+                        "          \"train_rows\": 600, \"validation\": 0.2},"
+                        " \"fixed\": {\"epochs\": 4, \"batch\": 32},"
+                        " \"space\": {\"lr\": {\"loguniform\": [0.005, 0.2]},"
+                        "             \"hidden\": {\"choice\": [[16], [32, 16]]},"
+                        "             \"optimizer\": {\"choice\": [\"sgd\", \"momentum\"]}},"
+                        " \"search\": {\"algorithm\": \"tpe\", \"samples\": 6, \"seed\": 5,"
+                        "             \"startup\": 3, \"scheduler\": \"asha\", \"eta\": 2}}");
+    start_scheduler();
+    start_worker("w1");
+    start_worker("w2");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 120000, &st), "the mlp sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune failed (see %s, %s)", out,
+                  log_path);
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[8192];
+    int units = 0, top = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (o && cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+            units++;
+            ck_assert_double_eq(cJSON_GetObjectItem(o, "n_validation")->valuedouble, 120);
+            ck_assert_double_eq(cJSON_GetObjectItem(o, "n_train")->valuedouble, 480);
+            double acc = cJSON_GetObjectItem(o, "accuracy")->valuedouble;
+            ck_assert(acc > 0.1 && acc <= 1); // above chance for ten classes
+            int unit = (int)cJSON_GetObjectItem(o, "unit")->valuedouble;
+            int epochs = (int)cJSON_GetObjectItem(o, "epochs")->valuedouble;
+            ck_assert_int_eq(epochs, unit == 0 ? 1 : unit == 1 ? 2 : 4); // rung r: 2^r epochs
+            top += epochs == 4;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    ck_assert_int_ge(units, TRIALS);     // every trial's first rung
+    ck_assert_int_lt(units, 3 * TRIALS); // not every rung of every trial
+    ck_assert_int_ge(top, 1);            // someone reached the full budget
+    char best[400], data[400];
+    snprintf(best, sizeof best, "%s/best.json", dir);
+    ck_assert(ts_file_contains(best, "\"hidden\""));
+    snprintf(data, sizeof data, "%s/data", state);
+    ck_assert_int_eq(count_entries(data), 2); // training images and labels; no test set
+}
+END_TEST
+
 START_TEST(test_invalid_sweep_is_rejected_before_anything_runs)
 {
     start_scheduler();
@@ -229,6 +400,8 @@ static Suite *suite(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, test_sweep_survives_a_killed_worker_and_a_late_joiner);
     tcase_add_test(t, test_sweep_resumes_after_the_scheduler_is_killed);
+    tcase_add_test(t, test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes);
+    tcase_add_test(t, test_an_mlp_trial_sweep_scores_trials_on_a_validation_split);
     tcase_add_test(t, test_invalid_sweep_is_rejected_before_anything_runs);
     suite_add_tcase(s, t);
     return s;

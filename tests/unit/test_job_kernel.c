@@ -21,7 +21,8 @@
 
 typedef struct fake {
     int64_t items, lease_ms, retries;
-    int done_from_log[16];
+    bool held;             // items added held, each released when the one before is done
+    int done_from_log[16]; // also set as items finish
     int failed;
     size_t n_done;
 } fake;
@@ -37,6 +38,7 @@ static cn_err fake_create(sched_jobs *k, const sched_job_input *in, void **impl,
     cn_opt opts[] = {{"items", CN_OPT_INT, &f->items, "items", 1, 16, NULL},
                      {"lease_ms", CN_OPT_INT, &f->lease_ms, "lease", 10, 60000, NULL},
                      {"retries", CN_OPT_INT, &f->retries, "retries", 0, 10, NULL},
+                     {"held", CN_OPT_BOOL, &f->held, "held items", 0, 0, NULL},
                      CN_OPT_END};
     cn_err e = cn_config_load_json(opts, in->spec_json, in->spec_name, err, errlen);
     if (e != CN_OK) {
@@ -68,7 +70,13 @@ static cn_err fake_start(sched_job *j, char *err, size_t errlen)
     (void)errlen;
     fake *f = sched_job_impl(j);
     sched_job_set_policy(j, (uint32_t)f->lease_ms, (uint32_t)f->retries, 0);
-    sched_job_add_items(j, (size_t)f->items);
+    if (f->held) {
+        sched_job_add_held_items(j, (size_t)f->items);
+        ck_assert(sched_job_item_release(j, 0));
+        ck_assert(!sched_job_item_release(j, 0)); // no longer held
+    } else {
+        sched_job_add_items(j, (size_t)f->items);
+    }
     for (int i = 0; i < f->items; i++)
         if (f->done_from_log[i] && sched_job_item_settle(j, (uint64_t)i))
             f->n_done++;
@@ -99,8 +107,10 @@ static void fake_item_done(sched_job *j, uint64_t item, uint64_t node, bool ok, 
     cJSON_AddBoolToObject(o, "ok", ok);
     sched_job_log(j, o);
     cJSON_Delete(o);
-    if (ok)
+    if (ok) {
         f->n_done++;
+        f->done_from_log[item] = 1;
+    }
 }
 
 static void fake_item_failed(sched_job *j, uint64_t item, const char *why)
@@ -114,6 +124,9 @@ static void fake_tick(sched_job *j, uint64_t now)
 {
     (void)now;
     fake *f = sched_job_impl(j);
+    for (int i = 1; f->held && i < f->items; i++)
+        if (f->done_from_log[i - 1])
+            sched_job_item_release(j, (uint64_t)i);
     if (f->failed)
         sched_job_finish(j, JOB_FAILED, "an item failed");
     else if (f->n_done == (size_t)f->items)
@@ -123,7 +136,10 @@ static void fake_tick(sched_job *j, uint64_t now)
 static void fake_status(sched_job *j, cJSON *out)
 {
     fake *f = sched_job_impl(j);
+    size_t pending;
+    sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
     cJSON_AddNumberToObject(out, "fake_done", (double)f->n_done);
+    cJSON_AddNumberToObject(out, "fake_pending", (double)pending);
 }
 
 static double fake_frac(sched_job *j)
@@ -337,6 +353,51 @@ START_TEST(test_items_run_once_each_and_the_job_ends_done)
 }
 END_TEST
 
+static double status_num(const char *key)
+{
+    static char state[16];
+    cJSON *st;
+    char detail[512];
+    ck_assert_int_eq(sched_jobs_status(client, "fake-1", state, &st, detail, sizeof detail),
+                     RPC_OK);
+    const cJSON *v = cJSON_GetObjectItem(st, key);
+    ck_assert_msg(cJSON_IsNumber(v), "status has no %s", key);
+    double x = v->valuedouble;
+    cJSON_Delete(st);
+    return x;
+}
+
+static bool item_1_handed_out(void *arg)
+{
+    int *got = arg;
+    keep_alive();
+    *got = get(B, NULL);
+    return *got >= 0;
+}
+
+START_TEST(test_held_items_are_handed_out_only_once_released)
+{
+    submit("{\"items\": 3, \"held\": true}");
+    ck_assert_int_eq(get(A, NULL), 0);
+    ck_assert_double_eq(status_num("fake_pending"), 0); // held items are not pending
+    ck_assert_int_eq(get(B, NULL), -1);
+    bool stop = false, dup = false;
+    ck_assert_int_eq(report(B, 2, true, true, &stop, &dup), RPC_OK); // nobody was given 2
+    ck_assert(stop);
+    ck_assert_double_eq(status_num("fake_done"), 0);
+    ck_assert_int_eq(report(A, 0, true, true, &stop, &dup), RPC_OK);
+    int got = -1;
+    ck_assert(ts_wait_until(item_1_handed_out, &got, 5000));
+    ck_assert_int_eq(got, 1);
+    ck_assert_int_eq(report(B, 1, true, true, &stop, &dup), RPC_OK);
+    ck_assert(ts_wait_until(item_1_handed_out, &got, 5000));
+    ck_assert_int_eq(got, 2);
+    ck_assert_int_eq(report(B, 2, true, true, &stop, &dup), RPC_OK);
+    ck_assert(ts_wait_until(job_ended, NULL, 5000));
+    ck_assert_str_eq(state_of(), "done");
+}
+END_TEST
+
 START_TEST(test_a_lapsed_lease_requeues_the_item_with_a_new_attempt)
 {
     submit("{\"items\": 1, \"lease_ms\": 150, \"retries\": 2}");
@@ -526,6 +587,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_work_get_refuses_a_node_that_is_not_registered);
     tcase_add_test(t, test_items_run_once_each_and_the_job_ends_done);
     tcase_add_test(t, test_a_lapsed_lease_requeues_the_item_with_a_new_attempt);
+    tcase_add_test(t, test_held_items_are_handed_out_only_once_released);
     tcase_add_test(t, test_failures_use_up_the_retries_then_the_item_fails);
     tcase_add_test(t, test_a_dead_workers_item_goes_to_another);
     tcase_add_test(t, test_a_duplicate_report_records_nothing);

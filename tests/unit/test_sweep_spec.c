@@ -1,5 +1,6 @@
 // test_sweep_spec.c: sweep files: validation errors with their JSON path,
-// grid expansion, seeded random sampling within bounds, the default trial.
+// grid expansion, seeded random sampling within bounds, the default trial,
+// the search block (TPE, ASHA) errors.
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -62,13 +63,14 @@ END_TEST
 
 START_TEST(test_sweep_spec_random_is_seeded_and_within_bounds)
 {
-    const char *text = HEAD "\"search\": {\"algorithm\": \"random\", \"samples\": 200, \"seed\": 7},"
-                            "\"space\": {"
-                            "\"min_impurity_decrease\": {\"loguniform\": [1e-6, 1e-2]},"
-                            "\"max_features\": {\"uniform\": [0.1, 0.9]},"
-                            "\"min_samples_leaf\": {\"randint\": [1, 4]},"
-                            "\"max_depth\": {\"qrandint\": [10, 40, 10]},"
-                            "\"n_estimators\": {\"grid\": [5, 6]}}}";
+    const char *text =
+        HEAD "\"search\": {\"algorithm\": \"random\", \"samples\": 200, \"seed\": 7},"
+             "\"space\": {"
+             "\"min_impurity_decrease\": {\"loguniform\": [1e-6, 1e-2]},"
+             "\"max_features\": {\"uniform\": [0.1, 0.9]},"
+             "\"min_samples_leaf\": {\"randint\": [1, 4]},"
+             "\"max_depth\": {\"qrandint\": [10, 40, 10]},"
+             "\"n_estimators\": {\"grid\": [5, 6]}}}";
     sweep_spec *a = parse_ok(text), *b = parse_ok(text);
     ck_assert_uint_eq(a->n_trials, 1 + 200 * 2);
     int leaf_seen[5] = {0}, depth_seen[5] = {0};
@@ -108,9 +110,11 @@ START_TEST(test_sweep_spec_errors_name_the_path)
 {
     parse_fails("{\"name\": ", CN_EFORMAT, "t.json:1: invalid JSON");
     parse_fails("{\"data\": {\"path\": \"d\"}}", CN_EINVAL, "name: missing");
-    parse_fails(HEAD "\"spaec\": {}}", CN_EINVAL, "unknown key \"spaec\" (did you mean \"space\"?)");
+    parse_fails(HEAD "\"spaec\": {}}", CN_EINVAL,
+                "unknown key \"spaec\" (did you mean \"space\"?)");
     parse_fails("{\"name\": \"x\"}", CN_EINVAL, "data: missing");
-    parse_fails(HEAD "\"cv\": {\"folds\": 1}}", CN_EINVAL, "cv: key \"folds\": 1 is out of range (allowed: 2..100)");
+    parse_fails(HEAD "\"cv\": {\"folds\": 1}}", CN_EINVAL,
+                "cv: key \"folds\": 1 is out of range (allowed: 2..100)");
     parse_fails(HEAD "\"search\": {\"algorithm\": \"bayes\"}}", CN_EINVAL,
                 "search: key \"algorithm\": \"bayes\" is not one of grid|random");
     parse_fails(HEAD "\"space\": {\"max_depth\": {\"normal\": [1, 2]}}}", CN_EINVAL,
@@ -139,6 +143,21 @@ START_TEST(test_sweep_spec_errors_name_the_path)
 }
 END_TEST
 
+START_TEST(test_search_block_errors_say_what_to_write)
+{
+    parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
+                " \"space\": {\"max_depth\": {\"grid\": [4, 8]}},"
+                " \"search\": {\"algorithm\": \"tpe\"}}",
+                CN_EINVAL, "t.json: space.max_depth: TPE proposes every value itself");
+    parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
+                " \"search\": {\"scheduler\": \"asha\", \"eta\": 1}}",
+                CN_EINVAL, "search: key \"eta\": 1 is out of range (allowed: 2..10)");
+    parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
+                " \"search\": {\"scheduler\": \"hyperband\"}}",
+                CN_EINVAL, "fifo|asha");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sweep_spec");
@@ -147,8 +166,12 @@ static Suite *suite(void)
     tcase_add_test(t, test_sweep_spec_grid_expands_cartesian_product);
     tcase_add_test(t, test_sweep_spec_random_is_seeded_and_within_bounds);
     tcase_add_test(t, test_sweep_spec_errors_name_the_path);
+    tcase_add_test(t, test_search_block_errors_say_what_to_write);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

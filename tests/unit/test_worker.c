@@ -22,6 +22,7 @@
 #include "worker/wk_data.h"
 #include "worker/wk_exec.h"
 #include "worker/wk_fold.h"
+#include "worker/wk_mlp_trial.h"
 #include "worker/wk_train.h"
 
 static char dir[256];
@@ -74,6 +75,37 @@ START_TEST(test_fold_task_read_names_unknown_and_missing_keys)
                       " \"data_sha256\": \"x\", \"label\": \"y\"}");
     ck_assert_int_eq(wk_fold_task_read(doc, &t, err, sizeof err), CN_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "n_trees"));
+    cJSON_Delete(doc);
+}
+END_TEST
+
+START_TEST(test_mlp_task_read_names_bad_keys_and_reads_the_trial)
+{
+    wk_mlp_task t;
+    char err[512];
+    cJSON *doc = cJSON_Parse("{\"model\": \"mlp\", \"unit\": 0}");
+    ck_assert(wk_mlp_trial_is(doc));
+    ck_assert_int_eq(wk_mlp_task_read(doc, &t, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "mlp task: trial, unit, params, train_images, train_labels and "
+                          "validation are required");
+    cJSON_Delete(doc);
+    doc = cJSON_Parse("{\"model\": \"mlp\", \"trial\": 2, \"unit\": 1, \"epochs\": 3,"
+                      " \"params\": {\"hidden\": [8], \"lr\": -1}, \"train_images\": \"a\","
+                      " \"train_labels\": \"b\", \"validation\": 0.1}");
+    ck_assert_int_eq(wk_mlp_task_read(doc, &t, err, sizeof err), CN_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "mlp task: params"));
+    ck_assert_ptr_nonnull(strstr(err, "lr"));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(doc, "params"), "lr", cJSON_CreateNumber(0.1));
+    ck_assert_int_eq(wk_mlp_task_read(doc, &t, err, sizeof err), CN_OK);
+    ck_assert_uint_eq(t.trial, 2);
+    ck_assert_uint_eq(t.unit, 1);
+    ck_assert_uint_eq(t.epochs, 3);
+    ck_assert_int_eq(t.hp.n_hidden, 1);
+    ck_assert_int_eq(t.hp.hidden[0], 8);
+    ck_assert_str_eq(t.train_labels, "b");
+    cJSON_Delete(doc);
+    doc = cJSON_Parse("{\"trial\": 1, \"fold\": 0}");
+    ck_assert(!wk_mlp_trial_is(doc)); // a forest fold
     cJSON_Delete(doc);
 }
 END_TEST
@@ -321,6 +353,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_data_cache_refuses_a_directory_others_can_write);
     tcase_add_test(t, test_data_cache_fetches_verifies_and_refetches_a_corrupt_copy);
     tcase_add_test(t, test_executor_runs_a_sweep_within_its_slots);
+    tcase_add_test(t, test_mlp_task_read_names_bad_keys_and_reads_the_trial);
     suite_add_tcase(s, t);
     return s;
 }
