@@ -268,7 +268,10 @@ START_TEST(test_workers_train_on_data_they_have_no_copy_of)
     mkdir(data, 0755);
     snprintf(cmd, sizeof cmd, "cp " FMNIST "*.gz %s/", data);
     ck_assert_int_eq(system(cmd), 0);
-    write_job("data/", "asp", 2, 3, "");
+    // BSP, so the accuracy (which shows the fetched data are right) does not
+    // depend on how the two workers' steps interleave: with ASP it spread
+    // from 0.32 to 0.79 over runs of the same job.
+    write_job("data/", "bsp", 2, 3, "");
     ck_assert_int_gt(start_scheduler(), 0);
     ck_assert_int_gt(start_ps(), 0);
     pid_t t = start_train(NULL);
