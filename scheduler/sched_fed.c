@@ -338,6 +338,20 @@ static void cut_late(run *r)
             f->items[i].status = C_LATE;
 }
 
+// add_round_fields writes what a round's record and its status entry share.
+static void add_round_fields(cJSON *o, const round_point *p)
+{
+    cJSON_AddNumberToObject(o, "round", (double)p->round);
+    cJSON_AddNumberToObject(o, "t", p->t);
+    cJSON_AddNumberToObject(o, "accuracy", p->acc);
+    cJSON_AddNumberToObject(o, "loss", p->loss);
+    cJSON_AddNumberToObject(o, "selected", p->selected);
+    cJSON_AddNumberToObject(o, "finished", p->finished);
+    cJSON_AddNumberToObject(o, "dropped", p->dropped);
+    cJSON_AddNumberToObject(o, "late", p->late);
+    cJSON_AddNumberToObject(o, "failed", p->failed);
+}
+
 static void log_round(run *r, const tally *c, const ps_round_close *rc, double seconds,
                       double agg_s, double acc, double loss)
 {
@@ -362,15 +376,7 @@ static void log_round(run *r, const tally *c, const ps_round_close *rc, double s
     note_round(r->t, &p);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", "round");
-    cJSON_AddNumberToObject(o, "round", (double)f->round);
-    cJSON_AddNumberToObject(o, "t", p.t);
-    cJSON_AddNumberToObject(o, "accuracy", acc);
-    cJSON_AddNumberToObject(o, "loss", loss);
-    cJSON_AddNumberToObject(o, "selected", f->selected);
-    cJSON_AddNumberToObject(o, "finished", c->finished);
-    cJSON_AddNumberToObject(o, "dropped", f->dropped);
-    cJSON_AddNumberToObject(o, "late", c->late);
-    cJSON_AddNumberToObject(o, "failed", c->failed);
+    add_round_fields(o, &p);
     cJSON_AddNumberToObject(o, "updates", rc->updates);
     cJSON_AddNumberToObject(o, "samples", c->samples);
     cJSON_AddNumberToObject(o, "bytes_up", c->bytes_up);
@@ -652,15 +658,7 @@ void sched_fed_status(sched_job *j, cJSON *o)
     for (size_t i = 0; i < f->n_rounds; i++) {
         const round_point *p = &f->rounds[i];
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddNumberToObject(e, "round", (double)p->round);
-        cJSON_AddNumberToObject(e, "t", p->t);
-        cJSON_AddNumberToObject(e, "accuracy", p->acc);
-        cJSON_AddNumberToObject(e, "loss", p->loss);
-        cJSON_AddNumberToObject(e, "selected", p->selected);
-        cJSON_AddNumberToObject(e, "finished", p->finished);
-        cJSON_AddNumberToObject(e, "dropped", p->dropped);
-        cJSON_AddNumberToObject(e, "late", p->late);
-        cJSON_AddNumberToObject(e, "failed", p->failed);
+        add_round_fields(e, p);
         cJSON_AddNumberToObject(e, "bytes", p->bytes_up + p->bytes_down);
         cJSON_AddNumberToObject(e, "seconds", p->seconds);
         cJSON_AddItemToArray(rs, e);
