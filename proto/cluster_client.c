@@ -126,12 +126,8 @@ static void *agent_main(void *arg)
     cluster_agent *a = arg;
     pthread_mutex_lock(&a->mu);
     while (!a->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)a->interval_ms * 1000000ull;
-        ts.tv_sec += (time_t)(ns / 1000000000ull);
-        ts.tv_nsec = (long)(ns % 1000000000ull);
-        pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+        // Monotonic: a step of the wall clock must not delay a heartbeat.
+        cn_cond_wait_ms(&a->cv, &a->mu, a->interval_ms);
         if (a->stopping)
             break;
         Canopy__Cluster__HeartbeatRequest req = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
@@ -171,7 +167,7 @@ cn_err cluster_agent_start(cluster_agent **out, const cluster_agent_opts *opts,
     snprintf(a->status, sizeof a->status, "idle");
     a->interval_ms = 500;
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
+    cn_cond_init_mono(&a->cv);
     rpc_client_opts co = {.url = opts->scheduler_url,
                           .token = opts->token,
                           .node_id = a->opts.node_id,
@@ -190,8 +186,7 @@ cn_err cluster_agent_start(cluster_agent **out, const cluster_agent_opts *opts,
         if (code == RPC_OK || code == RPC_UNAUTHENTICATED || code == RPC_INVALID_ARGUMENT ||
             cn_now_ms() - start >= (uint64_t)register_timeout_ms)
             break;
-        struct timespec ts = {0, 50 * 1000000};
-        nanosleep(&ts, NULL);
+        cn_sleep_ms(50);
     }
     if (code != RPC_OK) {
         rpc_client_close(a->client);

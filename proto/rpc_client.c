@@ -76,11 +76,11 @@ struct rpc_client {
 
 static void abs_time(struct timespec *ts, uint64_t deadline_ns)
 {
-    // pthread_cond_timedwait wants CLOCK_REALTIME; convert the remaining
-    // monotonic time.
+    // c->cv waits on the monotonic clock (cn_cond_init_mono), so a step of
+    // the wall clock neither stretches nor cuts a call's deadline.
     uint64_t now = cn_now_ns();
     uint64_t left = deadline_ns > now ? deadline_ns - now : 0;
-    clock_gettime(CLOCK_REALTIME, ts);
+    clock_gettime(CLOCK_MONOTONIC, ts);
     ts->tv_sec += (time_t)(left / 1000000000ull);
     ts->tv_nsec += (long)(left % 1000000000ull);
     if (ts->tv_nsec >= 1000000000L) {
@@ -122,7 +122,7 @@ cn_err rpc_client_open(rpc_client **out, const rpc_client_opts *opts, char *err,
     atomic_init(&c->next_id, cn_rng_next(&c->rng) >> 16);
     atomic_init(&c->next_seq, 1);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    cn_cond_init_mono(&c->cv);
 
     cn_err rc;
     int rv = nng_req0_open(&c->sock);

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cn_clock.h"
+
 const char *rpc_code_name(rpc_code code)
 {
     switch (code) {
@@ -326,7 +328,7 @@ bool rpc_socket_close_bounded(nng_socket sock, int timeout_ms)
     if (k) {
         k->sock = sock;
         pthread_mutex_init(&k->mu, NULL);
-        pthread_cond_init(&k->cv, NULL);
+        cn_cond_init_mono(&k->cv);
     }
     if (!k || pthread_create(&t, NULL, closer_main, k) != 0) {
         // No thread to spare: close inline rather than leak the socket.
@@ -336,18 +338,13 @@ bool rpc_socket_close_bounded(nng_socket sock, int timeout_ms)
         return true;
     }
     pthread_detach(t);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    uint64_t deadline = cn_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&k->mu);
-    while (!k->done)
-        if (pthread_cond_timedwait(&k->cv, &k->mu, &ts) != 0)
+    while (!k->done) {
+        uint64_t now = cn_now_ms();
+        if (now >= deadline || cn_cond_wait_ms(&k->cv, &k->mu, deadline - now) == ETIMEDOUT)
             break;
+    }
     bool done = k->done;
     if (!done)
         k->abandoned = true;

@@ -1024,7 +1024,7 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     pthread_mutex_init(&s->qmu, NULL);
     pthread_cond_init(&s->qcv, NULL);
     pthread_mutex_init(&s->drain_mu, NULL);
-    pthread_cond_init(&s->drain_cv, NULL);
+    cn_cond_init_mono(&s->drain_cv);
     pthread_mutex_init(&s->dd_mu, NULL);
     atomic_init(&s->inflight, 0);
     atomic_init(&s->closing, false);
@@ -1151,15 +1151,18 @@ cn_err rpc_server_url(const rpc_server *s, char *buf, size_t n)
     return w < 0 || (size_t)w >= n ? CN_ERANGE : CN_OK;
 }
 
-static void add_ms(struct timespec *ts, uint64_t ns)
+// mono_after returns the monotonic time ns nanoseconds from now.
+static struct timespec mono_after(uint64_t ns)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ns / 1000000000ull);
-    ts->tv_nsec += (long)(ns % 1000000000ull);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ns / 1000000000ull);
+    ts.tv_nsec += (long)(ns % 1000000000ull);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
     }
+    return ts;
 }
 
 void rpc_server_close(rpc_server *s, int drain_ms)
@@ -1182,9 +1185,8 @@ void rpc_server_close(rpc_server *s, int drain_ms)
             if (now >= until)
                 break;
             uint64_t left = until - now;
-            struct timespec ts;
-            add_ms(&ts, left < 50000000ull ? left : 50000000ull);
-            pthread_cond_timedwait(&s->drain_cv, &s->drain_mu, &ts);
+            cn_cond_wait_ms(&s->drain_cv, &s->drain_mu,
+                            left < 50000000ull ? left / 1000000ull + 1 : 50);
         }
         pthread_mutex_unlock(&s->drain_mu);
         // Calls still in their handlers after the drain: a queued call that
@@ -1204,10 +1206,9 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     }
     // A handler that blocks past the drain keeps its thread: leave it
     // running (detached) rather than wait for it.
-    struct timespec jts;
-    add_ms(&jts, (uint64_t)CLOSE_JOIN_MS * 1000000ull);
+    struct timespec jts = mono_after((uint64_t)CLOSE_JOIN_MS * 1000000ull);
     for (int i = 0; i < s->nthreads_started; i++) {
-        if (pthread_timedjoin_np(s->threads[i], NULL, &jts) != 0) {
+        if (pthread_clockjoin_np(s->threads[i], NULL, CLOCK_MONOTONIC, &jts) != 0) {
             pthread_detach(s->threads[i]);
             abandoned = true;
         }
@@ -1221,8 +1222,7 @@ void rpc_server_close(rpc_server *s, int drain_ms)
                 sending = true;
         if (!sending)
             break;
-        struct timespec ts = {0, 1000000L};
-        nanosleep(&ts, NULL);
+        cn_sleep_ms(1);
     }
     // Stop every context before the socket, so that no callback of ours
     // runs and no aio of ours is pending when nng_close starts.

@@ -103,6 +103,44 @@ START_TEST(test_nodes_register_and_a_killed_worker_is_declared_dead)
 }
 END_TEST
 
+// An NTP step of the wall clock must not silence a node: its heartbeats wait
+// on the monotonic clock. The worker reads a wall clock an hour ahead (as
+// after a step back of the real one); a heartbeat deadline taken from it
+// would not come for an hour, and the scheduler would declare it dead.
+START_TEST(test_a_wall_clock_step_does_not_silence_heartbeats)
+{
+    const char *shim = getenv("CANOPY_CLOCK_SHIFT_LIB");
+    ck_assert_ptr_nonnull(shim);
+    start_scheduler();
+    // The sanitizer runtime must come first unless told not to check.
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *asan_was = asan ? strdup(asan) : NULL;
+    char opts[512];
+    snprintf(opts, sizeof opts, "%s%sverify_asan_link_order=0", asan ? asan : "", asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    setenv("LD_PRELOAD", shim, 1);
+    setenv("CANOPY_TEST_CLOCK_SHIFT_S", "3600", 1);
+    start_node("worker", "w-shifted");
+    unsetenv("LD_PRELOAD");
+    unsetenv("CANOPY_TEST_CLOCK_SHIFT_S");
+    if (asan_was)
+        setenv("ASAN_OPTIONS", asan_was, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(asan_was);
+    want alive = {client("integration-secret"), 0, 1, 0};
+    ck_assert_msg(ts_wait_until(cluster_is, &alive, 20000), "the worker did not register (see %s)",
+                  log_path);
+    // Three times the scheduler's dead-after (800 ms): a silenced node would
+    // be dead long before the end.
+    want dead = {alive.c, 0, 0, 1};
+    ck_assert_msg(!ts_wait_until(cluster_is, &dead, 2400),
+                  "the worker with a stepped wall clock was declared dead (see %s)", log_path);
+    ck_assert(cluster_is(&alive));
+    rpc_client_close(alive.c);
+}
+END_TEST
+
 START_TEST(test_nodes_rejoin_a_restarted_scheduler)
 {
     pid_t s = start_scheduler();
@@ -284,6 +322,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 90);
     tcase_add_test(t, test_nodes_register_and_a_killed_worker_is_declared_dead);
+    tcase_add_test(t, test_a_wall_clock_step_does_not_silence_heartbeats);
     tcase_add_test(t, test_nodes_rejoin_a_restarted_scheduler);
     tcase_add_test(t, test_wrong_token_is_refused);
     tcase_add_test(t, test_plain_tcp_off_loopback_needs_insecure);
