@@ -187,13 +187,14 @@ static double created(const sched_results *r)
 
 // pick returns the newest job of kind (by creation time, then order)
 // whose directory's path holds hint (an experiment's name), else the newest
-// of kind.
+// of kind. A training job counts only once it finished: one cut short (a
+// failed run, the fault benchmark's) has no summary to report.
 static const sched_results *pick(const inputs *in, fig_kind kind, const char *hint)
 {
     const sched_results *best = NULL, *hinted = NULL;
     for (size_t i = 0; i < in->n_jobs; i++) {
         const sched_results *r = in->jobs[i];
-        if (r->kind != kind)
+        if (r->kind != kind || (kind == FIG_TRAIN && r->summary == NULL))
             continue;
         if (best == NULL || created(r) >= created(best))
             best = r;
@@ -577,6 +578,107 @@ static void run_extremes(const cJSON *e, const cJSON **small, const cJSON **larg
     }
 }
 
+// The three ways of experiment trials-vs-data, in the order they are shown.
+static const char *const TVD_MODES[] = {"trial-parallel", "data-parallel", "mix"};
+
+// tvd_run finds the run of model and mode in e, or NULL (failed runs too).
+static const cJSON *tvd_run(const cJSON *e, const char *model, const char *mode)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(e, "runs"))
+    {
+        if (strcmp(str(r, "model"), model) == 0 && strcmp(str(r, "mode"), mode) == 0 &&
+            cJSON_GetObjectItemCaseSensitive(r, "failed") == NULL)
+            return r;
+    }
+    return NULL;
+}
+
+// tvd_section writes experiment trials-vs-data (question 1.2 measured): the
+// same configurations trained trial-parallel, data-parallel and mixed, a
+// table, a figure of the time until all are done, and per model which way
+// finished first.
+static void tvd_section(doc *d, const cJSON *e, const char *path)
+{
+    static const char *const head[] = {"model",         "parameters",   "way",
+                                       "workers each",  "all done (s)", "best known (s)",
+                                       "best accuracy", "scored on"};
+    static const char *const models[] = {"small", "large"};
+    char cells[6 * 8][96];
+    const char *cats[2];
+    double all[3][2];
+    size_t rows = 0, nm = 0;
+    for (size_t m = 0; m < 2; m++) {
+        bool any = false;
+        for (size_t k = 0; k < 3; k++) {
+            const cJSON *r = tvd_run(e, models[m], TVD_MODES[k]);
+            all[k][nm] = r ? num(r, "all_done_s") : NAN;
+            if (r == NULL)
+                continue;
+            any = true;
+            char(*c)[96] = &cells[rows * 8];
+            snprintf(c[0], 96, "%s (%s)", models[m], str(r, "hidden"));
+            snprintf(c[1], 96, "%.0f", num(r, "n_params"));
+            snprintf(c[2], 96, "%s", TVD_MODES[k]);
+            snprintf(c[3], 96, "%.0f", k == 0 ? 1.0 : num(r, "workers_per_config"));
+            snprintf(c[4], 96, "%.1f", num(r, "all_done_s"));
+            snprintf(c[5], 96, "%.1f", num(r, "best_known_s"));
+            snprintf(c[6], 96, "%.4f", num(r, "best_accuracy"));
+            snprintf(c[7], 96, "%s", str(r, "accuracy_on"));
+            rows++;
+        }
+        if (any)
+            cats[nm++] = models[m];
+    }
+    doc_p(d,
+          "Experiment `trials-vs-data` (`%s`): %.0f MLP configurations trained on %.0f workers "
+          "of %.2f core each (%.0f training rows, %.0f epochs): trial-parallel (each worker "
+          "trains one configuration at a time), data-parallel (each configuration on all "
+          "workers through the parameter server, one after another) and a mix (two workers "
+          "per configuration).",
+          path, num(e, "configs"), num(e, "workers"), num(e, "cores_per_worker"),
+          num(e, "train_rows"), num(e, "epochs"));
+    doc_table(d, 8, head, cells, rows);
+    for (size_t m = 0; m < nm; m++) {
+        size_t best = 3;
+        for (size_t k = 0; k < 3; k++)
+            if (isfinite(all[k][m]) && (best == 3 || all[k][m] < all[best][m]))
+                best = k;
+        if (best == 3)
+            continue;
+        const cJSON *r = tvd_run(e, cats[m], TVD_MODES[best]);
+        double next = NAN;
+        for (size_t k = 0; k < 3; k++)
+            if (k != best && isfinite(all[k][m]) && !(all[k][m] >= next))
+                next = all[k][m];
+        if (isfinite(next))
+            doc_p(d,
+                  "The %s model (%.0f parameters): %s finished all configurations first, in "
+                  "%.1f s, %.1f times sooner than the next way.",
+                  cats[m], num(r, "n_params"), TVD_MODES[best], all[best][m], next / all[best][m]);
+        else
+            doc_p(d, "The %s model (%.0f parameters): only %s finished, in %.1f s.", cats[m],
+                  num(r, "n_params"), TVD_MODES[best], all[best][m]);
+    }
+    svg_series ss[3];
+    for (size_t k = 0; k < 3; k++)
+        ss[k] = (svg_series){.name = TVD_MODES[k], .y = all[k], .n = nm};
+    svg_chart c = {.kind = SVG_BAR,
+                   .title = "Time until every configuration is trained",
+                   .xlabel = "model",
+                   .ylabel = "seconds",
+                   .series = ss,
+                   .n_series = 3,
+                   .categories = cats,
+                   .n_categories = nm};
+    cn_buf svg;
+    cn_buf_init(&svg);
+    if (svg_chart_render(&c, &svg) == CN_OK)
+        doc_fig(d, "exp-trials-vs-data", &svg,
+                "time until all configurations are trained, by way of distributing them");
+    cn_buf_fini(&svg);
+}
+
 static void section_12(doc *d, const inputs *in)
 {
     doc_h(d, 2, "1.2 Distributing the training of one network");
@@ -613,11 +715,20 @@ static void section_12(doc *d, const inputs *in)
     else
         exp_table(d, sh, sp, "shards");
     doc_h(d, 3, "One network or the trials of a sweep");
+    const char *tp = NULL;
+    const cJSON *tvd = find_exp(in, "trials-vs-data", &tp);
+    if (tvd == NULL)
+        doc_missing(d,
+                    "no trials-against-data-parallel measurement "
+                    "(results/experiments/trials-vs-data.json)",
+                    "deploy/experiments/trials-vs-data.sh");
+    else
+        tvd_section(d, tvd, tp);
     const cJSON *w3 = NULL;
     const cJSON *w = cJSON_GetObjectItemCaseSensitive(in->scaling, "workers"), *e;
     cJSON_ArrayForEach(e, w) w3 = e;
     const sched_results *t = newest(in, FIG_TRAIN);
-    if (w3 == NULL || t == NULL || t->summary == NULL) {
+    if (w3 == NULL || t == NULL) {
         doc_missing(d,
                     "the comparison needs the sweep scaling measurement and a finished "
                     "training job",
@@ -911,7 +1022,8 @@ static void section_provenance(doc *d, const inputs *in)
         char(*c)[96] = &cells[r * 5];
         snprintf(c[0], 96, "%s", str(in->exps[i], "experiment"));
         snprintf(c[1], 96, "experiment");
-        snprintf(c[2], 96, "deploy/experiments/run.sh");
+        const char *cmd = str(in->exps[i], "command");
+        snprintf(c[2], 96, "%s", cmd[0] ? cmd : "deploy/experiments/run.sh");
         snprintf(c[3], 96, "in the job files");
         snprintf(c[4], 96, "%.95s", in->exp_paths[i]);
     }

@@ -130,7 +130,12 @@ done
 import glob, json, os, sys
 out, cores, rows, epochs, configs, models = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), \
     int(sys.argv[4]), int(sys.argv[5]), sys.argv[6:]
-res = {"question": "1.2", "cores_per_worker": cores, "workers": 3, "train_rows": rows,
+def model(m):  # the model's name, layer widths and parameter count, from its sweep file
+    w = [784] + json.load(open(os.path.join(out, f"{m}-trial", "sweep.json")))["fixed"]["hidden"] + [10]
+    return {"model": m, "hidden": "-".join(map(str, w)),
+            "n_params": sum(a * b + b for a, b in zip(w, w[1:]))}
+res = {"experiment": "trials-vs-data", "command": "deploy/experiments/trials-vs-data.sh",
+       "question": "1.2", "cores_per_worker": cores, "workers": 3, "train_rows": rows,
        "epochs": epochs, "configs": configs, "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
        "load_average_end": open("/proc/loadavg").read().split()[:3], "runs": []}
 for m in models:
@@ -140,12 +145,12 @@ for m in models:
         recs = [json.loads(l) for l in open(os.path.join(d, "results.jsonl")) if '"ok":true' in l]
         t0 = min(r["time_ms"] / 1000 - r["fit_seconds"] - r.get("data_load_seconds", 0) for r in recs)
         best = max(recs, key=lambda r: r["accuracy"])
-        res["runs"].append({"model": m, "mode": "trial-parallel", "trials": len(recs),
+        res["runs"].append({**model(m), "mode": "trial-parallel", "trials": len(recs),
                             "all_done_s": summ["elapsed_seconds"],
                             "best_known_s": best["time_ms"] / 1000 - t0,
                             "best_accuracy": best["accuracy"], "accuracy_on": "validation"})
     except (OSError, ValueError, KeyError) as e:
-        res["runs"].append({"model": m, "mode": "trial-parallel", "failed": str(e)})
+        res["runs"].append({**model(m), "mode": "trial-parallel", "failed": str(e)})
     for mode, w in (("data", 3), ("mix", 2)):
         t, best, best_t, done = 0.0, -1.0, 0.0, 0
         for i in range(configs):
@@ -157,7 +162,7 @@ for m in models:
             done += 1
             if s["test_accuracy"] > best:
                 best, best_t = s["test_accuracy"], t
-        res["runs"].append({"model": m, "mode": "data-parallel" if mode == "data" else "mix",
+        res["runs"].append({**model(m), "mode": "data-parallel" if mode == "data" else "mix",
                             "workers_per_config": w, "configs_done": done, "all_done_s": t,
                             "best_known_s": best_t, "best_accuracy": best,
                             "accuracy_on": "test (2000 rows)"})

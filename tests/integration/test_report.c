@@ -101,6 +101,23 @@ START_TEST(test_report_has_every_section_with_the_fixture_numbers)
     ck_assert_ptr_nonnull(strstr(md, "With 50890 parameters a step spent 0.90 ms computing and "
                                      "0.40 ms communicating (ratio 2.25)"));
     ck_assert_ptr_nonnull(strstr(md, "ran 2.61 times faster than on one (efficiency 87 %)"));
+    // ... against the newest training job that finished (fx-cut-0002 is
+    // newer but was cut short: it has no summary).
+    ck_assert_ptr_nonnull(strstr(md, "Training one network on 2 workers (job `fx-ps-0001`)"));
+    // 1.2 measured: trial-parallel against data-parallel and the mix, per
+    // model; a failed run is left out of the table and of the comparison.
+    ck_assert_ptr_nonnull(strstr(md, "| small (784-64-32-10) | 52650 | trial-parallel | 1 | 2.0 | "
+                                     "1.5 | 0.8000 | validation |"));
+    ck_assert_ptr_nonnull(strstr(md, "The small model (52650 parameters): trial-parallel "
+                                     "finished all configurations first, in 2.0 s, 5.0 times "
+                                     "sooner than the next way."));
+    ck_assert_ptr_nonnull(strstr(md, "The large model (1863690 parameters): data-parallel "
+                                     "finished all configurations first, in 40.0 s, 1.2 times "
+                                     "sooner than the next way."));
+    ck_assert_ptr_null(strstr(md, "| large (784-1024-1024-10) | 1863690 | trial-parallel"));
+    ck_assert_ptr_nonnull(strstr(md, "](exp-trials-vs-data.svg)"));
+    ck_assert_ptr_nonnull(strstr(md, "| trials-vs-data | experiment | "
+                                     "deploy/experiments/trials-vs-data.sh |"));
     // 2.1 and 2.2: per partitioning, dropouts, the parameter server's run.
     ck_assert_ptr_nonnull(strstr(md, "`fx-fed-iid (iid)`: accuracy 0.8500 after 5 rounds"));
     ck_assert_ptr_nonnull(
@@ -138,7 +155,7 @@ START_TEST(test_report_has_every_section_with_the_fixture_numbers)
         ck_assert_msg(ts_xml_parses(path), "%s does not parse", e->d_name);
     }
     closedir(d);
-    ck_assert_uint_ge(svgs, 12);
+    ck_assert_uint_ge(svgs, 13);
     size_t inline_svgs = 0;
     for (const char *p = html; (p = strstr(p, "<svg ")) != NULL; p++)
         inline_svgs++;
@@ -160,6 +177,7 @@ START_TEST(test_report_names_the_command_of_each_missing_result)
                                      "RESULTS. Produce them with `bench/sweep.sh`."));
     ck_assert_ptr_nonnull(strstr(md, "Produce them with `deploy/experiments/run.sh "
                                      "deploy/experiments/model-size.json`"));
+    ck_assert_ptr_nonnull(strstr(md, "Produce them with `deploy/experiments/trials-vs-data.sh`"));
     ck_assert_ptr_nonnull(strstr(md, "no federated training job with round records in RESULTS"));
     ck_assert_ptr_nonnull(
         strstr(md, "Produce them with `canopy local --ps 1 --workers 4 train FEDERATED_JOB.json`"));
