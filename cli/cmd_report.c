@@ -336,6 +336,27 @@ static void doc_fig(doc *d, const char *name, const cn_buf *svg, const char *cap
     cn_buf_printf(&d->html, "</figcaption></figure>\n");
 }
 
+// doc_bars draws a grouped bar chart (one group per category, one bar per
+// series) as figure `name`.
+static void doc_bars(doc *d, const char *name, const char *caption, const char *title,
+                     const char *xlabel, const char *ylabel, const svg_series *ss, size_t n_series,
+                     const char *const *cats, size_t n_cats)
+{
+    svg_chart c = {.kind = SVG_BAR,
+                   .title = title,
+                   .xlabel = xlabel,
+                   .ylabel = ylabel,
+                   .series = ss,
+                   .n_series = n_series,
+                   .categories = cats,
+                   .n_categories = n_cats};
+    cn_buf svg;
+    cn_buf_init(&svg);
+    if (svg_chart_render(&c, &svg) == CN_OK)
+        doc_fig(d, name, &svg, caption);
+    cn_buf_fini(&svg);
+}
+
 static void doc_job_fig(doc *d, const sched_results *const *jobs, size_t n, const char *fig,
                         const char *file, const char *caption)
 {
@@ -544,22 +565,11 @@ static void exp_table(doc *d, const cJSON *e, const char *path, const char *name
     doc_table(d, 10, head, cells, rows);
     svg_series ss[2] = {{.name = "compute", .y = comp, .n = rows},
                         {.name = "communication", .y = comm, .n = rows}};
-    svg_chart c = {.kind = SVG_BAR,
-                   .title = "Compute and communication per step",
-                   .xlabel = "run",
-                   .ylabel = "ms per step",
-                   .series = ss,
-                   .n_series = 2,
-                   .categories = cats,
-                   .n_categories = rows};
-    cn_buf svg;
-    cn_buf_init(&svg);
     char file[64], cap[200];
     snprintf(file, sizeof file, "exp-%s", name);
     snprintf(cap, sizeof cap, "compute against communication per step, experiment `%s`", name);
-    if (svg_chart_render(&c, &svg) == CN_OK)
-        doc_fig(d, file, &svg, cap);
-    cn_buf_fini(&svg);
+    doc_bars(d, file, cap, "Compute and communication per step", "run", "ms per step", ss, 2, cats,
+             rows);
 }
 
 // run_extremes finds the runs with the fewest and most parameters.
@@ -663,20 +673,9 @@ static void tvd_section(doc *d, const cJSON *e, const char *path)
     svg_series ss[3];
     for (size_t k = 0; k < 3; k++)
         ss[k] = (svg_series){.name = TVD_MODES[k], .y = all[k], .n = nm};
-    svg_chart c = {.kind = SVG_BAR,
-                   .title = "Time until every configuration is trained",
-                   .xlabel = "model",
-                   .ylabel = "seconds",
-                   .series = ss,
-                   .n_series = 3,
-                   .categories = cats,
-                   .n_categories = nm};
-    cn_buf svg;
-    cn_buf_init(&svg);
-    if (svg_chart_render(&c, &svg) == CN_OK)
-        doc_fig(d, "exp-trials-vs-data", &svg,
-                "time until all configurations are trained, by way of distributing them");
-    cn_buf_fini(&svg);
+    doc_bars(d, "exp-trials-vs-data",
+             "time until all configurations are trained, by way of distributing them",
+             "Time until every configuration is trained", "model", "seconds", ss, 3, cats, nm);
 }
 
 static void section_12(doc *d, const inputs *in)
