@@ -81,6 +81,34 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
     }
 }
 
+// build_rows1 copies the 1-byte codes into a row-major matrix as well. A
+// small node's rows lie far apart, so reading a feature column by column
+// costs a cache line per row, and its subtree reads other columns of the same
+// rows again; row by row, a subtree's rows span few enough lines to stay in
+// cache across its nodes.
+static cn_err build_rows1(rf_prep *p)
+{
+    size_t n = p->n_rows, nf = p->n_features, w = 0;
+    p->row1_pos = malloc((nf ? nf : 1) * sizeof *p->row1_pos);
+    if (p->row1_pos == NULL)
+        return CN_ENOMEM;
+    for (size_t j = 0; j < nf; j++)
+        p->row1_pos[j] = p->code_w[j] == 1 ? (int32_t)w++ : -1;
+    p->row1_w = w;
+    p->rows1 = malloc(n * w > 0 ? n * w : 1);
+    if (p->rows1 == NULL)
+        return CN_ENOMEM;
+    for (size_t j = 0; j < nf; j++) {
+        if (p->row1_pos[j] < 0)
+            continue;
+        const uint8_t *col = p->codes + p->code_off[j];
+        uint8_t *dst = p->rows1 + p->row1_pos[j];
+        for (size_t i = 0; i < n; i++)
+            dst[i * w] = col[i];
+    }
+    return CN_OK;
+}
+
 // Columns copied out of the row-major matrix at a time.
 #define PREP_BLOCK 32
 
@@ -219,6 +247,8 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
         nu_total += nu;
         p->uniq_off[j + 1] = nu_total;
     }
+    if (build_rows1(p) != CN_OK)
+        goto oom;
     free(a);
     free(tmp);
     free(block);
@@ -242,6 +272,8 @@ void rf_prep_fini(rf_prep *p)
     free(p->code_w);
     free(p->dense_bin);
     free(p->bits);
+    free(p->rows1);
+    free(p->row1_pos);
     free(p->n_unique);
     free(p->uniq_off);
     free(p->uniq);
@@ -403,13 +435,34 @@ static inline uint32_t code_at(const rf_prep *p, size_t j, uint32_t r)
     }
 }
 
+// A node's rows are read from rows1 rather than the columns when they lie
+// further apart, on average, than SPARSE_GAP rows (then a column read costs
+// about a cache line per row anyway).
+#define SPARSE_GAP 16
+
+// sparse_rows tells whether the node's rows idx[0..n) (ascending, n > 0) lie
+// far enough apart to be read row by row.
+static inline int sparse_rows(const uint32_t *idx, size_t n)
+{
+    return (size_t)(idx[n - 1] - idx[0]) > SPARSE_GAP * n;
+}
+
 // gather writes the codes of feature j for idx[0..n) into out and returns
 // their min and max.
 static void gather(const rf_prep *p, size_t j, const uint32_t *idx, size_t n, uint32_t *out,
                    uint32_t *mn, uint32_t *mx)
 {
     uint32_t lo = UINT32_MAX, hi = 0;
-    if (p->code_w[j] == 1) {
+    if (p->code_w[j] == 1 && n > 0 && sparse_rows(idx, n)) {
+        const uint8_t *base = p->rows1 + p->row1_pos[j];
+        size_t w = p->row1_w;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t c = base[(size_t)idx[i] * w];
+            out[i] = c;
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+    } else if (p->code_w[j] == 1) {
         const uint8_t *col = p->codes + p->code_off[j];
         for (size_t i = 0; i < n; i++) {
             uint32_t c = col[idx[i]];
