@@ -22,7 +22,7 @@
 
 // A feature is scanned with a class histogram when distinct values x
 // classes <= HIST_FACTOR x node size; otherwise its codes are sorted.
-#define HIST_FACTOR 4
+#define HIST_FACTOR 2
 
 // Features with at most this many distinct values use the 4-way histogram.
 #define HIST_SMALL 16
@@ -86,6 +86,8 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
 // costs a cache line per row, and its subtree reads other columns of the same
 // rows again; row by row, a subtree's rows span few enough lines to stay in
 // cache across its nodes.
+#define ROWS1_TILE 64
+
 static cn_err build_rows1(rf_prep *p)
 {
     size_t n = p->n_rows, nf = p->n_features, w = 0;
@@ -98,19 +100,27 @@ static cn_err build_rows1(rf_prep *p)
     p->rows1 = malloc(n * w > 0 ? n * w : 1);
     if (p->rows1 == NULL)
         return CN_ENOMEM;
-    for (size_t j = 0; j < nf; j++) {
-        if (p->row1_pos[j] < 0)
-            continue;
-        const uint8_t *col = p->codes + p->code_off[j];
-        uint8_t *dst = p->rows1 + p->row1_pos[j];
-        for (size_t i = 0; i < n; i++)
-            dst[i * w] = col[i];
+    // Tiles of ROWS1_TILE rows: the tile's rows stay in cache while every
+    // column writes into them, instead of one pass over all rows per column.
+    for (size_t i0 = 0; i0 < n; i0 += ROWS1_TILE) {
+        size_t i1 = i0 + ROWS1_TILE < n ? i0 + ROWS1_TILE : n;
+        for (size_t j = 0; j < nf; j++) {
+            if (p->row1_pos[j] < 0)
+                continue;
+            const uint8_t *col = p->codes + p->code_off[j];
+            uint8_t *dst = p->rows1 + p->row1_pos[j];
+            for (size_t i = i0; i < i1; i++)
+                dst[i * w] = col[i];
+        }
     }
     return CN_OK;
 }
 
-// Columns copied out of the row-major matrix at a time.
-#define PREP_BLOCK 32
+// Columns copied out of the row-major matrix at a time: as many as fit in
+// PREP_BLOCK_BYTES, at most PREP_BLOCK. Each pass over the rows touches a
+// page per row, so fewer, wider passes are cheaper.
+#define PREP_BLOCK 128
+#define PREP_BLOCK_BYTES ((size_t)32 << 20)
 
 cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep *p)
 {
@@ -121,7 +131,9 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     size_t nf = d->n_features;
     uint64_t *a = malloc((n ? n : 1) * sizeof *a);
     uint64_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    float *block = malloc((n ? n : 1) * PREP_BLOCK * sizeof *block);
+    size_t bw = PREP_BLOCK_BYTES / ((n ? n : 1) * sizeof(float));
+    bw = bw < 1 ? 1 : bw > PREP_BLOCK ? PREP_BLOCK : bw;
+    float *block = malloc((n ? n : 1) * bw * sizeof *block);
     uint32_t *rank = malloc(65536 * sizeof *rank);
     p->y = malloc((n ? n : 1) * sizeof *p->y);
     p->n_unique = calloc(nf ? nf : 1, sizeof *p->n_unique);
@@ -143,17 +155,17 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
         p->y[i] = d->y[rows ? rows[i] : i];
     size_t nu_total = 0;
     for (size_t j = 0; j < nf; j++) {
-        if (j % PREP_BLOCK == 0) {
+        if (j % bw == 0) {
             // Copy the next block of columns out of the row-major matrix in
             // one pass over the rows, instead of one strided pass per column.
-            size_t w = nf - j < PREP_BLOCK ? nf - j : PREP_BLOCK;
+            size_t w = nf - j < bw ? nf - j : bw;
             for (size_t i = 0; i < n; i++) {
                 const float *row = d->x + (rows ? rows[i] : i) * nf + j;
                 for (size_t q = 0; q < w; q++)
                     block[q * n + i] = row[q];
             }
         }
-        const float *col = block + (j % PREP_BLOCK) * n;
+        const float *col = block + (j % bw) * n;
         float lo = INFINITY, hi = -INFINITY;
         int integral = 1;
         for (size_t i = 0; i < n; i++) {
