@@ -993,6 +993,41 @@ static void scan_random(node_ctx *c, split *best, int f, uint32_t mn, uint32_t m
     }
 }
 
+// partition splits the rows [start, end) of s->idx (with their classes and
+// weights) stably: rows whose code in col is <= cut stay in order at the
+// front, the others are left in s->tmp, s->tmpy and s->tmpw (*m of them).
+// Returns the end of the left side. Each row is written to both sides and
+// only the cursor of its side moves, so there is no branch to mispredict
+// (the write to the left side never overtakes the read). The arrays are
+// held in locals: through the struct, every store would reload them.
+static inline size_t partition(rf_scratch *s, const void *col, int width, size_t start, size_t end,
+                               uint32_t cut, size_t *m)
+{
+    uint32_t *restrict idx = s->idx, *restrict tmp = s->tmp;
+    int32_t *restrict ny = s->ny, *restrict tmpy = s->tmpy;
+    double *restrict nw = s->nw, *restrict tmpw = s->tmpw;
+    size_t out = start, r_n = 0;
+    for (size_t i = start; i < end; i++) {
+        uint32_t r = idx[i];
+        int32_t y = ny[i];
+        double w = nw[i];
+        uint32_t code = width == 1   ? ((const uint8_t *)col)[r]
+                        : width == 2 ? ((const uint16_t *)col)[r]
+                                     : ((const uint32_t *)col)[r];
+        size_t left = code <= cut;
+        ny[out] = y;
+        nw[out] = w;
+        idx[out] = r;
+        tmpy[r_n] = y;
+        tmpw[r_n] = w;
+        tmp[r_n] = r;
+        out += left;
+        r_n += 1 - left;
+    }
+    *m = r_n;
+    return out;
+}
+
 static cn_err add_node(rf_tree *t, int k, int32_t *id)
 {
     if (t->n_nodes == t->cap) {
@@ -1129,26 +1164,16 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
             p->splitter == RF_SPLIT_BEST
                 ? midpoint(prep->uniq + prep->uniq_off[best.feature], best.cut, best.next)
                 : best.threshold;
-        // Stable partition: left rows stay in order in idx, right rows go via
-        // tmp. Each row is written to both sides and only the cursor of its
-        // side moves, so there is no branch to mispredict (out <= i: the
-        // write to the left side never overtakes the read).
+        // Left rows stay in order in idx, right rows follow them from tmp.
         uint32_t *idx = s->idx;
-        size_t out = e.start, m = 0;
-        for (size_t i = e.start; i < e.end; i++) {
-            uint32_t r = idx[i];
-            int32_t y = s->ny[i];
-            double w = s->nw[i];
-            size_t left = code_at(prep, (size_t)best.feature, r) <= best.cut;
-            s->ny[out] = y;
-            s->nw[out] = w;
-            idx[out] = r;
-            s->tmpy[m] = y;
-            s->tmpw[m] = w;
-            s->tmp[m] = r;
-            out += left;
-            m += 1 - left;
-        }
+        size_t out, m = 0;
+        const uint8_t *col = prep->codes + prep->code_off[best.feature];
+        if (prep->code_w[best.feature] == 1)
+            out = partition(s, col, 1, e.start, e.end, best.cut, &m);
+        else if (prep->code_w[best.feature] == 2)
+            out = partition(s, col, 2, e.start, e.end, best.cut, &m);
+        else
+            out = partition(s, col, 4, e.start, e.end, best.cut, &m);
         memcpy(idx + out, s->tmp, m * sizeof *idx);
         memcpy(s->ny + out, s->tmpy, m * sizeof *s->ny);
         memcpy(s->nw + out, s->tmpw, m * sizeof *s->nw);
