@@ -770,30 +770,20 @@ START_TEST(test_rf_fit_on_row_subset_equals_fit_on_copy)
 }
 END_TEST
 
-// pixels makes n rows of nf features in k classes like image data: most
-// features are integers 0..255 with many zeros and ties (1-byte codes), every
-// fourth is continuous (wider codes), so each column layout and each scan
-// path of the split search is used.
+// pixels makes random_data look like image data: most features become
+// integers 0..255 with many zeros and ties (1-byte codes), every fourth
+// stays continuous (wider codes), so each column layout and each scan path
+// of the split search is used.
 static ds_dataset *pixels(size_t n, size_t nf, int k, uint64_t seed)
 {
-    ds_dataset *d = ds_dataset_new(n, nf, 1);
-    cn_rng r;
-    cn_rng_seed(&r, seed, 0);
-    for (size_t i = 0; i < n; i++) {
-        int c = (int)cn_rng_below(&r, (uint64_t)k);
-        d->y[i] = c;
+    ds_dataset *d = random_data(n, nf, k, seed);
+    for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < nf; j++) {
-            double v = cn_rng_normal(&r) * 60 + (j % (size_t)k == (size_t)c ? 90 : 0);
-            if (j % 4 == 3)
-                d->x[i * nf + j] = (float)v;
-            else
-                d->x[i * nf + j] = v < 0 ? 0.0f : v > 255 ? 255.0f : (float)floor(v);
+            float *x = d->x + i * nf + j;
+            double v = floor(*x * 60.0 + 60.0);
+            if (j % 4 != 3)
+                *x = v < 0 ? 0.0f : v > 255 ? 255.0f : (float)v;
         }
-    }
-    d->n_classes = k;
-    d->class_values = malloc((size_t)k * sizeof(int32_t));
-    for (int c = 0; c < k; c++)
-        d->class_values[c] = c;
     return d;
 }
 
