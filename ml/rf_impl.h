@@ -65,6 +65,9 @@ typedef struct rf_prep {
     uint8_t *dense_bin; // (n_features) 1: two values, the rarer in at least 1/8 of the rows
     size_t bit_words;   // 64-bit words of a bit set over the rows
     uint64_t *bits;     // (n_features, bit_words) two-valued features: rows with code 1
+    uint8_t *rows1;     // (n_rows, row1_w) the 1-byte codes again, row by row
+    size_t row1_w;      // 1-byte features, the width of a row of rows1
+    int32_t *row1_pos;  // (n_features) feature j's place in a row of rows1, or -1
     uint32_t *n_unique; // (n_features) distinct values per feature
     size_t *uniq_off;   // (n_features + 1) offsets into uniq
     float *uniq;        // distinct values of feature j, ascending: uniq[uniq_off[j]..]

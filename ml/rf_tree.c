@@ -22,7 +22,7 @@
 
 // A feature is scanned with a class histogram when distinct values x
 // classes <= HIST_FACTOR x node size; otherwise its codes are sorted.
-#define HIST_FACTOR 4
+#define HIST_FACTOR 2
 
 // Features with at most this many distinct values use the 4-way histogram.
 #define HIST_SMALL 16
@@ -81,8 +81,46 @@ static void radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
     }
 }
 
-// Columns copied out of the row-major matrix at a time.
-#define PREP_BLOCK 32
+// build_rows1 copies the 1-byte codes into a row-major matrix as well. A
+// small node's rows lie far apart, so reading a feature column by column
+// costs a cache line per row, and its subtree reads other columns of the same
+// rows again; row by row, a subtree's rows span few enough lines to stay in
+// cache across its nodes.
+#define ROWS1_TILE 64
+
+static cn_err build_rows1(rf_prep *p)
+{
+    size_t n = p->n_rows, nf = p->n_features, w = 0;
+    p->row1_pos = malloc((nf ? nf : 1) * sizeof *p->row1_pos);
+    if (p->row1_pos == NULL)
+        return CN_ENOMEM;
+    for (size_t j = 0; j < nf; j++)
+        p->row1_pos[j] = p->code_w[j] == 1 ? (int32_t)w++ : -1;
+    p->row1_w = w;
+    p->rows1 = malloc(n * w > 0 ? n * w : 1);
+    if (p->rows1 == NULL)
+        return CN_ENOMEM;
+    // Tiles of ROWS1_TILE rows: the tile's rows stay in cache while every
+    // column writes into them, instead of one pass over all rows per column.
+    for (size_t i0 = 0; i0 < n; i0 += ROWS1_TILE) {
+        size_t i1 = i0 + ROWS1_TILE < n ? i0 + ROWS1_TILE : n;
+        for (size_t j = 0; j < nf; j++) {
+            if (p->row1_pos[j] < 0)
+                continue;
+            const uint8_t *col = p->codes + p->code_off[j];
+            uint8_t *dst = p->rows1 + p->row1_pos[j];
+            for (size_t i = i0; i < i1; i++)
+                dst[i * w] = col[i];
+        }
+    }
+    return CN_OK;
+}
+
+// Columns copied out of the row-major matrix at a time: as many as fit in
+// PREP_BLOCK_BYTES, at most PREP_BLOCK. Each pass over the rows touches a
+// page per row, so fewer, wider passes are cheaper.
+#define PREP_BLOCK 128
+#define PREP_BLOCK_BYTES ((size_t)32 << 20)
 
 cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep *p)
 {
@@ -93,7 +131,9 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
     size_t nf = d->n_features;
     uint64_t *a = malloc((n ? n : 1) * sizeof *a);
     uint64_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    float *block = malloc((n ? n : 1) * PREP_BLOCK * sizeof *block);
+    size_t bw = PREP_BLOCK_BYTES / ((n ? n : 1) * sizeof(float));
+    bw = bw < 1 ? 1 : bw > PREP_BLOCK ? PREP_BLOCK : bw;
+    float *block = malloc((n ? n : 1) * bw * sizeof *block);
     uint32_t *rank = malloc(65536 * sizeof *rank);
     p->y = malloc((n ? n : 1) * sizeof *p->y);
     p->n_unique = calloc(nf ? nf : 1, sizeof *p->n_unique);
@@ -115,17 +155,17 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
         p->y[i] = d->y[rows ? rows[i] : i];
     size_t nu_total = 0;
     for (size_t j = 0; j < nf; j++) {
-        if (j % PREP_BLOCK == 0) {
+        if (j % bw == 0) {
             // Copy the next block of columns out of the row-major matrix in
             // one pass over the rows, instead of one strided pass per column.
-            size_t w = nf - j < PREP_BLOCK ? nf - j : PREP_BLOCK;
+            size_t w = nf - j < bw ? nf - j : bw;
             for (size_t i = 0; i < n; i++) {
                 const float *row = d->x + (rows ? rows[i] : i) * nf + j;
                 for (size_t q = 0; q < w; q++)
                     block[q * n + i] = row[q];
             }
         }
-        const float *col = block + (j % PREP_BLOCK) * n;
+        const float *col = block + (j % bw) * n;
         float lo = INFINITY, hi = -INFINITY;
         int integral = 1;
         for (size_t i = 0; i < n; i++) {
@@ -219,6 +259,8 @@ cn_err rf_prep_build(const ds_dataset *d, const size_t *rows, size_t n, rf_prep 
         nu_total += nu;
         p->uniq_off[j + 1] = nu_total;
     }
+    if (build_rows1(p) != CN_OK)
+        goto oom;
     free(a);
     free(tmp);
     free(block);
@@ -242,6 +284,8 @@ void rf_prep_fini(rf_prep *p)
     free(p->code_w);
     free(p->dense_bin);
     free(p->bits);
+    free(p->rows1);
+    free(p->row1_pos);
     free(p->n_unique);
     free(p->uniq_off);
     free(p->uniq);
@@ -403,13 +447,34 @@ static inline uint32_t code_at(const rf_prep *p, size_t j, uint32_t r)
     }
 }
 
+// A node's rows are read from rows1 rather than the columns when they lie
+// further apart, on average, than SPARSE_GAP rows (then a column read costs
+// about a cache line per row anyway).
+#define SPARSE_GAP 16
+
+// sparse_rows tells whether the node's rows idx[0..n) (ascending, n > 0) lie
+// far enough apart to be read row by row.
+static inline int sparse_rows(const uint32_t *idx, size_t n)
+{
+    return (size_t)(idx[n - 1] - idx[0]) > SPARSE_GAP * n;
+}
+
 // gather writes the codes of feature j for idx[0..n) into out and returns
 // their min and max.
 static void gather(const rf_prep *p, size_t j, const uint32_t *idx, size_t n, uint32_t *out,
                    uint32_t *mn, uint32_t *mx)
 {
     uint32_t lo = UINT32_MAX, hi = 0;
-    if (p->code_w[j] == 1) {
+    if (p->code_w[j] == 1 && n > 0 && sparse_rows(idx, n)) {
+        const uint8_t *base = p->rows1 + p->row1_pos[j];
+        size_t w = p->row1_w;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t c = base[(size_t)idx[i] * w];
+            out[i] = c;
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+    } else if (p->code_w[j] == 1) {
         const uint8_t *col = p->codes + p->code_off[j];
         for (size_t i = 0; i < n; i++) {
             uint32_t c = col[idx[i]];
@@ -928,6 +993,41 @@ static void scan_random(node_ctx *c, split *best, int f, uint32_t mn, uint32_t m
     }
 }
 
+// partition splits the rows [start, end) of s->idx (with their classes and
+// weights) stably: rows whose code in col is <= cut stay in order at the
+// front, the others are left in s->tmp, s->tmpy and s->tmpw (*m of them).
+// Returns the end of the left side. Each row is written to both sides and
+// only the cursor of its side moves, so there is no branch to mispredict
+// (the write to the left side never overtakes the read). The arrays are
+// held in locals: through the struct, every store would reload them.
+static inline size_t partition(rf_scratch *s, const void *col, int width, size_t start, size_t end,
+                               uint32_t cut, size_t *m)
+{
+    uint32_t *restrict idx = s->idx, *restrict tmp = s->tmp;
+    int32_t *restrict ny = s->ny, *restrict tmpy = s->tmpy;
+    double *restrict nw = s->nw, *restrict tmpw = s->tmpw;
+    size_t out = start, r_n = 0;
+    for (size_t i = start; i < end; i++) {
+        uint32_t r = idx[i];
+        int32_t y = ny[i];
+        double w = nw[i];
+        uint32_t code = width == 1   ? ((const uint8_t *)col)[r]
+                        : width == 2 ? ((const uint16_t *)col)[r]
+                                     : ((const uint32_t *)col)[r];
+        size_t left = code <= cut;
+        ny[out] = y;
+        nw[out] = w;
+        idx[out] = r;
+        tmpy[r_n] = y;
+        tmpw[r_n] = w;
+        tmp[r_n] = r;
+        out += left;
+        r_n += 1 - left;
+    }
+    *m = r_n;
+    return out;
+}
+
 static cn_err add_node(rf_tree *t, int k, int32_t *id)
 {
     if (t->n_nodes == t->cap) {
@@ -1064,26 +1164,16 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
             p->splitter == RF_SPLIT_BEST
                 ? midpoint(prep->uniq + prep->uniq_off[best.feature], best.cut, best.next)
                 : best.threshold;
-        // Stable partition: left rows stay in order in idx, right rows go via
-        // tmp. Each row is written to both sides and only the cursor of its
-        // side moves, so there is no branch to mispredict (out <= i: the
-        // write to the left side never overtakes the read).
+        // Left rows stay in order in idx, right rows follow them from tmp.
         uint32_t *idx = s->idx;
-        size_t out = e.start, m = 0;
-        for (size_t i = e.start; i < e.end; i++) {
-            uint32_t r = idx[i];
-            int32_t y = s->ny[i];
-            double w = s->nw[i];
-            size_t left = code_at(prep, (size_t)best.feature, r) <= best.cut;
-            s->ny[out] = y;
-            s->nw[out] = w;
-            idx[out] = r;
-            s->tmpy[m] = y;
-            s->tmpw[m] = w;
-            s->tmp[m] = r;
-            out += left;
-            m += 1 - left;
-        }
+        size_t out, m = 0;
+        const uint8_t *col = prep->codes + prep->code_off[best.feature];
+        if (prep->code_w[best.feature] == 1)
+            out = partition(s, col, 1, e.start, e.end, best.cut, &m);
+        else if (prep->code_w[best.feature] == 2)
+            out = partition(s, col, 2, e.start, e.end, best.cut, &m);
+        else
+            out = partition(s, col, 4, e.start, e.end, best.cut, &m);
         memcpy(idx + out, s->tmp, m * sizeof *idx);
         memcpy(s->ny + out, s->tmpy, m * sizeof *s->ny);
         memcpy(s->nw + out, s->tmpw, m * sizeof *s->nw);

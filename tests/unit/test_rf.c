@@ -770,6 +770,134 @@ START_TEST(test_rf_fit_on_row_subset_equals_fit_on_copy)
 }
 END_TEST
 
+// pixels makes random_data look like image data: most features become
+// integers 0..255 with many zeros and ties (1-byte codes), every fourth
+// stays continuous (wider codes), so each column layout and each scan path
+// of the split search is used.
+static ds_dataset *pixels(size_t n, size_t nf, int k, uint64_t seed)
+{
+    ds_dataset *d = random_data(n, nf, k, seed);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < nf; j++) {
+            float *x = d->x + i * nf + j;
+            double v = floor(*x * 60.0 + 60.0);
+            if (j % 4 != 3)
+                *x = v < 0 ? 0.0f : v > 255 ? 255.0f : (float)v;
+        }
+    return d;
+}
+
+typedef struct vcw {
+    float v;
+    int c;
+    double w;
+} vcw;
+
+static int vcw_cmp(const void *a, const void *b)
+{
+    float x = ((const vcw *)a)->v, y = ((const vcw *)b)->v;
+    return x < y ? -1 : x > y;
+}
+
+static double gini_of(const double *cw, int k, double w)
+{
+    double sq = 0;
+    for (int c = 0; c < k; c++)
+        sq += cw[c] * cw[c];
+    return w > 0 ? 1.0 - sq / (w * w) : 0.0;
+}
+
+// best_decrease returns the largest weighted gini decrease of any threshold
+// of any feature over the m rows in e (sorted by the caller per feature).
+static double best_decrease(const ds_dataset *d, const size_t *rows, size_t m, const double *w,
+                            int k, vcw *e)
+{
+    double tot[8] = {0}, wt = 0, best = 0;
+    for (size_t i = 0; i < m; i++) {
+        tot[d->y[rows[i]]] += w[rows[i]];
+        wt += w[rows[i]];
+    }
+    double imp = gini_of(tot, k, wt);
+    for (size_t j = 0; j < d->n_features; j++) {
+        for (size_t i = 0; i < m; i++)
+            e[i] = (vcw){d->x[rows[i] * d->n_features + j], d->y[rows[i]], w[rows[i]]};
+        qsort(e, m, sizeof *e, vcw_cmp);
+        double left[8] = {0}, right[8], wl = 0;
+        for (size_t i = 0; i + 1 < m; i++) {
+            left[e[i].c] += e[i].w;
+            wl += e[i].w;
+            if (e[i].v == e[i + 1].v)
+                continue;
+            for (int c = 0; c < k; c++)
+                right[c] = tot[c] - left[c];
+            double dec =
+                imp - wl / wt * gini_of(left, k, wl) - (wt - wl) / wt * gini_of(right, k, wt - wl);
+            if (dec > best)
+                best = dec;
+        }
+    }
+    return best;
+}
+
+// Every split of a single tree grown on all features is the best one at its
+// node: its gini decrease equals a brute force over every threshold of every
+// feature on the rows that reach the node. Small nodes whose rows lie far
+// apart read the row-major copy of the 1-byte codes, large ones the columns
+// or class histograms; a code read from the wrong place would give a worse
+// split. Weights: none, then balanced class weights (fractional).
+START_TEST(test_rf_every_split_is_the_best_on_pixel_like_data)
+{
+    const size_t n = 2000;
+    const int k = 4;
+    ds_dataset *d = pixels(n, 10, k, 5);
+    size_t *rows = malloc(n * sizeof *rows);
+    double *w = malloc(n * sizeof *w);
+    vcw *e = malloc(n * sizeof *e);
+    double n_c[4] = {0};
+    for (size_t i = 0; i < n; i++)
+        n_c[d->y[i]]++;
+    for (int weighted = 0; weighted < 2; weighted++) {
+        rf_params p = single_tree();
+        if (weighted)
+            p.class_weight = RF_CW_BALANCED;
+        for (size_t i = 0; i < n; i++)
+            w[i] = weighted ? (double)n / (k * n_c[d->y[i]]) : 1.0;
+        rf_forest *f = fit(&p, d);
+        int nn = rf_forest_tree_n_nodes(f, 0), splits = 0;
+        for (int node = 0; node < nn; node++) {
+            rf_node_info in;
+            ck_assert_int_eq(rf_forest_tree_node(f, 0, node, &in), CN_OK);
+            if (in.feature < 0)
+                continue;
+            size_t m = 0;
+            for (size_t i = 0; i < n; i++) {
+                int q = 0;
+                while (q != node) {
+                    rf_node_info a;
+                    rf_forest_tree_node(f, 0, q, &a);
+                    if (a.feature < 0 || q > node)
+                        break;
+                    q = d->x[i * d->n_features + (size_t)a.feature] <= a.threshold ? a.left
+                                                                                   : a.right;
+                }
+                if (q == node)
+                    rows[m++] = i;
+            }
+            ck_assert_uint_eq(m, in.n_samples);
+            double want = best_decrease(d, rows, m, w, k, e);
+            ck_assert_double_eq_tol(decrease(f, 0, node), want, 1e-9);
+            splits++;
+        }
+        ck_assert_int_gt(splits, 100);
+        rf_forest_free(f);
+    }
+    free(rows);
+    free(w);
+    free(e);
+    ds_dataset_free(d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("rf");
@@ -791,6 +919,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_rf_fit_on_row_subset_equals_fit_on_copy);
     tcase_add_test(t, test_rf_node_statistics_match_brute_force_on_one_hot_data);
     tcase_add_test(t, test_rf_fit_predict_equals_predict_rows);
+    tcase_add_test(t, test_rf_every_split_is_the_best_on_pixel_like_data);
     suite_add_tcase(s, t);
     return s;
 }
