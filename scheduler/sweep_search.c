@@ -11,6 +11,7 @@
 struct asha {
     size_t n_trials, n_rungs;
     uint32_t eta;
+    uint32_t min_trees; // 0: no tree budget
     uint32_t budget[ASHA_MAX_RUNGS];
     int *granted;  // (n_trials) highest rung given, -1 = not started
     double *score; // (n_trials, n_rungs) row-major, NaN = not completed
@@ -59,6 +60,44 @@ uint32_t asha_budget(const asha *a, size_t rung)
 {
     CN_ASSERT(rung < a->n_rungs);
     return a->budget[rung];
+}
+
+void asha_set_tree_budget(asha *a, uint32_t min_trees)
+{
+    CN_ASSERT(min_trees >= 1);
+    a->min_trees = min_trees;
+}
+
+uint32_t asha_trees(const asha *a, size_t rung, uint32_t n_estimators)
+{
+    CN_ASSERT(rung < a->n_rungs);
+    if (a->min_trees == 0)
+        return n_estimators;
+    double t = round(n_estimators * pow(a->eta, (double)rung - (double)(a->n_rungs - 1)));
+    t = t < a->min_trees ? a->min_trees : t;
+    return t < n_estimators ? (uint32_t)t : n_estimators;
+}
+
+size_t asha_units(const asha *a)
+{
+    return asha_first_unit(a, a->n_rungs - 1) + a->budget[a->n_rungs - 1];
+}
+
+size_t asha_first_unit(const asha *a, size_t rung)
+{
+    CN_ASSERT(rung < a->n_rungs);
+    size_t first = 0;
+    for (size_t r = 0; a->min_trees && r < rung; r++)
+        first += a->budget[r];
+    return first;
+}
+
+size_t asha_unit_rung(const asha *a, size_t unit)
+{
+    size_t r = 0;
+    while (r + 1 < a->n_rungs && unit >= asha_first_unit(a, r) + a->budget[r])
+        r++;
+    return r;
 }
 
 void asha_grant(asha *a, size_t t, size_t rung)

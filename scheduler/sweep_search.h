@@ -15,6 +15,15 @@
 // top rung down, so work closest to a full score goes first. A trial that
 // is never promoted is stopped with its partial score.
 //
+// Trees as a second budget (asha_set_tree_budget): rung r of the top rung
+// R also trains fewer trees, min(n, max(min_trees, round(n * eta^(r-R))))
+// of a trial's n, so the top rung is still the trial's full forest. Scores
+// of different tree counts are not mixed: each rung runs its b_r folds
+// afresh at its own tree count. A trial's units are then laid out rung
+// after rung (rung r's folds are units first_unit(r) .. first_unit(r) +
+// b_r - 1), so the unit of (rung, fold) is fixed by the spec alone; without
+// the tree budget every rung shares the first folds (first_unit(r) = 0).
+//
 // Thread rule: an asha is plain data; its owner serializes calls.
 #ifndef CANOPY_SWEEP_SEARCH_H
 #define CANOPY_SWEEP_SEARCH_H
@@ -37,6 +46,25 @@ void asha_free(asha *a);
 // asha_n_rungs returns the number of rungs; asha_budget the folds of rung r.
 size_t asha_n_rungs(const asha *a);
 uint32_t asha_budget(const asha *a, size_t rung);
+
+// asha_set_tree_budget makes trees the second budget, with at least
+// min_trees (>= 1) per forest at any rung. Call before any grant.
+void asha_set_tree_budget(asha *a, uint32_t min_trees);
+
+// asha_trees returns the trees rung r trains for a trial of n_estimators
+// trees: n_estimators itself without the tree budget and at the top rung.
+uint32_t asha_trees(const asha *a, size_t rung, uint32_t n_estimators);
+
+// asha_units returns the units (folds) one trial may run: max_budget, or,
+// with the tree budget, the sum of every rung's budget.
+size_t asha_units(const asha *a);
+
+// asha_first_unit returns the index of rung r's first unit in a trial.
+size_t asha_first_unit(const asha *a, size_t rung);
+
+// asha_unit_rung returns the rung a unit belongs to (with the tree budget),
+// else the lowest rung whose budget includes it.
+size_t asha_unit_rung(const asha *a, size_t unit);
 
 // asha_grant records that trial t was given rung r's budget (r = 0 when it
 // starts, r > 0 when promoted). Grants only go up.

@@ -28,8 +28,9 @@ typedef struct wk_fold_task {
     char drop[256];       // comma-separated columns to drop
 } wk_fold_task;
 
-// wk_fold_task_read reads a task document. Errors: CN_EINVAL with err
-// naming the key ("task: key \"folds\": ...").
+// wk_fold_task_read reads a task document. An optional "trees" (ASHA's
+// tree budget: a low rung's smaller forest) replaces params.n_estimators. Errors: CN_EINVAL with
+// err naming the key ("task: key \"folds\": ...").
 cn_err wk_fold_task_read(const cJSON *doc, wk_fold_task *out, char *err, size_t errlen);
 
 // wk_fold_run fits and scores the fold of t on d with `threads` threads and

@@ -122,6 +122,46 @@ START_TEST(test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs)
 }
 END_TEST
 
+START_TEST(test_asha_tree_budget_gives_each_rung_its_folds_and_trees)
+{
+    // eta 3, 5 folds: rungs of 1, 3, 5 folds at 1/9, 1/3 and all the trees,
+    // laid out rung after rung: units 0 | 1 2 3 | 4 5 6 7 8.
+    asha *a = asha_new(4, 5, 3);
+    ck_assert_uint_eq(asha_units(a), 5); // folds only: rungs share folds
+    for (size_t r = 0; r < 3; r++) {
+        ck_assert_uint_eq(asha_first_unit(a, r), 0);
+        ck_assert_uint_eq(asha_trees(a, r, 100), 100);
+    }
+    ck_assert_uint_eq(asha_unit_rung(a, 2), 1); // fold 2 is first needed at rung 1
+    asha_set_tree_budget(a, 10);
+    ck_assert_uint_eq(asha_units(a), 9);
+    size_t first[] = {0, 1, 4};
+    uint32_t folds[] = {1, 3, 5}, trees100[] = {11, 33, 100}, trees20[] = {10, 10, 20};
+    for (size_t r = 0; r < 3; r++) {
+        ck_assert_uint_eq(asha_budget(a, r), folds[r]);
+        ck_assert_uint_eq(asha_first_unit(a, r), first[r]);
+        ck_assert_uint_eq(asha_trees(a, r, 100), trees100[r]);
+        ck_assert_uint_eq(asha_trees(a, r, 20), trees20[r]); // at least min_trees
+        ck_assert_uint_eq(asha_trees(a, r, 4), 4);           // never more than the trial's
+    }
+    size_t rung_of[] = {0, 1, 1, 1, 2, 2, 2, 2, 2};
+    for (size_t u = 0; u < 9; u++)
+        ck_assert_uint_eq(asha_unit_rung(a, u), rung_of[u]);
+    asha_free(a);
+    // eta 2: 1, 2, 4, 5 folds at 1/8, 1/4, 1/2 and all of 160 trees.
+    a = asha_new(2, 5, 2);
+    asha_set_tree_budget(a, 1);
+    ck_assert_uint_eq(asha_units(a), 12);
+    uint32_t trees160[] = {20, 40, 80, 160};
+    size_t first2[] = {0, 1, 3, 7};
+    for (size_t r = 0; r < 4; r++) {
+        ck_assert_uint_eq(asha_trees(a, r, 160), trees160[r]);
+        ck_assert_uint_eq(asha_first_unit(a, r), first2[r]);
+    }
+    asha_free(a);
+}
+END_TEST
+
 // ------------------------------------------------------------ TPE
 
 #define OPT 0.73 // the objective's best max_features
@@ -318,6 +358,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_asha_rungs_double_then_end_at_every_fold);
     tcase_add_test(t, test_asha_eta_2_promotes_the_top_half_as_results_arrive);
     tcase_add_test(t, test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs);
+    tcase_add_test(t, test_asha_tree_budget_gives_each_rung_its_folds_and_trees);
     tcase_add_test(t, test_tpe_finds_the_optimum_region_more_often_than_random);
     tcase_add_test(t, test_tpe_is_deterministic_and_the_liar_spreads_pending_proposals);
     tcase_add_test(t, test_tpe_proposes_choices_and_integers_from_the_space);
