@@ -784,13 +784,12 @@ static void log_unit(sched_job *j, const sweep *w, uint64_t item, uint64_t node,
     cJSON_DeleteItemFromObjectCaseSensitive(o, "ok");
     cJSON_AddNumberToObject(o, "trial", (double)(item / k));
     cJSON_AddNumberToObject(o, unit_key(w), (double)(item % k));
-    if (tree_budget(w)) {
+    if (tree_budget(w)) { // the worker reports the trees it trained
         size_t rung = asha_unit_rung(w->asha, item % k);
         cJSON_DeleteItemFromObjectCaseSensitive(o, "fold");
-        cJSON_DeleteItemFromObjectCaseSensitive(o, "trees");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "rung");
         cJSON_AddNumberToObject(o, "rung", (double)rung);
         cJSON_AddNumberToObject(o, "fold", (double)unit_fold(w, item % k));
-        cJSON_AddNumberToObject(o, "trees", trial_trees(w, item / k, rung));
     }
     cJSON_AddBoolToObject(o, "ok", ok);
     if (!ok && !cJSON_HasObjectItem(o, "error"))

@@ -81,6 +81,7 @@ cn_err wk_fold_run(const wk_fold_task *t, const ds_dataset *d, int threads, cJSO
     cJSON_AddNumberToObject(o, "predict_seconds", fr.predict_seconds);
     cJSON_AddNumberToObject(o, "n_train", (double)fr.n_train);
     cJSON_AddNumberToObject(o, "n_test", (double)fr.n_test);
+    cJSON_AddNumberToObject(o, "trees", p.n_estimators);
     cJSON *cm = cJSON_AddArrayToObject(o, "confusion");
     size_t cells = (size_t)d->n_classes * (size_t)d->n_classes;
     for (size_t i = 0; i < cells; i++)

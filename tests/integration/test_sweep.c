@@ -2,7 +2,8 @@
 // worker killed mid-sweep (its unit is re-queued, a worker that joins late
 // gets work, no unit is recorded twice) and a scheduler killed and resumed
 // (nothing finished is redone), also under ASHA and TPE (no trial is started
-// or promoted twice), and a sweep whose trials are MLP training runs scored
+// or promoted twice) and under ASHA's tree budget (a promoted trial re-runs
+// its folds at its new rung's trees, once), and a sweep whose trials are MLP training runs scored
 // on a validation split of a small Fashion-MNIST slice.
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -308,6 +309,119 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
 }
 END_TEST
 
+// Tree budget with 3 folds, eta 2 and 12 trees: rungs of 1, 2, 3 folds at
+// 3, 6, 12 trees, laid out as units 0 | 1 2 | 3 4 5.
+#define TB_UNITS 6
+static const int tb_rung[TB_UNITS] = {0, 1, 1, 2, 2, 2}, tb_first[3] = {0, 1, 3},
+                 tb_trees[3] = {3, 6, 12};
+
+// field returns o's number under key, failing the test when it is missing.
+static double field(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    ck_assert_msg(cJSON_IsNumber(v), "no number \"%s\" in %s", key, cJSON_PrintUnformatted(o));
+    return v->valuedouble;
+}
+
+// tree_units checks every unit recorded under the tree budget (its rung,
+// fold and the trees the worker trained; none recorded twice), counts the
+// units and the rung-1 re-runs of fold 0 in *reruns, and returns the mean
+// accuracy of trial best's top-rung folds in *best_mean.
+static int tree_units(int *reruns, int best, double *best_mean)
+{
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int seen[TRIALS][TB_UNITS] = {{0}}, n = 0, top = 0;
+    double sum = 0;
+    *reruns = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (o && cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+            int t = (int)field(o, "trial");
+            int u = (int)field(o, "unit");
+            ck_assert(t >= 0 && t < TRIALS && u >= 0 && u < TB_UNITS);
+            ck_assert_msg(seen[t][u]++ == 0, "trial %d unit %d ran twice", t, u);
+            int r = tb_rung[u];
+            ck_assert_int_eq((int)field(o, "rung"), r);
+            ck_assert_int_eq((int)field(o, "fold"), u - tb_first[r]);
+            ck_assert_int_eq((int)field(o, "trees"), tb_trees[r]);
+            *reruns += u == tb_first[1] && seen[t][0];
+            if (t == best && r == 2) {
+                sum += field(o, "accuracy");
+                top++;
+            }
+            n++;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    *best_mean = top ? sum / top : -1;
+    return n;
+}
+
+START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only_once)
+{
+    char data[512], text[2048];
+    ts_source_path("data/covertype-kaggle-train.csv.gz", data, sizeof data);
+    snprintf(text, sizeof text,
+             "{\"name\": \"trees\", \"data\": {\"path\": \"%s\"},"
+             " \"cv\": {\"folds\": %d, \"seed\": 3},"
+             " \"fixed\": {\"n_estimators\": 12},"
+             " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
+             "             \"bootstrap\": {\"choice\": [true, false]}},"
+             " \"search\": {\"algorithm\": \"random\", \"samples\": %d, \"seed\": 5,"
+             "             \"scheduler\": \"asha\", \"eta\": 2, \"tree_budget\": true,"
+             "             \"min_trees\": 2}}",
+             data, FOLDS, TRIALS - 1);
+    ts_write_file(spec, text);
+    pid_t s = start_scheduler();
+    start_worker("w1");
+    start_worker("w2");
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune1.txt", dir);
+    pid_t tune = start_tune("--fresh", out);
+    ck_assert_msg(ts_wait_until(promoted_once, NULL, 60000), "no promotion (see %s)", log_path);
+    ts_kill(s, SIGKILL);
+    ts_kill(tune, SIGKILL);
+    ts_wait_exit(s, 5000, NULL);
+    ts_wait_exit(tune, 5000, NULL);
+    int before_promotions, reruns;
+    double mean;
+    int before = tree_units(&reruns, -1, &mean);
+    decisions(&before_promotions);
+    ck_assert_int_ge(before_promotions, 1);
+    start_scheduler();
+    snprintf(out, sizeof out, "%s/tune2.txt", dir);
+    tune = start_tune("--resume", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
+                  out);
+    int promotions;
+    ck_assert_int_eq(decisions(&promotions), TRIALS); // every trial started once, no rung twice
+    ck_assert_int_ge(promotions, before_promotions);
+    // The best trial's score is its 3 folds at 12 trees, not mixed with the
+    // same folds at 3 or 6 trees.
+    char best[700];
+    ck_assert(results_file(best, sizeof best));
+    snprintf(strrchr(best, '/'), sizeof best - (size_t)(strrchr(best, '/') - best), "/best.json");
+    char *best_text = ts_read_file(best);
+    ck_assert_ptr_nonnull(best_text);
+    cJSON *b = cJSON_Parse(best_text);
+    free(best_text);
+    ck_assert_ptr_nonnull(b);
+    int lines = tree_units(&reruns, (int)field(b, "trial"), &mean);
+    ck_assert_double_eq_tol(field(b, "mean_accuracy"), mean, 1e-9);
+    cJSON_Delete(b);
+    ck_assert_int_gt(lines, before);
+    ck_assert_int_ge(reruns, 1);                // promoted trials ran fold 0 again at 6 trees
+    ck_assert_int_lt(lines, TRIALS * TB_UNITS); // some trials were stopped early
+}
+END_TEST
+
 // count_entries counts the entries of dir but "." and "..".
 static int count_entries(const char *path)
 {
@@ -401,6 +515,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_sweep_survives_a_killed_worker_and_a_late_joiner);
     tcase_add_test(t, test_sweep_resumes_after_the_scheduler_is_killed);
     tcase_add_test(t, test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes);
+    tcase_add_test(t, test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only_once);
     tcase_add_test(t, test_an_mlp_trial_sweep_scores_trials_on_a_validation_split);
     tcase_add_test(t, test_invalid_sweep_is_rejected_before_anything_runs);
     suite_add_tcase(s, t);
