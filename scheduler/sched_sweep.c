@@ -187,9 +187,7 @@ static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl
         bool halving = strcmp(w->spec->scheduler, "asha") == 0;
         if (halving)
             w->asha = asha_new(w->spec->n_trials, w->mlp ? w->spec->epochs : w->spec->folds,
-                               w->spec->eta);
-        if (w->asha && w->spec->tree_budget)
-            asha_set_tree_budget(w->asha, w->spec->min_trees);
+                               w->spec->eta, w->spec->tree_budget ? w->spec->min_trees : 0);
         w->upt = !w->mlp   ? (w->asha ? (uint32_t)asha_units(w->asha) : w->spec->folds)
                  : w->asha ? (uint32_t)asha_n_rungs(w->asha)
                            : 1;

@@ -17,7 +17,7 @@ struct asha {
     double *score; // (n_trials, n_rungs) row-major, NaN = not completed
 };
 
-asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta)
+asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta, uint32_t min_trees)
 {
     CN_ASSERT(max_budget >= 1 && eta >= 2);
     asha *a = calloc(1, sizeof *a);
@@ -25,9 +25,12 @@ asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta)
         return NULL;
     a->n_trials = n_trials;
     a->eta = eta;
-    for (uint64_t b = 1; b < max_budget && a->n_rungs < ASHA_MAX_RUNGS - 1; b *= eta)
+    a->min_trees = min_trees;
+    for (uint64_t b = 1; b < max_budget && a->n_rungs < ASHA_MAX_RUNGS - 2; b *= eta)
         a->budget[a->n_rungs++] = (uint32_t)b;
     a->budget[a->n_rungs++] = max_budget;
+    if (min_trees) // every fold at 1/eta of the trees, then the full forest
+        a->budget[a->n_rungs++] = max_budget;
     a->granted = malloc((n_trials ? n_trials : 1) * sizeof *a->granted);
     a->score = malloc((n_trials ? n_trials : 1) * a->n_rungs * sizeof *a->score);
     if (a->granted == NULL || a->score == NULL) {
@@ -60,12 +63,6 @@ uint32_t asha_budget(const asha *a, size_t rung)
 {
     CN_ASSERT(rung < a->n_rungs);
     return a->budget[rung];
-}
-
-void asha_set_tree_budget(asha *a, uint32_t min_trees)
-{
-    CN_ASSERT(min_trees >= 1);
-    a->min_trees = min_trees;
 }
 
 uint32_t asha_trees(const asha *a, size_t rung, uint32_t n_estimators)

@@ -15,9 +15,11 @@
 // top rung down, so work closest to a full score goes first. A trial that
 // is never promoted is stopped with its partial score.
 //
-// Trees as a second budget (asha_set_tree_budget): rung r of the top rung
-// R also trains fewer trees, min(n, max(min_trees, round(n * eta^(r-R))))
-// of a trial's n, so the top rung is still the trial's full forest. Scores
+// Trees as a second budget (min_trees > 0): rung r of the top rung R also
+// trains fewer trees, min(n, max(min_trees, round(n * eta^(r-R)))) of a
+// trial's n, so the top rung is still the trial's full forest, and one rung
+// is added below it: every fold at 1/eta of the trees (eta 3, 5 folds:
+// 1, 3, 5, 5 folds at 1/27, 1/9, 1/3, 1 of the trees). Scores
 // of different tree counts are not mixed: each rung runs its b_r folds
 // afresh at its own tree count. A trial's units are then laid out rung
 // after rung (rung r's folds are units first_unit(r) .. first_unit(r) +
@@ -37,8 +39,10 @@
 typedef struct asha asha;
 
 // asha_new makes the bookkeeping for n_trials trials of max_budget folds
-// (>= 1) and reduction factor eta (>= 2). Returns NULL when out of memory.
-asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta);
+// (>= 1) and reduction factor eta (>= 2), with trees as a second budget of
+// at least min_trees per forest when min_trees > 0. Returns NULL when out
+// of memory.
+asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta, uint32_t min_trees);
 
 // asha_free frees a. Accepts NULL.
 void asha_free(asha *a);
@@ -46,10 +50,6 @@ void asha_free(asha *a);
 // asha_n_rungs returns the number of rungs; asha_budget the folds of rung r.
 size_t asha_n_rungs(const asha *a);
 uint32_t asha_budget(const asha *a, size_t rung);
-
-// asha_set_tree_budget makes trees the second budget, with at least
-// min_trees (>= 1) per forest at any rung. Call before any grant.
-void asha_set_tree_budget(asha *a, uint32_t min_trees);
 
 // asha_trees returns the trees rung r trains for a trial of n_estimators
 // trees: n_estimators itself without the tree budget and at the top rung.

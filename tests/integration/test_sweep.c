@@ -309,11 +309,13 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
 }
 END_TEST
 
-// Tree budget with 3 folds, eta 2 and 12 trees: rungs of 1, 2, 3 folds at
-// 3, 6, 12 trees, laid out as units 0 | 1 2 | 3 4 5.
-#define TB_UNITS 6
-static const int tb_rung[TB_UNITS] = {0, 1, 1, 2, 2, 2}, tb_first[3] = {0, 1, 3},
-                 tb_trees[3] = {3, 6, 12};
+// Tree budget with 3 folds, eta 2, 12 trees and min_trees 2: rungs of 1,
+// 2, 3, 3 folds at 2, 3, 6, 12 trees, laid out as units 0 | 1 2 | 3 4 5 |
+// 6 7 8.
+#define TB_UNITS 9
+#define TB_TOP 3
+static const int tb_rung[TB_UNITS] = {0, 1, 1, 2, 2, 2, 3, 3, 3},
+                 tb_first[TB_TOP + 1] = {0, 1, 3, 6}, tb_trees[TB_TOP + 1] = {2, 3, 6, 12};
 
 // field returns o's number under key, failing the test when it is missing.
 static double field(const cJSON *o, const char *key)
@@ -349,7 +351,7 @@ static int tree_units(int *reruns, int best, double *best_mean)
             ck_assert_int_eq((int)field(o, "fold"), u - tb_first[r]);
             ck_assert_int_eq((int)field(o, "trees"), tb_trees[r]);
             *reruns += u == tb_first[1] && seen[t][0];
-            if (t == best && r == 2) {
+            if (t == best && r == TB_TOP) {
                 sum += field(o, "accuracy");
                 top++;
             }
@@ -404,7 +406,7 @@ START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only
     ck_assert_int_eq(decisions(&promotions), TRIALS); // every trial started once, no rung twice
     ck_assert_int_ge(promotions, before_promotions);
     // The best trial's score is its 3 folds at 12 trees, not mixed with the
-    // same folds at 3 or 6 trees.
+    // same folds at fewer trees.
     char best[700];
     ck_assert(results_file(best, sizeof best));
     snprintf(strrchr(best, '/'), sizeof best - (size_t)(strrchr(best, '/') - best), "/best.json");
@@ -417,7 +419,7 @@ START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only
     ck_assert_double_eq_tol(field(b, "mean_accuracy"), mean, 1e-9);
     cJSON_Delete(b);
     ck_assert_int_gt(lines, before);
-    ck_assert_int_ge(reruns, 1);                // promoted trials ran fold 0 again at 6 trees
+    ck_assert_int_ge(reruns, 1);                // promoted trials ran fold 0 again at 3 trees
     ck_assert_int_lt(lines, TRIALS * TB_UNITS); // some trials were stopped early
 }
 END_TEST
