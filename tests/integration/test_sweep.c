@@ -258,19 +258,22 @@ static bool promoted_once(void *arg)
     return results_file(path, sizeof path) && ts_file_contains(path, "\"promote\"");
 }
 
-START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
+// kill_after_a_promotion runs an ASHA sweep of the given search block (a
+// JSON object's members) on two workers and kills the scheduler and canopy
+// tune once a promotion is recorded.
+static void kill_after_a_promotion(const char *name, const char *search)
 {
     char data[512], text[2048];
     ts_source_path("data/covertype-kaggle-train.csv.gz", data, sizeof data);
-    snprintf(text, sizeof text,
-             "{\"name\": \"asha\", \"data\": {\"path\": \"%s\"},"
-             " \"cv\": {\"folds\": %d, \"seed\": 3},"
-             " \"fixed\": {\"n_estimators\": 12},"
-             " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
-             "             \"bootstrap\": {\"choice\": [true, false]}},"
-             " \"search\": {\"algorithm\": \"tpe\", \"samples\": %d, \"seed\": 5,"
-             "             \"startup\": 3, \"scheduler\": \"asha\", \"eta\": 2}}",
-             data, FOLDS, TRIALS - 1);
+    snprintf(
+        text, sizeof text,
+        "{\"name\": \"%s\", \"data\": {\"path\": \"%s\"},"
+        " \"cv\": {\"folds\": %d, \"seed\": 3},"
+        " \"fixed\": {\"n_estimators\": 12},"
+        " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
+        "             \"bootstrap\": {\"choice\": [true, false]}},"
+        " \"search\": {\"samples\": %d, \"seed\": 5, \"scheduler\": \"asha\", \"eta\": 2, %s}}",
+        name, data, FOLDS, TRIALS - 1, search);
     ts_write_file(spec, text);
     pid_t s = start_scheduler();
     start_worker("w1");
@@ -283,18 +286,31 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
     ts_kill(tune, SIGKILL);
     ts_wait_exit(s, 5000, NULL);
     ts_wait_exit(tune, 5000, NULL);
+}
+
+// resume_to_the_end restarts the scheduler and follows the sweep with
+// canopy tune --resume until it ends well.
+static void resume_to_the_end(void)
+{
+    start_scheduler();
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune2.txt", dir);
+    pid_t tune = start_tune("--resume", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
+                  out);
+}
+
+START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
+{
+    kill_after_a_promotion("asha", "\"algorithm\": \"tpe\", \"startup\": 3");
     int before_distinct, before_promotions;
     int before = count_units(&before_distinct, NULL, NULL);
     ck_assert_int_eq(before, before_distinct);
     int before_started = decisions(&before_promotions);
     ck_assert_int_ge(before_promotions, 1);
-    start_scheduler();
-    snprintf(out, sizeof out, "%s/tune2.txt", dir);
-    tune = start_tune("--resume", out);
-    int st;
-    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
-                  out);
+    resume_to_the_end();
     int distinct, promotions;
     int lines = count_units(&distinct, NULL, NULL);
     ck_assert_int_eq(lines, distinct); // nothing recorded before the crash ran again
@@ -366,42 +382,14 @@ static int tree_units(int *reruns, int best, double *best_mean)
 
 START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only_once)
 {
-    char data[512], text[2048];
-    ts_source_path("data/covertype-kaggle-train.csv.gz", data, sizeof data);
-    snprintf(text, sizeof text,
-             "{\"name\": \"trees\", \"data\": {\"path\": \"%s\"},"
-             " \"cv\": {\"folds\": %d, \"seed\": 3},"
-             " \"fixed\": {\"n_estimators\": 12},"
-             " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
-             "             \"bootstrap\": {\"choice\": [true, false]}},"
-             " \"search\": {\"algorithm\": \"random\", \"samples\": %d, \"seed\": 5,"
-             "             \"scheduler\": \"asha\", \"eta\": 2, \"tree_budget\": true,"
-             "             \"min_trees\": 2}}",
-             data, FOLDS, TRIALS - 1);
-    ts_write_file(spec, text);
-    pid_t s = start_scheduler();
-    start_worker("w1");
-    start_worker("w2");
-    char out[400];
-    snprintf(out, sizeof out, "%s/tune1.txt", dir);
-    pid_t tune = start_tune("--fresh", out);
-    ck_assert_msg(ts_wait_until(promoted_once, NULL, 60000), "no promotion (see %s)", log_path);
-    ts_kill(s, SIGKILL);
-    ts_kill(tune, SIGKILL);
-    ts_wait_exit(s, 5000, NULL);
-    ts_wait_exit(tune, 5000, NULL);
+    kill_after_a_promotion("trees", "\"algorithm\": \"random\", \"tree_budget\": true, "
+                                    "\"min_trees\": 2");
     int before_promotions, reruns;
     double mean;
     int before = tree_units(&reruns, -1, &mean);
     decisions(&before_promotions);
     ck_assert_int_ge(before_promotions, 1);
-    start_scheduler();
-    snprintf(out, sizeof out, "%s/tune2.txt", dir);
-    tune = start_tune("--resume", out);
-    int st;
-    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
-                  out);
+    resume_to_the_end();
     int promotions;
     ck_assert_int_eq(decisions(&promotions), TRIALS); // every trial started once, no rung twice
     ck_assert_int_ge(promotions, before_promotions);
