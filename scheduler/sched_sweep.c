@@ -403,10 +403,12 @@ static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
 }
 
 // full_score: ts is a trial's finished score (every fold at its own trees,
-// or an MLP's last unit).
+// or an MLP's last unit). Under the tree budget the rung below the top has
+// every fold too, at fewer trees: only the top rung counts.
 static bool full_score(const sweep *w, const trial_stat *ts)
 {
-    return ts->folds_done == (w->mlp ? w->upt : w->spec->folds);
+    return ts->folds_done == (w->mlp ? w->upt : w->spec->folds) &&
+           (!tree_budget(w) || (size_t)(ts->rung + 1) == asha_n_rungs(w->asha));
 }
 
 static size_t best_trial(const sweep *w)
@@ -705,8 +707,8 @@ static cn_err sweep_start(sched_job *j, char *err, size_t errlen)
         sync_rungs(w, t);
     }
     CN_INFO("sweep %s: %zu trials x %u %s = %zu units (%zu already done)%s%s", sched_job_id(j),
-            sp->n_trials, w->upt, w->mlp ? "units" : "folds", w->n_units, w->n_done,
-            w->asha ? ", ASHA" : "", sp->space ? ", TPE" : "");
+            sp->n_trials, w->upt, w->mlp || tree_budget(w) ? "units" : "folds", w->n_units,
+            w->n_done, w->asha ? ", ASHA" : "", sp->space ? ", TPE" : "");
     feed(j, w);
     check_finished(j, w);
     return CN_OK;
