@@ -436,6 +436,7 @@ static cJSON *trial_json(const sweep *w, size_t t)
     cJSON_AddNumberToObject(o, "folds_done", ts.folds_done);
     cJSON_AddNumberToObject(o, "rung", ts.rung);
     cJSON_AddBoolToObject(o, "stopped", ts.stopped);
+    cJSON_AddBoolToObject(o, "full_score", !ts.failed && full_score(w, &ts));
     cJSON_AddNumberToObject(o, "mean_accuracy", ts.mean);
     cJSON_AddNumberToObject(o, "std_accuracy", ts.std);
     cJSON_AddNumberToObject(o, "mean_balanced_accuracy", ts.bacc);
@@ -635,8 +636,19 @@ static void tpe_propose(sweep *w, size_t t)
     free(obs);
 }
 
+// finishing: ASHA's promotion toward the first full score once nothing
+// else is left to run (asha_finishing).
+static bool finishing(sched_job *j, const sweep *w, size_t *t, size_t *rung)
+{
+    size_t pending, leased;
+    sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+    return w->asha && pending == 0 && leased == 0 && w->next_trial >= w->spec->n_trials &&
+           asha_finishing(w->asha, t, rung);
+}
+
 // feed releases work while fewer items are pending than worker slots wait
-// (at least one): a promotion first, else the next trial's first rung.
+// (at least one): a promotion first, else the next trial's first rung,
+// else, with nothing left, the promotion toward a first full score.
 static void feed(sched_job *j, sweep *w)
 {
     if (!w->on_demand || sched_job_state(j) != JOB_RUNNING)
@@ -646,7 +658,7 @@ static void feed(sched_job *j, sweep *w)
     sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
     while (pending < want) {
         size_t t, rung;
-        if (w->asha && asha_promotable(w->asha, &t, &rung)) {
+        if (w->asha && (asha_promotable(w->asha, &t, &rung) || finishing(j, w, &t, &rung))) {
             log_decision(j, w, "promote", t, rung);
             asha_grant(w->asha, t, rung);
         } else if (w->next_trial < w->spec->n_trials) {
@@ -674,7 +686,7 @@ static bool all_ran(sched_job *j, const sweep *w)
     size_t pending, leased, t, rung;
     sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
     return pending == 0 && leased == 0 && w->next_trial >= w->spec->n_trials &&
-           !(w->asha && asha_promotable(w->asha, &t, &rung));
+           !(w->asha && (asha_promotable(w->asha, &t, &rung) || finishing(j, w, &t, &rung)));
 }
 
 static void check_finished(sched_job *j, sweep *w)

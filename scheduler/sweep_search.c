@@ -166,3 +166,23 @@ bool asha_promotable(const asha *a, size_t *t_out, size_t *rung_out)
     }
     return false;
 }
+
+bool asha_finishing(const asha *a, size_t *t_out, size_t *rung_out)
+{
+    for (size_t t = 0; t < a->n_trials; t++)
+        if (a->granted[t] == (int)a->n_rungs - 1)
+            return false;
+    for (size_t r = a->n_rungs - 1; r-- > 0;) {
+        size_t best = SIZE_MAX;
+        for (size_t t = 0; t < a->n_trials; t++)
+            if (!isnan(a->score[t * a->n_rungs + r]) && a->granted[t] == (int)r &&
+                (best == SIZE_MAX || better(a, r, t, best)))
+                best = t;
+        if (best != SIZE_MAX) {
+            *t_out = best;
+            *rung_out = r + 1;
+            return true;
+        }
+    }
+    return false;
+}

@@ -87,4 +87,12 @@ int asha_reached(const asha *a, size_t t, double *score);
 // Returns true with the trial in *t and its new rung in *rung.
 bool asha_promotable(const asha *a, size_t *t, size_t *rung);
 
+// asha_finishing finds the promotion that carries the search to a full
+// score when no trial was given the top rung and, the caller knows, no
+// other work is left (few trials, many rungs: floor(n_r / eta) can stay 0
+// below the top): the best trial of the highest rung any trial completed
+// and stopped at (ties: lower index). Returns true with the trial in *t
+// and its new rung in *rung.
+bool asha_finishing(const asha *a, size_t *t, size_t *rung);
+
 #endif

@@ -258,6 +258,29 @@ static bool promoted_once(void *arg)
     return results_file(path, sizeof path) && ts_file_contains(path, "\"promote\"");
 }
 
+// tune_names_the_sweeps_best checks that canopy tune's best.json names the
+// sweep's best trial: a stopped trial's partial score does not outrank a
+// full one.
+static void tune_names_the_sweeps_best(void)
+{
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    snprintf(strrchr(path, '/'), sizeof path - (size_t)(strrchr(path, '/') - path), "/best.json");
+    char *text = ts_read_file(path);
+    ck_assert_ptr_nonnull(text);
+    cJSON *sweep_best = cJSON_Parse(text);
+    free(text);
+    snprintf(path, sizeof path, "%s/best.json", dir);
+    text = ts_read_file(path);
+    ck_assert_ptr_nonnull(text);
+    cJSON *tuned = cJSON_Parse(text);
+    free(text);
+    ck_assert_msg(cJSON_Compare(tuned, cJSON_GetObjectItem(sweep_best, "params"), 1),
+                  "canopy tune chose %s", cJSON_PrintUnformatted(tuned));
+    cJSON_Delete(tuned);
+    cJSON_Delete(sweep_best);
+}
+
 // kill_after_a_promotion runs an ASHA sweep of the given search block (a
 // JSON object's members) on two workers and kills the scheduler and canopy
 // tune once a promotion is recorded.
@@ -322,6 +345,7 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
     char csv[400];
     snprintf(csv, sizeof csv, "%s/trials.csv", dir);
     ck_assert(ts_file_contains(csv, "folds_done,rung,stopped,"));
+    tune_names_the_sweeps_best();
 }
 END_TEST
 
@@ -405,6 +429,7 @@ START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only
     ck_assert_ptr_nonnull(b);
     int lines = tree_units(&reruns, (int)field(b, "trial"), &mean);
     ck_assert_double_eq_tol(field(b, "mean_accuracy"), mean, 1e-9);
+    tune_names_the_sweeps_best();
     cJSON_Delete(b);
     ck_assert_int_gt(lines, before);
     ck_assert_int_ge(reruns, 1);                // promoted trials ran fold 0 again at 3 trees

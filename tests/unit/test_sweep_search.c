@@ -165,6 +165,51 @@ START_TEST(test_asha_tree_budget_gives_each_rung_its_folds_and_trees)
 }
 END_TEST
 
+START_TEST(test_asha_finishing_carries_the_best_stopped_trial_to_a_full_score)
+{
+    // 3 trials, 4 rungs (tree budget): floor(1 / 3) = 0 above rung 0, so
+    // only the finishing promotions take the best to the top.
+    asha *a = asha_new(3, 5, 3, 10);
+    size_t t, rung;
+    ck_assert(!asha_finishing(a, &t, &rung)); // nothing completed
+    for (size_t i = 0; i < 3; i++)
+        asha_grant(a, i, 0);
+    asha_complete(a, 0, 0, 0.50);
+    asha_complete(a, 1, 0, 0.70);
+    asha_complete(a, 2, 0, 0.60);
+    ck_assert(asha_promotable(a, &t, &rung));
+    ck_assert_uint_eq(t, 1);
+    asha_grant(a, 1, 1);
+    asha_complete(a, 1, 1, 0.40); // alone on rung 1
+    ck_assert(!asha_promotable(a, &t, &rung));
+    ck_assert(asha_finishing(a, &t, &rung)); // the highest rung reached goes first
+    ck_assert_uint_eq(t, 1);
+    ck_assert_uint_eq(rung, 2);
+    asha_grant(a, 1, 2);
+    asha_complete(a, 1, 2, 0.45);
+    ck_assert(asha_finishing(a, &t, &rung));
+    ck_assert_uint_eq(t, 1);
+    ck_assert_uint_eq(rung, 3);
+    asha_grant(a, 1, 3);
+    ck_assert(!asha_finishing(a, &t, &rung)); // one trial has the top rung
+    asha_free(a);
+    // Two stopped on rung 1: the better (ties: lower index) goes on.
+    a = asha_new(6, 5, 3, 10);
+    for (size_t i = 0; i < 6; i++) {
+        asha_grant(a, i, 0);
+        asha_complete(a, i, 0, 0.1 * (double)i);
+    }
+    asha_grant(a, 5, 1);
+    asha_grant(a, 4, 1);
+    asha_complete(a, 5, 1, 0.3);
+    asha_complete(a, 4, 1, 0.3);
+    ck_assert(asha_finishing(a, &t, &rung));
+    ck_assert_uint_eq(t, 4);
+    ck_assert_uint_eq(rung, 2);
+    asha_free(a);
+}
+END_TEST
+
 // ------------------------------------------------------------ TPE
 
 #define OPT 0.73 // the objective's best max_features
@@ -362,6 +407,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_asha_eta_2_promotes_the_top_half_as_results_arrive);
     tcase_add_test(t, test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs);
     tcase_add_test(t, test_asha_tree_budget_gives_each_rung_its_folds_and_trees);
+    tcase_add_test(t, test_asha_finishing_carries_the_best_stopped_trial_to_a_full_score);
     tcase_add_test(t, test_tpe_finds_the_optimum_region_more_often_than_random);
     tcase_add_test(t, test_tpe_is_deterministic_and_the_liar_spreads_pending_proposals);
     tcase_add_test(t, test_tpe_proposes_choices_and_integers_from_the_space);
