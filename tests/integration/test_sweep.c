@@ -258,27 +258,38 @@ static bool promoted_once(void *arg)
     return results_file(path, sizeof path) && ts_file_contains(path, "\"promote\"");
 }
 
+// read_json parses the file at path, failing the test when it cannot.
+static cJSON *read_json(const char *path)
+{
+    char *text = ts_read_file(path);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    ck_assert_msg(o != NULL, "%s is not JSON", path);
+    return o;
+}
+
+// sweep_best reads the best.json the scheduler wrote beside the results log.
+static cJSON *sweep_best(void)
+{
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    snprintf(strrchr(path, '/'), sizeof path - (size_t)(strrchr(path, '/') - path), "/best.json");
+    return read_json(path);
+}
+
 // tune_names_the_sweeps_best checks that canopy tune's best.json names the
 // sweep's best trial: a stopped trial's partial score does not outrank a
 // full one.
 static void tune_names_the_sweeps_best(void)
 {
-    char path[700];
-    ck_assert(results_file(path, sizeof path));
-    snprintf(strrchr(path, '/'), sizeof path - (size_t)(strrchr(path, '/') - path), "/best.json");
-    char *text = ts_read_file(path);
-    ck_assert_ptr_nonnull(text);
-    cJSON *sweep_best = cJSON_Parse(text);
-    free(text);
+    char path[400];
     snprintf(path, sizeof path, "%s/best.json", dir);
-    text = ts_read_file(path);
-    ck_assert_ptr_nonnull(text);
-    cJSON *tuned = cJSON_Parse(text);
-    free(text);
-    ck_assert_msg(cJSON_Compare(tuned, cJSON_GetObjectItem(sweep_best, "params"), 1),
+    cJSON *tuned = read_json(path), *best = sweep_best();
+    ck_assert_msg(cJSON_Compare(tuned, cJSON_GetObjectItem(best, "params"), 1),
                   "canopy tune chose %s", cJSON_PrintUnformatted(tuned));
     cJSON_Delete(tuned);
-    cJSON_Delete(sweep_best);
+    cJSON_Delete(best);
 }
 
 // kill_after_a_promotion runs an ASHA sweep of the given search block (a
@@ -419,14 +430,7 @@ START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only
     ck_assert_int_ge(promotions, before_promotions);
     // The best trial's score is its 3 folds at 12 trees, not mixed with the
     // same folds at fewer trees.
-    char best[700];
-    ck_assert(results_file(best, sizeof best));
-    snprintf(strrchr(best, '/'), sizeof best - (size_t)(strrchr(best, '/') - best), "/best.json");
-    char *best_text = ts_read_file(best);
-    ck_assert_ptr_nonnull(best_text);
-    cJSON *b = cJSON_Parse(best_text);
-    free(best_text);
-    ck_assert_ptr_nonnull(b);
+    cJSON *b = sweep_best();
     int lines = tree_units(&reruns, (int)field(b, "trial"), &mean);
     ck_assert_double_eq_tol(field(b, "mean_accuracy"), mean, 1e-9);
     tune_names_the_sweeps_best();
