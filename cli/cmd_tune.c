@@ -40,6 +40,11 @@ static int resolve_data(const char *sweep_path, const char *data, char *out, siz
 static int cmp_trials(const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    // A finished score ranks above any partial one (a trial ASHA stopped).
+    bool fx = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "full_score")),
+         fy = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(y, "full_score"));
+    if (fx != fy)
+        return fx ? -1 : 1;
     double ax = cli_num(x, "mean_accuracy"), ay = cli_num(y, "mean_accuracy");
     if (ax != ay)
         return ax > ay ? -1 : 1;

@@ -27,6 +27,11 @@
 // is given a rung) written before its units are released, so a restarted
 // sweep rebuilds the same state from its log: it neither re-runs a finished
 // fold nor promotes a trial twice.
+//
+// Under ASHA's tree budget ("tree_budget": true) a forest rung also trains
+// fewer trees, so each rung runs its own folds: a trial has sum(b_r) units
+// laid out rung after rung (sweep_search.h), the task carries the rung's
+// "trees", and a trial's score is the mean of its highest rung's folds.
 #include "scheduler/sched_kinds_impl.h"
 
 #include <inttypes.h>
@@ -41,6 +46,7 @@
 #include "common/cn_log.h"
 #include "ml/csv.h"
 #include "ml/idx.h"
+#include "ml/rf.h"
 #include "scheduler/sweep_search.h"
 #include "scheduler/sweep_spec.h"
 
@@ -181,8 +187,10 @@ static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl
         bool halving = strcmp(w->spec->scheduler, "asha") == 0;
         if (halving)
             w->asha = asha_new(w->spec->n_trials, w->mlp ? w->spec->epochs : w->spec->folds,
-                               w->spec->eta);
-        w->upt = !w->mlp ? w->spec->folds : w->asha ? (uint32_t)asha_n_rungs(w->asha) : 1;
+                               w->spec->eta, w->spec->tree_budget ? w->spec->min_trees : 0);
+        w->upt = !w->mlp   ? (w->asha ? (uint32_t)asha_units(w->asha) : w->spec->folds)
+                 : w->asha ? (uint32_t)asha_n_rungs(w->asha)
+                           : 1;
         w->n_units = w->spec->n_trials * w->upt;
         w->units = calloc(w->n_units, sizeof *w->units);
         w->on_demand = halving || w->spec->space != NULL;
@@ -218,10 +226,37 @@ static double num(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+// tree_budget: the forest's rungs also train fewer trees, each rung its
+// own folds (sweep_search.h), so a unit is a (rung, fold) and not a fold.
+static bool tree_budget(const sweep *w)
+{
+    return w->asha && w->spec->tree_budget;
+}
+
 // unit_key: what a unit is called in records and tasks.
 static const char *unit_key(const sweep *w)
 {
-    return w->mlp ? "unit" : "fold";
+    return w->mlp || tree_budget(w) ? "unit" : "fold";
+}
+
+// unit_fold: the cross-validation fold of a forest trial's unit u.
+static uint32_t unit_fold(const sweep *w, size_t u)
+{
+    return tree_budget(w) ? (uint32_t)(u - asha_first_unit(w->asha, asha_unit_rung(w->asha, u)))
+                          : (uint32_t)u;
+}
+
+// trial_trees: the trees trial t's forest has at rung (its own
+// n_estimators, or the forest's default, at the top rung).
+static uint32_t trial_trees(const sweep *w, size_t t, size_t rung)
+{
+    cJSON *p = cJSON_Parse(w->spec->trials[t]);
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(p, "n_estimators");
+    uint32_t trees = cJSON_IsNumber(n) && n->valuedouble >= 1
+                         ? (uint32_t)n->valuedouble
+                         : (uint32_t)rf_params_default().n_estimators;
+    cJSON_Delete(p);
+    return asha_trees(w->asha, rung, trees);
 }
 
 // unit_index reads a record's (trial, unit) as an item index.
@@ -300,13 +335,36 @@ typedef struct trial_stat {
     const char *error;
 } trial_stat;
 
+// score_units finds the units of trial t whose scores make its score: all
+// of them, or, under the tree budget, the folds of its highest rung with a
+// fold done (scores of different tree counts are not mixed).
+static void score_units(const sweep *w, size_t t, uint32_t *lo, uint32_t *hi)
+{
+    *lo = 0;
+    *hi = w->upt;
+    for (size_t r = tree_budget(w) ? asha_n_rungs(w->asha) : 0; r-- > 0;) {
+        uint32_t first = (uint32_t)asha_first_unit(w->asha, r), b = asha_budget(w->asha, r);
+        for (uint32_t f = first; f < first + b; f++)
+            if (w->units[t * w->upt + f].done || r == 0) {
+                *lo = first;
+                *hi = first + b;
+                return;
+            }
+    }
+}
+
 static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
 {
     memset(ts, 0, sizeof *ts);
-    uint32_t k = w->upt;
+    uint32_t k = w->upt, lo, hi;
+    score_units(w, t, &lo, &hi);
     double sum = 0, sq = 0;
     for (uint32_t f = 0; f < k; f++) {
         const unit *u = &w->units[t * k + f];
+        if (u->done && (f < lo || f >= hi)) { // another rung's tree count: cost only
+            ts->seconds += u->fit_s + u->pred_s;
+            continue;
+        }
         if (u->done && w->mlp) { // the score of the highest unit (most epochs) done
             ts->folds_done = f + 1;
             ts->mean = u->acc;
@@ -344,6 +402,15 @@ static void trial_stats(const sweep *w, size_t t, trial_stat *ts)
     }
 }
 
+// full_score: ts is a trial's finished score (every fold at its own trees,
+// or an MLP's last unit). Under the tree budget the rung below the top has
+// every fold too, at fewer trees: only the top rung counts.
+static bool full_score(const sweep *w, const trial_stat *ts)
+{
+    return ts->folds_done == (w->mlp ? w->upt : w->spec->folds) &&
+           (!tree_budget(w) || (size_t)(ts->rung + 1) == asha_n_rungs(w->asha));
+}
+
 static size_t best_trial(const sweep *w)
 {
     size_t best = 0;
@@ -351,7 +418,7 @@ static size_t best_trial(const sweep *w)
     for (size_t t = 0; t < w->spec->n_trials; t++) {
         trial_stat ts;
         trial_stats(w, t, &ts);
-        if (!ts.failed && ts.folds_done == w->upt && ts.mean > best_acc) {
+        if (!ts.failed && full_score(w, &ts) && ts.mean > best_acc) {
             best_acc = ts.mean;
             best = t;
         }
@@ -369,6 +436,7 @@ static cJSON *trial_json(const sweep *w, size_t t)
     cJSON_AddNumberToObject(o, "folds_done", ts.folds_done);
     cJSON_AddNumberToObject(o, "rung", ts.rung);
     cJSON_AddBoolToObject(o, "stopped", ts.stopped);
+    cJSON_AddBoolToObject(o, "full_score", !ts.failed && full_score(w, &ts));
     cJSON_AddNumberToObject(o, "mean_accuracy", ts.mean);
     cJSON_AddNumberToObject(o, "std_accuracy", ts.std);
     cJSON_AddNumberToObject(o, "mean_balanced_accuracy", ts.bacc);
@@ -435,6 +503,9 @@ static void write_summaries(sched_job *j, sweep *w)
             stopped += ts.stopped;
         }
         cJSON_AddNumberToObject(m, "eta", w->spec->eta);
+        cJSON_AddBoolToObject(m, "tree_budget", tree_budget(w));
+        if (tree_budget(w))
+            cJSON_AddNumberToObject(m, "min_trees", w->spec->min_trees);
         cJSON_AddNumberToObject(m, "trials_stopped", (double)stopped);
     }
     cJSON_AddNumberToObject(m, "units", (double)w->n_units);
@@ -471,12 +542,15 @@ static uint32_t trial_units(const sweep *w, size_t t)
     if (w->asha == NULL)
         return w->upt;
     int g = asha_granted(w->asha, t);
-    return g < 0 ? 0 : w->mlp ? (uint32_t)g + 1 : asha_budget(w->asha, (size_t)g);
+    return g < 0 ? 0
+           : w->mlp
+               ? (uint32_t)g + 1
+               : (uint32_t)(asha_first_unit(w->asha, (size_t)g) + asha_budget(w->asha, (size_t)g));
 }
 
 // sync_rungs tells ASHA every rung trial t has completed: for a forest the
-// mean accuracy of its first b_r folds once they are all done, for an MLP
-// the score of unit r.
+// mean accuracy of rung r's b_r folds once they are all done (its first
+// folds, or under the tree budget its own), for an MLP the score of unit r.
 static void sync_rungs(sweep *w, size_t t)
 {
     if (w->asha == NULL)
@@ -487,17 +561,19 @@ static void sync_rungs(sweep *w, size_t t)
             asha_complete(w->asha, t, (size_t)r, w->units[t * k + (size_t)r].acc);
     for (int r = 0; !w->mlp && r <= asha_granted(w->asha, t); r++) {
         uint32_t b = asha_budget(w->asha, (size_t)r);
+        size_t first = t * k + asha_first_unit(w->asha, (size_t)r);
         double sum = 0;
         uint32_t f = 0;
-        while (f < b && w->units[t * k + f].done)
-            sum += w->units[t * k + f++].acc;
+        while (f < b && w->units[first + f].done)
+            sum += w->units[first + f++].acc;
         if (f < b)
             return;
         asha_complete(w->asha, t, (size_t)r, sum / b);
     }
 }
 
-// release_units queues trial t's held units among those it was given.
+// release_units queues trial t's held units among those it was given (a
+// prefix: rungs are laid out in order; releasing twice is harmless).
 static void release_units(sched_job *j, sweep *w, size_t t)
 {
     for (uint32_t f = 0; f < trial_units(w, t); f++)
@@ -516,6 +592,8 @@ static void log_decision(sched_job *j, const sweep *w, const char *type, size_t 
     cJSON_AddNumberToObject(o, "rung", (double)rung);
     if (w->asha)
         cJSON_AddNumberToObject(o, w->mlp ? "epochs" : "folds", asha_budget(w->asha, rung));
+    if (tree_budget(w))
+        cJSON_AddNumberToObject(o, "trees", trial_trees(w, t, rung));
     if (strcmp(type, "trial") == 0)
         cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[t]));
     cJSON_AddNumberToObject(o, "time_ms", (double)cn_wall_ms());
@@ -545,7 +623,7 @@ static void tpe_propose(sweep *w, size_t t)
             obs[n].pending = r < 0;
             obs[n].score = r + sc;
         } else {
-            obs[n].pending = ts.folds_done < w->upt;
+            obs[n].pending = !full_score(w, &ts);
             obs[n].score = ts.mean;
         }
         n++;
@@ -558,8 +636,19 @@ static void tpe_propose(sweep *w, size_t t)
     free(obs);
 }
 
+// finishing: ASHA's promotion toward the first full score once nothing
+// else is left to run (asha_finishing).
+static bool finishing(sched_job *j, const sweep *w, size_t *t, size_t *rung)
+{
+    size_t pending, leased;
+    sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
+    return w->asha && pending == 0 && leased == 0 && w->next_trial >= w->spec->n_trials &&
+           asha_finishing(w->asha, t, rung);
+}
+
 // feed releases work while fewer items are pending than worker slots wait
-// (at least one): a promotion first, else the next trial's first rung.
+// (at least one): a promotion first, else the next trial's first rung,
+// else, with nothing left, the promotion toward a first full score.
 static void feed(sched_job *j, sweep *w)
 {
     if (!w->on_demand || sched_job_state(j) != JOB_RUNNING)
@@ -569,7 +658,7 @@ static void feed(sched_job *j, sweep *w)
     sched_job_items(j, NULL, &pending, NULL, NULL, NULL);
     while (pending < want) {
         size_t t, rung;
-        if (w->asha && asha_promotable(w->asha, &t, &rung)) {
+        if (w->asha && (asha_promotable(w->asha, &t, &rung) || finishing(j, w, &t, &rung))) {
             log_decision(j, w, "promote", t, rung);
             asha_grant(w->asha, t, rung);
         } else if (w->next_trial < w->spec->n_trials) {
@@ -597,7 +686,7 @@ static bool all_ran(sched_job *j, const sweep *w)
     size_t pending, leased, t, rung;
     sched_job_items(j, NULL, &pending, &leased, NULL, NULL);
     return pending == 0 && leased == 0 && w->next_trial >= w->spec->n_trials &&
-           !(w->asha && asha_promotable(w->asha, &t, &rung));
+           !(w->asha && (asha_promotable(w->asha, &t, &rung) || finishing(j, w, &t, &rung)));
 }
 
 static void check_finished(sched_job *j, sweep *w)
@@ -630,8 +719,8 @@ static cn_err sweep_start(sched_job *j, char *err, size_t errlen)
         sync_rungs(w, t);
     }
     CN_INFO("sweep %s: %zu trials x %u %s = %zu units (%zu already done)%s%s", sched_job_id(j),
-            sp->n_trials, w->upt, w->mlp ? "units" : "folds", w->n_units, w->n_done,
-            w->asha ? ", ASHA" : "", sp->space ? ", TPE" : "");
+            sp->n_trials, w->upt, w->mlp || tree_budget(w) ? "units" : "folds", w->n_units,
+            w->n_done, w->asha ? ", ASHA" : "", sp->space ? ", TPE" : "");
     feed(j, w);
     check_finished(j, w);
     return CN_OK;
@@ -667,12 +756,15 @@ static char *sweep_task(sched_job *j, uint64_t item, uint32_t attempt)
         cJSON_Delete(m);
         return text;
     }
-    uint32_t k = w->spec->folds;
+    uint32_t k = w->upt;
+    size_t t = item / k, u = item % k;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "sweep_id", sched_job_id(j));
-    cJSON_AddNumberToObject(o, "trial", (double)(item / k));
-    cJSON_AddNumberToObject(o, "fold", (double)(item % k));
-    cJSON_AddNumberToObject(o, "folds", k);
+    cJSON_AddNumberToObject(o, "trial", (double)t);
+    cJSON_AddNumberToObject(o, "fold", (double)unit_fold(w, u));
+    cJSON_AddNumberToObject(o, "folds", w->spec->folds);
+    if (tree_budget(w)) // the rung's trees, in place of the trial's own
+        cJSON_AddNumberToObject(o, "trees", trial_trees(w, t, asha_unit_rung(w->asha, u)));
     cJSON_AddNumberToObject(o, "cv_seed", (double)w->spec->cv_seed);
     cJSON_AddBoolToObject(o, "shuffle", w->spec->shuffle);
     cJSON_AddItemToObject(o, "params", cJSON_Parse(w->spec->trials[item / k]));
@@ -704,6 +796,13 @@ static void log_unit(sched_job *j, const sweep *w, uint64_t item, uint64_t node,
     cJSON_DeleteItemFromObjectCaseSensitive(o, "ok");
     cJSON_AddNumberToObject(o, "trial", (double)(item / k));
     cJSON_AddNumberToObject(o, unit_key(w), (double)(item % k));
+    if (tree_budget(w)) { // the worker reports the trees it trained
+        size_t rung = asha_unit_rung(w->asha, item % k);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "fold");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "rung");
+        cJSON_AddNumberToObject(o, "rung", (double)rung);
+        cJSON_AddNumberToObject(o, "fold", (double)unit_fold(w, item % k));
+    }
     cJSON_AddBoolToObject(o, "ok", ok);
     if (!ok && !cJSON_HasObjectItem(o, "error"))
         cJSON_AddStringToObject(o, "error", error ? error : "failed");
@@ -791,7 +890,7 @@ static void sweep_status(sched_job *j, cJSON *out)
     size_t best = best_trial(w);
     trial_stats(w, best, &bst);
     cJSON_AddNumberToObject(out, "best_trial", (double)best);
-    cJSON_AddNumberToObject(out, "best_accuracy", bst.folds_done == w->upt ? bst.mean : -1);
+    cJSON_AddNumberToObject(out, "best_accuracy", full_score(w, &bst) ? bst.mean : -1);
 }
 
 static double sweep_progress_frac(sched_job *j)

@@ -298,7 +298,7 @@ static cn_err read_search(const cJSON *cv, const cJSON *search, const cJSON *lim
     cn_err e = CN_OK;
     int64_t folds = s->folds, cv_seed = 0, samples = s->samples, search_seed = 0, mc = 0,
             timeout = s->unit_timeout_s, retries = s->retries, eta = s->eta, startup = s->startup,
-            candidates = s->candidates;
+            candidates = s->candidates, min_trees = s->min_trees;
     char algorithm[CN_OPT_STRLEN], scheduler[CN_OPT_STRLEN];
     snprintf(algorithm, sizeof algorithm, "%s", s->algorithm);
     snprintf(scheduler, sizeof scheduler, "%s", s->scheduler);
@@ -312,6 +312,8 @@ static cn_err read_search(const cJSON *cv, const cJSON *search, const cJSON *lim
         {"seed", CN_OPT_INT, &search_seed, "search seed", 0, UINT32_MAX, NULL},
         {"scheduler", CN_OPT_CHOICE, scheduler, "trial scheduler", 0, 0, "fifo|asha"},
         {"eta", CN_OPT_INT, &eta, "ASHA reduction factor", 2, 10, NULL},
+        {"tree_budget", CN_OPT_BOOL, &s->tree_budget, "ASHA: fewer trees at low rungs", 0, 0, NULL},
+        {"min_trees", CN_OPT_INT, &min_trees, "ASHA: fewest trees at a rung", 1, 100000, NULL},
         {"startup", CN_OPT_INT, &startup, "TPE random start trials", 1, MAX_TRIALS, NULL},
         {"candidates", CN_OPT_INT, &candidates, "TPE draws per proposal", 1, 10000, NULL},
         CN_OPT_END};
@@ -334,6 +336,7 @@ static cn_err read_search(const cJSON *cv, const cJSON *search, const cJSON *lim
     s->eta = (uint32_t)eta;
     s->startup = (uint32_t)startup;
     s->candidates = (uint32_t)candidates;
+    s->min_trees = (uint32_t)min_trees;
     s->max_concurrent = (uint32_t)mc;
     s->unit_timeout_s = (uint32_t)timeout;
     s->retries = (uint32_t)retries;
@@ -408,6 +411,7 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
     s->eta = 3;
     s->startup = 10;
     s->candidates = 24;
+    s->min_trees = 10;
     s->unit_timeout_s = 1800;
     s->retries = 2;
     if ((e = read_sections(root, s, inner, sizeof inner)) != CN_OK)
@@ -449,6 +453,12 @@ cn_err sweep_spec_parse(const char *text, const char *origin, sweep_spec **out, 
                         it->string);
             goto done;
         }
+    }
+    if (s->tree_budget && (strcmp(s->scheduler, "asha") != 0 || strcmp(s->model, "mlp") == 0)) {
+        e = cn_errf(inner, sizeof inner, CN_EINVAL,
+                    "search.tree_budget: trees are a second budget of ASHA over a forest's folds; "
+                    "set \"scheduler\": \"asha\" with a forest model, or drop the key");
+        goto done;
     }
     if (strcmp(s->model, "mlp") == 0) {
         const cJSON *ep = fixed ? cJSON_GetObjectItemCaseSensitive(fixed, "epochs") : NULL;

@@ -52,6 +52,8 @@ typedef struct sweep_spec {
     uint64_t search_seed;      // (0)
     char scheduler[16];        // "fifo" (every trial runs every fold) | "asha"
     uint32_t eta;              // asha: 1/eta of a rung is promoted (3)
+    bool tree_budget;          // asha, forest: low rungs also train fewer trees (false)
+    uint32_t min_trees;        // tree_budget: the fewest trees at any rung (10)
     uint32_t startup;          // tpe: trials drawn at random before TPE proposes (10)
     uint32_t candidates;       // tpe: draws from the good density per proposal (24)
     struct sweep_space *space; // tpe: the parsed space (private)

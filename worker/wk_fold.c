@@ -13,7 +13,7 @@ cn_err wk_fold_task_read(const cJSON *doc, wk_fold_task *t, char *err, size_t er
     memset(t, 0, sizeof *t);
     char sweep_id[CN_OPT_STRLEN] = "", sha[CN_OPT_STRLEN] = "", label[CN_OPT_STRLEN] = "",
          drop[CN_OPT_STRLEN] = "";
-    int64_t trial = -1, fold = -1, folds = 0, cv_seed = 0, attempt = 0;
+    int64_t trial = -1, fold = -1, folds = 0, cv_seed = 0, attempt = 0, trees = 0;
     double data_size = 0;
     bool shuffle = true;
     const cJSON *params = NULL;
@@ -25,6 +25,7 @@ cn_err wk_fold_task_read(const cJSON *doc, wk_fold_task *t, char *err, size_t er
         {"cv_seed", CN_OPT_INT, &cv_seed, "fold split seed", 0, 9.007199254740992e15, NULL},
         {"shuffle", CN_OPT_BOOL, &shuffle, "shuffled folds", 0, 0, NULL},
         {"params", CN_OPT_OBJECT, &params, "forest parameters", 0, 0, NULL},
+        {"trees", CN_OPT_INT, &trees, "trees in place of params' n_estimators", 1, 1e6, NULL},
         {"data_sha256", CN_OPT_STRING, sha, "data set hash", 0, 0, NULL},
         {"data_size", CN_OPT_DOUBLE, &data_size, "data set bytes", 0, 0, NULL},
         {"label", CN_OPT_STRING, label, "label column", 0, 0, NULL},
@@ -46,6 +47,8 @@ cn_err wk_fold_task_read(const cJSON *doc, wk_fold_task *t, char *err, size_t er
     e = rf_params_from_json(&t->params, params, err, errlen);
     if (e != CN_OK)
         return e;
+    if (trees > 0)
+        t->params.n_estimators = (int)trees;
     snprintf(t->sweep_id, sizeof t->sweep_id, "%s", sweep_id);
     snprintf(t->data_sha256, sizeof t->data_sha256, "%s", sha);
     snprintf(t->label, sizeof t->label, "%s", label);
@@ -78,6 +81,7 @@ cn_err wk_fold_run(const wk_fold_task *t, const ds_dataset *d, int threads, cJSO
     cJSON_AddNumberToObject(o, "predict_seconds", fr.predict_seconds);
     cJSON_AddNumberToObject(o, "n_train", (double)fr.n_train);
     cJSON_AddNumberToObject(o, "n_test", (double)fr.n_test);
+    cJSON_AddNumberToObject(o, "trees", p.n_estimators);
     cJSON *cm = cJSON_AddArrayToObject(o, "confusion");
     size_t cells = (size_t)d->n_classes * (size_t)d->n_classes;
     for (size_t i = 0; i < cells; i++)

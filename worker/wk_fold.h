@@ -28,14 +28,15 @@ typedef struct wk_fold_task {
     char drop[256];       // comma-separated columns to drop
 } wk_fold_task;
 
-// wk_fold_task_read reads a task document. Errors: CN_EINVAL with err
-// naming the key ("task: key \"folds\": ...").
+// wk_fold_task_read reads a task document. An optional "trees" (ASHA's
+// tree budget: a low rung's smaller forest) replaces params.n_estimators. Errors: CN_EINVAL with
+// err naming the key ("task: key \"folds\": ...").
 cn_err wk_fold_task_read(const cJSON *doc, wk_fold_task *out, char *err, size_t errlen);
 
 // wk_fold_run fits and scores the fold of t on d with `threads` threads and
 // returns the result document in *result (caller frees): accuracy,
 // balanced_accuracy, macro_f1, fit_seconds, predict_seconds, n_train,
-// n_test, confusion. Errors: those of cv_eval_fold.
+// n_test, trees (the forest's), confusion. Errors: those of cv_eval_fold.
 cn_err wk_fold_run(const wk_fold_task *t, const ds_dataset *d, int threads, cJSON **result,
                    char *err, size_t errlen);
 

@@ -2,7 +2,8 @@
 // worker killed mid-sweep (its unit is re-queued, a worker that joins late
 // gets work, no unit is recorded twice) and a scheduler killed and resumed
 // (nothing finished is redone), also under ASHA and TPE (no trial is started
-// or promoted twice), and a sweep whose trials are MLP training runs scored
+// or promoted twice) and under ASHA's tree budget (a promoted trial re-runs
+// its folds at its new rung's trees, once), and a sweep whose trials are MLP training runs scored
 // on a validation split of a small Fashion-MNIST slice.
 #include <check.h>
 #include <cjson/cJSON.h>
@@ -257,19 +258,56 @@ static bool promoted_once(void *arg)
     return results_file(path, sizeof path) && ts_file_contains(path, "\"promote\"");
 }
 
-START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
+// read_json parses the file at path, failing the test when it cannot.
+static cJSON *read_json(const char *path)
+{
+    char *text = ts_read_file(path);
+    ck_assert_msg(text != NULL, "cannot read %s", path);
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    ck_assert_msg(o != NULL, "%s is not JSON", path);
+    return o;
+}
+
+// sweep_best reads the best.json the scheduler wrote beside the results log.
+static cJSON *sweep_best(void)
+{
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    snprintf(strrchr(path, '/'), sizeof path - (size_t)(strrchr(path, '/') - path), "/best.json");
+    return read_json(path);
+}
+
+// tune_names_the_sweeps_best checks that canopy tune's best.json names the
+// sweep's best trial: a stopped trial's partial score does not outrank a
+// full one.
+static void tune_names_the_sweeps_best(void)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/best.json", dir);
+    cJSON *tuned = read_json(path), *best = sweep_best();
+    ck_assert_msg(cJSON_Compare(tuned, cJSON_GetObjectItem(best, "params"), 1),
+                  "canopy tune chose %s", cJSON_PrintUnformatted(tuned));
+    cJSON_Delete(tuned);
+    cJSON_Delete(best);
+}
+
+// kill_after_a_promotion runs an ASHA sweep of the given search block (a
+// JSON object's members) on two workers and kills the scheduler and canopy
+// tune once a promotion is recorded.
+static void kill_after_a_promotion(const char *name, const char *search)
 {
     char data[512], text[2048];
     ts_source_path("data/covertype-kaggle-train.csv.gz", data, sizeof data);
-    snprintf(text, sizeof text,
-             "{\"name\": \"asha\", \"data\": {\"path\": \"%s\"},"
-             " \"cv\": {\"folds\": %d, \"seed\": 3},"
-             " \"fixed\": {\"n_estimators\": 12},"
-             " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
-             "             \"bootstrap\": {\"choice\": [true, false]}},"
-             " \"search\": {\"algorithm\": \"tpe\", \"samples\": %d, \"seed\": 5,"
-             "             \"startup\": 3, \"scheduler\": \"asha\", \"eta\": 2}}",
-             data, FOLDS, TRIALS - 1);
+    snprintf(
+        text, sizeof text,
+        "{\"name\": \"%s\", \"data\": {\"path\": \"%s\"},"
+        " \"cv\": {\"folds\": %d, \"seed\": 3},"
+        " \"fixed\": {\"n_estimators\": 12},"
+        " \"space\": {\"max_features\": {\"uniform\": [0.1, 0.7]},"
+        "             \"bootstrap\": {\"choice\": [true, false]}},"
+        " \"search\": {\"samples\": %d, \"seed\": 5, \"scheduler\": \"asha\", \"eta\": 2, %s}}",
+        name, data, FOLDS, TRIALS - 1, search);
     ts_write_file(spec, text);
     pid_t s = start_scheduler();
     start_worker("w1");
@@ -282,18 +320,31 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
     ts_kill(tune, SIGKILL);
     ts_wait_exit(s, 5000, NULL);
     ts_wait_exit(tune, 5000, NULL);
+}
+
+// resume_to_the_end restarts the scheduler and follows the sweep with
+// canopy tune --resume until it ends well.
+static void resume_to_the_end(void)
+{
+    start_scheduler();
+    char out[400];
+    snprintf(out, sizeof out, "%s/tune2.txt", dir);
+    pid_t tune = start_tune("--resume", out);
+    int st;
+    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
+                  out);
+}
+
+START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
+{
+    kill_after_a_promotion("asha", "\"algorithm\": \"tpe\", \"startup\": 3");
     int before_distinct, before_promotions;
     int before = count_units(&before_distinct, NULL, NULL);
     ck_assert_int_eq(before, before_distinct);
     int before_started = decisions(&before_promotions);
     ck_assert_int_ge(before_promotions, 1);
-    start_scheduler();
-    snprintf(out, sizeof out, "%s/tune2.txt", dir);
-    tune = start_tune("--resume", out);
-    int st;
-    ck_assert_msg(ts_wait_exit(tune, 240000, &st), "the resumed sweep did not finish");
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "canopy tune --resume failed (see %s)",
-                  out);
+    resume_to_the_end();
     int distinct, promotions;
     int lines = count_units(&distinct, NULL, NULL);
     ck_assert_int_eq(lines, distinct); // nothing recorded before the crash ran again
@@ -305,6 +356,88 @@ START_TEST(test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes)
     char csv[400];
     snprintf(csv, sizeof csv, "%s/trials.csv", dir);
     ck_assert(ts_file_contains(csv, "folds_done,rung,stopped,"));
+    tune_names_the_sweeps_best();
+}
+END_TEST
+
+// Tree budget with 3 folds, eta 2, 12 trees and min_trees 2: rungs of 1,
+// 2, 3, 3 folds at 2, 3, 6, 12 trees, laid out as units 0 | 1 2 | 3 4 5 |
+// 6 7 8.
+#define TB_UNITS 9
+#define TB_TOP 3
+static const int tb_rung[TB_UNITS] = {0, 1, 1, 2, 2, 2, 3, 3, 3},
+                 tb_first[TB_TOP + 1] = {0, 1, 3, 6}, tb_trees[TB_TOP + 1] = {2, 3, 6, 12};
+
+// field returns o's number under key, failing the test when it is missing.
+static double field(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, key);
+    ck_assert_msg(cJSON_IsNumber(v), "no number \"%s\" in %s", key, cJSON_PrintUnformatted(o));
+    return v->valuedouble;
+}
+
+// tree_units checks every unit recorded under the tree budget (its rung,
+// fold and the trees the worker trained; none recorded twice), counts the
+// units and the rung-1 re-runs of fold 0 in *reruns, and returns the mean
+// accuracy of trial best's top-rung folds in *best_mean.
+static int tree_units(int *reruns, int best, double *best_mean)
+{
+    char path[700];
+    ck_assert(results_file(path, sizeof path));
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    int seen[TRIALS][TB_UNITS] = {{0}}, n = 0, top = 0;
+    double sum = 0;
+    *reruns = 0;
+    char line[8192];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        if (o && cJSON_IsTrue(cJSON_GetObjectItem(o, "ok"))) {
+            int t = (int)field(o, "trial");
+            int u = (int)field(o, "unit");
+            ck_assert(t >= 0 && t < TRIALS && u >= 0 && u < TB_UNITS);
+            ck_assert_msg(seen[t][u]++ == 0, "trial %d unit %d ran twice", t, u);
+            int r = tb_rung[u];
+            ck_assert_int_eq((int)field(o, "rung"), r);
+            ck_assert_int_eq((int)field(o, "fold"), u - tb_first[r]);
+            ck_assert_int_eq((int)field(o, "trees"), tb_trees[r]);
+            *reruns += u == tb_first[1] && seen[t][0];
+            if (t == best && r == TB_TOP) {
+                sum += field(o, "accuracy");
+                top++;
+            }
+            n++;
+        }
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    *best_mean = top ? sum / top : -1;
+    return n;
+}
+
+START_TEST(test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only_once)
+{
+    kill_after_a_promotion("trees", "\"algorithm\": \"random\", \"tree_budget\": true, "
+                                    "\"min_trees\": 2");
+    int before_promotions, reruns;
+    double mean;
+    int before = tree_units(&reruns, -1, &mean);
+    decisions(&before_promotions);
+    ck_assert_int_ge(before_promotions, 1);
+    resume_to_the_end();
+    int promotions;
+    ck_assert_int_eq(decisions(&promotions), TRIALS); // every trial started once, no rung twice
+    ck_assert_int_ge(promotions, before_promotions);
+    // The best trial's score is its 3 folds at 12 trees, not mixed with the
+    // same folds at fewer trees.
+    cJSON *b = sweep_best();
+    int lines = tree_units(&reruns, (int)field(b, "trial"), &mean);
+    ck_assert_double_eq_tol(field(b, "mean_accuracy"), mean, 1e-9);
+    tune_names_the_sweeps_best();
+    cJSON_Delete(b);
+    ck_assert_int_gt(lines, before);
+    ck_assert_int_ge(reruns, 1);                // promoted trials ran fold 0 again at 3 trees
+    ck_assert_int_lt(lines, TRIALS * TB_UNITS); // some trials were stopped early
 }
 END_TEST
 
@@ -401,6 +534,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_sweep_survives_a_killed_worker_and_a_late_joiner);
     tcase_add_test(t, test_sweep_resumes_after_the_scheduler_is_killed);
     tcase_add_test(t, test_a_resumed_asha_tpe_sweep_neither_reruns_nor_repromotes);
+    tcase_add_test(t, test_a_resumed_tree_budget_sweep_reruns_promotions_at_more_trees_only_once);
     tcase_add_test(t, test_an_mlp_trial_sweep_scores_trials_on_a_validation_split);
     tcase_add_test(t, test_invalid_sweep_is_rejected_before_anything_runs);
     suite_add_tcase(s, t);

@@ -29,19 +29,19 @@ static int complete(asha *a, size_t t, size_t r, double score, size_t *rung)
 
 START_TEST(test_asha_rungs_double_then_end_at_every_fold)
 {
-    asha *a = asha_new(4, 5, 2);
+    asha *a = asha_new(4, 5, 2, 0);
     ck_assert_uint_eq(asha_n_rungs(a), 4);
     uint32_t want2[] = {1, 2, 4, 5};
     for (size_t r = 0; r < 4; r++)
         ck_assert_uint_eq(asha_budget(a, r), want2[r]);
     asha_free(a);
-    a = asha_new(4, 5, 3);
+    a = asha_new(4, 5, 3, 0);
     ck_assert_uint_eq(asha_n_rungs(a), 3);
     uint32_t want3[] = {1, 3, 5};
     for (size_t r = 0; r < 3; r++)
         ck_assert_uint_eq(asha_budget(a, r), want3[r]);
     asha_free(a);
-    a = asha_new(1, 1, 3); // one fold: one rung
+    a = asha_new(1, 1, 3, 0); // one fold: one rung
     ck_assert_uint_eq(asha_n_rungs(a), 1);
     asha_free(a);
 }
@@ -49,7 +49,7 @@ END_TEST
 
 START_TEST(test_asha_eta_2_promotes_the_top_half_as_results_arrive)
 {
-    asha *a = asha_new(4, 5, 2);
+    asha *a = asha_new(4, 5, 2, 0);
     size_t rung;
     for (size_t t = 0; t < 4; t++)
         asha_grant(a, t, 0);
@@ -83,7 +83,7 @@ END_TEST
 
 START_TEST(test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs)
 {
-    asha *a = asha_new(8, 5, 3);
+    asha *a = asha_new(8, 5, 3, 0);
     size_t rung;
     for (size_t t = 0; t < 7; t++)
         asha_grant(a, t, 0);
@@ -118,6 +118,94 @@ START_TEST(test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs)
     ck_assert(!asha_promotable(a, &t2, &rung));
     for (size_t s = 1; s <= 4; s++) // stopped at rung 0
         ck_assert_int_eq(asha_granted(a, s), 0);
+    asha_free(a);
+}
+END_TEST
+
+START_TEST(test_asha_tree_budget_gives_each_rung_its_folds_and_trees)
+{
+    asha *a = asha_new(4, 5, 3, 0); // folds only: rungs share folds
+    ck_assert_uint_eq(asha_units(a), 5);
+    for (size_t r = 0; r < 3; r++) {
+        ck_assert_uint_eq(asha_first_unit(a, r), 0);
+        ck_assert_uint_eq(asha_trees(a, r, 100), 100);
+    }
+    ck_assert_uint_eq(asha_unit_rung(a, 2), 1); // fold 2 is first needed at rung 1
+    asha_free(a);
+    // eta 3, 5 folds, at least 10 trees: 1, 3, 5, 5 folds at 1/27, 1/9, 1/3
+    // and all the trees, laid out as units 0 | 1 2 3 | 4..8 | 9..13.
+    a = asha_new(4, 5, 3, 10);
+    ck_assert_uint_eq(asha_n_rungs(a), 4);
+    ck_assert_uint_eq(asha_units(a), 14);
+    size_t first[] = {0, 1, 4, 9};
+    uint32_t folds[] = {1, 3, 5, 5}, trees100[] = {10, 11, 33, 100}, trees270[] = {10, 30, 90, 270},
+             trees20[] = {10, 10, 10, 20};
+    for (size_t r = 0; r < 4; r++) {
+        ck_assert_uint_eq(asha_budget(a, r), folds[r]);
+        ck_assert_uint_eq(asha_first_unit(a, r), first[r]);
+        ck_assert_uint_eq(asha_trees(a, r, 100), trees100[r]); // rung 0: min_trees
+        ck_assert_uint_eq(asha_trees(a, r, 270), trees270[r]);
+        ck_assert_uint_eq(asha_trees(a, r, 20), trees20[r]);
+        ck_assert_uint_eq(asha_trees(a, r, 4), 4); // never more than the trial's
+    }
+    size_t rung_of[] = {0, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3};
+    for (size_t u = 0; u < 14; u++)
+        ck_assert_uint_eq(asha_unit_rung(a, u), rung_of[u]);
+    asha_free(a);
+    // eta 2, 3 folds: 1, 2, 3, 3 folds at 1/8, 1/4, 1/2 and all of 160 trees.
+    a = asha_new(2, 3, 2, 1);
+    ck_assert_uint_eq(asha_units(a), 9);
+    uint32_t trees160[] = {20, 40, 80, 160};
+    size_t first2[] = {0, 1, 3, 6};
+    for (size_t r = 0; r < 4; r++) {
+        ck_assert_uint_eq(asha_trees(a, r, 160), trees160[r]);
+        ck_assert_uint_eq(asha_first_unit(a, r), first2[r]);
+    }
+    asha_free(a);
+}
+END_TEST
+
+START_TEST(test_asha_finishing_carries_the_best_stopped_trial_to_a_full_score)
+{
+    // 3 trials, 4 rungs (tree budget): floor(1 / 3) = 0 above rung 0, so
+    // only the finishing promotions take the best to the top.
+    asha *a = asha_new(3, 5, 3, 10);
+    size_t t, rung;
+    ck_assert(!asha_finishing(a, &t, &rung)); // nothing completed
+    for (size_t i = 0; i < 3; i++)
+        asha_grant(a, i, 0);
+    asha_complete(a, 0, 0, 0.50);
+    asha_complete(a, 1, 0, 0.70);
+    asha_complete(a, 2, 0, 0.60);
+    ck_assert(asha_promotable(a, &t, &rung));
+    ck_assert_uint_eq(t, 1);
+    asha_grant(a, 1, 1);
+    asha_complete(a, 1, 1, 0.40); // alone on rung 1
+    ck_assert(!asha_promotable(a, &t, &rung));
+    ck_assert(asha_finishing(a, &t, &rung)); // the highest rung reached goes first
+    ck_assert_uint_eq(t, 1);
+    ck_assert_uint_eq(rung, 2);
+    asha_grant(a, 1, 2);
+    asha_complete(a, 1, 2, 0.45);
+    ck_assert(asha_finishing(a, &t, &rung));
+    ck_assert_uint_eq(t, 1);
+    ck_assert_uint_eq(rung, 3);
+    asha_grant(a, 1, 3);
+    ck_assert(!asha_finishing(a, &t, &rung)); // one trial has the top rung
+    asha_free(a);
+    // Two stopped on rung 1: the better (ties: lower index) goes on.
+    a = asha_new(6, 5, 3, 10);
+    for (size_t i = 0; i < 6; i++) {
+        asha_grant(a, i, 0);
+        asha_complete(a, i, 0, 0.1 * (double)i);
+    }
+    asha_grant(a, 5, 1);
+    asha_grant(a, 4, 1);
+    asha_complete(a, 5, 1, 0.3);
+    asha_complete(a, 4, 1, 0.3);
+    ck_assert(asha_finishing(a, &t, &rung));
+    ck_assert_uint_eq(t, 4);
+    ck_assert_uint_eq(rung, 2);
     asha_free(a);
 }
 END_TEST
@@ -318,6 +406,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_asha_rungs_double_then_end_at_every_fold);
     tcase_add_test(t, test_asha_eta_2_promotes_the_top_half_as_results_arrive);
     tcase_add_test(t, test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs);
+    tcase_add_test(t, test_asha_tree_budget_gives_each_rung_its_folds_and_trees);
+    tcase_add_test(t, test_asha_finishing_carries_the_best_stopped_trial_to_a_full_score);
     tcase_add_test(t, test_tpe_finds_the_optimum_region_more_often_than_random);
     tcase_add_test(t, test_tpe_is_deterministic_and_the_liar_spreads_pending_proposals);
     tcase_add_test(t, test_tpe_proposes_choices_and_integers_from_the_space);

@@ -155,6 +155,18 @@ START_TEST(test_search_block_errors_say_what_to_write)
     parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
                 " \"search\": {\"scheduler\": \"hyperband\"}}",
                 CN_EINVAL, "fifo|asha");
+    parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
+                " \"search\": {\"tree_budget\": true}}",
+                CN_EINVAL,
+                "t.json: search.tree_budget: trees are a second budget of ASHA over a forest's "
+                "folds; set \"scheduler\": \"asha\" with a forest model, or drop the key");
+    parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
+                " \"search\": {\"scheduler\": \"asha\", \"tree_budgets\": true}}",
+                CN_EINVAL, "did you mean \"tree_budget\"");
+    parse_fails("{\"name\": \"x\", \"data\": {\"path\": \"d.csv\"},"
+                " \"search\": {\"scheduler\": \"asha\", \"tree_budget\": true, "
+                "\"min_trees\": 0}}",
+                CN_EINVAL, "search: key \"min_trees\": 0 is out of range (allowed: 1..100000)");
 }
 END_TEST
 

@@ -154,6 +154,16 @@ START_TEST(test_fold_run_scores_a_fold)
     ck_assert_double_gt(cJSON_GetObjectItem(res, "accuracy")->valuedouble, 0.9);
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(res, "confusion")), 4);
     ck_assert_double_eq(cJSON_GetObjectItem(res, "n_test")->valuedouble, 40);
+    ck_assert_double_eq(cJSON_GetObjectItem(res, "trees")->valuedouble, 5);
+    cJSON_Delete(res);
+    cJSON_Delete(doc);
+    // ASHA's tree budget: the task's trees replace the trial's n_estimators.
+    doc = cJSON_Parse("{\"trial\": 0, \"fold\": 1, \"folds\": 3, \"trees\": 2, \"params\": "
+                      "{\"n_estimators\": 5}, \"data_sha256\": \"x\", \"label\": \"y\"}");
+    ck_assert_int_eq(wk_fold_task_read(doc, &t, err, sizeof err), CN_OK);
+    ck_assert_int_eq(t.params.n_estimators, 2);
+    ck_assert_int_eq(wk_fold_run(&t, d, 1, &res, err, sizeof err), CN_OK);
+    ck_assert_double_eq(cJSON_GetObjectItem(res, "trees")->valuedouble, 2);
     cJSON_Delete(res);
     cJSON_Delete(doc);
     ds_dataset_free(d);
