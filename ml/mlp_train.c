@@ -19,7 +19,13 @@
 // that is not scheduled simply claims nothing. Phase B reads activations and
 // dZ but never the parameters, so stepping them there is safe.
 //
-// Waits spin with PAUSE for a while and then sleep in futex(2).
+// Waits spin with PAUSE for up to SPIN_NS and then sleep in futex(2). The
+// budget is time, not a count of PAUSEs (whose latency differs tenfold
+// between CPUs), and long enough that neither thread sleeps between the
+// phases and steps of a training loop: waking a sleeping thread took
+// 0.4 ms here (a 2-vCPU VM), longer than half a step, and a worker that
+// slept at the end of most steps made two threads slower than one. Idle
+// threads (between epochs, during evaluation) sleep after SPIN_NS.
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
@@ -30,10 +36,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/cn_clock.h"
 #include "ml/mlp.h"
 #include "ml/mlp_impl.h"
 
-#define SPIN_LIMIT 4000    // PAUSE iterations before sleeping
+#define SPIN_NS 2000000    // spinning before sleeping (2 ms)
+#define SPIN_CHECK 64      // PAUSEs between looks at the clock
 #define CHUNK_FLOATS 32768 // weights per phase-B item (128 KB)
 #define CACHE_LINE 64
 
@@ -88,6 +96,26 @@ static void cpu_relax(void)
 #endif
 }
 
+// spin_until spins until *w == v (eq != 0) or *w != v (eq == 0), for at most
+// SPIN_NS, and returns the last value it read.
+static unsigned spin_until(atomic_uint *w, unsigned v, int eq)
+{
+    uint64_t deadline = 0;
+    for (unsigned i = 1;; i++) {
+        unsigned cur = atomic_load_explicit(w, memory_order_acquire);
+        if ((cur == v) == (eq != 0))
+            return cur;
+        cpu_relax();
+        if (i % SPIN_CHECK == 0) {
+            uint64_t now = cn_now_ns();
+            if (deadline == 0)
+                deadline = now + SPIN_NS;
+            else if (now >= deadline)
+                return cur;
+        }
+    }
+}
+
 static void futex_wait(atomic_uint *w, unsigned v)
 {
     syscall(SYS_futex, (unsigned *)w, FUTEX_WAIT_PRIVATE, v, NULL, NULL, 0);
@@ -101,11 +129,8 @@ static void futex_wake_all(atomic_uint *w)
 // wait_eq returns once *w == target.
 static void wait_eq(atomic_uint *w, unsigned target, atomic_uint *sleepers)
 {
-    for (int i = 0; i < SPIN_LIMIT; i++) {
-        if (atomic_load_explicit(w, memory_order_acquire) == target)
-            return;
-        cpu_relax();
-    }
+    if (spin_until(w, target, 1) == target)
+        return;
     atomic_fetch_add(sleepers, 1); // seq_cst: ordered against post's check
     for (;;) {
         unsigned v = atomic_load(w);
@@ -268,11 +293,7 @@ static void *worker_main(void *arg)
     mlp_trainer *tr = w->tr;
     unsigned seen = 0;
     for (;;) {
-        unsigned j = atomic_load_explicit(&tr->job, memory_order_acquire);
-        for (int i = 0; i < SPIN_LIMIT && j == seen; i++) {
-            cpu_relax();
-            j = atomic_load_explicit(&tr->job, memory_order_acquire);
-        }
+        unsigned j = spin_until(&tr->job, seen, 0);
         if (j == seen) {
             atomic_fetch_add(&tr->sleep_job, 1);
             while ((j = atomic_load(&tr->job)) == seen)
