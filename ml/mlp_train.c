@@ -19,13 +19,13 @@
 // that is not scheduled simply claims nothing. Phase B reads activations and
 // dZ but never the parameters, so stepping them there is safe.
 //
-// Waits spin with PAUSE for up to SPIN_NS and then sleep in futex(2). The
-// budget is time, not a count of PAUSEs (whose latency differs tenfold
-// between CPUs), and long enough that neither thread sleeps between the
-// phases and steps of a training loop: waking a sleeping thread took
-// 0.4 ms here (a 2-vCPU VM), longer than half a step, and a worker that
-// slept at the end of most steps made two threads slower than one. Idle
-// threads (between epochs, during evaluation) sleep after SPIN_NS.
+// Waits spin with PAUSE and then sleep in futex(2). The budget is time, not
+// a count of PAUSEs (whose latency differs tenfold between CPUs): SPIN_NS
+// inside a call, long enough that no thread sleeps between the phases of a
+// step, and the trainer's idle spin between calls (mlp_trainer_set_idle_spin;
+// a training loop sets 2 ms: waking a sleeping thread took 0.4 ms on a 2-vCPU
+// VM, more than half a step, and a worker that slept at the end of most
+// steps made two threads slower than one).
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
@@ -40,7 +40,7 @@
 #include "ml/mlp.h"
 #include "ml/mlp_impl.h"
 
-#define SPIN_NS 2000000    // spinning before sleeping (2 ms)
+#define SPIN_NS 2000000    // spinning inside a call before sleeping (2 ms)
 #define SPIN_CHECK 64      // PAUSEs between looks at the clock
 #define CHUNK_FLOATS 32768 // weights per phase-B item (128 KB)
 #define CACHE_LINE 64
@@ -87,6 +87,7 @@ struct mlp_trainer {
     _Alignas(CACHE_LINE) atomic_uint job; // futex word idle workers wait on
     atomic_uint sleep_job;
     atomic_int stop;
+    _Atomic uint64_t idle_spin_ns; // spin for the next job before sleeping
 };
 
 static void cpu_relax(void)
@@ -97,8 +98,8 @@ static void cpu_relax(void)
 }
 
 // spin_until spins until *w == v (eq != 0) or *w != v (eq == 0), for at most
-// SPIN_NS, and returns the last value it read.
-static unsigned spin_until(atomic_uint *w, unsigned v, int eq)
+// about ns, and returns the last value it read.
+static unsigned spin_until(atomic_uint *w, unsigned v, int eq, uint64_t ns)
 {
     uint64_t deadline = 0;
     for (unsigned i = 1;; i++) {
@@ -109,7 +110,7 @@ static unsigned spin_until(atomic_uint *w, unsigned v, int eq)
         if (i % SPIN_CHECK == 0) {
             uint64_t now = cn_now_ns();
             if (deadline == 0)
-                deadline = now + SPIN_NS;
+                deadline = now + ns;
             else if (now >= deadline)
                 return cur;
         }
@@ -129,7 +130,7 @@ static void futex_wake_all(atomic_uint *w)
 // wait_eq returns once *w == target.
 static void wait_eq(atomic_uint *w, unsigned target, atomic_uint *sleepers)
 {
-    if (spin_until(w, target, 1) == target)
+    if (spin_until(w, target, 1, SPIN_NS) == target)
         return;
     atomic_fetch_add(sleepers, 1); // seq_cst: ordered against post's check
     for (;;) {
@@ -293,7 +294,8 @@ static void *worker_main(void *arg)
     mlp_trainer *tr = w->tr;
     unsigned seen = 0;
     for (;;) {
-        unsigned j = spin_until(&tr->job, seen, 0);
+        unsigned j = spin_until(&tr->job, seen, 0,
+                                atomic_load_explicit(&tr->idle_spin_ns, memory_order_relaxed));
         if (j == seen) {
             atomic_fetch_add(&tr->sleep_job, 1);
             while ((j = atomic_load(&tr->job)) == seen)
@@ -399,6 +401,7 @@ mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
     atomic_init(&tr->job, 0);
     atomic_init(&tr->sleep_job, 0);
     atomic_init(&tr->stop, 0);
+    atomic_init(&tr->idle_spin_ns, MLP_IDLE_SPIN_NS);
     for (int t = 1; t < threads; t++) {
         tr->workers[t].tr = tr;
         if (pthread_create(&tr->workers[t].th, NULL, worker_main, &tr->workers[t]) != 0) {
@@ -446,6 +449,11 @@ int mlp_trainer_max_batch(const mlp_trainer *tr)
 void mlp_trainer_set_kernel(mlp_trainer *tr, mlp_kernel k)
 {
     tr->kernel = k;
+}
+
+void mlp_trainer_set_idle_spin(mlp_trainer *tr, uint64_t ns)
+{
+    atomic_store_explicit(&tr->idle_spin_ns, ns, memory_order_relaxed);
 }
 
 void mlp_trainer_grad(mlp_trainer *tr, const float *params, const mlp_batch *b, float *grad,
