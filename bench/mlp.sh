@@ -10,8 +10,15 @@
 # BLAS: canopy picks the OpenBLAS core the CPU supports (re-executing itself
 # with OPENBLAS_CORETYPE when OpenBLAS fell back to a generic one; see
 # `canopy version`). Debian's PyTorch calls sgemm in the same system
-# OpenBLAS, so it runs with the same core and BLAS thread count, and each
-# side prints the kernels it used.
+# OpenBLAS, so it runs with the same core, and each side prints the kernels
+# it used.
+#
+# PyTorch gets its best thread setting: at N > 1 threads it runs with every
+# split of the N cores between its own intra-op threads (torch.set_num_threads)
+# and OpenBLAS's threads that does not oversubscribe them, plus N of each
+# (the default a user gets), and the best median counts. Its intra-op pool
+# and OpenBLAS's pool both spin, so N of each on N cores can be 5-10x slower
+# than one of them alone.
 #
 # usage: bench/mlp.sh            (from the repository root)
 # env:   BUILD (default build-bench-mlp), CANOPY_BIN (use this canopy binary),
@@ -66,23 +73,48 @@ blas_env() { # blas_env THREADS CMD...: run CMD with the shared BLAS settings
     fi
 }
 
+# torch_settings N: the "BLAS_THREADS:TORCH_THREADS" settings PyTorch runs
+# with at N threads.
+torch_settings() {
+    if [ "$1" = 1 ]; then
+        echo 1:1
+    else
+        echo "$1:1 1:$1 $1:$1"
+    fi
+}
+
+TORCH_RUNS=$(mktemp)
+trap 'rm -f "$TORCH_RUNS"' EXIT
 c_best=0 c_acc=0 t_best=0 g_best=0
 for t in $THREADS; do
-    gs="" cs="" ts="" accs=""
+    gs="" cs="" accs=""
+    : >"$TORCH_RUNS" # one line per torch run: SETTING SAMPLES_PER_S
     for r in $(seq 1 "$ROUNDS"); do
         g=$(blas_env "$t" "$BUILD/bench/gemm_bound" --threads "$t" --seconds 2)
         gs="$gs $(printf '%s\n' "$g" | sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p')"
         j=$("$CANOPY" mlp train --threads "$t" --epochs "$EPOCHS" --json | tail -n 1)
         cs="$cs $(field samples_per_s "$j")"
         accs="$accs $(field test_acc "$j")"
-        jt=$(blas_env "$t" $PY bench/mlp_torch.py --threads "$t" --epochs "$TORCH_EPOCHS" | tail -n 1)
-        ts="$ts $(field samples_per_s "$jt")"
-        echo "  threads=$t round $r: gemm_bound $(echo "$gs" | awk '{print $NF}') canopy $(field samples_per_s "$j") torch $(field samples_per_s "$jt") samples/s | load $(bench_load)"
+        tline=""
+        for ts_set in $(torch_settings "$t"); do
+            jt=$(blas_env "${ts_set%%:*}" $PY bench/mlp_torch.py --threads "${ts_set#*:}" \
+                --epochs "$TORCH_EPOCHS" | tail -n 1)
+            echo "$ts_set $(field samples_per_s "$jt")" >>"$TORCH_RUNS"
+            tline="$tline torch[blas $(echo "$ts_set" | sed 's/:/, torch /')] $(field samples_per_s "$jt")"
+        done
+        echo "  threads=$t round $r: gemm_bound $(echo "$gs" | awk '{print $NF}') canopy $(field samples_per_s "$j")$tline samples/s | load $(bench_load)"
     done
     g=$(printf '%s\n' $gs | median)
     c=$(printf '%s\n' $cs | median)
-    tt=$(printf '%s\n' $ts | median)
-    echo "threads=$t medians: gemm_bound $g canopy $c torch $tt samples/s"
+    tt=0 tbest=""
+    for ts_set in $(torch_settings "$t"); do
+        m=$(awk -v k="$ts_set" '$1 == k { print $2 }' "$TORCH_RUNS" | median)
+        if [ "$(best "$m" "$tt")" = "$m" ]; then
+            tt=$m
+            tbest=$ts_set
+        fi
+    done
+    echo "threads=$t medians: gemm_bound $g canopy $c torch $tt samples/s (torch best at $(echo "$tbest" | sed 's/\(.*\):\(.*\)/BLAS threads \1, torch threads \2/'))"
     echo "  kernels: canopy sgemm in $(bench_blas "$CANOPY")"
     echo "  kernels: torch $(printf '%s\n' "$jt" | sed -n 's/.*"torch":"\([^"]*\)".*/\1/p') sgemm in $(printf '%s\n' "$jt" | sed -n 's/.*"blas":"\([^"]*\)".*/\1/p')"
     g_best=$(best "$g_best" "$g")

@@ -226,6 +226,7 @@ static int cmd_train(int argc, char **argv)
         rc = CLI_EXIT_FAILURE;
         goto out;
     }
+    mlp_trainer_set_idle_spin(tr, MLP_LOOP_SPIN_NS); // steps run back to back
     mlp_init_params(&s, params, (uint64_t)o.seed);
     char shape[128];
     mlp_shape_format(&s, shape, sizeof shape);

@@ -151,6 +151,15 @@ int mlp_trainer_threads(const mlp_trainer *tr);
 int mlp_trainer_max_batch(const mlp_trainer *tr);
 // mlp_trainer_set_kernel selects the GEMM kernel (MLP_KERNEL_BLAS default).
 void mlp_trainer_set_kernel(mlp_trainer *tr, mlp_kernel k);
+// mlp_trainer_set_idle_spin sets how long (ns) the worker threads spin for
+// the next call before they sleep (MLP_IDLE_SPIN_NS by default). A caller
+// that calls back to back, like a training loop on local data, should set
+// MLP_LOOP_SPIN_NS: waking a sleeping thread can cost more than half a step.
+// A caller that waits between calls (for the network, say) keeps the
+// default, so the idle threads leave the cores to other processes.
+#define MLP_IDLE_SPIN_NS 150000
+#define MLP_LOOP_SPIN_NS 2000000
+void mlp_trainer_set_idle_spin(mlp_trainer *tr, uint64_t ns);
 
 // mlp_trainer_grad is mlp_grad on tr's threads: the batch-mean cross-entropy
 // into *loss (if not NULL) and its gradient into grad (n_params, fully

@@ -19,7 +19,13 @@
 // that is not scheduled simply claims nothing. Phase B reads activations and
 // dZ but never the parameters, so stepping them there is safe.
 //
-// Waits spin with PAUSE for a while and then sleep in futex(2).
+// Waits spin with PAUSE and then sleep in futex(2). The budget is time, not
+// a count of PAUSEs (whose latency differs tenfold between CPUs): SPIN_NS
+// inside a call, long enough that no thread sleeps between the phases of a
+// step, and the trainer's idle spin between calls (mlp_trainer_set_idle_spin;
+// a training loop sets 2 ms: waking a sleeping thread took 0.4 ms on a 2-vCPU
+// VM, more than half a step, and a worker that slept at the end of most
+// steps made two threads slower than one).
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
@@ -30,10 +36,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/cn_clock.h"
 #include "ml/mlp.h"
 #include "ml/mlp_impl.h"
 
-#define SPIN_LIMIT 4000    // PAUSE iterations before sleeping
+#define SPIN_NS 2000000    // spinning inside a call before sleeping (2 ms)
+#define SPIN_CHECK 64      // PAUSEs between looks at the clock
 #define CHUNK_FLOATS 32768 // weights per phase-B item (128 KB)
 #define CACHE_LINE 64
 
@@ -79,6 +87,7 @@ struct mlp_trainer {
     _Alignas(CACHE_LINE) atomic_uint job; // futex word idle workers wait on
     atomic_uint sleep_job;
     atomic_int stop;
+    _Atomic uint64_t idle_spin_ns; // spin for the next job before sleeping
 };
 
 static void cpu_relax(void)
@@ -86,6 +95,26 @@ static void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+// spin_until spins until *w == v (eq != 0) or *w != v (eq == 0), for at most
+// about ns, and returns the last value it read.
+static unsigned spin_until(atomic_uint *w, unsigned v, int eq, uint64_t ns)
+{
+    uint64_t deadline = 0;
+    for (unsigned i = 1;; i++) {
+        unsigned cur = atomic_load_explicit(w, memory_order_acquire);
+        if ((cur == v) == (eq != 0))
+            return cur;
+        cpu_relax();
+        if (i % SPIN_CHECK == 0) {
+            uint64_t now = cn_now_ns();
+            if (deadline == 0)
+                deadline = now + ns;
+            else if (now >= deadline)
+                return cur;
+        }
+    }
 }
 
 static void futex_wait(atomic_uint *w, unsigned v)
@@ -101,11 +130,8 @@ static void futex_wake_all(atomic_uint *w)
 // wait_eq returns once *w == target.
 static void wait_eq(atomic_uint *w, unsigned target, atomic_uint *sleepers)
 {
-    for (int i = 0; i < SPIN_LIMIT; i++) {
-        if (atomic_load_explicit(w, memory_order_acquire) == target)
-            return;
-        cpu_relax();
-    }
+    if (spin_until(w, target, 1, SPIN_NS) == target)
+        return;
     atomic_fetch_add(sleepers, 1); // seq_cst: ordered against post's check
     for (;;) {
         unsigned v = atomic_load(w);
@@ -268,11 +294,8 @@ static void *worker_main(void *arg)
     mlp_trainer *tr = w->tr;
     unsigned seen = 0;
     for (;;) {
-        unsigned j = atomic_load_explicit(&tr->job, memory_order_acquire);
-        for (int i = 0; i < SPIN_LIMIT && j == seen; i++) {
-            cpu_relax();
-            j = atomic_load_explicit(&tr->job, memory_order_acquire);
-        }
+        unsigned j = spin_until(&tr->job, seen, 0,
+                                atomic_load_explicit(&tr->idle_spin_ns, memory_order_relaxed));
         if (j == seen) {
             atomic_fetch_add(&tr->sleep_job, 1);
             while ((j = atomic_load(&tr->job)) == seen)
@@ -378,6 +401,7 @@ mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
     atomic_init(&tr->job, 0);
     atomic_init(&tr->sleep_job, 0);
     atomic_init(&tr->stop, 0);
+    atomic_init(&tr->idle_spin_ns, MLP_IDLE_SPIN_NS);
     for (int t = 1; t < threads; t++) {
         tr->workers[t].tr = tr;
         if (pthread_create(&tr->workers[t].th, NULL, worker_main, &tr->workers[t]) != 0) {
@@ -425,6 +449,11 @@ int mlp_trainer_max_batch(const mlp_trainer *tr)
 void mlp_trainer_set_kernel(mlp_trainer *tr, mlp_kernel k)
 {
     tr->kernel = k;
+}
+
+void mlp_trainer_set_idle_spin(mlp_trainer *tr, uint64_t ns)
+{
+    atomic_store_explicit(&tr->idle_spin_ns, ns, memory_order_relaxed);
 }
 
 void mlp_trainer_grad(mlp_trainer *tr, const float *params, const mlp_batch *b, float *grad,

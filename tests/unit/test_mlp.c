@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cn_file.h"
 #include "common/cn_rand.h"
@@ -415,6 +416,55 @@ START_TEST(test_trainer_training_is_deterministic)
 }
 END_TEST
 
+// A trainer whose threads go to sleep between steps (idle longer than they
+// spin, or told not to spin) wakes them and gives bit-identical results to
+// one stepped back to back; so does one that spins for the whole gap. A
+// lost wake-up hangs the test.
+START_TEST(test_trainer_wakes_sleeping_threads)
+{
+    ds_dataset *d = blobs(300, 6);
+    mlp_shape s;
+    int hidden[1] = {16};
+    ck_assert_int_eq(mlp_shape_init(&s, 8, hidden, 1, 3, NULL, 0), CN_OK);
+    const uint64_t spins[] = {MLP_IDLE_SPIN_NS, 0, MLP_LOOP_SPIN_NS};
+    const long gaps_ns[] = {6000000, 0, 0}; // 6 ms: idle threads sleep
+    for (int T = 2; T <= 3; T++) {
+        float last;
+        float *ref = train_run(&s, d, T, 6, &last);
+        for (int mode = 0; mode < 3; mode++) {
+            float *p = malloc(s.n_params * sizeof(float));
+            mlp_init_params(&s, p, 8);
+            optim_cfg oc;
+            optim_cfg_default(&oc, OPTIM_ADAM);
+            oc.lr = 0.01f;
+            oc.weight_decay = 1e-3f;
+            optim_state *st = optim_state_new(&oc, s.n_params);
+            mlp_trainer *tr = mlp_trainer_new(&s, 29, T);
+            ck_assert_ptr_nonnull(tr);
+            mlp_trainer_set_idle_spin(tr, spins[mode]);
+            size_t idx[29];
+            float loss = 0.0f;
+            for (int t = 0; t < 6; t++) {
+                struct timespec idle = {0, gaps_ns[mode]};
+                nanosleep(&idle, NULL);
+                for (int i = 0; i < 29; i++)
+                    idx[i] = (size_t)(t * 29 + i * 11) % d->n_rows;
+                mlp_batch b = {.d = d, .idx = idx, .n = 29 - t % 3};
+                mlp_trainer_step(tr, p, &b, &oc, st, (uint64_t)t, NULL, &loss);
+            }
+            ck_assert_msg(memcmp(p, ref, s.n_params * sizeof(float)) == 0,
+                          "T=%d mode %d: results differ", T, mode);
+            ck_assert(loss == last);
+            mlp_trainer_free(tr);
+            optim_state_free(st);
+            free(p);
+        }
+        free(ref);
+    }
+    ds_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_model_file_round_trip_and_errors)
 {
     char dir[512], path[600], err[CN_ERRBUF_LEN];
@@ -482,9 +532,13 @@ static Suite *suite(void)
     tcase_add_test(t, test_training_reduces_loss_and_evaluates);
     tcase_add_test(t, test_trainer_grad_matches_single_thread);
     tcase_add_test(t, test_trainer_training_is_deterministic);
+    tcase_add_test(t, test_trainer_wakes_sleeping_threads);
     tcase_add_test(t, test_model_file_round_trip_and_errors);
     suite_add_tcase(s, t);
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}
