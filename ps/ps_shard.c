@@ -164,20 +164,19 @@ const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s)
 // -O2 leaves it scalar); ISO C mode contracts no multiply-add, so the sum
 // is the same bit for bit.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#define PS_HOT __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#else
+#define PS_HOT
 #endif
-static void acc_add(float *restrict acc, const float *restrict delta, float w, size_t n)
+
+PS_HOT static void acc_add(float *restrict acc, const float *restrict delta, float w, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         acc[i] += w * delta[i];
 }
 
 // acc_scale multiplies acc (n floats) by c: the round's sum made its mean.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#endif
-static void
-acc_scale(float *acc, float c, size_t n)
+PS_HOT static void acc_scale(float *acc, float c, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         acc[i] *= c;
