@@ -1,9 +1,10 @@
 // ps_bench.c: a push-and-pull of an N-float vector through canopy's
 // parameter server (ps_client_push_pull against S ps_service shards, ASP,
 // SGD: the shards apply every gradient) versus raw nng req/rep moving the
-// same bytes (request N floats, reply N floats, no processing, one socket),
-// both on tcp loopback in one process. Rounds alternate between the two and
-// the median round of each is compared.
+// same bytes (request N floats, reply N floats written over the request's
+// message, no processing, one socket), both on tcp loopback in one process
+// with the same allocator settings (ps_tune_allocator). Rounds alternate
+// between the two and the median round of each is compared.
 //
 //   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw|--no-ps] [--fed]
 // --fed times federated clients' round trips instead: each a pull and a
