@@ -1,14 +1,15 @@
 // ps_bench.c: a push-and-pull of an N-float vector through canopy's
 // parameter server (ps_client_push_pull against S ps_service shards, ASP,
 // SGD: the shards apply every gradient) versus raw nng req/rep moving the
-// same bytes (request N floats, reply N floats, no processing, one socket),
-// both on tcp loopback in one process. Rounds alternate between the two and
-// the median round of each is compared.
+// same bytes (request N floats, reply N floats written over the request's
+// message, no processing, one socket), both on tcp loopback in one process
+// with the same allocator settings (ps_tune_allocator). Rounds alternate
+// between the two and the median round of each is compared.
 //
-//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw] [--fed]
+//   ps_bench [--params N] [--iters K] [--rounds R] [--shards S] [--no-raw|--no-ps] [--fed]
 // --fed times federated clients' round trips instead: each a pull and a
 // PushUpdate, with the round's CloseRound after every ten clients.
-// --no-raw times canopy only (to profile its data path alone).
+// --no-raw times canopy only, --no-ps raw nng only (to profile one path alone).
 // Last line: "ps_bench: params=N shards=S nng_mb_s=X ps_mb_s=Y ratio=R
 // us_per_step=T" where MB/s counts the bytes of both directions (2 * 4N per
 // step) and T is the median time of one canopy push-and-pull.
@@ -26,6 +27,9 @@
 static size_t g_bytes;
 static uint8_t *g_src;
 
+// raw_server answers each request with g_bytes from g_src written over the
+// request's own message, as nng's demo servers reuse theirs: no allocation
+// (nng zeroes every buffer it allocates), one copy.
 static void *raw_server(void *arg)
 {
     nng_socket s = *(nng_socket *)arg;
@@ -33,13 +37,13 @@ static void *raw_server(void *arg)
         nng_msg *m;
         if (nng_recvmsg(s, &m, 0) != 0)
             return NULL;
-        nng_msg_free(m);
-        nng_msg *r;
-        if (nng_msg_alloc(&r, g_bytes) != 0)
+        if (nng_msg_realloc(m, g_bytes) != 0) {
+            nng_msg_free(m);
             return NULL;
-        memcpy(nng_msg_body(r), g_src, g_bytes);
-        if (nng_sendmsg(s, r, 0) != 0)
-            nng_msg_free(r);
+        }
+        memcpy(nng_msg_body(m), g_src, g_bytes);
+        if (nng_sendmsg(s, m, 0) != 0)
+            nng_msg_free(m);
     }
 }
 
@@ -120,13 +124,15 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     uint64_t n = 1000000;
-    int iters = 100, rounds = 5, shards = 1, with_raw = 1, fed = 0;
+    int iters = 100, rounds = 5, shards = 1, with_raw = 1, with_ps = 1, fed = 0;
     for (int i = 1; i < argc; i++) {
         with_raw &= strcmp(argv[i], "--no-raw") != 0;
+        with_ps &= strcmp(argv[i], "--no-ps") != 0;
         fed |= strcmp(argv[i], "--fed") == 0;
     }
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--no-raw") == 0 || strcmp(argv[i], "--fed") == 0)
+        if (strcmp(argv[i], "--no-raw") == 0 || strcmp(argv[i], "--no-ps") == 0 ||
+            strcmp(argv[i], "--fed") == 0)
             i--;
         else if (strcmp(argv[i], "--params") == 0)
             n = strtoull(argv[i + 1], NULL, 10);
@@ -141,9 +147,12 @@ int main(int argc, char **argv)
         n < (uint64_t)shards) {
         fprintf(stderr,
                 "usage: ps_bench [--params N] [--iters K] [--rounds R<=64] [--shards S<=16] "
-                "[--no-raw] [--fed]\n");
+                "[--no-raw|--no-ps] [--fed]\n");
         return 2;
     }
+    // One process holds both sides: the raw side gets the same allocator
+    // settings as a canopy shard and worker (ps_tune_allocator).
+    ps_tune_allocator();
     g_bytes = n * sizeof(float);
     g_src = calloc(1, g_bytes);
     float *grad = malloc(g_bytes), *params = malloc(g_bytes), *init = malloc(g_bytes);
@@ -223,15 +232,16 @@ int main(int argc, char **argv)
     uint64_t clock = 0;
     if (with_raw)
         raw_round(rc, grad, 5); // warm up both paths
-    if (fed)
+    if (with_ps && fed)
         fed_round(cl, grad, params, 5, &clock);
-    else
+    else if (with_ps)
         ps_round(pc, grad, params, 5, &clock);
     double raw[64], ps[64];
     for (int r = 0; r < rounds; r++) {
         raw[r] = with_raw ? raw_round(rc, grad, iters) : 0;
-        ps[r] = fed ? fed_round(cl, grad, params, iters, &clock)
-                    : ps_round(pc, grad, params, iters, &clock);
+        ps[r] = !with_ps ? 0
+                : fed    ? fed_round(cl, grad, params, iters, &clock)
+                         : ps_round(pc, grad, params, iters, &clock);
         printf("round %d: nng %.0f MB/s, ps %.0f MB/s\n", r, raw[r], ps[r]);
     }
     qsort(raw, (size_t)rounds, sizeof *raw, cmp_d);

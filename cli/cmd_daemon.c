@@ -303,6 +303,9 @@ static int node_run(node_opts *o)
 {
     cn_log_set_node(o->cmd);
     cli_log_blas();
+    // Shards and workers move a model-sized message every step.
+    if (o->role == CLUSTER_ROLE_PS || o->role == CLUSTER_ROLE_WORKER)
+        ps_tune_allocator();
     cli_block_signals();
     char err[CN_ERRBUF_LEN];
     rpc_server *srv = NULL;

@@ -74,6 +74,50 @@ struct rpc_client {
     uint64_t caller; // random, non-zero: the duplicate table's key for this client
 };
 
+// Each thread keeps the last large reply it released (rpc_reply_fini) as a
+// spare for its next large request: nng zeroed the reply's buffer when it
+// allocated it, and rpc_wire_pack writes the request into that buffer
+// instead of a new one, zeroed again (a push-and-pull of a model then
+// allocates nothing on the client). A thread holds at most one spare of at
+// most RPC_SPARE_MAX bytes, freed when the thread exits.
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_ok;
+
+static void spare_free(void *m)
+{
+    nng_msg_free(m);
+}
+
+static void spare_init(void)
+{
+    spare_ok = pthread_key_create(&spare_key, spare_free) == 0;
+}
+
+static nng_msg *spare_take(void)
+{
+    pthread_once(&spare_once, spare_init);
+    if (!spare_ok)
+        return NULL;
+    nng_msg *m = pthread_getspecific(spare_key);
+    if (m)
+        pthread_setspecific(spare_key, NULL);
+    return m;
+}
+
+static void spare_put(nng_msg *m)
+{
+    pthread_once(&spare_once, spare_init);
+    if (!spare_ok) {
+        nng_msg_free(m);
+        return;
+    }
+    nng_msg *cur = pthread_getspecific(spare_key);
+    rpc_wire_spare_keep(&cur, m);
+    if (pthread_setspecific(spare_key, cur) != 0 && cur)
+        nng_msg_free(cur);
+}
+
 static void abs_time(struct timespec *ts, uint64_t deadline_ns)
 {
     // c->cv waits on the monotonic clock (cn_cond_init_mono), so a step of
@@ -466,7 +510,11 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
         h.deadline_ms = (uint32_t)att_ms;
         nng_msg *msg;
         void *pl = NULL;
-        cn_err rc = rpc_wire_pack(&msg, &h.base, req->body, req->payload_len, c->max_msg, &pl);
+        nng_msg *spare = req->payload_len >= RPC_SPARE_MIN ? spare_take() : NULL;
+        cn_err rc =
+            rpc_wire_pack(&msg, &h.base, req->body, req->payload_len, c->max_msg, &pl, &spare);
+        if (spare)
+            spare_put(spare);
         if (rc != CN_OK) {
             code =
                 set_fail(rep, RPC_RESOURCE_EXHAUSTED, "cannot build request: %s", cn_strerror(rc));
@@ -475,7 +523,7 @@ rpc_code rpc_client_call(rpc_client *c, const rpc_request *req, rpc_reply *rep)
         if (req->payload_len)
             memcpy(pl, req->payload, req->payload_len);
         if (rep->msg_) {
-            nng_msg_free(rep->msg_);
+            spare_put(rep->msg_);
             rep->msg_ = NULL;
         }
         uint64_t late_ns = 0;
@@ -527,7 +575,7 @@ ProtobufCMessage *rpc_reply_unpack(const rpc_reply *rep, const ProtobufCMessageD
 void rpc_reply_fini(rpc_reply *rep)
 {
     if (rep->msg_)
-        nng_msg_free(rep->msg_);
+        spare_put(rep->msg_);
     memset(rep, 0, sizeof *rep);
 }
 

@@ -52,23 +52,50 @@ typedef struct rpc_frame {
 size_t rpc_wire_frame_size(size_t hdr_len, size_t body_len, size_t payload_len,
                            size_t *payload_off);
 
-// rpc_wire_pack allocates an nng message holding one frame: hdr and body
-// (may be NULL) are packed straight into the message, the padding zeroed,
-// and payload_len bytes reserved for the payload, whose address (16-byte
+// Messages of at least RPC_SPARE_MIN bytes (and at most RPC_SPARE_MAX) are
+// kept after use as a spare whose buffer the next message built by the same
+// thread (client) or server reuses: nng 1.5.2 zeroes every buffer it
+// allocates (calloc), so a 4 MB model costs a 4 MB memset per new message.
+#define RPC_SPARE_MIN ((size_t)64 << 10)
+#define RPC_SPARE_MAX ((size_t)64 << 20)
+
+// rpc_wire_pack builds an nng message holding one frame: hdr and body (may
+// be NULL) are packed straight into the message, the padding zeroed, and
+// payload_len bytes reserved for the payload, whose address (16-byte
 // aligned in the sender's memory) is written to *payload (NULL when
 // payload_len is 0). hdr's align_bias field must already be RPC_ALIGN_BIAS.
+// spare (may be NULL): when *spare is a message with room for the frame,
+// its buffer is used instead of a new allocation and *spare is set to NULL
+// (taken); otherwise *spare is left to the caller.
 // Errors: CN_ETOOBIG if the message plus nng's overhead would exceed
 // max_bytes (nothing allocated), CN_ENOMEM.
 cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufCMessage *body,
-                     size_t payload_len, size_t max_bytes, void **payload);
+                     size_t payload_len, size_t max_bytes, void **payload, nng_msg **spare);
+
+// rpc_wire_spare_keep decides whether m (taken), a message done with, is
+// worth keeping in *spare: it is when its length is within [RPC_SPARE_MIN,
+// RPC_SPARE_MAX]; the message it replaces, or m itself when it is not
+// kept, is freed.
+void rpc_wire_spare_keep(nng_msg **spare, nng_msg *m);
+
+// rpc_wire_pad_reply sets hdr's pad field so that a frame of hdr and body
+// has a front (header, body and padding: the payload's offset) of about
+// front bytes, when it would be shorter (else pad is left empty). A reply
+// with a front as long as its request's makes a message the caller can
+// reuse for its next request of the same kind (rpc_wire_pack's spare).
+void rpc_wire_pad_reply(Canopy__Rpc__RpcReply *hdr, const ProtobufCMessage *body, size_t front);
 
 // rpc_wire_repack turns m, a received frame whose payload runs from
 // payload_off to the end, into a frame of hdr and body (may be NULL) in
 // front of the same payload bytes, without moving them: the old header and
-// body are trimmed and the new ones written in their place. Returns CN_OK,
-// or CN_ETOOBIG (m unchanged) when the new parts do not fit in front of the
-// payload at an offset that keeps its alignment.
-cn_err rpc_wire_repack(nng_msg *m, size_t payload_off, const ProtobufCMessage *hdr,
+// body are replaced by the new ones, and hdr's pad field is set so that the
+// new front is as long as the old one where it can be (the message keeps
+// its length, so the caller's receive buffer, which nng allocates to the
+// exact length, can carry its next request of the same size; see
+// rpc_wire_pack's spare). Returns CN_OK, or CN_ETOOBIG (m unchanged) when
+// the new parts do not fit in front of the payload at an offset that keeps
+// its alignment.
+cn_err rpc_wire_repack(nng_msg *m, size_t payload_off, Canopy__Rpc__RpcReply *hdr,
                        const ProtobufCMessage *body);
 
 // rpc_wire_split checks the two length prefixes of buf[0..len) and fills

@@ -74,6 +74,7 @@ struct rpc_call {
     size_t body_len;
     const void *payload;
     size_t payload_len;
+    size_t front; // the request's header, body and padding: its payload's offset
     size_t bytes_in;
     uint64_t recv_ns;
     uint64_t deadline_ns; // 0 = none
@@ -156,6 +157,10 @@ struct rpc_server {
     // Duplicate table: dd_mu guards all of it.
     pthread_mutex_t dd_mu;
     dd_node *dd[DD_BUCKETS];
+    // spare: a large request done with, whose buffer the next large reply
+    // reuses (rpc_wire_pack); spare_mu guards it.
+    pthread_mutex_t spare_mu;
+    nng_msg *spare;
     dd_node *lru_head, *lru_tail;
     int dd_count, dd_max;
     size_t dd_bytes, dd_max_bytes;
@@ -582,7 +587,10 @@ static void call_release(rpc_call *c)
         c->hdr = NULL;
     }
     if (c->req) {
-        nng_msg_free(c->req);
+        rpc_server *s = c->x->s;
+        pthread_mutex_lock(&s->spare_mu);
+        rpc_wire_spare_keep(&s->spare, c->req);
+        pthread_mutex_unlock(&s->spare_mu);
         c->req = NULL;
     }
 }
@@ -634,10 +642,25 @@ static nng_msg *build_reply(rpc_call *c, rpc_code code, const char *detail,
     h.detail = (char *)(detail ? detail : "");
     h.align_bias = RPC_ALIGN_BIAS;
     nng_msg *m = NULL;
+    rpc_server *s = c->x->s;
+    nng_msg *spare = NULL;
+    if (payload_len >= RPC_SPARE_MIN) {
+        // As long in front as the request, so the caller's buffer for this
+        // reply can carry its next request (see rpc_wire_pad_reply).
+        rpc_wire_pad_reply(&h, body, c->front);
+        pthread_mutex_lock(&s->spare_mu);
+        spare = s->spare;
+        s->spare = NULL;
+        pthread_mutex_unlock(&s->spare_mu);
+    }
     // Replies are limited by the server's own maximum message size.
-    if (rpc_wire_pack(&m, &h.base, body, payload_len, c->x->s->max_msg, payload) != CN_OK)
-        return NULL;
-    return m;
+    cn_err e = rpc_wire_pack(&m, &h.base, body, payload_len, s->max_msg, payload, &spare);
+    if (spare) {
+        pthread_mutex_lock(&s->spare_mu);
+        rpc_wire_spare_keep(&s->spare, spare);
+        pthread_mutex_unlock(&s->spare_mu);
+    }
+    return e == CN_OK ? m : NULL;
 }
 
 static void call_fail_now(rpc_call *c, rpc_code code, const char *detail)
@@ -692,7 +715,7 @@ void rpc_call_reply_inplace(rpc_call *c, const ProtobufCMessage *body)
     nng_msg *m = c->req;
     size_t off =
         c->payload_len ? (size_t)((const uint8_t *)c->payload - (uint8_t *)nng_msg_body(m)) : 0;
-    if (c->payload_len == 0 || rpc_wire_repack(m, off, &h.base, body) != CN_OK) {
+    if (c->payload_len == 0 || rpc_wire_repack(m, off, &h, body) != CN_OK) {
         rpc_call_reply(c, body, c->payload, c->payload_len);
         return;
     }
@@ -812,7 +835,7 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     c->m = NULL;
     c->body = NULL;
     c->payload = NULL;
-    c->body_len = c->payload_len = 0;
+    c->body_len = c->payload_len = c->front = 0;
     c->node = c->caller = c->seq = 0;
     c->counted = c->dedup = c->ran = false;
     c->reply = NULL;
@@ -864,6 +887,7 @@ static void handle_request(srv_ctx *x, nng_msg *msg)
     const uint8_t *b = nng_msg_body(msg);
     c->body = b + f.body_off;
     c->body_len = f.body_len;
+    c->front = f.payload_off;
     c->payload = b + f.payload_off;
     c->payload_len = f.payload_len;
     if (h->deadline_ms)
@@ -1026,6 +1050,7 @@ cn_err rpc_server_open(rpc_server **out, const rpc_server_opts *opts, char *err,
     pthread_mutex_init(&s->drain_mu, NULL);
     cn_cond_init_mono(&s->drain_cv);
     pthread_mutex_init(&s->dd_mu, NULL);
+    pthread_mutex_init(&s->spare_mu, NULL);
     atomic_init(&s->inflight, 0);
     atomic_init(&s->closing, false);
     atomic_init(&s->stopping, false);
@@ -1267,6 +1292,9 @@ void rpc_server_close(rpc_server *s, int drain_ms)
     pthread_mutex_destroy(&s->drain_mu);
     pthread_cond_destroy(&s->drain_cv);
     pthread_mutex_destroy(&s->dd_mu);
+    if (s->spare)
+        nng_msg_free(s->spare);
+    pthread_mutex_destroy(&s->spare_mu);
     pthread_mutex_destroy(&s->pipe_mu);
     pthread_mutex_destroy(&s->refuse_mu);
     free(s->conns);

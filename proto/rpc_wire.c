@@ -6,6 +6,7 @@
 #include "proto/rpc_impl.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,8 +65,38 @@ size_t rpc_wire_frame_size(size_t hdr_len, size_t body_len, size_t payload_len, 
     return off + payload_len;
 }
 
+// reuse makes m, a message done with, hold total bytes whose start is at
+// an address = RPC_ALIGN_BIAS (mod 16), within the buffer it already has.
+// Returns false (m left cleared) when it has no room.
+static bool reuse(nng_msg *m, size_t total)
+{
+    nng_msg_header_clear(m);
+    nng_msg_clear(m);
+    uintptr_t a = (uintptr_t)nng_msg_body(m);
+    size_t skip = (RPC_ALIGN + RPC_ALIGN_BIAS - a % RPC_ALIGN) % RPC_ALIGN;
+    // Within the capacity nng only moves the length: nothing is allocated
+    // or zeroed.
+    if (nng_msg_capacity(m) < total + skip || nng_msg_realloc(m, total + skip) != 0)
+        return false;
+    nng_msg_trim(m, skip);
+    return true;
+}
+
+void rpc_wire_spare_keep(nng_msg **spare, nng_msg *m)
+{
+    size_t len = m ? nng_msg_len(m) : 0;
+    if (len < RPC_SPARE_MIN || len > RPC_SPARE_MAX) {
+        if (m)
+            nng_msg_free(m);
+        return;
+    }
+    if (*spare)
+        nng_msg_free(*spare);
+    *spare = m;
+}
+
 cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufCMessage *body,
-                     size_t payload_len, size_t max_bytes, void **payload)
+                     size_t payload_len, size_t max_bytes, void **payload, nng_msg **spare)
 {
     *out = NULL;
     if (payload)
@@ -77,15 +108,21 @@ cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufC
     if (total == 0 || total > max_bytes || max_bytes - total < RPC_NNG_OVERHEAD)
         return CN_ETOOBIG;
 
-    // Allocate 4 bytes more and trim them from the front: the body then
-    // starts 4 bytes past nng's 16-byte aligned allocation, which is where
-    // the receiver's body will start too (see rpc_impl.h), so the payload
-    // is aligned on both sides. The 4 bytes of headroom also let nng's
-    // inproc transport prepend the request id without reallocating.
     nng_msg *m;
-    if (nng_msg_alloc(&m, total + RPC_ALIGN_BIAS) != 0)
-        return CN_ENOMEM;
-    nng_msg_trim(m, RPC_ALIGN_BIAS);
+    if (spare && *spare && total >= RPC_SPARE_MIN && reuse(*spare, total)) {
+        m = *spare;
+        *spare = NULL;
+    } else {
+        // Allocate 4 bytes more and trim them from the front: the body then
+        // starts 4 bytes past nng's 16-byte aligned allocation, which is
+        // where the receiver's body will start too (see rpc_impl.h), so the
+        // payload is aligned on both sides. The 4 bytes of headroom also let
+        // nng's inproc transport prepend the request id without
+        // reallocating.
+        if (nng_msg_alloc(&m, total + RPC_ALIGN_BIAS) != 0)
+            return CN_ENOMEM;
+        nng_msg_trim(m, RPC_ALIGN_BIAS);
+    }
     uint8_t *p = nng_msg_body(m);
     write_front(p, hdr, hl, body, bl, poff);
     if (payload && payload_len)
@@ -94,22 +131,45 @@ cn_err rpc_wire_pack(nng_msg **out, const ProtobufCMessage *hdr, const ProtobufC
     return CN_OK;
 }
 
-cn_err rpc_wire_repack(nng_msg *m, size_t payload_off, const ProtobufCMessage *hdr,
+// Zeros for RpcReply.pad; a longer gap is left to trimming or the frame.
+static const uint8_t pad_zeros[1024];
+
+void rpc_wire_pad_reply(Canopy__Rpc__RpcReply *hdr, const ProtobufCMessage *body, size_t front)
+{
+    hdr->pad.len = 0;
+    hdr->pad.data = NULL;
+    size_t end = 8 + protobuf_c_message_get_packed_size(&hdr->base) +
+                 (body ? protobuf_c_message_get_packed_size(body) : 0);
+    if (end + 3 > front)
+        return;
+    // The field costs a tag byte and a length varint (1 or 2 bytes here)
+    // besides its bytes; the frame's own padding takes up to 15 more.
+    size_t room = front - end;
+    size_t n = room - 2 < 128 ? room - 2 : room - 3;
+    hdr->pad.len = n < sizeof pad_zeros ? n : sizeof pad_zeros;
+    hdr->pad.data = (uint8_t *)pad_zeros;
+}
+
+cn_err rpc_wire_repack(nng_msg *m, size_t payload_off, Canopy__Rpc__RpcReply *hdr,
                        const ProtobufCMessage *body)
 {
     size_t len = nng_msg_len(m);
     if (payload_off >= len)
         return CN_ETOOBIG;
-    size_t hl = protobuf_c_message_get_packed_size(hdr);
+    rpc_wire_pad_reply(hdr, body, payload_off);
+    size_t hl = protobuf_c_message_get_packed_size(&hdr->base);
     size_t bl = body ? protobuf_c_message_get_packed_size(body) : 0;
     size_t poff = 0;
     // Both offsets are = 16 - RPC_ALIGN_BIAS (mod 16) when the old frame
     // was packed here, so the payload keeps its alignment for the receiver.
     if (rpc_wire_frame_size(hl, bl, len - payload_off, &poff) == 0 || poff > payload_off ||
-        (payload_off - poff) % RPC_ALIGN != 0)
+        (payload_off - poff) % RPC_ALIGN != 0) {
+        hdr->pad.len = 0;
+        hdr->pad.data = NULL;
         return CN_ETOOBIG;
+    }
     nng_msg_trim(m, payload_off - poff);
-    write_front(nng_msg_body(m), hdr, hl, body, bl, poff);
+    write_front(nng_msg_body(m), &hdr->base, hl, body, bl, poff);
     return CN_OK;
 }
 

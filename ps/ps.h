@@ -229,6 +229,16 @@ cn_err ps_shard_close_round(ps_shard *s, uint64_t round, bool apply, ps_round_cl
 
 typedef struct ps_service ps_service;
 
+// ps_tune_allocator keeps freed model-sized buffers in the process instead
+// of handing them back to the kernel (glibc: a fixed mmap threshold of
+// 32 MiB and a trim threshold of 256 MiB). Every push and pull allocates
+// and frees a message as large as the model; with glibc's defaults the
+// heap is trimmed and the next message faults its pages in again, zeroed
+// by the kernel (up to a fault per 4 KiB page, docs/performance.md). For a
+// process's main function, once, at start-up: it changes the whole
+// process's allocator, which then keeps up to 256 MiB of free heap.
+void ps_tune_allocator(void);
+
 // ps_service_new registers the ParameterServer service on server (before
 // it starts). checkpoint_dir is the root every checkpoint goes under (NULL
 // or "": the working directory); the directory a Configure names is a

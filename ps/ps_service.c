@@ -11,6 +11,7 @@
 #include "ps/ps.h"
 #include "ps/ps_impl.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,6 +582,12 @@ static void *ticker_main(void *arg)
     }
     pthread_mutex_unlock(&s->tick_mu);
     return NULL;
+}
+
+void ps_tune_allocator(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 cn_err ps_service_new(ps_service **out, rpc_server *server, const char *checkpoint_dir, char *err,

@@ -158,6 +158,30 @@ const ps_shard_cfg *ps_shard_cfg_of(const ps_shard *s)
     return &s->cfg;
 }
 
+// acc_add adds w * delta to acc (n floats): a federated update or a BSP
+// gradient folded into the round's sum, the whole model per call. Compiled
+// for the best vector unit at load time, as ml/optim.c's loops are (gcc at
+// -O2 leaves it scalar); ISO C mode contracts no multiply-add, so the sum
+// is the same bit for bit.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PS_HOT __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#else
+#define PS_HOT
+#endif
+
+PS_HOT static void acc_add(float *restrict acc, const float *restrict delta, float w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        acc[i] += w * delta[i];
+}
+
+// acc_scale multiplies acc (n floats) by c: the round's sum made its mean.
+PS_HOT static void acc_scale(float *acc, float c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        acc[i] *= c;
+}
+
 static ps_shard *shard_alloc(const ps_shard_cfg *cfg)
 {
     ps_shard *s = calloc(1, sizeof *s);
@@ -287,9 +311,7 @@ static void apply_step(ps_shard *s, const float *g, float *out)
 static void bsp_close(ps_shard *s, float *out)
 {
     if (s->acc_count > 0) {
-        float inv = 1.0f / (float)s->acc_count;
-        for (size_t i = 0; i < s->n; i++)
-            s->acc[i] *= inv;
+        acc_scale(s->acc, 1.0f / (float)s->acc_count, s->n);
         apply_step(s, s->acc, out);
         memset(s->acc, 0, s->n * sizeof *s->acc);
         memset(s->acc_from, 0, s->cfg.workers);
@@ -331,8 +353,7 @@ static cn_err push_locked(ps_shard *s, uint32_t worker, uint64_t clock, uint64_t
                 bsp_close(s, NULL);
                 s->clock = clock;
             }
-            for (size_t i = 0; i < s->n; i++)
-                s->acc[i] += g[i];
+            acc_add(s->acc, g, 1.0f, s->n); // 1 * g[i] is g[i] exactly
             s->acc_from[worker] = 1;
             s->acc_count++;
             s->wclock[worker] = clock + 1;
@@ -528,9 +549,7 @@ cn_err ps_shard_push_update(ps_shard *s, uint32_t client, uint64_t round, double
         sync->duplicate = true;
     } else {
         // One streaming weighted sum: the mean is taken when the round closes.
-        float wf = (float)weight;
-        for (size_t i = 0; i < s->n; i++)
-            s->acc[i] += wf * delta[i];
+        acc_add(s->acc, delta, (float)weight, s->n);
         s->acc_from[client] = 1;
         s->acc_count++;
         s->round_weight += weight;
@@ -563,9 +582,7 @@ cn_err ps_shard_close_round(ps_shard *s, uint64_t round, bool apply, ps_round_cl
             uint64_t t0 = cn_now_ns();
             if (s->acc_count > 0) {
                 // The pseudo-gradient: the negated weighted mean delta.
-                float inv = (float)(-1.0 / s->round_weight);
-                for (size_t i = 0; i < s->n; i++)
-                    s->acc[i] *= inv;
+                acc_scale(s->acc, (float)(-1.0 / s->round_weight), s->n);
                 apply_step(s, s->acc, NULL);
             } else {
                 s->version++; // an empty round still moves the clock

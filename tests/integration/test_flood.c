@@ -62,7 +62,7 @@ static nng_msg *ping_frame(void)
     Canopy__Rpc__RpcRequest body = CANOPY__RPC__RPC_REQUEST__INIT;
     body.service = (char *)"padding so that truncation cuts the body";
     nng_msg *m;
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &body.base, 0, 1 << 20, NULL), CN_OK);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &body.base, 0, 1 << 20, NULL, NULL), CN_OK);
     return m;
 }
 

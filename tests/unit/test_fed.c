@@ -17,17 +17,18 @@
 
 #define N 4
 
-// round_shard makes a one-shard round-mode shard of N keys for clients,
-// starting at w0, with the server optimizer of strategy.
-static ps_shard *round_shard(fed_strategy strategy, uint32_t clients, const float *w0)
+// round_shard_n makes a one-shard round-mode shard of n keys for clients,
+// starting at w0, with the server optimizer of strategy; round_shard one
+// of N keys.
+static ps_shard *round_shard_n(fed_strategy strategy, uint32_t clients, const float *w0, uint64_t n)
 {
     ps_shard_cfg c;
     memset(&c, 0, sizeof c);
     snprintf(c.job_id, sizeof c.job_id, "fed");
     c.shards = 1;
-    c.n_params = N;
+    c.n_params = n;
     c.lo = 0;
-    c.hi = N;
+    c.hi = n;
     c.mode = PS_ROUND;
     c.workers = clients;
     fed_server sv;
@@ -37,6 +38,11 @@ static ps_shard *round_shard(fed_strategy strategy, uint32_t clients, const floa
     ps_shard *s = NULL;
     ck_assert_msg(ps_shard_new(&s, &c, w0, err, sizeof err) == CN_OK, "%s", err);
     return s;
+}
+
+static ps_shard *round_shard(fed_strategy strategy, uint32_t clients, const float *w0)
+{
+    return round_shard_n(strategy, clients, w0, N);
 }
 
 START_TEST(test_streaming_weighted_mean_equals_the_batch_mean)
@@ -66,6 +72,39 @@ START_TEST(test_streaming_weighted_mean_equals_the_batch_mean)
         mean /= 400;
         // FedAvg: the new model is the weighted mean of the clients' models.
         ck_assert_double_eq_tol(w[i], w0[i] + mean, 1e-6);
+    }
+    ps_shard_free(s);
+}
+END_TEST
+
+// The same over a model long enough for the vector loop and its tail
+// (1037 keys): every key gets its own weighted mean (tolerance 1e-5 for
+// float sums of three terms).
+START_TEST(test_weighted_mean_of_a_long_model_matches_the_naive_sum)
+{
+    enum { M = 1037 };
+    static float w0[M], d[3][M];
+    const double wt[3] = {3, 0.5, 12};
+    for (int i = 0; i < M; i++) {
+        w0[i] = (float)(i % 17) * 0.125f - 1;
+        for (int k = 0; k < 3; k++)
+            d[k][i] = (float)((i * (k + 3)) % 29) * 0.03125f - 0.4f;
+    }
+    ps_shard *s = round_shard_n(FED_AVG, 3, w0, M);
+    ps_sync sy;
+    uint32_t updates;
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(ps_shard_push_update(s, (uint32_t)k, 0, wt[k], d[k], &sy, &updates),
+                         CN_OK);
+    ps_round_close rc;
+    bool due;
+    ck_assert_int_eq(ps_shard_close_round(s, 0, true, &rc, &due), CN_OK);
+    static float w[M];
+    ck_assert_int_eq(ps_shard_pull(s, 0, M, w, &sy), CN_OK);
+    for (int i = 0; i < M; i++) {
+        double mean = (wt[0] * d[0][i] + wt[1] * d[1][i] + wt[2] * d[2][i]) / 15.5;
+        ck_assert_msg(fabs(w[i] - (w0[i] + mean)) < 1e-5, "key %d: %g, expected %g", i, w[i],
+                      w0[i] + mean);
     }
     ps_shard_free(s);
 }
@@ -256,6 +295,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("rounds");
     tcase_set_timeout(t, 60);
     tcase_add_test(t, test_streaming_weighted_mean_equals_the_batch_mean);
+    tcase_add_test(t, test_weighted_mean_of_a_long_model_matches_the_naive_sum);
     tcase_add_test(t, test_late_repeated_and_refused_updates);
     tcase_add_test(t, test_server_strategies_step_as_computed_by_hand);
     tcase_add_test(t, test_fedprox_term_matches_finite_differences);

@@ -571,7 +571,7 @@ START_TEST(test_rpc_malformed_and_truncated_frames_are_invalid_argument)
     Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
     q.status = (char *)"a longer status string";
     nng_msg *m;
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &q.base, 0, 1 << 20, NULL), CN_OK);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &q.base, 0, 1 << 20, NULL, NULL), CN_OK);
     ck_assert_int_eq(raw_call(raw, nng_msg_body(m), nng_msg_len(m) - 5, 2000, NULL),
                      RPC_INVALID_ARGUMENT);
     // The same frame whole is served.
@@ -702,7 +702,7 @@ static nng_msg *method_frame(const char *method, uint64_t caller, uint64_t seq)
     h.mutating = true;
     h.align_bias = RPC_ALIGN_BIAS;
     nng_msg *m;
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 0, 1 << 20, NULL), CN_OK);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 0, 1 << 20, NULL, NULL), CN_OK);
     return m;
 }
 
@@ -860,7 +860,7 @@ START_TEST(test_rpc_wire_repack_reframes_without_moving_the_payload)
     h.align_bias = RPC_ALIGN_BIAS;
     nng_msg *m;
     void *pl;
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 64, 1 << 20, &pl), CN_OK);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 64, 1 << 20, &pl, NULL), CN_OK);
     memset(pl, 0x5a, 64);
     size_t off = (size_t)((uint8_t *)pl - (uint8_t *)nng_msg_body(m));
     Canopy__Rpc__RpcReply r = CANOPY__RPC__RPC_REPLY__INIT;
@@ -871,10 +871,14 @@ START_TEST(test_rpc_wire_repack_reframes_without_moving_the_payload)
     big[sizeof big - 1] = 0;
     r.detail = big;
     size_t len = nng_msg_len(m);
-    ck_assert_int_eq(rpc_wire_repack(m, off, &r.base, NULL), CN_ETOOBIG);
+    ck_assert_int_eq(rpc_wire_repack(m, off, &r, NULL), CN_ETOOBIG);
     ck_assert_uint_eq(nng_msg_len(m), len);
     r.detail = (char *)"";
-    ck_assert_int_eq(rpc_wire_repack(m, off, &r.base, NULL), CN_OK);
+    ck_assert_int_eq(rpc_wire_repack(m, off, &r, NULL), CN_OK);
+    // The shorter reply header is padded: the message keeps its length, so
+    // the receiver's buffer fits a request of the same size.
+    ck_assert_uint_eq(nng_msg_len(m), len);
+    ck_assert_uint_gt(r.pad.len, 0);
     Canopy__Rpc__RpcReply *d = NULL;
     rpc_frame f;
     char err[256];
@@ -883,10 +887,104 @@ START_TEST(test_rpc_wire_repack_reframes_without_moving_the_payload)
         CN_OK);
     ck_assert_uint_eq(d->request_id, 9);
     ck_assert_uint_eq(f.payload_len, 64);
+    ck_assert_uint_eq(d->pad.len, r.pad.len);
     ck_assert_ptr_eq((uint8_t *)nng_msg_body(m) + f.payload_off, pl);
     ck_assert_int_eq(((uint8_t *)pl)[63], 0x5a);
     canopy__rpc__rpc_reply__free_unpacked(d, NULL);
     nng_msg_free(m);
+}
+END_TEST
+
+// rpc_wire_pack builds a frame in a spare message's buffer when it has room
+// (taking it, payload aligned as in a new one), and leaves a spare without
+// room to the caller; rpc_wire_spare_keep keeps only large messages.
+START_TEST(test_rpc_wire_pack_reuses_a_spare_with_room_only)
+{
+    Canopy__Rpc__RpcRequest h = CANOPY__RPC__RPC_REQUEST__INIT;
+    h.service = (char *)"ParameterServer";
+    h.method = (char *)"PushPull";
+    h.align_bias = RPC_ALIGN_BIAS;
+    size_t big = RPC_SPARE_MIN * 2;
+    nng_msg *spare = NULL, *m = NULL;
+    void *pl;
+    ck_assert_int_eq(rpc_wire_pack(&spare, &h.base, NULL, big, 1 << 24, &pl, NULL), CN_OK);
+    nng_msg *first = spare;
+    // Smaller frame: built in the spare's buffer, the spare is taken.
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, big - 100, 1 << 24, &pl, &spare), CN_OK);
+    ck_assert_ptr_null(spare);
+    ck_assert_ptr_eq(m, first);
+    ck_assert_uint_eq((uintptr_t)pl % RPC_ALIGN, 0);
+    rpc_frame f;
+    char err[256];
+    ck_assert_int_eq(rpc_wire_split(nng_msg_body(m), nng_msg_len(m), &f, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_wire_locate_payload(nng_msg_body(m), nng_msg_len(m), RPC_ALIGN_BIAS, &f,
+                                             err, sizeof err),
+                     CN_OK);
+    ck_assert_uint_eq(f.payload_len, big - 100);
+    ck_assert_ptr_eq((uint8_t *)nng_msg_body(m) + f.payload_off, pl);
+    // Larger than the spare's room: a new message, the spare stays.
+    spare = m;
+    m = NULL;
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, big + 4096, 1 << 24, &pl, &spare), CN_OK);
+    ck_assert_ptr_eq(spare, first);
+    ck_assert_ptr_ne(m, first);
+    ck_assert_uint_eq((uintptr_t)pl % RPC_ALIGN, 0);
+    // Kept: the large one replaces the spare (which is freed). Not kept: a
+    // small one is freed and the spare is unchanged.
+    rpc_wire_spare_keep(&spare, m);
+    ck_assert_ptr_eq(spare, m);
+    nng_msg *small;
+    ck_assert_int_eq(nng_msg_alloc(&small, 100), 0);
+    rpc_wire_spare_keep(&spare, small);
+    ck_assert_ptr_eq(spare, m);
+    nng_msg_free(spare);
+    spare = NULL;
+    ck_assert_int_eq(nng_msg_alloc(&small, 100), 0);
+    rpc_wire_spare_keep(&spare, small);
+    ck_assert_ptr_null(spare);
+}
+END_TEST
+
+// A client's large requests are built in the buffers of its earlier
+// replies, and a server's large replies in those of its earlier requests:
+// calls of growing, shrinking and small sizes, in place and copied, each
+// get exactly their own payload back.
+START_TEST(test_rpc_reused_buffers_carry_each_call_intact)
+{
+    const char *urls[] = {"tcp://127.0.0.1:0", "inproc://reuse"};
+    for (int u = 0; u < 2; u++) {
+        char url[512];
+        srv_cfg cfg = {.url = urls[u]};
+        rpc_server *s = start_server(&cfg, url, sizeof url);
+        rpc_client *c = open_client(url, NULL, 0, NULL);
+        size_t sizes[] = {100003, 99000, 120000, 100003, 2000, 100003, 30000, 100000};
+        float *x = malloc(120000 * sizeof(float));
+        for (int k = 0; k < 8; k++) {
+            size_t n = sizes[k];
+            for (size_t i = 0; i < n; i++)
+                x[i] = (float)(i % 1009) + 0.25f * (float)k;
+            Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
+            q.node_id = (uint64_t)k;
+            rpc_request r = {.service = "Test",
+                             .method = k % 2 ? "Echo" : "Negate",
+                             .body = &q.base,
+                             .payload = x,
+                             .payload_len = n * sizeof(float),
+                             .deadline_ms = 5000};
+            rpc_reply rep;
+            ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+            ck_assert_uint_eq(rep.payload_len, n * sizeof(float));
+            ck_assert_uint_eq((uintptr_t)rep.payload % 16, 0);
+            const float *f = rep.payload;
+            float sign = k % 2 ? 1.0f : -1.0f;
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(f[i] == sign * x[i], "call %d: index %zu", k, i);
+            rpc_reply_fini(&rep);
+        }
+        free(x);
+        rpc_client_close(c);
+        rpc_server_close(s, 1000);
+    }
 }
 END_TEST
 
@@ -901,7 +999,7 @@ static nng_msg *sleep_frame(uint64_t ms, uint32_t deadline_ms)
     Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
     q.node_id = ms;
     nng_msg *m;
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &q.base, 0, 1 << 20, NULL), CN_OK);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, &q.base, 0, 1 << 20, NULL, NULL), CN_OK);
     return m;
 }
 
@@ -1057,7 +1155,7 @@ START_TEST(test_rpc_codes_tokens_and_wire_helpers)
     h.align_bias = RPC_ALIGN_BIAS;
     nng_msg *m;
     void *pl;
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 32, 1 << 20, &pl), CN_OK);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 32, 1 << 20, &pl, NULL), CN_OK);
     ck_assert_uint_eq((uintptr_t)pl % 16, 0);
     Canopy__Rpc__RpcRequest *d;
     rpc_frame f;
@@ -1073,7 +1171,7 @@ START_TEST(test_rpc_codes_tokens_and_wire_helpers)
         ck_assert_ptr_null(d);
     }
     nng_msg_free(m);
-    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 2 << 20, 1 << 20, &pl), CN_ETOOBIG);
+    ck_assert_int_eq(rpc_wire_pack(&m, &h.base, NULL, 2 << 20, 1 << 20, &pl, NULL), CN_ETOOBIG);
 }
 END_TEST
 
@@ -1355,6 +1453,8 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
     tcase_add_test(tc, test_rpc_reply_inplace_returns_the_rewritten_request_payload);
     tcase_add_test(tc, test_rpc_wire_repack_reframes_without_moving_the_payload);
+    tcase_add_test(tc, test_rpc_wire_pack_reuses_a_spare_with_room_only);
+    tcase_add_test(tc, test_rpc_reused_buffers_carry_each_call_intact);
     tcase_add_test(tc, test_rpc_metrics_text_has_counters);
     tcase_add_test(tc, test_rpc_reply_completed_after_the_deadline_is_not_sent);
     tcase_add_test(tc, test_rpc_server_close_sends_the_reply_of_a_call_in_progress);
