@@ -70,7 +70,9 @@ enum {
     RPC_IDEMPOTENT = 1 << 0,
     // Method: the server applies each call once, whatever the client resends
     // (duplicate table keyed by the client's random caller key and seq). On
-    // a call it is ignored: every call carries (caller, seq).
+    // a call it is ignored: every call carries (caller, seq). A handler's
+    // UNAVAILABLE answer is not kept: it means nothing was applied and the
+    // call may be tried again, so a resend runs the handler again.
     RPC_MUTATING = 1 << 1,
 };
 

@@ -601,8 +601,8 @@ static void call_send(rpc_call *c, nng_msg *reply, rpc_code code)
 {
     srv_ctx *x = c->x;
     rpc_server *s = x->s;
-    if (c->dedup)
-        dd_finish(s, c->caller, c->seq, c->ran ? reply : NULL);
+    if (c->dedup) // an UNAVAILABLE answer applied nothing: a resend runs again
+        dd_finish(s, c->caller, c->seq, c->ran && code != RPC_UNAVAILABLE ? reply : NULL);
     rpc_metrics_record(c->m ? &c->m->metrics : &s->unknown.metrics, code, cn_now_ns() - c->recv_ns,
                        c->bytes_in, reply ? nng_msg_len(reply) : 0);
     call_release(c);

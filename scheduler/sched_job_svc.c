@@ -142,6 +142,16 @@ static void h_work_report(rpc_call *call, void *arg)
     }
     pthread_mutex_lock(&k->mu);
     sched_job *j = find_job(k, r->job_id);
+    if (j != NULL && j->n_items == 0 && !sched_job_ended(j)) {
+        // A restored job whose kind has not added its items back yet (a
+        // training job configures its shards first): the worker keeps its
+        // item and reports again, which reattaches it.
+        pthread_mutex_unlock(&k->mu);
+        rpc_call_fail(call, RPC_UNAVAILABLE,
+                      "Work/Report: job %s is starting and has no items yet; report again",
+                      r->job_id);
+        goto out;
+    }
     if (j == NULL || r->item >= j->n_items) {
         pthread_mutex_unlock(&k->mu);
         rpc_call_fail(call, RPC_NOT_FOUND, "Work/Report: no item %" PRIu64 " in job %s", r->item,

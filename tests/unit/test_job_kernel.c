@@ -6,6 +6,7 @@
 // of unregistered workers.
 #include <check.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 typedef struct fake {
     int64_t items, lease_ms, retries;
     bool held;             // items added held, each released when the one before is done
+    bool deferred;         // items added by a tick once items_may_start is set
     int done_from_log[16]; // also set as items finish
     int failed;
     size_t n_done;
@@ -39,6 +41,7 @@ static cn_err fake_create(sched_jobs *k, const sched_job_input *in, void **impl,
                      {"lease_ms", CN_OPT_INT, &f->lease_ms, "lease", 10, 60000, NULL},
                      {"retries", CN_OPT_INT, &f->retries, "retries", 0, 10, NULL},
                      {"held", CN_OPT_BOOL, &f->held, "held items", 0, 0, NULL},
+                     {"deferred", CN_OPT_BOOL, &f->deferred, "items added later", 0, 0, NULL},
                      CN_OPT_END};
     cn_err e = cn_config_load_json(opts, in->spec_json, in->spec_name, err, errlen);
     if (e != CN_OK) {
@@ -70,6 +73,8 @@ static cn_err fake_start(sched_job *j, char *err, size_t errlen)
     (void)errlen;
     fake *f = sched_job_impl(j);
     sched_job_set_policy(j, (uint32_t)f->lease_ms, (uint32_t)f->retries, 0);
+    if (f->deferred)
+        return CN_OK; // fake_tick adds them
     if (f->held) {
         sched_job_add_held_items(j, (size_t)f->items);
         ck_assert(sched_job_item_release(j, 0));
@@ -120,10 +125,18 @@ static void fake_item_failed(sched_job *j, uint64_t item, const char *why)
     f->failed++;
 }
 
+// Set by a test: a deferred job's items may be added (as a training job
+// adds its ranks once its shards are configured).
+static atomic_bool items_may_start;
+
 static void fake_tick(sched_job *j, uint64_t now)
 {
     (void)now;
     fake *f = sched_job_impl(j);
+    if (f->deferred && atomic_load(&items_may_start)) {
+        f->deferred = false;
+        sched_job_add_items(j, (size_t)f->items);
+    }
     for (int i = 1; f->held && i < f->items; i++)
         if (f->done_from_log[i - 1])
             sched_job_item_release(j, (uint64_t)i);
@@ -502,6 +515,33 @@ START_TEST(test_cancel_stops_items_and_is_recorded)
 }
 END_TEST
 
+static bool got_an_item(void *arg)
+{
+    int *item = arg;
+    *item = get(A, NULL);
+    return *item >= 0;
+}
+
+// A worker reporting on a job whose items are not there yet (a restored
+// training job still configuring its shards) is told to report again
+// (UNAVAILABLE), not that its item does not exist (NOT_FOUND), which would
+// make it drop the item and leave the job without that rank.
+START_TEST(test_a_report_before_the_items_exist_is_to_be_repeated)
+{
+    atomic_store(&items_may_start, false);
+    submit("{\"items\": 2, \"deferred\": true}");
+    bool stop = false, dup;
+    ck_assert_int_eq(report(A, 1, false, false, &stop, &dup), RPC_UNAVAILABLE);
+    atomic_store(&items_may_start, true);
+    int first = -1;
+    ck_assert(ts_wait_until(got_an_item, &first, 5000));
+    ck_assert_int_eq(first, 0);
+    ck_assert_int_eq(report(A, 0, false, false, &stop, &dup), RPC_OK);
+    ck_assert(!stop);
+    ck_assert_int_eq(report(A, 7, false, false, &stop, &dup), RPC_NOT_FOUND); // no such item
+}
+END_TEST
+
 START_TEST(test_restart_with_a_torn_log_resumes_without_redoing)
 {
     submit("{\"items\": 3, \"lease_ms\": 60000}");
@@ -592,6 +632,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_a_dead_workers_item_goes_to_another);
     tcase_add_test(t, test_a_duplicate_report_records_nothing);
     tcase_add_test(t, test_cancel_stops_items_and_is_recorded);
+    tcase_add_test(t, test_a_report_before_the_items_exist_is_to_be_repeated);
     tcase_add_test(t, test_restart_with_a_torn_log_resumes_without_redoing);
     tcase_add_test(t, test_submit_errors_are_typed);
     suite_add_tcase(s, t);

@@ -34,7 +34,9 @@ typedef struct fixture {
     atomic_int sleep_done;
     atomic_int blocked;
     atomic_int release;
-    atomic_int misaligned; // request payloads seen at a misaligned address
+    atomic_int misaligned;      // request payloads seen at a misaligned address
+    atomic_int busy_calls;      // BusyOnce handler runs
+    rpc_server *_Atomic server; // for handlers that watch the server's metrics
 } fixture;
 
 static fixture fx;
@@ -78,6 +80,48 @@ static void h_sleep(rpc_call *c, void *arg)
     sleep_ms(ms);
     atomic_fetch_add(&fx.sleep_done, 1);
     rpc_call_reply(c, NULL, NULL, 0);
+}
+
+// resent_while_running reports whether a resend of SleepOnce found the
+// first attempt still running (the server answered it ABORTED).
+static bool resent_while_running(void)
+{
+    rpc_server *s = atomic_load(&fx.server);
+    cn_buf m;
+    cn_buf_init(&m);
+    bool seen = s && rpc_server_metrics(s, &m) == CN_OK && m.data &&
+                strstr(m.data, "method=\"SleepOnce\",code=\"ABORTED\"}");
+    cn_buf_fini(&m);
+    return seen;
+}
+
+// SleepOnce (mutating) runs until a resend of the same call has arrived
+// while it ran, or for at most node_id ms; then it replies.
+static void h_sleep_until_resent(rpc_call *c, void *arg)
+{
+    (void)arg;
+    size_t bl;
+    const uint8_t *b = rpc_call_body(c, &bl);
+    Canopy__Cluster__HeartbeatRequest *r = canopy__cluster__heartbeat_request__unpack(NULL, bl, b);
+    int ms = r ? (int)r->node_id : 0;
+    if (r)
+        canopy__cluster__heartbeat_request__free_unpacked(r, NULL);
+    atomic_fetch_add(&fx.sleep_started, 1);
+    for (int waited = 0; waited < ms && !resent_while_running(); waited += 10)
+        sleep_ms(10);
+    atomic_fetch_add(&fx.sleep_done, 1);
+    rpc_call_reply(c, NULL, NULL, 0);
+}
+
+// BusyOnce (mutating) answers its first call UNAVAILABLE (nothing applied)
+// and every later one OK.
+static void h_busy_once(rpc_call *c, void *arg)
+{
+    (void)arg;
+    if (atomic_fetch_add(&fx.busy_calls, 1) == 0)
+        rpc_call_fail(c, RPC_UNAVAILABLE, "busy; try again");
+    else
+        rpc_call_reply(c, NULL, NULL, 0);
 }
 
 // Count is a mutating call: it bumps a counter and returns it as the rank.
@@ -174,7 +218,10 @@ static rpc_server *start_server(const srv_cfg *cfg, char *url_out, size_t n)
     ck_assert_int_eq(rpc_server_register(s, "Test", "EchoInline", h_echo, NULL, RPC_HANDLER_INLINE),
                      CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Sleep", h_sleep, NULL, 0), CN_OK);
-    ck_assert_int_eq(rpc_server_register(s, "Test", "SleepOnce", h_sleep, NULL, RPC_MUTATING),
+    ck_assert_int_eq(
+        rpc_server_register(s, "Test", "SleepOnce", h_sleep_until_resent, NULL, RPC_MUTATING),
+        CN_OK);
+    ck_assert_int_eq(rpc_server_register(s, "Test", "BusyOnce", h_busy_once, NULL, RPC_MUTATING),
                      CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Count", h_count, NULL, RPC_MUTATING), CN_OK);
     ck_assert_int_eq(rpc_server_register(s, "Test", "Block", h_block, NULL, 0), CN_OK);
@@ -1400,15 +1447,17 @@ START_TEST(test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply)
     char err[CN_ERRBUF_LEN];
     ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
     ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
-    // The handler takes 700 ms; each of the four attempts gets a quarter of
-    // 2.4 s, so the first gives up while it runs and the resend finds it
-    // still in progress (ABORTED); a later resend gets its stored reply.
+    // Each of the four attempts gets a quarter of 8 s. The handler runs
+    // until a resend finds it still in progress (ABORTED), so the first
+    // attempt gives up while it runs whatever the machine's load; a later
+    // resend gets its stored reply.
+    atomic_store(&fx.server, s);
     Canopy__Cluster__HeartbeatRequest q = CANOPY__CLUSTER__HEARTBEAT_REQUEST__INIT;
-    q.node_id = 700;
+    q.node_id = 7000;
     rpc_request r = {.service = "Test",
                      .method = "SleepOnce",
                      .body = &q.base,
-                     .deadline_ms = 2400,
+                     .deadline_ms = 8000,
                      .flags = RPC_IDEMPOTENT};
     rpc_reply rep;
     int before = atomic_load(&fx.sleep_started);
@@ -1422,6 +1471,31 @@ START_TEST(test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply)
         m.data,
         "canopy_rpc_requests_total{service=\"Test\",method=\"SleepOnce\",code=\"ABORTED\"}"));
     cn_buf_fini(&m);
+    atomic_store(&fx.server, NULL);
+    rpc_client_close(c);
+    rpc_server_close(s, 1000);
+}
+END_TEST
+
+// A mutating call answered UNAVAILABLE applied nothing: its resend runs the
+// handler again instead of getting the kept UNAVAILABLE back.
+START_TEST(test_rpc_mutating_call_answered_unavailable_runs_again_on_resend)
+{
+    char url[512];
+    srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
+    rpc_server *s = start_server(&cfg, url, sizeof url);
+    rpc_client_opts o = {.url = url, .max_retries = 3, .backoff_base_ms = 20};
+    rpc_client *c;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    atomic_store(&fx.busy_calls, 0);
+    rpc_request r = {
+        .service = "Test", .method = "BusyOnce", .deadline_ms = 5000, .flags = RPC_IDEMPOTENT};
+    rpc_reply rep;
+    ck_assert_int_eq(rpc_client_call(c, &r, &rep), RPC_OK);
+    rpc_reply_fini(&rep);
+    ck_assert_int_eq(atomic_load(&fx.busy_calls), 2);
     rpc_client_close(c);
     rpc_server_close(s, 1000);
 }
@@ -1449,6 +1523,7 @@ static Suite *rpc_suite(void)
     tcase_add_test(tc, test_rpc_duplicate_table_is_bounded_and_kept_for_mutating_methods_only);
     tcase_add_test(tc, test_rpc_huge_seq_under_another_node_id_does_not_poison_it);
     tcase_add_test(tc, test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply);
+    tcase_add_test(tc, test_rpc_mutating_call_answered_unavailable_runs_again_on_resend);
     tcase_add_test(tc, test_rpc_client_reconnects_after_server_restart);
     tcase_add_test(tc, test_rpc_reply_payload_in_place_arrives_intact_and_aligned);
     tcase_add_test(tc, test_rpc_reply_inplace_returns_the_rewritten_request_payload);
