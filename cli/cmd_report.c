@@ -376,9 +376,22 @@ static void params_text(const cJSON *p, char *out, size_t n)
     free(s);
 }
 
+// full_score: t's score covers every fold at the trial's own trees (false
+// for a trial ASHA stopped with a partial score, or one that failed).
+static bool full_score(const cJSON *t)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "full_score");
+    return f == NULL ? !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed"))
+                     : cJSON_IsTrue(f);
+}
+
+// by_mean_desc ranks full scores first, then by mean accuracy.
 static int by_mean_desc(const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    bool fx = full_score(x), fy = full_score(y);
+    if (fx != fy)
+        return fx ? -1 : 1;
     double mx = num(x, "mean_accuracy"), my = num(y, "mean_accuracy");
     return (my > mx) - (my < mx);
 }
@@ -405,7 +418,14 @@ static void sweep_leaderboard(doc *d, const sched_results *s)
             continue;
         char(*c)[96] = &cells[rows++ * 6];
         snprintf(c[0], 96, "%zu", i + 1);
-        snprintf(c[1], 96, "%.0f%s", num(v[i], "trial"), is_default ? " (default)" : "");
+        if (full_score(v[i]))
+            snprintf(c[1], 96, "%.0f%s", num(v[i], "trial"), is_default ? " (default)" : "");
+        else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v[i], "failed")))
+            snprintf(c[1], 96, "%.0f%s (failed)", num(v[i], "trial"),
+                     is_default ? " (default)" : "");
+        else
+            snprintf(c[1], 96, "%.0f%s (stopped at rung %.0f, %.0f folds)", num(v[i], "trial"),
+                     is_default ? " (default)" : "", num(v[i], "rung"), num(v[i], "folds_done"));
         params_text(cJSON_GetObjectItemCaseSensitive(v[i], "params"), c[2], 96);
         snprintf(c[3], 96, "%.4f", num(v[i], "mean_accuracy"));
         snprintf(c[4], 96, "%.4f", num(v[i], "std_accuracy"));

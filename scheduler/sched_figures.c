@@ -80,7 +80,27 @@ static void csv_field(const char **p, char *out, size_t n)
     *p = s;
 }
 
-// load_trials reads trials.csv (written by the sweep when it ends).
+// The columns of trials.csv the figures read, found by their header names
+// (the file gains columns as the sweep learns more: rung, stopped, ...).
+enum {
+    TC_TRIAL,
+    TC_PARAMS,
+    TC_FOLDS,
+    TC_RUNG,
+    TC_STOPPED,
+    TC_MEAN,
+    TC_STD,
+    TC_SECONDS,
+    TC_FAILED,
+    TC_N
+};
+static const char *const TRIAL_COLS[TC_N] = {"trial",        "params",  "folds_done",
+                                             "rung",         "stopped", "mean_accuracy",
+                                             "std_accuracy", "seconds", "failed"};
+#define TC_MAX_FIELDS 32
+
+// load_trials reads trials.csv (written by the sweep when it ends). A trial
+// has a full score unless it failed or ASHA stopped it with a partial one.
 static cJSON *load_trials(const char *dir)
 {
     char path[1300], e[64];
@@ -89,26 +109,45 @@ static cJSON *load_trials(const char *dir)
     size_t len;
     if (cn_file_read_all(path, MAX_FILE, &data, &len, e, sizeof e) != CN_OK)
         return NULL;
-    cJSON *arr = cJSON_CreateArray();
-    char(*f)[4096] = malloc(9 * sizeof *f);
+    char(*f)[4096] = malloc(TC_MAX_FIELDS * sizeof *f);
     if (f == NULL) {
         free(data);
         return NULL;
     }
+    // The header names the columns.
+    int col[TC_N];
+    for (int c = 0; c < TC_N; c++)
+        col[c] = -1;
+    const char *p = (const char *)data;
+    int nf = 0;
+    while (*p && *p != '\n' && nf < TC_MAX_FIELDS) {
+        csv_field(&p, f[0], sizeof f[0]);
+        for (int c = 0; c < TC_N; c++)
+            if (strcmp(f[0], TRIAL_COLS[c]) == 0)
+                col[c] = nf;
+        nf++;
+    }
+    cJSON *arr = cJSON_CreateArray();
     // Every line after the header is a trial; a params field holds no newline.
-    for (const char *p = strchr((const char *)data, '\n'); p && p[1]; p = strchr(p, '\n')) {
+    for (p = strchr((const char *)data, '\n'); p && p[1]; p = strchr(p, '\n')) {
         p++;
-        for (int i = 0; i < 9; i++)
+        for (int i = 0; i < nf; i++)
             csv_field(&p, f[i], sizeof f[i]);
+#define FIELD(c) (col[c] >= 0 ? f[col[c]] : "")
         cJSON *t = cJSON_CreateObject();
-        cJSON_AddNumberToObject(t, "trial", atof(f[0]));
-        cJSON *params = cJSON_Parse(f[1]);
+        cJSON_AddNumberToObject(t, "trial", atof(FIELD(TC_TRIAL)));
+        cJSON *params = cJSON_Parse(FIELD(TC_PARAMS));
         cJSON_AddItemToObject(t, "params", params ? params : cJSON_CreateObject());
-        cJSON_AddNumberToObject(t, "folds_done", atof(f[2]));
-        cJSON_AddNumberToObject(t, "mean_accuracy", atof(f[3]));
-        cJSON_AddNumberToObject(t, "std_accuracy", atof(f[4]));
-        cJSON_AddNumberToObject(t, "seconds", atof(f[7]));
-        cJSON_AddBoolToObject(t, "failed", atoi(f[8]) != 0);
+        cJSON_AddNumberToObject(t, "folds_done", atof(FIELD(TC_FOLDS)));
+        cJSON_AddNumberToObject(t, "rung", col[TC_RUNG] >= 0 ? atof(FIELD(TC_RUNG)) : -1);
+        cJSON_AddNumberToObject(t, "mean_accuracy", atof(FIELD(TC_MEAN)));
+        cJSON_AddNumberToObject(t, "std_accuracy", atof(FIELD(TC_STD)));
+        cJSON_AddNumberToObject(t, "seconds", atof(FIELD(TC_SECONDS)));
+        bool failed = atoi(FIELD(TC_FAILED)) != 0, stopped = atoi(FIELD(TC_STOPPED)) != 0;
+        cJSON_AddBoolToObject(t, "failed", failed);
+        cJSON_AddBoolToObject(t, "stopped", stopped);
+        cJSON_AddBoolToObject(t, "full_score", !failed && !stopped);
+#undef FIELD
         cJSON_AddItemToArray(arr, t);
     }
     free(f);
@@ -347,9 +386,14 @@ cJSON *sched_fig_params(const sched_results *r)
     return names;
 }
 
+// trial_scored: t has a full score to plot (not failed, not stopped by ASHA
+// with a partial score, which would not compare with the others).
 static bool trial_scored(const cJSON *t)
 {
-    return num(t, "folds_done") > 0 && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed"));
+    const cJSON *full = cJSON_GetObjectItemCaseSensitive(t, "full_score");
+    return num(t, "folds_done") > 0 &&
+           !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed")) &&
+           (full == NULL || cJSON_IsTrue(full));
 }
 
 static cn_err fig_score(const sched_results *r, const char *param, cn_buf *out)

@@ -96,6 +96,11 @@ START_TEST(test_report_has_every_section_with_the_fixture_numbers)
     ck_assert_ptr_nonnull(strstr(md, "score 0.8123 (standard deviation 0.0041)"));
     ck_assert_ptr_nonnull(strstr(md, "The difference, +0.0333, is larger than"));
     ck_assert_ptr_nonnull(strstr(md, "| 4 | 0 (default) |"));
+    // A trial ASHA stopped ranks after every full score, however high its
+    // partial one, and says so; trials.csv's columns are found by name.
+    ck_assert_ptr_nonnull(strstr(md, "| 1 | 1 | {\"n_estimators\":100,\"max_features\":0.3} | "
+                                     "0.8456 | 0.0032 | 2.5 |"));
+    ck_assert_ptr_nonnull(strstr(md, "| 5 | 4 (stopped at rung 0, 1 folds) |"));
     ck_assert_ptr_nonnull(strstr(md, "| 3 | 11.5 | 2.61 | 87 % |"));
     // 1.2: the model-size runs, the sweep against training comparison.
     ck_assert_ptr_nonnull(strstr(md, "With 50890 parameters a step spent 0.90 ms computing and "
