@@ -188,6 +188,8 @@ static cn_err sweep_create(sched_jobs *k, const sched_job_input *in, void **impl
         if (halving)
             w->asha = asha_new(w->spec->n_trials, w->mlp ? w->spec->epochs : w->spec->folds,
                                w->spec->eta, w->spec->tree_budget ? w->spec->min_trees : 0);
+        if (w->asha) // trial 0 is the default: the best is compared with its full score
+            asha_set_baseline(w->asha, 0);
         w->upt = !w->mlp   ? (w->asha ? (uint32_t)asha_units(w->asha) : w->spec->folds)
                  : w->asha ? (uint32_t)asha_n_rungs(w->asha)
                            : 1;

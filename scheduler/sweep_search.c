@@ -13,8 +13,9 @@ struct asha {
     uint32_t eta;
     uint32_t min_trees; // 0: no tree budget
     uint32_t budget[ASHA_MAX_RUNGS];
-    int *granted;  // (n_trials) highest rung given, -1 = not started
-    double *score; // (n_trials, n_rungs) row-major, NaN = not completed
+    size_t baseline; // trial always carried to the top rung, SIZE_MAX = none
+    int *granted;    // (n_trials) highest rung given, -1 = not started
+    double *score;   // (n_trials, n_rungs) row-major, NaN = not completed
 };
 
 asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta, uint32_t min_trees)
@@ -26,6 +27,7 @@ asha *asha_new(size_t n_trials, uint32_t max_budget, uint32_t eta, uint32_t min_
     a->n_trials = n_trials;
     a->eta = eta;
     a->min_trees = min_trees;
+    a->baseline = SIZE_MAX;
     for (uint64_t b = 1; b < max_budget && a->n_rungs < ASHA_MAX_RUNGS - 2; b *= eta)
         a->budget[a->n_rungs++] = (uint32_t)b;
     a->budget[a->n_rungs++] = max_budget;
@@ -137,8 +139,20 @@ static bool better(const asha *a, size_t r, size_t t, size_t u)
     return st > su || (st == su && t < u);
 }
 
+void asha_set_baseline(asha *a, size_t t)
+{
+    a->baseline = t < a->n_trials ? t : SIZE_MAX;
+}
+
 bool asha_promotable(const asha *a, size_t *t_out, size_t *rung_out)
 {
+    size_t b = a->baseline;
+    if (b != SIZE_MAX && a->granted[b] >= 0 && (size_t)a->granted[b] + 1 < a->n_rungs &&
+        !isnan(a->score[b * a->n_rungs + (size_t)a->granted[b]])) {
+        *t_out = b;
+        *rung_out = (size_t)a->granted[b] + 1;
+        return true;
+    }
     for (size_t r = a->n_rungs - 1; r-- > 0;) {
         size_t n = 0;
         for (size_t t = 0; t < a->n_trials; t++)

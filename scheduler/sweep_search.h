@@ -81,7 +81,14 @@ void asha_complete(asha *a, size_t t, size_t rung, double score);
 // score there in *score (may be NULL).
 int asha_reached(const asha *a, size_t t, double *score);
 
-// asha_promotable finds a trial to promote: from the second-highest rung
+// asha_set_baseline names the trial the sweep is compared with (its
+// default): it is promoted as soon as it completes each rung, whatever its
+// score, so its score is always a full one. Does not count against the
+// rule for the others beyond being one more completed trial per rung.
+void asha_set_baseline(asha *a, size_t t);
+
+// asha_promotable finds a trial to promote: the baseline when it completed
+// its rung below the top; from the second-highest rung
 // down, the best trial of rung r that was not granted a higher rung and is
 // among the best floor(n_r / eta) completed at r (ties: lower trial index).
 // Returns true with the trial in *t and its new rung in *rung.

@@ -81,6 +81,36 @@ START_TEST(test_asha_eta_2_promotes_the_top_half_as_results_arrive)
 }
 END_TEST
 
+// The default (the baseline the best is compared with) is carried to a
+// full score however it ranks; the others follow the usual rule.
+START_TEST(test_asha_carries_the_baseline_to_a_full_score)
+{
+    asha *a = asha_new(4, 5, 2, 0);
+    asha_set_baseline(a, 0);
+    size_t rung, t;
+    for (size_t k = 0; k < 4; k++)
+        asha_grant(a, k, 0);
+    ck_assert_int_eq(complete(a, 1, 0, 0.90, &rung), -1); // 1 result: floor(1/2) = 0
+    ck_assert_int_eq(complete(a, 0, 0, 0.10, &rung), 0);  // the worst, promoted all the same
+    ck_assert_uint_eq(rung, 1);
+    asha_grant(a, 0, 1);
+    ck_assert(asha_promotable(a, &t, &rung)); // then the best of two, as usual
+    ck_assert_uint_eq(t, 1);
+    asha_grant(a, 1, 1);
+    ck_assert_int_eq(complete(a, 2, 0, 0.50, &rung), -1);
+    for (size_t r = 1; r + 1 < asha_n_rungs(a); r++) {
+        ck_assert_int_eq(complete(a, 0, r, 0.10, &rung), 0);
+        ck_assert_uint_eq(rung, r + 1);
+        asha_grant(a, 0, r + 1);
+    }
+    asha_complete(a, 0, asha_n_rungs(a) - 1, 0.10);
+    double sc;
+    ck_assert_int_eq(asha_reached(a, 0, &sc), (int)asha_n_rungs(a) - 1); // a full score
+    ck_assert_int_eq(asha_granted(a, 2), 0); // the others: stopped as before
+    asha_free(a);
+}
+END_TEST
+
 START_TEST(test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs)
 {
     asha *a = asha_new(8, 5, 3, 0);
@@ -405,6 +435,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("core");
     tcase_add_test(t, test_asha_rungs_double_then_end_at_every_fold);
     tcase_add_test(t, test_asha_eta_2_promotes_the_top_half_as_results_arrive);
+    tcase_add_test(t, test_asha_carries_the_baseline_to_a_full_score);
     tcase_add_test(t, test_asha_eta_3_promotes_the_top_third_and_prefers_higher_rungs);
     tcase_add_test(t, test_asha_tree_budget_gives_each_rung_its_folds_and_trees);
     tcase_add_test(t, test_asha_finishing_carries_the_best_stopped_trial_to_a_full_score);
