@@ -123,7 +123,6 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
     if (e != CN_OK)
         return cn_errf(err, errlen, e, "cannot make fold %d of %d over %zu rows: %s", f, k,
                        d->n_rows, cn_strerror(e));
-    rf_forest *forest = NULL;
     int nc = d->n_classes;
     int32_t *pred = malloc((nte ? nte : 1) * sizeof *pred);
     int32_t *truth = malloc((nte ? nte : 1) * sizeof *truth);
@@ -134,7 +133,8 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
         goto out;
     }
     double t0 = now_s();
-    e = rf_forest_fit_predict(p, d, tr, ntr, te, nte, pred, &forest, err, errlen);
+    // Only the predictions count here, so the forest keeps no trees.
+    e = rf_forest_fit_predict(p, d, tr, ntr, te, nte, pred, NULL, err, errlen);
     double t1 = now_s();
     if (e != CN_OK) {
         free(truth);
@@ -161,7 +161,6 @@ out:
         free(r->confusion);
         r->confusion = NULL;
     }
-    rf_forest_free(forest);
     free(pred);
     free(tr);
     free(te);

@@ -115,7 +115,10 @@ cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows
 // built, while it is still in cache: the fast path for cross-validation.
 // The predictions equal rf_forest_predict_rows' (class probabilities are
 // sums of floats in double, exact in any order). Errors: as rf_forest_fit,
-// plus CN_ERANGE for an evaluation row out of bounds.
+// plus CN_ERANGE for an evaluation row out of bounds. With out NULL the
+// trees are not kept: each worker rebuilds one tree in the same memory,
+// which saves allocating and faulting in every tree when only the
+// predictions count (cross-validation); the predictions are the same.
 cn_err rf_forest_fit_predict(const rf_params *p, const ds_dataset *d, const size_t *rows,
                              size_t n_rows, const size_t *eval_rows, size_t n_eval, int32_t *pred,
                              rf_forest **out, char *err, size_t errlen);

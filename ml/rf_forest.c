@@ -359,7 +359,7 @@ typedef struct fit_job {
     const rf_prep *prep;
     const ds_dataset *d;
     const size_t *rows;
-    rf_forest *f;
+    rf_forest *f;            // NULL: keep no trees (each worker rebuilds its scratch tree)
     rf_scratch *scratch;     // (pool size)
     double *oob;             // (pool size, n_rows, n_classes) or NULL
     const size_t *eval_rows; // rows of d to predict tree by tree, or NULL
@@ -409,7 +409,7 @@ static void fit_tree(void *arg, size_t t, int worker)
     }
     for (size_t i = 0; i < n; i++)
         s->w[i] = s->boot[i] * (cw ? cw[prep->y[i]] : 1.0);
-    rf_tree *tree = &j->f->trees[t];
+    rf_tree *tree = j->f ? &j->f->trees[t] : &s->tree;
     cn_err e = rf_tree_build(p, j->max_features, prep, s, &rng, tree);
     if (e == CN_OK && p->ccp_alpha > 0)
         e = rf_tree_prune_ccp(tree, k, p->ccp_alpha);
@@ -489,7 +489,8 @@ static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *ro
                        const size_t *eval_rows, size_t n_eval, int32_t *pred, rf_forest **out,
                        char *err, size_t errlen)
 {
-    *out = NULL;
+    if (out != NULL)
+        *out = NULL;
     cn_err e = rf_params_validate(p, err, errlen);
     if (e != CN_OK)
         return e;
@@ -521,10 +522,12 @@ static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *ro
         return cn_errf(err, errlen, e, "out of memory preparing %zu x %zu features", n_rows,
                        d->n_features);
     e = CN_ENOMEM;
-    f = rf_forest_alloc(p->n_estimators, d->n_features, k);
-    if (f == NULL || !copy_names(f, d))
-        goto fail;
-    f->params = *p;
+    if (out != NULL) {
+        f = rf_forest_alloc(p->n_estimators, d->n_features, k);
+        if (f == NULL || !copy_names(f, d))
+            goto fail;
+        f->params = *p;
+    }
     if (ml_pool_new(p->threads, &pool) != CN_OK)
         goto fail;
     int nw = ml_pool_size(pool);
@@ -589,7 +592,7 @@ static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *ro
         if (job.eval == NULL || job.route == NULL || job.eval_cols == NULL)
             goto fail;
     }
-    int want_oob = p->oob_score && p->bootstrap;
+    int want_oob = p->oob_score && p->bootstrap && f != NULL;
     if (want_oob) {
         job.oob = calloc((size_t)ml_pool_size(pool) * n_rows * (size_t)k, sizeof *job.oob);
         if (job.oob == NULL)
@@ -654,7 +657,8 @@ done:
     free(cw);
     ml_pool_free(pool);
     rf_prep_fini(&prep);
-    *out = f;
+    if (out != NULL)
+        *out = f;
     return e;
 }
 

@@ -33,7 +33,8 @@ typedef struct rf_pnode {
 // probabilities. Thread rule: built by one thread, then read-only.
 typedef struct rf_tree {
     int32_t n_nodes;
-    int32_t cap;
+    int32_t cap;      // room in nodes and value
+    int32_t pcap;     // room in pnodes
     rf_tnode *nodes;  // (n_nodes)
     float *value;     // (n_nodes, n_classes) class probabilities
     rf_pnode *pnodes; // (n_nodes) prediction copy, made by rf_tree_finish
@@ -101,6 +102,7 @@ typedef struct rf_scratch {
     uint8_t *mark;       // (max_unique) values present in the node (min_samples_leaf 1)
     double *stk_ct;      // (stack_cap, n_classes) class weights of stacked nodes
     uint64_t *node_bits; // (bit_words) the current node's rows, when built; else all zero
+    rf_tree tree;        // the worker's tree when the forest keeps none, rebuilt in place
     void *stack;
     size_t stack_cap;
 } rf_scratch;
@@ -113,7 +115,9 @@ void rf_scratch_fini(rf_scratch *s);
 
 // rf_tree_build grows one tree on the rows with s->w[i] > 0 (weights already
 // hold bootstrap counts times class weights). max_features is resolved.
-// Returns CN_OK or CN_ENOMEM.
+// out is zeroed or a tree built before, whose memory is reused (a worker
+// that keeps no trees rebuilds one in place: no allocation, no fresh pages).
+// Returns CN_OK or CN_ENOMEM (out is then freed and zeroed).
 cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, rf_scratch *s,
                      cn_rng *rng, rf_tree *out);
 

@@ -367,6 +367,7 @@ void rf_scratch_fini(rf_scratch *s)
     free(s->hist4);
     free(s->stk_ct);
     free(s->node_bits);
+    rf_tree_fini(&s->tree);
     free(s->cnt4);
     free(s->masks);
     memset(s, 0, sizeof *s);
@@ -1049,7 +1050,7 @@ static cn_err add_node(rf_tree *t, int k, int32_t *id)
 cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, rf_scratch *s,
                      cn_rng *rng, rf_tree *t)
 {
-    memset(t, 0, sizeof *t);
+    t->n_nodes = 0;
     int k = prep->n_classes;
     int nf = (int)prep->n_features;
     size_t n_in = 0;
@@ -1210,10 +1211,15 @@ oom:
 
 cn_err rf_tree_finish(rf_tree *t)
 {
-    free(t->pnodes);
-    t->pnodes = malloc((t->n_nodes > 0 ? (size_t)t->n_nodes : 1) * sizeof *t->pnodes);
-    if (t->pnodes == NULL)
-        return CN_ENOMEM;
+    if (t->pnodes == NULL || t->pcap < t->n_nodes) {
+        free(t->pnodes);
+        t->pcap = t->n_nodes > 0 ? t->n_nodes : 1;
+        t->pnodes = malloc((size_t)t->pcap * sizeof *t->pnodes);
+        if (t->pnodes == NULL) {
+            t->pcap = 0;
+            return CN_ENOMEM;
+        }
+    }
     for (int32_t i = 0; i < t->n_nodes; i++) {
         const rf_tnode *nd = &t->nodes[i];
         rf_pnode *pn = &t->pnodes[i];

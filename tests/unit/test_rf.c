@@ -187,6 +187,40 @@ START_TEST(test_rf_fit_predict_equals_predict_rows)
 }
 END_TEST
 
+// Without a forest to keep (out NULL), each worker rebuilds its trees in one
+// reused tree; the predictions must equal those of the kept forest, at one
+// and two threads and with pruning (which replaces the tree's arrays).
+START_TEST(test_rf_fit_predict_without_keeping_trees_predicts_the_same)
+{
+    ds_dataset *d = random_data(3000, 10, 4, 7);
+    size_t train[2000], eval[1000];
+    for (size_t i = 0; i < 2000; i++)
+        train[i] = i;
+    for (size_t i = 0; i < 1000; i++)
+        eval[i] = 2000 + i;
+    char err[CN_ERRBUF_LEN];
+    for (int threads = 1; threads <= 2; threads++)
+        for (int pruned = 0; pruned <= 1; pruned++) {
+            rf_params p = rf_params_default();
+            p.n_estimators = 12;
+            p.threads = threads;
+            p.seed = 3;
+            p.ccp_alpha = pruned ? 0.002 : 0.0;
+            int32_t kept[1000], reused[1000];
+            rf_forest *f = NULL;
+            ck_assert_int_eq(
+                rf_forest_fit_predict(&p, d, train, 2000, eval, 1000, kept, &f, err, sizeof err),
+                CN_OK);
+            ck_assert_int_eq(rf_forest_fit_predict(&p, d, train, 2000, eval, 1000, reused, NULL,
+                                                   err, sizeof err),
+                             CN_OK);
+            ck_assert_mem_eq(kept, reused, sizeof kept);
+            rf_forest_free(f);
+        }
+    ds_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_rf_gini_root_split_matches_hand_computation)
 {
     ds_dataset *d = toy();
@@ -919,6 +953,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_rf_fit_on_row_subset_equals_fit_on_copy);
     tcase_add_test(t, test_rf_node_statistics_match_brute_force_on_one_hot_data);
     tcase_add_test(t, test_rf_fit_predict_equals_predict_rows);
+    tcase_add_test(t, test_rf_fit_predict_without_keeping_trees_predicts_the_same);
     tcase_add_test(t, test_rf_every_split_is_the_best_on_pixel_like_data);
     suite_add_tcase(s, t);
     return s;
