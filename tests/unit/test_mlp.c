@@ -343,6 +343,40 @@ START_TEST(test_trainer_grad_matches_with_many_chunks)
 }
 END_TEST
 
+// A data set of 16 MB is advised transparent huge pages: the mapping that
+// holds its features is THP-eligible in /proc/self/smaps (unless the kernel
+// has THP off, when there is nothing to check).
+START_TEST(test_large_data_set_asks_for_huge_pages)
+{
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f != NULL) {
+        if (fgets(mode, sizeof mode, f) == NULL)
+            mode[0] = 0;
+        fclose(f);
+    }
+    if (strstr(mode, "[never]") != NULL || mode[0] == 0)
+        return;
+    ds_dataset *d = ds_dataset_new(4096, 1024, 1);
+    ck_assert_ptr_nonnull(d);
+    uintptr_t x = (uintptr_t)d->x + ((size_t)8 << 20); // inside the advised range
+    f = fopen("/proc/self/smaps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int in_vma = 0, eligible = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in_vma = x >= lo && x < hi;
+        else if (in_vma && sscanf(line, "THPeligible: %d", &eligible) == 1)
+            break;
+    }
+    fclose(f);
+    ck_assert_int_eq(eligible, 1);
+    ds_dataset_free(d);
+}
+END_TEST
+
 // runs `steps` Adam steps of the trainer with T threads from a fixed start
 // and returns the final parameters (caller frees) and the last loss.
 static float *train_run(const mlp_shape *s, const ds_dataset *d, int T, int steps, float *last)
@@ -550,6 +584,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_training_reduces_loss_and_evaluates);
     tcase_add_test(t, test_trainer_grad_matches_single_thread);
     tcase_add_test(t, test_trainer_grad_matches_with_many_chunks);
+    tcase_add_test(t, test_large_data_set_asks_for_huge_pages);
     tcase_add_test(t, test_trainer_training_is_deterministic);
     tcase_add_test(t, test_trainer_wakes_sleeping_threads);
     tcase_add_test(t, test_model_file_round_trip_and_errors);
