@@ -8,9 +8,12 @@
 //     dZ_last = (softmax - onehot) / B, dZ_{l-1} = (dZ_l W_l^T) * [A_{l-1} > 0]
 //   items [T, T + P): parameter chunks (phase B; each waits until every row
 //     block is done)
-//     dW_l[a:b) = A_{l-1}[:, a:b)^T dZ_l over all B rows (about 128 KB of
-//     weights per chunk), db_l = column sums of dZ_l for the layer's first
-//     chunk, then the optimizer on the same ranges while they are in cache.
+//     dW_l[a:b) = A_{l-1}[:, a:b)^T dZ_l over all B rows, db_l = column sums
+//     of dZ_l for the layer's first chunk, then the optimizer on the same
+//     ranges while they are in cache. The chunks are runs of rows of one
+//     layer, all about the same size (at most about 128 KB of weights, a
+//     multiple of T of them), claimed largest first so that the threads
+//     finish the phase together (plan_chunks).
 //
 // Which thread runs an item does not change its result, and the items are
 // fixed by the shape and T, so a run is deterministic for a given T. Claiming
@@ -42,12 +45,13 @@
 
 #define SPIN_NS 2000000    // spinning inside a call before sleeping (2 ms)
 #define SPIN_CHECK 64      // PAUSEs between looks at the clock
-#define CHUNK_FLOATS 32768 // weights per phase-B item (128 KB)
+#define CHUNK_FLOATS 32768 // weights per phase-B item, at most about (128 KB)
 #define CACHE_LINE 64
 
 typedef struct pchunk {
     int layer, lo, hi; // rows [lo, hi) of W_layer
     int bias;          // 1: also the layer's bias
+    size_t floats;     // (hi - lo) * widths[layer + 1]
 } pchunk;
 
 typedef struct worker {
@@ -343,6 +347,41 @@ static void run(mlp_trainer *tr, float *loss)
     }
 }
 
+// --- the parameter chunks ---
+
+// plan_chunks sets per_layer[l] to the number of chunks layer l's weights are
+// split into (equal runs of rows) and returns their total. The chunks are
+// all about the same size, total / n for n a multiple of T with chunks of at
+// most about CHUNK_FLOATS, so that T threads claiming them in turn finish
+// together; a layer much smaller than that is one chunk.
+static int plan_chunks(const mlp_shape *s, int threads, int *per_layer)
+{
+    size_t total = 0;
+    for (int l = 0; l < s->n_layers; l++)
+        total += (size_t)s->widths[l] * (size_t)s->widths[l + 1];
+    size_t per_round = (size_t)threads * CHUNK_FLOATS;
+    size_t n_target = (size_t)threads * ((total + per_round - 1) / per_round);
+    double target = (double)total / (double)n_target;
+    int n = 0;
+    for (int l = 0; l < s->n_layers; l++) {
+        double k = floor((double)s->widths[l] * (double)s->widths[l + 1] / target + 0.5);
+        per_layer[l] = k < 1.0 ? 1 : k > (double)s->widths[l] ? s->widths[l] : (int)k;
+        n += per_layer[l];
+    }
+    return n;
+}
+
+// chunk_cmp orders chunks by size, largest first, then by layer and rows.
+static int chunk_cmp(const void *pa, const void *pb)
+{
+    const pchunk *a = pa, *b = pb;
+    if (a->floats != b->floats)
+        return a->floats > b->floats ? -1 : 1;
+    if (a->layer != b->layer)
+        return a->layer < b->layer ? -1 : 1;
+    return (a->lo > b->lo) - (a->lo < b->lo);
+}
+
 // --- public ---
 
 mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
@@ -358,12 +397,8 @@ mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
     tr->nthreads = threads;
     tr->kernel = MLP_KERNEL_BLAS;
     size_t b = (size_t)max_batch;
-    int n_chunks = 0;
-    for (int l = 0; l < s->n_layers; l++) {
-        int rows = CHUNK_FLOATS / s->widths[l + 1];
-        rows = rows < 1 ? 1 : rows;
-        n_chunks += (s->widths[l] + rows - 1) / rows;
-    }
+    int per_layer[MLP_MAX_LAYERS];
+    int n_chunks = plan_chunks(s, threads, per_layer);
     int ok = (tr->x = malloc(b * (size_t)s->widths[0] * sizeof(float))) != NULL;
     ok &= (tr->y = malloc(b * sizeof(int32_t))) != NULL;
     for (int l = 0; l < s->n_layers; l++) {
@@ -378,21 +413,21 @@ mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
         mlp_trainer_free(tr);
         return NULL;
     }
-    // The first layer holds most of the weights; listing it first lets the
-    // small chunks of the other layers fill in at the end.
     tr->n_chunks = n_chunks;
     int c = 0;
     for (int l = 0; l < s->n_layers; l++) {
-        int in = s->widths[l], rows = CHUNK_FLOATS / s->widths[l + 1];
-        rows = rows < 1 ? 1 : rows;
-        for (int lo = 0; lo < in; lo += rows) {
+        int in = s->widths[l], k = per_layer[l];
+        for (int i = 0; i < k; i++) {
             pchunk *ch = &tr->chunks[c++];
             ch->layer = l;
-            ch->lo = lo;
-            ch->hi = lo + rows < in ? lo + rows : in;
-            ch->bias = lo == 0;
+            ch->lo = (int)((int64_t)in * i / k);
+            ch->hi = (int)((int64_t)in * (i + 1) / k);
+            ch->bias = i == 0;
+            ch->floats = (size_t)(ch->hi - ch->lo) * (size_t)s->widths[l + 1];
         }
     }
+    // Largest first, so that the small chunks fill in at the end.
+    qsort(tr->chunks, (size_t)n_chunks, sizeof(pchunk), chunk_cmp);
     atomic_init(&tr->claim, 0);
     atomic_init(&tr->done_a, 0);
     atomic_init(&tr->sleep_a, 0);

@@ -259,18 +259,19 @@ START_TEST(test_training_reduces_loss_and_evaluates)
 }
 END_TEST
 
-// The threaded trainer's gradient equals mlp_grad's for T = 1, 2, 3 and
-// batches not divisible by T or smaller than T, from rows or gathered from a
-// data set, within |tr - ref| <= 1e-6 + 1e-4 |ref| (both are float sums over
-// the same rows; only GEMM blocking differs). Loss within 1e-6.
-START_TEST(test_trainer_grad_matches_single_thread)
+// check_trainer_grad checks that the threaded trainer's gradient for the
+// model inputs-hidden-5 equals mlp_grad's for T = 1, 2, 3 and batches not
+// divisible by T or smaller than T, from rows or gathered from a data set,
+// within |tr - ref| <= 1e-6 + 1e-4 |ref| (both are float sums over the same
+// rows; only GEMM blocking differs), and that it writes every element. Loss
+// within 1e-6.
+static void check_trainer_grad(int inputs, const int *hidden, int n_hidden)
 {
     mlp_shape s;
-    int hidden[2] = {40, 24};
-    ck_assert_int_eq(mlp_shape_init(&s, 30, hidden, 2, 5, NULL, 0), CN_OK);
+    ck_assert_int_eq(mlp_shape_init(&s, inputs, hidden, n_hidden, 5, NULL, 0), CN_OK);
     const int maxb = 37;
-    ds_dataset *d = ds_dataset_new(100, 30, 1);
-    fill_normal(d->x, 100 * 30, 21, 1.0);
+    ds_dataset *d = ds_dataset_new(100, (size_t)inputs, 1);
+    fill_normal(d->x, 100 * (size_t)inputs, 21, 1.0);
     for (size_t i = 0; i < 100; i++)
         d->y[i] = (int32_t)((i * 7) % 5);
     d->n_classes = 5;
@@ -280,7 +281,7 @@ START_TEST(test_trainer_grad_matches_single_thread)
     float *p = malloc(s.n_params * sizeof(float)), *ref = malloc(s.n_params * sizeof(float));
     float *g = malloc(s.n_params * sizeof(float));
     mlp_init_params(&s, p, 4);
-    fill_normal(p + s.layer[0].b_off, 40, 12, 0.1);
+    fill_normal(p + s.layer[0].b_off, (size_t)hidden[0], 12, 0.1);
     mlp_ws *ws = mlp_ws_new(&s, maxb);
     const int batches[] = {1, 2, 3, 5, 7, 37};
     for (int T = 1; T <= 3; T++) {
@@ -322,6 +323,57 @@ START_TEST(test_trainer_grad_matches_single_thread)
     free(p);
     free(ref);
     free(g);
+}
+
+START_TEST(test_trainer_grad_matches_single_thread)
+{
+    int hidden[2] = {40, 24};
+    check_trainer_grad(30, hidden, 2);
+}
+END_TEST
+
+// The same for a model whose layers the trainer splits into parameter chunks
+// of unequal row counts: 4 of the first layer and 2 of the second at T = 3,
+// 3 and 1 at T = 1 and 2 (a plan that missed a row or a bias would leave
+// NaN).
+START_TEST(test_trainer_grad_matches_with_many_chunks)
+{
+    int hidden[2] = {230, 150};
+    check_trainer_grad(301, hidden, 2);
+}
+END_TEST
+
+// A data set of 16 MB is advised transparent huge pages: the mapping that
+// holds its features is THP-eligible in /proc/self/smaps (unless the kernel
+// has THP off, when there is nothing to check).
+START_TEST(test_large_data_set_asks_for_huge_pages)
+{
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f != NULL) {
+        if (fgets(mode, sizeof mode, f) == NULL)
+            mode[0] = 0;
+        fclose(f);
+    }
+    if (strstr(mode, "[never]") != NULL || mode[0] == 0)
+        return;
+    ds_dataset *d = ds_dataset_new(4096, 1024, 1);
+    ck_assert_ptr_nonnull(d);
+    uintptr_t x = (uintptr_t)d->x + ((size_t)8 << 20); // inside the advised range
+    f = fopen("/proc/self/smaps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int in_vma = 0, eligible = -1;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in_vma = x >= lo && x < hi;
+        else if (in_vma && sscanf(line, "THPeligible: %d", &eligible) == 1)
+            break;
+    }
+    fclose(f);
+    ck_assert_int_eq(eligible, 1);
+    ds_dataset_free(d);
 }
 END_TEST
 
@@ -531,6 +583,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_blas_matches_naive_kernel);
     tcase_add_test(t, test_training_reduces_loss_and_evaluates);
     tcase_add_test(t, test_trainer_grad_matches_single_thread);
+    tcase_add_test(t, test_trainer_grad_matches_with_many_chunks);
+    tcase_add_test(t, test_large_data_set_asks_for_huge_pages);
     tcase_add_test(t, test_trainer_training_is_deterministic);
     tcase_add_test(t, test_trainer_wakes_sleeping_threads);
     tcase_add_test(t, test_model_file_round_trip_and_errors);
