@@ -6,6 +6,7 @@
 // of unregistered workers.
 #include <check.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -518,8 +519,22 @@ END_TEST
 static bool got_an_item(void *arg)
 {
     int *item = arg;
+    keep_alive();
     *item = get(A, NULL);
     return *item >= 0;
+}
+
+// heartbeats keeps both nodes alive while a call retries for longer than
+// the table's dead-after.
+static atomic_bool heartbeats_stop;
+static void *heartbeats(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&heartbeats_stop)) {
+        keep_alive();
+        cn_sleep_ms(50);
+    }
+    return NULL;
 }
 
 // A worker reporting on a job whose items are not there yet (a restored
@@ -531,7 +546,14 @@ START_TEST(test_a_report_before_the_items_exist_is_to_be_repeated)
     atomic_store(&items_may_start, false);
     submit("{\"items\": 2, \"deferred\": true}");
     bool stop = false, dup;
-    ck_assert_int_eq(report(A, 1, false, false, &stop, &dup), RPC_UNAVAILABLE);
+    // The client resends an UNAVAILABLE call with backoff before it gives up.
+    atomic_store(&heartbeats_stop, false);
+    pthread_t hb;
+    ck_assert_int_eq(pthread_create(&hb, NULL, heartbeats, NULL), 0);
+    rpc_code early = report(A, 1, false, false, &stop, &dup);
+    atomic_store(&heartbeats_stop, true);
+    pthread_join(hb, NULL);
+    ck_assert_int_eq(early, RPC_UNAVAILABLE);
     atomic_store(&items_may_start, true);
     int first = -1;
     ck_assert(ts_wait_until(got_an_item, &first, 5000));
