@@ -1437,16 +1437,24 @@ START_TEST(test_rpc_huge_seq_under_another_node_id_does_not_poison_it)
 }
 END_TEST
 
+// retrying_client opens a client that resends an idempotent call up to 3
+// times with backoff_ms as its base, once the server answers.
+static rpc_client *retrying_client(const char *url, int backoff_ms)
+{
+    rpc_client_opts o = {.url = url, .max_retries = 3, .backoff_base_ms = backoff_ms};
+    rpc_client *c;
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
+    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    return c;
+}
+
 START_TEST(test_rpc_idempotent_call_retries_aborted_and_gets_the_stored_reply)
 {
     char url[512];
     srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
     rpc_server *s = start_server(&cfg, url, sizeof url);
-    rpc_client_opts o = {.url = url, .max_retries = 3, .backoff_base_ms = 100};
-    rpc_client *c;
-    char err[CN_ERRBUF_LEN];
-    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
-    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    rpc_client *c = retrying_client(url, 100);
     // Each of the four attempts gets a quarter of 8 s. The handler runs
     // until a resend finds it still in progress (ABORTED), so the first
     // attempt gives up while it runs whatever the machine's load; a later
@@ -1484,11 +1492,7 @@ START_TEST(test_rpc_mutating_call_answered_unavailable_runs_again_on_resend)
     char url[512];
     srv_cfg cfg = {.url = "tcp://127.0.0.1:0"};
     rpc_server *s = start_server(&cfg, url, sizeof url);
-    rpc_client_opts o = {.url = url, .max_retries = 3, .backoff_base_ms = 20};
-    rpc_client *c;
-    char err[CN_ERRBUF_LEN];
-    ck_assert_int_eq(rpc_client_open(&c, &o, err, sizeof err), CN_OK);
-    ck_assert_int_eq(rpc_wait_ready(c, "Test", "Echo", 5000), RPC_OK);
+    rpc_client *c = retrying_client(url, 20);
     atomic_store(&fx.busy_calls, 0);
     rpc_request r = {
         .service = "Test", .method = "BusyOnce", .deadline_ms = 5000, .flags = RPC_IDEMPOTENT};
