@@ -435,19 +435,6 @@ typedef struct split {
     double wl;
 } split;
 
-static inline uint32_t code_at(const rf_prep *p, size_t j, uint32_t r)
-{
-    const uint8_t *col = p->codes + p->code_off[j];
-    switch (p->code_w[j]) {
-    case 1:
-        return col[r];
-    case 2:
-        return ((const uint16_t *)col)[r];
-    default:
-        return ((const uint32_t *)col)[r];
-    }
-}
-
 // A node's rows are read from rows1 rather than the columns when they lie
 // further apart, on average, than SPARSE_GAP rows (then a column read costs
 // about a cache line per row anyway).
