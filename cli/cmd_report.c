@@ -376,20 +376,11 @@ static void params_text(const cJSON *p, char *out, size_t n)
     free(s);
 }
 
-// full_score: t's score covers every fold at the trial's own trees (false
-// for a trial ASHA stopped with a partial score, or one that failed).
-static bool full_score(const cJSON *t)
-{
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "full_score");
-    return f == NULL ? !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed"))
-                     : cJSON_IsTrue(f);
-}
-
 // by_mean_desc ranks full scores first, then by mean accuracy.
 static int by_mean_desc(const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
-    bool fx = full_score(x), fy = full_score(y);
+    bool fx = sched_trial_full_score(x), fy = sched_trial_full_score(y);
     if (fx != fy)
         return fx ? -1 : 1;
     double mx = num(x, "mean_accuracy"), my = num(y, "mean_accuracy");
@@ -418,7 +409,7 @@ static void sweep_leaderboard(doc *d, const sched_results *s)
             continue;
         char(*c)[96] = &cells[rows++ * 6];
         snprintf(c[0], 96, "%zu", i + 1);
-        if (full_score(v[i]))
+        if (sched_trial_full_score(v[i]))
             snprintf(c[1], 96, "%.0f%s", num(v[i], "trial"), is_default ? " (default)" : "");
         else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v[i], "failed")))
             snprintf(c[1], 96, "%.0f%s (failed)", num(v[i], "trial"),

@@ -19,6 +19,7 @@
 #include "common/cn_buf.h"
 #include "common/cn_clock.h"
 #include "common/cn_file.h"
+#include "scheduler/sched_figures.h"
 #include "scheduler/sweep_spec.h"
 
 // resolve_data finds the data file: as given (absolute or relative to the
@@ -41,8 +42,7 @@ static int cmp_trials(const void *a, const void *b)
 {
     const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
     // A finished score ranks above any partial one (a trial ASHA stopped).
-    bool fx = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "full_score")),
-         fy = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(y, "full_score"));
+    bool fx = sched_trial_full_score(x), fy = sched_trial_full_score(y);
     if (fx != fy)
         return fx ? -1 : 1;
     double ax = cli_num(x, "mean_accuracy"), ay = cli_num(y, "mean_accuracy");

@@ -386,14 +386,18 @@ cJSON *sched_fig_params(const sched_results *r)
     return names;
 }
 
-// trial_scored: t has a full score to plot (not failed, not stopped by ASHA
-// with a partial score, which would not compare with the others).
+bool sched_trial_full_score(const cJSON *t)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(t, "full_score");
+    return f == NULL ? !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed"))
+                     : cJSON_IsTrue(f);
+}
+
+// trial_scored: t has a full score to plot (a partial one, of a trial ASHA
+// stopped, would not compare with the others).
 static bool trial_scored(const cJSON *t)
 {
-    const cJSON *full = cJSON_GetObjectItemCaseSensitive(t, "full_score");
-    return num(t, "folds_done") > 0 &&
-           !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "failed")) &&
-           (full == NULL || cJSON_IsTrue(full));
+    return num(t, "folds_done") > 0 && sched_trial_full_score(t);
 }
 
 static cn_err fig_score(const sched_results *r, const char *param, cn_buf *out)

@@ -50,9 +50,10 @@ typedef struct sched_results {
     cJSON *summary; // summary.json, or NULL
     cJSON **recs;   // results.jsonl records, in order
     size_t n_recs;
-    // A sweep's trials: [{trial, params, folds_done, mean_accuracy,
-    // std_accuracy, seconds, failed}], from trials.csv (written when the
-    // sweep ends) or set from the live status (sched_results_set_trials).
+    // A sweep's trials: [{trial, params, folds_done, rung, mean_accuracy,
+    // std_accuracy, seconds, failed, stopped, full_score}], from trials.csv
+    // (written when the sweep ends) or set from the live status
+    // (sched_results_set_trials).
     cJSON *trials;
 } sched_results;
 
@@ -65,6 +66,12 @@ cn_err sched_results_load(const char *dir, sched_results **out, char *err, size_
 // sched_results_set_trials replaces r's trials with trials (taken; a
 // running sweep's status "trials" array).
 void sched_results_set_trials(sched_results *r, cJSON *trials);
+
+// sched_trial_full_score: a trial's score covers every fold at its own
+// trees ("full_score"; without the key, any trial that did not fail), as
+// opposed to the partial score of a trial ASHA stopped. Leaderboards rank
+// full scores first.
+bool sched_trial_full_score(const cJSON *trial);
 
 // sched_results_free accepts NULL.
 void sched_results_free(sched_results *r);
