@@ -49,7 +49,8 @@ static void *client_main(void *arg)
         c->errors++;
         return NULL;
     }
-    float *g = malloc(c->n * sizeof *g), *w = malloc(c->n * sizeof *w);
+    float *g = malloc(c->n * sizeof *g);
+    const float *w;
     for (uint64_t i = 0; i < c->n; i++)
         g[i] = 1e-6f * (float)((i + c->rank) % 7);
     ps_sync sy = {0};
@@ -58,7 +59,7 @@ static void *client_main(void *arg)
         if (t0 >= c->until_ns)
             break;
         cn_err e =
-            ps_client_push_pull(pc, clock, sy.version, g, w, &sy, c->last_err, sizeof c->last_err);
+            ps_client_push_pull(pc, clock, sy.version, g, &w, &sy, c->last_err, sizeof c->last_err);
         uint64_t t1 = cn_now_ns();
         if (e != CN_OK)
             c->errors++;
@@ -66,7 +67,6 @@ static void *client_main(void *arg)
             c->lat_ms[c->nlat++] = (float)((double)(t1 - t0) / 1e6);
     }
     free(g);
-    free(w);
     ps_client_close(pc);
     return NULL;
 }

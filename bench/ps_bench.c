@@ -2,7 +2,8 @@
 // parameter server (ps_client_push_pull against S ps_service shards, ASP,
 // SGD: the shards apply every gradient) versus raw nng req/rep moving the
 // same bytes (request N floats, reply N floats written over the request's
-// message, no processing, one socket), both on tcp loopback in one process
+// message, no processing, one socket; neither side copies the reply out:
+// canopy's caller reads the values in the reply's buffer), both on tcp loopback in one process
 // with the same allocator settings (ps_tune_allocator). Rounds alternate
 // between the two and the median round of each is compared.
 //
@@ -67,13 +68,14 @@ static double raw_round(nng_socket c, const float *grad, int iters)
     return 2.0 * (double)g_bytes * iters / s / 1e6;
 }
 
-static double ps_round(ps_client *c, const float *grad, float *params, int iters, uint64_t *clock)
+static double ps_round(ps_client *c, const float *grad, int iters, uint64_t *clock)
 {
     char err[512];
     ps_sync sy = {0};
+    const float *params;
     uint64_t t0 = cn_now_ns();
     for (int i = 0; i < iters; i++) {
-        if (ps_client_push_pull(c, *clock, sy.version, grad, params, &sy, err, sizeof err) !=
+        if (ps_client_push_pull(c, *clock, sy.version, grad, &params, &sy, err, sizeof err) !=
             CN_OK) {
             fprintf(stderr, "ps_bench: %s\n", err);
             exit(1);
@@ -235,13 +237,13 @@ int main(int argc, char **argv)
     if (with_ps && fed)
         fed_round(cl, grad, params, 5, &clock);
     else if (with_ps)
-        ps_round(pc, grad, params, 5, &clock);
+        ps_round(pc, grad, 5, &clock);
     double raw[64], ps[64];
     for (int r = 0; r < rounds; r++) {
         raw[r] = with_raw ? raw_round(rc, grad, iters) : 0;
         ps[r] = !with_ps ? 0
                 : fed    ? fed_round(cl, grad, params, iters, &clock)
-                         : ps_round(pc, grad, params, iters, &clock);
+                         : ps_round(pc, grad, iters, &clock);
         printf("round %d: nng %.0f MB/s, ps %.0f MB/s\n", r, raw[r], ps[r]);
     }
     qsort(raw, (size_t)rounds, sizeof *raw, cmp_d);

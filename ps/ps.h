@@ -206,12 +206,12 @@ cn_err ps_shard_push_update(ps_shard *s, uint32_t client, uint64_t round, double
 
 // ps_round_close is what closing a round did.
 typedef struct ps_round_close {
-    uint64_t round;        // the open round afterwards
+    uint64_t round; // the open round afterwards
     uint64_t version;
-    uint32_t updates;      // updates the closed round held
-    double weight;         // their total weight
-    bool already_closed;   // the round was closed before: nothing done
-    double apply_seconds;  // time in the server step
+    uint32_t updates;     // updates the closed round held
+    double weight;        // their total weight
+    bool already_closed;  // the round was closed before: nothing done
+    double apply_seconds; // time in the server step
 } ps_round_close;
 
 // ps_shard_close_round closes round: with apply, the values take the server
@@ -298,13 +298,17 @@ cn_err ps_client_configure(ps_client *c, const ps_shard_cfg *cfg, const float *i
 cn_err ps_client_pull(ps_client *c, uint64_t clock, bool consistent, float *params, ps_sync *sync,
                       char *err, size_t errlen);
 
-// ps_client_push_pull pushes grad (n_params floats) for clock and fills
-// params with the values the worker may use for clock + 1 (fused: one round
-// trip per shard). base_version is the version the gradient was computed on.
-// sync gets the largest clock over shards (BSP: the next clock to compute
-// is max(clock + 1, sync->clock)). params may not alias grad.
+// ps_client_push_pull pushes grad (n_params floats) for clock and points
+// *params at the values the worker may use for clock + 1 (fused: one round
+// trip per shard). The values stay valid, read-only, until the next call on
+// c or ps_client_close: with one shard they are the reply's own buffer (no
+// copy), with several the client gathers the shards' replies into a vector
+// it owns. grad must not point into the values of the last push-pull.
+// base_version is the version the gradient was computed on. sync
+// gets the largest clock over shards (BSP: the next clock to compute is
+// max(clock + 1, sync->clock)). On an error *params is NULL.
 cn_err ps_client_push_pull(ps_client *c, uint64_t clock, uint64_t base_version, const float *grad,
-                           float *params, ps_sync *sync, char *err, size_t errlen);
+                           const float **params, ps_sync *sync, char *err, size_t errlen);
 
 // ps_client_push pushes without pulling.
 cn_err ps_client_push(ps_client *c, uint64_t clock, uint64_t base_version, const float *grad,

@@ -39,6 +39,11 @@ typedef struct shard_conn {
     ps_sync sync;
     bool restored;
     ps_round_close rc; // OP_CLOSE_ROUND
+    // OP_PUSHPULL with one shard: the reply whose payload the caller reads
+    // (ps_client_push_pull's *params) until the next operation. Released on
+    // the thread that made the call, so its buffer becomes that thread's
+    // spare for the next request (rpc_reply_fini).
+    rpc_reply held;
 } shard_conn;
 
 struct ps_client {
@@ -51,7 +56,8 @@ struct ps_client {
     bool consistent, restore, apply;
     double weight;   // OP_PUSH_UPDATE
     const float *in; // grad, init or delta (n_params)
-    float *out;      // params (n_params)
+    float *out;      // params (n_params); NULL: OP_PUSHPULL with one shard keeps the reply
+    float *gathered; // OP_PUSHPULL with several shards: the values (n_params), made on first use
     const ps_shard_cfg *cfg;
     // dispatch to helper threads
     pthread_mutex_t mu;
@@ -117,12 +123,21 @@ static cn_err fail(shard_conn *sc, cn_err e, const char *what)
     return e;
 }
 
-static cn_err take_values(shard_conn *sc, const rpc_reply *rep)
+// take_values copies the values of rep into the caller's vector or, when
+// there is none (a push-pull with one shard), keeps rep itself as the
+// vector the caller reads: rep is then cleared so the caller's
+// rpc_reply_fini leaves it alone.
+static cn_err take_values(shard_conn *sc, rpc_reply *rep)
 {
     size_t want = (size_t)(sc->hi - sc->lo) * sizeof(float);
     if (rep->payload_len != want)
         return fail(sc, CN_EPROTO, "reply payload does not match the range");
-    memcpy(sc->c->out + sc->lo, rep->payload, want);
+    if (sc->c->out) {
+        memcpy(sc->c->out + sc->lo, rep->payload, want);
+    } else {
+        sc->held = *rep;
+        memset(rep, 0, sizeof *rep);
+    }
     atomic_fetch_add(&sc->c->received, want);
     return CN_OK;
 }
@@ -291,6 +306,8 @@ static cn_err do_close_round(shard_conn *sc)
 
 static void run_op(shard_conn *sc)
 {
+    // Any operation ends the caller's view of the last push-pull's values.
+    rpc_reply_fini(&sc->held);
     memset(&sc->sync, 0, sizeof sc->sync);
     sc->err[0] = 0;
     sc->restored = false;
@@ -443,9 +460,11 @@ void ps_client_close(ps_client *c)
     for (uint32_t k = 0; c->sh && k < c->o.shards; k++) {
         if (c->sh[k].th_started)
             pthread_join(c->sh[k].th, NULL);
+        rpc_reply_fini(&c->sh[k].held);
         rpc_client_close(c->sh[k].rpc);
     }
     free(c->sh);
+    free(c->gathered);
     pthread_cond_destroy(&c->start_cv);
     pthread_cond_destroy(&c->done_cv);
     pthread_mutex_destroy(&c->mu);
@@ -502,15 +521,24 @@ cn_err ps_client_pull(ps_client *c, uint64_t clock, bool consistent, float *para
 }
 
 cn_err ps_client_push_pull(ps_client *c, uint64_t clock, uint64_t base_version, const float *grad,
-                           float *params, ps_sync *sync, char *err, size_t errlen)
+                           const float **params, ps_sync *sync, char *err, size_t errlen)
 {
+    *params = NULL;
+    if (c->o.shards > 1 && c->gathered == NULL) {
+        c->gathered = malloc(c->o.n_params * sizeof *c->gathered);
+        if (c->gathered == NULL)
+            return cn_errf(err, errlen, CN_ENOMEM, "out of memory for %llu parameters",
+                           (unsigned long long)c->o.n_params);
+    }
     c->op = OP_PUSHPULL;
     c->clock = clock;
     c->base_version = base_version;
     c->in = grad;
-    c->out = params;
+    c->out = c->gathered; // NULL with one shard: the reply is the vector
     cn_err e = run_all(c, err, errlen);
     merge_sync(c, sync, true);
+    if (e == CN_OK)
+        *params = c->out ? c->out : (const float *)c->sh[0].held.payload;
     return e;
 }
 

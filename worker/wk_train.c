@@ -246,6 +246,9 @@ static cn_err steps(rank_run *r, const ds_dataset *d, bool *stopped, char *err, 
             r->step = sy.clock;
         e = ps_client_pull(r->pc, r->step, true, r->params, &sy, err, errlen);
     }
+    // The values a step computes on: r->params at first, then each
+    // push-pull's reply, read in place (valid until the next push-pull).
+    const float *w = r->params;
     r->t0_ns = cn_now_ns(); // throughput counts training, not data loading
     uint64_t last_report = cn_now_ms(), cur_epoch = UINT64_MAX;
     uint64_t report_ms = (uint64_t)(t->report_every_s * 1000);
@@ -255,10 +258,10 @@ static cn_err steps(rank_run *r, const ds_dataset *d, bool *stopped, char *err, 
         uint64_t t0 = cn_now_ns();
         mlp_batch b = {.d = d, .idx = r->idx, .n = (int)t->batch};
         float loss;
-        mlp_trainer_grad(r->tr, r->params, &b, r->grad, &loss);
+        mlp_trainer_grad(r->tr, w, &b, r->grad, &loss);
         uint64_t t1 = cn_now_ns();
         r->compute_s += (double)(t1 - t0) * 1e-9;
-        e = ps_client_push_pull(r->pc, r->step, sy.version, r->grad, r->params, &sy, err, errlen);
+        e = ps_client_push_pull(r->pc, r->step, sy.version, r->grad, &w, &sy, err, errlen);
         r->comm_s += (double)(cn_now_ns() - t1) * 1e-9;
         if (e != CN_OK)
             break;
