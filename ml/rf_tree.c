@@ -1060,12 +1060,22 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
     int k = prep->n_classes;
     int nf = (int)prep->n_features;
     size_t n_in = 0;
-    for (size_t i = 0; i < prep->n_rows; i++)
-        if (s->w[i] > 0) {
-            s->ny[n_in] = prep->y[i];
-            s->nw[n_in] = s->w[i];
-            s->idx[n_in++] = (uint32_t)i;
+    {
+        // The in-bag rows: each row is written and the cursor moves only
+        // for weights > 0, so there is no branch to mispredict on a
+        // bootstrap's random pattern.
+        const double *restrict w = s->w;
+        const int32_t *restrict y = prep->y;
+        int32_t *restrict ny = s->ny;
+        double *restrict nw = s->nw;
+        uint32_t *restrict idx = s->idx;
+        for (size_t i = 0; i < prep->n_rows; i++) {
+            ny[n_in] = y[i];
+            nw[n_in] = w[i];
+            idx[n_in] = (uint32_t)i;
+            n_in += w[i] > 0;
         }
+    }
     size_t mw = s->mask_words;
     memset(s->masks, 0, mw * sizeof *s->masks);
     memset(s->stk_ct, 0, (size_t)k * sizeof *s->stk_ct);
