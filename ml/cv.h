@@ -40,7 +40,8 @@ typedef struct cv_fold_result {
     double balanced_accuracy;
     double macro_f1;
     double fit_seconds;     // wall time of fitting, including predicting the test rows
-                            // (rf_forest_fit_predict does both tree by tree)
+                            // (rf_forest_fit_predict does both tree by tree); in cv_run,
+                            // from taking the fold's first tree to finishing its last
     double predict_seconds; // wall time of scoring after the fit (metrics only; the
                             // predictions themselves are counted in fit_seconds)
     size_t n_train, n_test;
