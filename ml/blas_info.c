@@ -182,3 +182,12 @@ void blas_describe(char *out, size_t n)
     snprintf(out, n, "%s %s, core %s (%s), %d thread%s", lib, ver, blas_core_name(), plan.why,
              threads, threads == 1 ? "" : "s");
 }
+
+// OpenBLAS's threaded builds export it; weak, so a BLAS without it links.
+void blas_thread_shutdown_(void) __attribute__((weak));
+
+void blas_stop_threads(void)
+{
+    if (blas_thread_shutdown_ != NULL)
+        blas_thread_shutdown_();
+}

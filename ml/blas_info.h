@@ -81,4 +81,12 @@ void blas_describe(char *out, size_t n);
 // blas_core_name returns the core OpenBLAS uses (openblas_get_corename).
 const char *blas_core_name(void);
 
+// blas_stop_threads stops OpenBLAS's worker threads; its next threaded call
+// starts them again. Each worker spins on sched_yield for about 2^28 cycles
+// (~0.1 s) when it starts and after every call before it sleeps, so a
+// command that does no BLAS work (the forest) calls this first rather than
+// share the CPUs with them. Does nothing with a BLAS that lacks the call
+// (OpenBLAS exports it without declaring it in its headers).
+void blas_stop_threads(void);
+
 #endif

@@ -69,6 +69,35 @@ cn_err cv_assign_folds(const int32_t *y, size_t n, int n_classes, int k, bool sh
     return CN_OK;
 }
 
+// split_rows writes the train and test rows of fold f, given each row's
+// fold, into new arrays. Returns CN_OK or CN_ENOMEM (nothing allocated).
+static cn_err split_rows(const int *fold_of, size_t n, int f, size_t **train, size_t *n_train,
+                         size_t **test, size_t *n_test)
+{
+    size_t nt = 0;
+    for (size_t i = 0; i < n; i++)
+        nt += fold_of[i] == f;
+    size_t *tr = malloc((n - nt ? n - nt : 1) * sizeof *tr);
+    size_t *te = malloc((nt ? nt : 1) * sizeof *te);
+    if (tr == NULL || te == NULL) {
+        free(tr);
+        free(te);
+        return CN_ENOMEM;
+    }
+    size_t a = 0, b = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (fold_of[i] == f)
+            te[b++] = i;
+        else
+            tr[a++] = i;
+    }
+    *train = tr;
+    *test = te;
+    *n_train = a;
+    *n_test = b;
+    return CN_OK;
+}
+
 cn_err cv_fold_indices(const int32_t *y, size_t n, int n_classes, int k, int f, bool shuffle,
                        uint64_t seed, size_t **train, size_t *n_train, size_t **test,
                        size_t *n_test)
@@ -81,33 +110,36 @@ cn_err cv_fold_indices(const int32_t *y, size_t n, int n_classes, int k, int f, 
     if (fold_of == NULL)
         return CN_ENOMEM;
     cn_err e = cv_assign_folds(y, n, n_classes, k, shuffle, seed, fold_of);
+    if (e == CN_OK)
+        e = split_rows(fold_of, n, f, train, n_train, test, n_test);
+    free(fold_of);
+    return e;
+}
+
+// score_fold fills r (allocating r->confusion) from the predictions pred of
+// the test rows te[0..nte) of d. Returns CN_OK or CN_ENOMEM.
+static cn_err score_fold(const ds_dataset *d, const size_t *te, size_t nte, const int32_t *pred,
+                         cv_fold_result *r)
+{
+    int nc = d->n_classes;
+    int32_t *truth = malloc((nte ? nte : 1) * sizeof *truth);
+    r->confusion = malloc((size_t)nc * (size_t)nc * sizeof *r->confusion);
+    cn_err e = CN_ENOMEM;
+    if (truth != NULL && r->confusion != NULL) {
+        for (size_t i = 0; i < nte; i++)
+            truth[i] = d->y[te[i]];
+        e = metrics_confusion(truth, pred, nte, nc, r->confusion);
+    }
+    free(truth);
     if (e != CN_OK) {
-        free(fold_of);
+        free(r->confusion);
+        r->confusion = NULL;
         return e;
     }
-    size_t nt = 0;
-    for (size_t i = 0; i < n; i++)
-        nt += fold_of[i] == f;
-    size_t *tr = malloc((n - nt ? n - nt : 1) * sizeof *tr);
-    size_t *te = malloc((nt ? nt : 1) * sizeof *te);
-    if (tr == NULL || te == NULL) {
-        free(tr);
-        free(te);
-        free(fold_of);
-        return CN_ENOMEM;
-    }
-    size_t a = 0, b = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (fold_of[i] == f)
-            te[b++] = i;
-        else
-            tr[a++] = i;
-    }
-    free(fold_of);
-    *train = tr;
-    *test = te;
-    *n_train = a;
-    *n_test = b;
+    r->accuracy = metrics_accuracy(r->confusion, nc);
+    r->balanced_accuracy = metrics_balanced_accuracy(r->confusion, nc);
+    r->macro_f1 = metrics_macro_f1(r->confusion, nc);
+    r->n_test = nte;
     return CN_OK;
 }
 
@@ -123,12 +155,8 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
     if (e != CN_OK)
         return cn_errf(err, errlen, e, "cannot make fold %d of %d over %zu rows: %s", f, k,
                        d->n_rows, cn_strerror(e));
-    int nc = d->n_classes;
     int32_t *pred = malloc((nte ? nte : 1) * sizeof *pred);
-    int32_t *truth = malloc((nte ? nte : 1) * sizeof *truth);
-    r->confusion = malloc((size_t)nc * (size_t)nc * sizeof *r->confusion);
-    if (pred == NULL || truth == NULL || r->confusion == NULL) {
-        free(truth);
+    if (pred == NULL) {
         e = cn_errf(err, errlen, CN_ENOMEM, "out of memory for fold %d", f);
         goto out;
     }
@@ -136,31 +164,16 @@ cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool 
     // Only the predictions count here, so the forest keeps no trees.
     e = rf_forest_fit_predict(p, d, tr, ntr, te, nte, pred, NULL, err, errlen);
     double t1 = now_s();
-    if (e != CN_OK) {
-        free(truth);
+    if (e != CN_OK)
         goto out;
-    }
-    for (size_t i = 0; i < nte; i++)
-        truth[i] = d->y[te[i]];
-    if (e == CN_OK)
-        e = metrics_confusion(truth, pred, nte, nc, r->confusion);
-    free(truth);
-    if (e != CN_OK) {
+    if ((e = score_fold(d, te, nte, pred, r)) != CN_OK) {
         cn_errf(err, errlen, e, "scoring fold %d failed: %s", f, cn_strerror(e));
         goto out;
     }
-    r->accuracy = metrics_accuracy(r->confusion, nc);
-    r->balanced_accuracy = metrics_balanced_accuracy(r->confusion, nc);
-    r->macro_f1 = metrics_macro_f1(r->confusion, nc);
     r->fit_seconds = t1 - t0;
     r->predict_seconds = now_s() - t1;
     r->n_train = ntr;
-    r->n_test = nte;
 out:
-    if (e != CN_OK) {
-        free(r->confusion);
-        r->confusion = NULL;
-    }
     free(pred);
     free(tr);
     free(te);
@@ -176,20 +189,48 @@ cn_err cv_run(const rf_params *p, const ds_dataset *d, int k, bool shuffle, uint
     if (k < 2 || (size_t)k > d->n_rows)
         return cn_errf(err, errlen, CN_EINVAL,
                        "folds must be in 2..%zu (the number of rows), not %d", d->n_rows, k);
+    size_t n = d->n_rows;
     cv_result *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->folds = calloc((size_t)k, sizeof *r->folds)) == NULL) {
-        free(r);
-        return cn_errf(err, errlen, CN_ENOMEM, "out of memory");
+    rf_fold *folds = calloc((size_t)k, sizeof *folds);
+    size_t **train = calloc((size_t)k, sizeof *train), **test = calloc((size_t)k, sizeof *test);
+    int *fold_of = malloc(n * sizeof *fold_of);
+    cn_err e = CN_ENOMEM;
+    if (r == NULL || folds == NULL || train == NULL || test == NULL || fold_of == NULL ||
+        (r->folds = calloc((size_t)k, sizeof *r->folds)) == NULL) {
+        cn_errf(err, errlen, e, "out of memory");
+        goto out;
     }
     r->k = k;
     r->n_classes = d->n_classes;
-    double t0 = now_s();
+    if ((e = cv_assign_folds(d->y, n, d->n_classes, k, shuffle, seed, fold_of)) != CN_OK) {
+        cn_errf(err, errlen, e, "cannot make %d folds over %zu rows: %s", k, n, cn_strerror(e));
+        goto out;
+    }
     for (int f = 0; f < k; f++) {
-        cn_err e = cv_eval_fold(p, d, k, f, shuffle, seed, &r->folds[f], err, errlen);
-        if (e != CN_OK) {
-            cv_result_free(r);
-            return e;
+        rf_fold *fo = &folds[f];
+        if ((e = split_rows(fold_of, n, f, &train[f], &fo->n_rows, &test[f], &fo->n_eval)) !=
+                CN_OK ||
+            (fo->pred = malloc((fo->n_eval ? fo->n_eval : 1) * sizeof *fo->pred)) == NULL) {
+            e = cn_errf(err, errlen, CN_ENOMEM, "out of memory for fold %d", f);
+            goto out;
         }
+        fo->rows = train[f];
+        fo->eval_rows = test[f];
+    }
+    double t0 = now_s();
+    // All folds in one job: only the predictions count, so no trees are kept.
+    if ((e = rf_forest_fit_predict_folds(p, d, folds, k, err, errlen)) != CN_OK)
+        goto out;
+    for (int f = 0; f < k; f++) {
+        cv_fold_result *fr = &r->folds[f];
+        double t1 = now_s();
+        if ((e = score_fold(d, test[f], folds[f].n_eval, folds[f].pred, fr)) != CN_OK) {
+            cn_errf(err, errlen, e, "scoring fold %d failed: %s", f, cn_strerror(e));
+            goto out;
+        }
+        fr->fit_seconds = folds[f].fit_seconds;
+        fr->predict_seconds = now_s() - t1;
+        fr->n_train = folds[f].n_rows;
     }
     r->wall_seconds = now_s() - t0;
     double s = 0, s2 = 0;
@@ -204,6 +245,20 @@ cn_err cv_run(const rf_params *p, const ds_dataset *d, int k, bool shuffle, uint
         s2 += dd * dd;
     }
     r->std_accuracy = sqrt(s2 / k);
+out:
+    for (int f = 0; folds != NULL && train != NULL && test != NULL && f < k; f++) {
+        free(folds[f].pred);
+        free(train[f]);
+        free(test[f]);
+    }
+    free(folds);
+    free(train);
+    free(test);
+    free(fold_of);
+    if (e != CN_OK) {
+        cv_result_free(r);
+        return e;
+    }
     *out = r;
     return CN_OK;
 }

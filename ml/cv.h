@@ -40,7 +40,8 @@ typedef struct cv_fold_result {
     double balanced_accuracy;
     double macro_f1;
     double fit_seconds;     // wall time of fitting, including predicting the test rows
-                            // (rf_forest_fit_predict does both tree by tree)
+                            // (rf_forest_fit_predict does both tree by tree); in cv_run,
+                            // from taking the fold's first tree to finishing its last
     double predict_seconds; // wall time of scoring after the fit (metrics only; the
                             // predictions themselves are counted in fit_seconds)
     size_t n_train, n_test;
@@ -64,8 +65,10 @@ typedef struct cv_result {
 cn_err cv_eval_fold(const rf_params *p, const ds_dataset *d, int k, int f, bool shuffle,
                     uint64_t seed, cv_fold_result *r, char *err, size_t errlen);
 
-// cv_run runs all k folds one after the other (each fit uses p->threads
-// threads) and returns the results in *out. d must be labelled.
+// cv_run runs all k folds as one job on p->threads threads
+// (rf_forest_fit_predict_folds; each fold's scores equal cv_eval_fold's)
+// and returns the results in *out. The folds' fit_seconds overlap, so they
+// may add up to more than wall_seconds. d must be labelled.
 // Errors: as cv_eval_fold, plus CN_EINVAL for an unlabelled data set.
 cn_err cv_run(const rf_params *p, const ds_dataset *d, int k, bool shuffle, uint64_t seed,
               cv_result **out, char *err, size_t errlen);

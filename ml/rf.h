@@ -123,12 +123,40 @@ cn_err rf_forest_fit_predict(const rf_params *p, const ds_dataset *d, const size
                              size_t n_rows, const size_t *eval_rows, size_t n_eval, int32_t *pred,
                              rf_forest **out, char *err, size_t errlen);
 
+// rf_fold is one training set of rf_forest_fit_predict_folds (a fold of a
+// cross-validation): fit on rows[0..n_rows) of d (rows NULL = all rows,
+// n_rows ignored), predict eval_rows[0..n_eval) of d into pred.
+typedef struct rf_fold {
+    const size_t *rows;
+    size_t n_rows;
+    const size_t *eval_rows;
+    size_t n_eval;
+    int32_t *pred;      // OUT: (n_eval) class indices
+    double fit_seconds; // OUT: wall time from taking the fold's first tree to finishing its last
+} rf_fold;
+
+// rf_forest_fit_predict_folds does rf_forest_fit_predict(p, d, rows,
+// n_rows, eval_rows, n_eval, pred, NULL, ...) for each of folds[0..n_folds),
+// with the same predictions, in one job on one pool of p->threads threads:
+// workers take the trees of all folds in order, so no thread waits at the
+// end of a fold, and a fold's data is prepared by the worker that reaches it
+// first while the others go on with the trees of the fold before (a worker
+// that would wait prepares the next fold meanwhile). A fold's prepared data
+// is freed when its last tree is done, so usually two or three folds' data
+// are in memory at once, not n_folds. Folds run concurrently, so their
+// fit_seconds overlap. Errors: as rf_forest_fit_predict, err naming the
+// fold; CN_EINVAL also for n_folds < 1.
+cn_err rf_forest_fit_predict_folds(const rf_params *p, const ds_dataset *d, rf_fold *folds,
+                                   int n_folds, char *err, size_t errlen);
+
 // Randomness contract (tests and distributed workers rely on it): tree t
 // draws from cn_rng_seed(&rng, seed, t) only. With bootstrap, its first
 // n_draws values of cn_rng_below(&rng, n_rows) pick the sample (row i gets
 // weight = number of times it was drawn, indices relative to rows[]); the
-// same stream then drives feature draws. Trees are therefore identical for
-// any thread count.
+// same stream then drives feature draws. Tree t of every fold of
+// rf_forest_fit_predict_folds draws from the same stream (seed, t), as a
+// separate fit of the fold would. Trees are therefore identical for any
+// thread count and for folds fitted together or one by one.
 
 // rf_forest_free frees f. Accepts NULL.
 void rf_forest_free(rf_forest *f);

@@ -4,17 +4,20 @@
 // Fitting prepares the data once (rf_prep), then each tree t is built by
 // whichever pool worker takes it, using only PRNG stream (seed, t) for its
 // bootstrap sample and its feature draws, so the forest is the same for any
-// thread count.
+// thread count. The folds of a cross-validation are fitted in one such job
+// (see fit_set below), each fold exactly as a fit of its own.
 #include "ml/rf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "common/cn_clock.h"
 #include "ml/rf_impl.h"
 #include "ml/threadpool.h"
 
@@ -354,30 +357,182 @@ void rf_forest_free(rf_forest *f)
     free(f);
 }
 
-typedef struct fit_job {
-    const rf_params *p;
-    const rf_prep *prep;
-    const ds_dataset *d;
-    const size_t *rows;
-    rf_forest *f;            // NULL: keep no trees (each worker rebuilds its scratch tree)
-    rf_scratch *scratch;     // (pool size)
-    double *oob;             // (pool size, n_rows, n_classes) or NULL
-    const size_t *eval_rows; // rows of d to predict tree by tree, or NULL
-    size_t n_eval;
+// A fit job grows the trees of one or more training sets (the whole fit, or
+// every fold of a cross-validation) as one parallel-for over (set, tree):
+// task s * n_estimators + t is tree t of set s. A set's prepared data and
+// evaluation buffers are made by the first worker that reaches one of its
+// trees (a worker that would wait for them prepares the next set meanwhile)
+// and freed by the worker that finishes its last tree, so no worker idles
+// at the boundary between sets and only the very last tree runs alone.
+typedef enum { SET_NEW, SET_PREPARING, SET_READY, SET_FAILED } set_state;
+
+// fit_set is one training set of a fit job.
+// Thread rule: state, trees_left, status and t0_ns under the job's mutex;
+// the fields below them are written by the worker that prepares the set
+// before state becomes SET_READY (the mutex publishes them), then only
+// read, except each worker's own slice of eval, and the worker that
+// finishes the last tree reads all of them.
+typedef struct fit_set {
+    rf_fold *spec; // the caller's rows and outputs
+    set_state state;
+    int trees_left;
+    cn_err status;
+    uint64_t t0_ns; // when its first tree was taken
+    rf_prep prep;
+    double *cw; // (n_classes) class weights or NULL
+    size_t n_draws;
     double *eval;     // (pool size, n_eval, n_classes) or NULL
     float *eval_cols; // (n_features, n_eval) the evaluation rows, column by column
     uint32_t *route;  // (pool size, 3, n_eval) rf_tree_route scratch and leaves
-    const double *cw; // (n_classes) class weights or NULL
+} fit_set;
+
+typedef struct fit_job {
+    const rf_params *p;
+    const ds_dataset *d;
+    int n_workers;
     int max_features;
-    size_t n_draws;
-    cn_err *status; // (n_trees)
+    fit_set *sets; // (n_sets)
+    int n_sets;
+    rf_forest *f;         // one set only: the forest that keeps its trees; NULL: keep none
+    double *oob;          // with f: (pool size, n_rows, n_classes) or NULL
+    rf_scratch *scratch;  // (pool size)
+    fit_set **scratch_of; // (pool size) the set each worker's scratch is sized for, or NULL
+    pthread_mutex_t mu;
+    pthread_cond_t ready; // a set left SET_PREPARING
 } fit_job;
 
-static void fit_tree(void *arg, size_t t, int worker)
+static void set_free(fit_set *fs)
 {
-    fit_job *j = arg;
+    rf_prep_fini(&fs->prep);
+    free(fs->cw);
+    free(fs->eval);
+    free(fs->eval_cols);
+    free(fs->route);
+    fs->cw = NULL;
+    fs->eval = NULL;
+    fs->eval_cols = NULL;
+    fs->route = NULL;
+}
+
+// set_prepare makes fs's codes, class weights and evaluation buffers.
+static cn_err set_prepare(const fit_job *j, fit_set *fs)
+{
     const rf_params *p = j->p;
-    const rf_prep *prep = j->prep;
+    const ds_dataset *d = j->d;
+    const rf_fold *sp = fs->spec;
+    size_t n_rows = sp->rows ? sp->n_rows : d->n_rows, n_eval = sp->n_eval;
+    int k = d->n_classes;
+    if (rf_prep_build(d, sp->rows, n_rows, &fs->prep) != CN_OK)
+        return CN_ENOMEM;
+    if (p->class_weight == RF_CW_BALANCED ||
+        (p->class_weight == RF_CW_BALANCED_SUBSAMPLE && !p->bootstrap) ||
+        (p->class_weight == RF_CW_BALANCED_SUBSAMPLE && k > 256)) {
+        double *cw = calloc((size_t)k, sizeof *cw);
+        if (cw == NULL)
+            return CN_ENOMEM;
+        int present = 0;
+        for (size_t i = 0; i < n_rows; i++)
+            cw[fs->prep.y[i]] += 1;
+        for (int c = 0; c < k; c++)
+            present += cw[c] > 0;
+        for (int c = 0; c < k; c++)
+            cw[c] = cw[c] > 0 ? (double)n_rows / (present * cw[c]) : 1.0;
+        fs->cw = cw;
+    }
+    if (sp->eval_rows == NULL)
+        return CN_OK;
+    size_t ne = n_eval ? n_eval : 1, nf = d->n_features;
+    fs->eval = calloc((size_t)j->n_workers * ne * (size_t)k, sizeof *fs->eval);
+    fs->route = malloc((size_t)j->n_workers * 3 * ne * sizeof *fs->route);
+    fs->eval_cols = malloc(ne * nf * sizeof *fs->eval_cols);
+    if (fs->eval == NULL || fs->route == NULL || fs->eval_cols == NULL)
+        return CN_ENOMEM;
+    for (size_t i = 0; i < n_eval; i++)
+        for (size_t q = 0; q < nf; q++)
+            fs->eval_cols[q * n_eval + i] = d->x[sp->eval_rows[i] * nf + q];
+    return CN_OK;
+}
+
+// set_wait returns 1 once fs is prepared, 0 if it failed. The first caller
+// prepares it; a later one prepares the next set meanwhile if nobody has,
+// else waits.
+static int set_wait(fit_job *j, fit_set *fs)
+{
+    pthread_mutex_lock(&j->mu);
+    if (fs->t0_ns == 0)
+        fs->t0_ns = cn_now_ns();
+    while (fs->state == SET_NEW || fs->state == SET_PREPARING) {
+        fit_set *g = fs;
+        if (fs->state == SET_PREPARING)
+            g = fs + 1 < j->sets + j->n_sets && fs[1].state == SET_NEW ? fs + 1 : NULL;
+        if (g == NULL) {
+            pthread_cond_wait(&j->ready, &j->mu);
+            continue;
+        }
+        g->state = SET_PREPARING;
+        pthread_mutex_unlock(&j->mu);
+        cn_err e = set_prepare(j, g);
+        pthread_mutex_lock(&j->mu);
+        g->state = e == CN_OK ? SET_READY : SET_FAILED;
+        if (e != CN_OK && g->status == CN_OK)
+            g->status = e;
+        pthread_cond_broadcast(&j->ready);
+    }
+    int ok = fs->state == SET_READY && fs->status == CN_OK;
+    pthread_mutex_unlock(&j->mu);
+    return ok;
+}
+
+// set_finish turns the summed class probabilities of fs's evaluation rows
+// into predictions and frees what the set no longer needs. It runs once,
+// after fs's last tree.
+static void set_finish(const fit_job *j, fit_set *fs)
+{
+    rf_fold *sp = fs->spec;
+    int k = j->d->n_classes;
+    size_t n_eval = sp->n_eval;
+    if (fs->eval != NULL) {
+        for (size_t i = 0; i < n_eval; i++) {
+            double *acc = fs->eval + i * k;
+            for (int w = 1; w < j->n_workers; w++)
+                for (int c = 0; c < k; c++)
+                    acc[c] += fs->eval[((size_t)w * n_eval + i) * k + c];
+            int32_t best = 0;
+            for (int c = 1; c < k; c++)
+                if (acc[c] > acc[best])
+                    best = c;
+            sp->pred[i] = best;
+        }
+    }
+    sp->fit_seconds = (double)(cn_now_ns() - fs->t0_ns) * 1e-9;
+    set_free(fs);
+}
+
+// scratch_fit sizes worker's scratch for fs's data; the worker's reused tree
+// keeps its memory.
+static cn_err scratch_fit(fit_job *j, int worker, fit_set *fs)
+{
+    rf_scratch *s = &j->scratch[worker];
+    if (j->scratch_of[worker] == fs)
+        return CN_OK;
+    rf_tree keep = s->tree;
+    memset(&s->tree, 0, sizeof s->tree);
+    rf_scratch_fini(s);
+    j->scratch_of[worker] = NULL;
+    cn_err e = rf_scratch_init(s, &fs->prep);
+    s->tree = keep;
+    if (e == CN_OK)
+        j->scratch_of[worker] = fs;
+    return e;
+}
+
+// grow grows tree t of set fs with the worker's scratch and adds its votes
+// for the set's evaluation rows (and, with a kept forest, the out-of-bag
+// rows).
+static cn_err grow(fit_job *j, fit_set *fs, size_t t, int worker)
+{
+    const rf_params *p = j->p;
+    const rf_prep *prep = &fs->prep;
     rf_scratch *s = &j->scratch[worker];
     size_t n = prep->n_rows;
     int k = prep->n_classes;
@@ -385,14 +540,14 @@ static void fit_tree(void *arg, size_t t, int worker)
     cn_rng_seed(&rng, p->seed, (uint64_t)t);
     if (p->bootstrap) {
         memset(s->boot, 0, n * sizeof *s->boot);
-        for (size_t i = 0; i < j->n_draws; i++)
+        for (size_t i = 0; i < fs->n_draws; i++)
             s->boot[cn_rng_below(&rng, n)]++;
     } else {
         for (size_t i = 0; i < n; i++)
             s->boot[i] = 1;
     }
     double cw_sub[256];
-    const double *cw = j->cw;
+    const double *cw = fs->cw;
     if (p->class_weight == RF_CW_BALANCED_SUBSAMPLE && k <= 256) {
         double cnt[256] = {0};
         double tot = 0;
@@ -415,34 +570,56 @@ static void fit_tree(void *arg, size_t t, int worker)
         e = rf_tree_prune_ccp(tree, k, p->ccp_alpha);
     if (e == CN_OK)
         e = rf_tree_finish(tree);
-    j->status[t] = e;
     if (e != CN_OK)
-        return;
-    size_t nf = j->d->n_features;
-    if (j->eval) {
+        return e;
+    size_t n_eval = fs->spec->n_eval;
+    if (fs->eval) {
         // Predict the evaluation rows while this tree is still in cache.
-        double *ev = j->eval + (size_t)worker * j->n_eval * (size_t)k;
-        uint32_t *pos = j->route + (size_t)worker * 3 * j->n_eval, *tmp = pos + j->n_eval;
-        int32_t *leaf = (int32_t *)(tmp + j->n_eval);
-        rf_tree_route(tree, j->eval_cols, j->n_eval, pos, tmp, leaf);
-        for (size_t i = 0; i < j->n_eval; i++) {
+        double *ev = fs->eval + (size_t)worker * n_eval * (size_t)k;
+        uint32_t *pos = fs->route + (size_t)worker * 3 * n_eval, *tmp = pos + n_eval;
+        int32_t *leaf = (int32_t *)(tmp + n_eval);
+        rf_tree_route(tree, fs->eval_cols, n_eval, pos, tmp, leaf);
+        for (size_t i = 0; i < n_eval; i++) {
             const float *v = tree->value + (size_t)leaf[i] * k;
             for (int c = 0; c < k; c++)
                 ev[i * k + c] += v[c];
         }
     }
     if (j->oob == NULL)
-        return;
+        return CN_OK;
+    size_t nf = j->d->n_features;
+    const size_t *rows = fs->spec->rows;
     double *acc = j->oob + (size_t)worker * n * (size_t)k;
     for (size_t i = 0; i < n; i++) {
         if (s->boot[i] != 0)
             continue;
-        size_t r = j->rows ? j->rows[i] : i;
+        size_t r = rows ? rows[i] : i;
         int32_t leaf = rf_tree_leaf(tree, j->d->x + r * nf);
         const float *v = tree->value + (size_t)leaf * k;
         for (int c = 0; c < k; c++)
             acc[i * k + c] += v[c];
     }
+    return CN_OK;
+}
+
+static void fit_task(void *arg, size_t task, int worker)
+{
+    fit_job *j = arg;
+    size_t n_est = (size_t)j->p->n_estimators;
+    fit_set *fs = &j->sets[task / n_est];
+    cn_err e = CN_OK;
+    if (set_wait(j, fs)) {
+        e = scratch_fit(j, worker, fs);
+        if (e == CN_OK)
+            e = grow(j, fs, task % n_est, worker);
+    }
+    pthread_mutex_lock(&j->mu);
+    if (e != CN_OK && fs->status == CN_OK)
+        fs->status = e;
+    int last = --fs->trees_left == 0 && fs->status == CN_OK;
+    pthread_mutex_unlock(&j->mu);
+    if (last)
+        set_finish(j, fs);
 }
 
 static int resolve_max_features(const rf_params *p, size_t nf)
@@ -485,9 +662,43 @@ static int copy_names(rf_forest *f, const ds_dataset *d)
     return 1;
 }
 
-static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
-                       const size_t *eval_rows, size_t n_eval, int32_t *pred, rf_forest **out,
-                       char *err, size_t errlen)
+// check_set validates one training set's rows before any work starts. what
+// prefixes messages ("" for a single fit, "fold 2: " for a fold).
+static cn_err check_set(const rf_params *p, const ds_dataset *d, const rf_fold *sp, size_t *n_draws,
+                        const char *what, char *err, size_t errlen)
+{
+    size_t n_rows = sp->rows ? sp->n_rows : d->n_rows;
+    if (n_rows == 0 || d->n_features == 0)
+        return cn_errf(err, errlen, CN_EINVAL, "%sno rows or no features to train on", what);
+    if (n_rows > UINT32_MAX)
+        return cn_errf(err, errlen, CN_EINVAL, "%stoo many rows (at most %u)", what, UINT32_MAX);
+    if (sp->rows)
+        for (size_t i = 0; i < n_rows; i++)
+            if (sp->rows[i] >= d->n_rows)
+                return cn_errf(err, errlen, CN_ERANGE, "%srow index %zu out of range (%zu rows)",
+                               what, sp->rows[i], d->n_rows);
+    *n_draws = n_rows;
+    if (p->max_samples_n > 0)
+        *n_draws = p->max_samples_n;
+    else if (p->max_samples_frac > 0)
+        *n_draws = (size_t)fmax(1.0, round((double)n_rows * p->max_samples_frac));
+    if (p->bootstrap && *n_draws > n_rows)
+        return cn_errf(err, errlen, CN_EINVAL, "%smax_samples=%zu is larger than the %zu rows",
+                       what, *n_draws, n_rows);
+    if (sp->eval_rows)
+        for (size_t i = 0; i < sp->n_eval; i++)
+            if (sp->eval_rows[i] >= d->n_rows)
+                return cn_errf(err, errlen, CN_ERANGE,
+                               "%sevaluation row %zu out of range (%zu rows)", what,
+                               sp->eval_rows[i], d->n_rows);
+    return CN_OK;
+}
+
+// fit_impl fits a forest on each of the n_sets training sets in one job. out
+// (one set only) receives the forest with its trees; with out NULL no trees
+// are kept.
+static cn_err fit_impl(const rf_params *p, const ds_dataset *d, rf_fold *specs, int n_sets,
+                       rf_forest **out, char *err, size_t errlen)
 {
     if (out != NULL)
         *out = NULL;
@@ -496,117 +707,79 @@ static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *ro
         return e;
     if (d->y == NULL || d->n_classes < 1 || d->class_values == NULL)
         return cn_errf(err, errlen, CN_EINVAL, "the data set has no labels; a forest needs them");
-    if (rows == NULL)
-        n_rows = d->n_rows;
-    if (n_rows == 0 || d->n_features == 0)
-        return cn_errf(err, errlen, CN_EINVAL, "no rows or no features to train on");
-    if (n_rows > UINT32_MAX)
-        return cn_errf(err, errlen, CN_EINVAL, "too many rows (at most %u)", UINT32_MAX);
-    if (rows)
-        for (size_t i = 0; i < n_rows; i++)
-            if (rows[i] >= d->n_rows)
-                return cn_errf(err, errlen, CN_ERANGE, "row index %zu out of range (%zu rows)",
-                               rows[i], d->n_rows);
     if (p->max_features == RF_MAXF_INT && (size_t)p->max_features_n > d->n_features)
         return cn_errf(err, errlen, CN_EINVAL,
                        "max_features=%d is larger than the number of features (%zu)",
                        p->max_features_n, d->n_features);
+    if (n_sets < 1)
+        return cn_errf(err, errlen, CN_EINVAL, "no folds to fit (at least 1)");
+    if ((size_t)n_sets * (size_t)p->n_estimators > SIZE_MAX / 2)
+        return cn_errf(err, errlen, CN_EINVAL, "too many folds (%d)", n_sets);
     int k = d->n_classes;
-    rf_prep prep;
-    rf_forest *f = NULL;
-    ml_pool *pool = NULL;
     fit_job job;
     memset(&job, 0, sizeof job);
-    double *cw = NULL;
-    if ((e = rf_prep_build(d, rows, n_rows, &prep)) != CN_OK)
-        return cn_errf(err, errlen, e, "out of memory preparing %zu x %zu features", n_rows,
-                       d->n_features);
+    ml_pool *pool = NULL;
+    rf_forest *f = NULL;
+    job.sets = calloc((size_t)n_sets, sizeof *job.sets);
+    if (job.sets == NULL)
+        return cn_errf(err, errlen, CN_ENOMEM, "out of memory while fitting the forest");
+    for (int s = 0; s < n_sets; s++) {
+        char what[32] = "";
+        if (n_sets > 1)
+            snprintf(what, sizeof what, "fold %d: ", s);
+        fit_set *fs = &job.sets[s];
+        fs->spec = &specs[s];
+        fs->spec->fit_seconds = 0;
+        fs->trees_left = p->n_estimators;
+        if ((e = check_set(p, d, fs->spec, &fs->n_draws, what, err, errlen)) != CN_OK) {
+            free(job.sets);
+            return e;
+        }
+    }
     e = CN_ENOMEM;
+    job.p = p;
+    job.d = d;
+    job.n_sets = n_sets;
+    job.max_features = resolve_max_features(p, d->n_features);
+    pthread_mutex_init(&job.mu, NULL);
+    pthread_cond_init(&job.ready, NULL);
     if (out != NULL) {
         f = rf_forest_alloc(p->n_estimators, d->n_features, k);
         if (f == NULL || !copy_names(f, d))
             goto fail;
         f->params = *p;
+        job.f = f;
     }
     if (ml_pool_new(p->threads, &pool) != CN_OK)
         goto fail;
-    int nw = ml_pool_size(pool);
-    if (p->n_estimators < nw)
-        nw = p->n_estimators;
-    job.p = p;
-    job.prep = &prep;
-    job.d = d;
-    job.rows = rows;
-    job.f = f;
-    job.max_features = resolve_max_features(p, d->n_features);
-    job.n_draws = n_rows;
-    if (p->max_samples_n > 0)
-        job.n_draws = p->max_samples_n;
-    else if (p->max_samples_frac > 0)
-        job.n_draws = (size_t)fmax(1.0, round((double)n_rows * p->max_samples_frac));
-    if (p->bootstrap && job.n_draws > n_rows) {
-        e = cn_errf(err, errlen, CN_EINVAL, "max_samples=%zu is larger than the %zu rows",
-                    job.n_draws, n_rows);
-        goto fail_keep;
-    }
-    if (p->class_weight == RF_CW_BALANCED ||
-        (p->class_weight == RF_CW_BALANCED_SUBSAMPLE && !p->bootstrap) ||
-        (p->class_weight == RF_CW_BALANCED_SUBSAMPLE && k > 256)) {
-        cw = calloc((size_t)k, sizeof *cw);
-        if (cw == NULL)
-            goto fail;
-        int present = 0;
-        for (size_t i = 0; i < n_rows; i++)
-            cw[prep.y[i]] += 1;
-        for (int c = 0; c < k; c++)
-            present += cw[c] > 0;
-        for (int c = 0; c < k; c++)
-            cw[c] = cw[c] > 0 ? (double)n_rows / (present * cw[c]) : 1.0;
-        job.cw = cw;
-    }
-    job.scratch = calloc((size_t)ml_pool_size(pool), sizeof *job.scratch);
-    job.status = calloc((size_t)p->n_estimators, sizeof *job.status);
-    if (job.scratch == NULL || job.status == NULL)
+    job.n_workers = ml_pool_size(pool);
+    job.scratch = calloc((size_t)job.n_workers, sizeof *job.scratch);
+    job.scratch_of = calloc((size_t)job.n_workers, sizeof *job.scratch_of);
+    if (job.scratch == NULL || job.scratch_of == NULL)
         goto fail;
-    for (int w = 0; w < ml_pool_size(pool); w++)
-        if (rf_scratch_init(&job.scratch[w], &prep) != CN_OK)
-            goto fail;
-    if (eval_rows != NULL) {
-        for (size_t i = 0; i < n_eval; i++)
-            if (eval_rows[i] >= d->n_rows) {
-                e = cn_errf(err, errlen, CN_ERANGE, "evaluation row %zu out of range (%zu rows)",
-                            eval_rows[i], d->n_rows);
-                goto fail_keep;
-            }
-        job.eval_rows = eval_rows;
-        job.n_eval = n_eval;
-        job.eval = calloc((size_t)ml_pool_size(pool) * (n_eval ? n_eval : 1) * (size_t)k,
-                          sizeof *job.eval);
-        job.route =
-            malloc((size_t)ml_pool_size(pool) * 3 * (n_eval ? n_eval : 1) * sizeof *job.route);
-        job.eval_cols = malloc((n_eval ? n_eval : 1) * d->n_features * sizeof *job.eval_cols);
-        if (job.eval_cols != NULL)
-            for (size_t i = 0; i < n_eval; i++)
-                for (size_t jf = 0; jf < d->n_features; jf++)
-                    job.eval_cols[jf * n_eval + i] = d->x[eval_rows[i] * d->n_features + jf];
-        if (job.eval == NULL || job.route == NULL || job.eval_cols == NULL)
-            goto fail;
-    }
+    size_t n_rows = specs[0].rows ? specs[0].n_rows : d->n_rows;
     int want_oob = p->oob_score && p->bootstrap && f != NULL;
     if (want_oob) {
-        job.oob = calloc((size_t)ml_pool_size(pool) * n_rows * (size_t)k, sizeof *job.oob);
+        job.oob = calloc((size_t)job.n_workers * n_rows * (size_t)k, sizeof *job.oob);
         if (job.oob == NULL)
             goto fail;
     }
-    ml_pool_run(pool, (size_t)p->n_estimators, fit_tree, &job);
-    for (int t = 0; t < p->n_estimators; t++)
-        if (job.status[t] != CN_OK)
-            goto fail;
+    ml_pool_run(pool, (size_t)n_sets * (size_t)p->n_estimators, fit_task, &job);
+    for (int s = 0; s < n_sets; s++) {
+        if ((e = job.sets[s].status) != CN_OK) {
+            if (n_sets > 1)
+                cn_errf(err, errlen, e, "fold %d: out of memory while fitting the forest", s);
+            else
+                cn_errf(err, errlen, e, "out of memory while fitting the forest");
+            goto fail_keep;
+        }
+    }
     if (want_oob) {
+        const size_t *rows = specs[0].rows;
         size_t hit = 0, scored = 0;
         for (size_t i = 0; i < n_rows; i++) {
             double *acc = job.oob + i * k;
-            for (int w = 1; w < ml_pool_size(pool); w++)
+            for (int w = 1; w < job.n_workers; w++)
                 for (int c = 0; c < k; c++)
                     acc[c] += job.oob[((size_t)w * n_rows + i) * k + c];
             double sum = 0;
@@ -619,23 +792,10 @@ static cn_err fit_impl(const rf_params *p, const ds_dataset *d, const size_t *ro
             if (sum <= 0)
                 continue;
             scored++;
-            hit += best == prep.y[i];
+            hit += best == d->y[rows ? rows[i] : i];
         }
         f->oob_score = scored ? (double)hit / (double)scored : 0.0;
         f->has_oob = 1;
-    }
-    if (job.eval) {
-        for (size_t i = 0; i < n_eval; i++) {
-            double *acc = job.eval + i * k;
-            for (int w = 1; w < ml_pool_size(pool); w++)
-                for (int c = 0; c < k; c++)
-                    acc[c] += job.eval[((size_t)w * n_eval + i) * k + c];
-            int32_t best = 0;
-            for (int c = 1; c < k; c++)
-                if (acc[c] > acc[best])
-                    best = c;
-            pred[i] = best;
-        }
     }
     e = CN_OK;
     goto done;
@@ -646,17 +806,17 @@ fail_keep:
     f = NULL;
 done:
     if (job.scratch)
-        for (int w = 0; w < ml_pool_size(pool); w++)
+        for (int w = 0; w < job.n_workers; w++)
             rf_scratch_fini(&job.scratch[w]);
+    for (int s = 0; s < n_sets; s++)
+        set_free(&job.sets[s]);
+    free(job.sets);
     free(job.scratch);
-    free(job.status);
+    free(job.scratch_of);
     free(job.oob);
-    free(job.eval);
-    free(job.route);
-    free(job.eval_cols);
-    free(cw);
     ml_pool_free(pool);
-    rf_prep_fini(&prep);
+    pthread_cond_destroy(&job.ready);
+    pthread_mutex_destroy(&job.mu);
     if (out != NULL)
         *out = f;
     return e;
@@ -665,14 +825,22 @@ done:
 cn_err rf_forest_fit(const rf_params *p, const ds_dataset *d, const size_t *rows, size_t n_rows,
                      rf_forest **out, char *err, size_t errlen)
 {
-    return fit_impl(p, d, rows, n_rows, NULL, 0, NULL, out, err, errlen);
+    rf_fold one = {rows, n_rows, NULL, 0, NULL, 0};
+    return fit_impl(p, d, &one, 1, out, err, errlen);
 }
 
 cn_err rf_forest_fit_predict(const rf_params *p, const ds_dataset *d, const size_t *rows,
                              size_t n_rows, const size_t *eval_rows, size_t n_eval, int32_t *pred,
                              rf_forest **out, char *err, size_t errlen)
 {
-    return fit_impl(p, d, rows, n_rows, eval_rows, n_eval, pred, out, err, errlen);
+    rf_fold one = {rows, n_rows, eval_rows, n_eval, pred, 0};
+    return fit_impl(p, d, &one, 1, out, err, errlen);
+}
+
+cn_err rf_forest_fit_predict_folds(const rf_params *p, const ds_dataset *d, rf_fold *folds,
+                                   int n_folds, char *err, size_t errlen)
+{
+    return fit_impl(p, d, folds, n_folds, NULL, err, errlen);
 }
 
 // ---------------------------------------------------------------------------

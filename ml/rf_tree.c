@@ -27,6 +27,10 @@
 // Features with at most this many distinct values use the 4-way histogram.
 #define HIST_SMALL 16
 
+// Nodes of at most SORT_MAX rows sort their codes (scan_sorted); larger ones
+// use a counting sort over the codes' range (scan_counted).
+#define SORT_MAX 24
+
 // ---------------------------------------------------------------------------
 // Preparing the data: codes and distinct values.
 
@@ -856,9 +860,24 @@ static void scan_sorted(node_ctx *c, split *best, int f)
     const int32_t *ny = s->ny + c->start;
     const double *nw = s->nw + c->start;
     uint64_t *keys = s->keys;
-    for (size_t i = 0; i < n; i++)
-        keys[i] = ((uint64_t)s->vals[i] << 32) | i;
-    sort_u64(keys, n);
+    if (n <= SORT_MAX) {
+        // Place each key at its rank, the number of keys below it (keys are
+        // distinct): n^2 compares without a branch, where sorting small
+        // arrays mispredicts about once per key.
+        uint64_t in[SORT_MAX];
+        for (size_t i = 0; i < n; i++)
+            in[i] = ((uint64_t)s->vals[i] << 32) | i;
+        for (size_t i = 0; i < n; i++) {
+            size_t r = 0;
+            for (size_t q = 0; q < n; q++)
+                r += in[q] < in[i];
+            keys[r] = in[i];
+        }
+    } else {
+        for (size_t i = 0; i < n; i++)
+            keys[i] = ((uint64_t)s->vals[i] << 32) | i;
+        sort_u64(keys, n);
+    }
     memset(c->cl, 0, (size_t)k * sizeof(double));
     double wl = 0;
     size_t i = 0;
@@ -1041,12 +1060,22 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
     int k = prep->n_classes;
     int nf = (int)prep->n_features;
     size_t n_in = 0;
-    for (size_t i = 0; i < prep->n_rows; i++)
-        if (s->w[i] > 0) {
-            s->ny[n_in] = prep->y[i];
-            s->nw[n_in] = s->w[i];
-            s->idx[n_in++] = (uint32_t)i;
+    {
+        // The in-bag rows: each row is written and the cursor moves only
+        // for weights > 0, so there is no branch to mispredict on a
+        // bootstrap's random pattern.
+        const double *restrict w = s->w;
+        const int32_t *restrict y = prep->y;
+        int32_t *restrict ny = s->ny;
+        double *restrict nw = s->nw;
+        uint32_t *restrict idx = s->idx;
+        for (size_t i = 0; i < prep->n_rows; i++) {
+            ny[n_in] = y[i];
+            nw[n_in] = w[i];
+            idx[n_in] = (uint32_t)i;
+            n_in += w[i] > 0;
         }
+    }
     size_t mw = s->mask_words;
     memset(s->masks, 0, mw * sizeof *s->masks);
     memset(s->stk_ct, 0, (size_t)k * sizeof *s->stk_ct);
@@ -1120,7 +1149,7 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
                 constant = mn == mx;
                 if (!constant && p->splitter == RF_SPLIT_RANDOM)
                     scan_random(&c, &best, f, mn, mx, rng);
-                else if (!constant && (n <= 32 || mx - mn > 65535))
+                else if (!constant && (n <= SORT_MAX || mx - mn > 65535))
                     scan_sorted(&c, &best, f);
                 else if (!constant)
                     scan_counted(&c, &best, f, mn, mx);

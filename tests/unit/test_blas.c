@@ -2,11 +2,13 @@
 // level, the user's setting, the re-execution marker), the re-execution
 // itself against a stand-in openblas_get_corename that reports the Prescott
 // fallback, and the MLP's BLAS kernel against the naive reference under the
-// core this process ends up with.
+// core this process ends up with; stopping OpenBLAS's threads and the next
+// product starting them again.
 //
 // main() calls blas_fit_core first, as canopy does, so every test here runs
 // under the chosen core. Run as "test_blas --probe", the executable only
 // prints blas_describe(): the re-execution test starts it that way.
+#include <cblas.h>
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -210,6 +212,58 @@ START_TEST(test_mlp_blas_kernel_equals_naive_under_the_chosen_core)
 }
 END_TEST
 
+// threads_now returns the number of threads of this process (/proc).
+static int threads_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    int n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+// big_gemm_matches_naive multiplies two 384 x 384 matrices (large enough for
+// OpenBLAS to use its threads) with each kernel and compares.
+static void big_gemm_matches_naive(void)
+{
+    enum { N = 384 };
+    float *a = malloc(N * N * sizeof(float)), *b = malloc(N * N * sizeof(float));
+    float *c1 = malloc(N * N * sizeof(float)), *c2 = malloc(N * N * sizeof(float));
+    cn_rng r;
+    cn_rng_seed(&r, 9, 0);
+    for (size_t i = 0; i < (size_t)N * N; i++) {
+        a[i] = (float)cn_rng_normal(&r);
+        b[i] = (float)cn_rng_normal(&r);
+    }
+    mlp_gemm(MLP_KERNEL_BLAS, 0, 0, N, N, N, a, N, b, N, c1, N);
+    mlp_gemm(MLP_KERNEL_NAIVE, 0, 0, N, N, N, a, N, b, N, c2, N);
+    for (size_t i = 0; i < (size_t)N * N; i++) // tolerance as in the test above
+        ck_assert_msg(fabs((double)c1[i] - c2[i]) <= 1e-5 * N, "|%g - %g|", c1[i], c2[i]);
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+
+// blas_stop_threads leaves the process with its own thread only, and the
+// next product starts OpenBLAS's threads again and is still right.
+START_TEST(test_blas_stop_threads_stops_them_until_the_next_product)
+{
+    big_gemm_matches_naive();
+    int before = threads_now();
+    if (openblas_get_num_threads() > 1)
+        ck_assert_int_gt(before, 1);
+    blas_stop_threads();
+    ck_assert_int_eq(threads_now(), 1);
+    big_gemm_matches_naive();
+    ck_assert_int_eq(threads_now(), before);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("blas");
@@ -221,6 +275,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_fit_core_reexecutes_once_from_a_fallback_core);
     tcase_add_test(t, test_fit_core_keeps_the_users_core);
     tcase_add_test(t, test_mlp_blas_kernel_equals_naive_under_the_chosen_core);
+    tcase_add_test(t, test_blas_stop_threads_stops_them_until_the_next_product);
     suite_add_tcase(s, t);
     return s;
 }

@@ -139,6 +139,7 @@ START_TEST(test_cv_run_on_3000_kaggle_rows)
     ds_dataset_free(all);
     rf_params p = rf_params_default();
     p.n_estimators = 20;
+    p.threads = 1;
     cv_result *r = NULL;
     ck_assert_int_eq(cv_run(&p, d, 3, true, 0, &r, err, sizeof err), CN_OK);
     ck_assert_int_eq(r->k, 3);
@@ -152,11 +153,21 @@ START_TEST(test_cv_run_on_3000_kaggle_rows)
         ck_assert_uint_eq(r->folds[f].n_train + r->folds[f].n_test, 3024);
         ck_assert_double_le(r->folds[f].balanced_accuracy, 1.0);
     }
-    // One (trial, fold) unit gives the same score as inside cv_run.
-    cv_fold_result one;
-    ck_assert_int_eq(cv_eval_fold(&p, d, 3, 1, true, 0, &one, err, sizeof err), CN_OK);
-    ck_assert_double_eq(one.accuracy, r->folds[1].accuracy);
-    free(one.confusion);
+    // cv_run fits all folds in one job; each (trial, fold) unit fitted on its
+    // own gives the same confusion matrix, and so does cv_run on 2 threads.
+    p.threads = 2;
+    cv_result *r2 = NULL;
+    ck_assert_int_eq(cv_run(&p, d, 3, true, 0, &r2, err, sizeof err), CN_OK);
+    for (int f = 0; f < 3; f++) {
+        cv_fold_result one;
+        ck_assert_int_eq(cv_eval_fold(&p, d, 3, f, true, 0, &one, err, sizeof err), CN_OK);
+        ck_assert_mem_eq(one.confusion, r->folds[f].confusion, 49 * sizeof(uint64_t));
+        ck_assert_mem_eq(r2->folds[f].confusion, r->folds[f].confusion, 49 * sizeof(uint64_t));
+        ck_assert_uint_eq(one.n_train, r->folds[f].n_train);
+        ck_assert_uint_eq(one.n_test, r->folds[f].n_test);
+        free(one.confusion);
+    }
+    cv_result_free(r2);
     cv_result_free(r);
     ds_dataset_free(d);
 }
@@ -177,4 +188,7 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void) { return ts_run_suite(suite()); }
+int main(void)
+{
+    return ts_run_suite(suite());
+}

@@ -221,6 +221,99 @@ START_TEST(test_rf_fit_predict_without_keeping_trees_predicts_the_same)
 }
 END_TEST
 
+// Fitting several folds in one job (workers taking trees across folds, each
+// fold's data prepared by whichever worker reaches it) predicts exactly what
+// a separate forest per fold predicts, at any thread count. The folds differ
+// in size and in rows (so each needs its own prepared data and scratch), and
+// 7 trees do not divide evenly among the workers.
+START_TEST(test_rf_fit_predict_folds_equals_a_forest_per_fold)
+{
+    ds_dataset *d = random_data(3000, 9, 3, 11);
+    enum { NF = 4 };
+    static size_t rows[NF][2500], evals[NF][1000];
+    size_t n_rows[NF] = {1500, 2500, 1000, 0}, n_eval[NF] = {500, 500, 1000, 300};
+    for (size_t i = 0; i < 2500; i++) {
+        rows[0][i] = i;
+        rows[1][i] = 500 + i;
+        rows[2][i] = 3 * i;
+    }
+    for (size_t i = 0; i < 1000; i++) {
+        evals[0][i] = 1500 + i % 500;
+        evals[1][i] = i;
+        evals[2][i] = 3 * i + 1;
+        evals[3][i] = 2999 - 7 * (i % 300);
+    }
+    char err[CN_ERRBUF_LEN];
+    for (int variant = 0; variant < 2; variant++) {
+        rf_params p = rf_params_default();
+        p.n_estimators = 7;
+        p.seed = 5;
+        if (variant == 1) {
+            p.class_weight = RF_CW_BALANCED; // class weights are per fold
+            p.max_samples_frac = 0.7;
+            p.ccp_alpha = 0.001;
+        }
+        static int32_t want[NF][1000];
+        for (int f = 0; f < NF; f++) {
+            rf_forest *forest = NULL;
+            ck_assert_int_eq(
+                rf_forest_fit(&p, d, f == 3 ? NULL : rows[f], n_rows[f], &forest, err, sizeof err),
+                CN_OK);
+            ck_assert_int_eq(rf_forest_predict_rows(forest, d, evals[f], n_eval[f], want[f]),
+                             CN_OK);
+            rf_forest_free(forest);
+        }
+        for (int threads = 1; threads <= 3; threads++) {
+            p.threads = threads;
+            static int32_t pred[NF][1000];
+            memset(pred, 0xff, sizeof pred);
+            rf_fold folds[NF];
+            for (int f = 0; f < NF; f++)
+                folds[f] =
+                    (rf_fold){f == 3 ? NULL : rows[f], n_rows[f], evals[f], n_eval[f], pred[f], -1};
+            ck_assert_int_eq(rf_forest_fit_predict_folds(&p, d, folds, NF, err, sizeof err), CN_OK);
+            for (int f = 0; f < NF; f++) {
+                ck_assert_msg(memcmp(pred[f], want[f], n_eval[f] * sizeof(int32_t)) == 0,
+                              "variant %d, %d threads, fold %d", variant, threads, f);
+                ck_assert(folds[f].fit_seconds > 0);
+            }
+        }
+    }
+    ds_dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_rf_fit_predict_folds_errors_name_the_fold)
+{
+    ds_dataset *d = random_data(100, 3, 2, 1);
+    rf_params p = rf_params_default();
+    p.n_estimators = 3;
+    size_t train[50], eval[2] = {60, 100};
+    for (size_t i = 0; i < 50; i++)
+        train[i] = i;
+    int32_t pred[2];
+    rf_fold folds[2] = {{train, 50, eval, 1, pred, 0}, {train, 50, eval, 2, pred, 0}};
+    char err[CN_ERRBUF_LEN];
+    ck_assert_int_eq(rf_forest_fit_predict_folds(&p, d, folds, 0, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "no folds to fit (at least 1)");
+    ck_assert_int_eq(rf_forest_fit_predict_folds(&p, d, folds, 2, err, sizeof err), CN_ERANGE);
+    ck_assert_str_eq(err, "fold 1: evaluation row 100 out of range (100 rows)");
+    folds[1].n_eval = 1;
+    folds[0].n_rows = 0;
+    ck_assert_int_eq(rf_forest_fit_predict_folds(&p, d, folds, 2, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "fold 0: no rows or no features to train on");
+    folds[0].n_rows = 50;
+    train[7] = 100;
+    ck_assert_int_eq(rf_forest_fit_predict_folds(&p, d, folds, 2, err, sizeof err), CN_ERANGE);
+    ck_assert_str_eq(err, "fold 0: row index 100 out of range (100 rows)");
+    train[7] = 7;
+    p.max_samples_n = 51;
+    ck_assert_int_eq(rf_forest_fit_predict_folds(&p, d, folds, 2, err, sizeof err), CN_EINVAL);
+    ck_assert_str_eq(err, "fold 0: max_samples=51 is larger than the 50 rows");
+    ds_dataset_free(d);
+}
+END_TEST
+
 START_TEST(test_rf_gini_root_split_matches_hand_computation)
 {
     ds_dataset *d = toy();
@@ -954,6 +1047,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_rf_node_statistics_match_brute_force_on_one_hot_data);
     tcase_add_test(t, test_rf_fit_predict_equals_predict_rows);
     tcase_add_test(t, test_rf_fit_predict_without_keeping_trees_predicts_the_same);
+    tcase_add_test(t, test_rf_fit_predict_folds_equals_a_forest_per_fold);
+    tcase_add_test(t, test_rf_fit_predict_folds_errors_name_the_fold);
     tcase_add_test(t, test_rf_every_split_is_the_best_on_pixel_like_data);
     suite_add_tcase(s, t);
     return s;
