@@ -120,8 +120,9 @@ void mlp_grad(const mlp_shape *s, const float *params, const float *x, const int
 //   2. after one barrier, each thread computes its share of every layer's
 //      weight rows dW_l[a:b) = A_{l-1}[:, a:b)^T dZ_l and bias columns over
 //      the whole batch, straight into the flat gradient (no per-thread
-//      copies, no reduction), and, for a step, applies the optimizer to
-//      exactly those ranges (optim_step_range) while they are in cache.
+//      copies, no reduction; a step that returns no gradient uses a small
+//      buffer per thread instead), and, for a step, applies the optimizer to
+//      exactly those ranges (optim_step_part) while they are in cache.
 // Every gradient element is therefore one sum over the whole batch, as in
 // mlp_grad; results differ from mlp_grad only by GEMM blocking (float
 // rounding), and are deterministic for a given thread count.
