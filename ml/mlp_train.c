@@ -64,7 +64,7 @@
 
 #define SPIN_NS 2000000    // spinning inside a call before sleeping (2 ms)
 #define SPIN_CHECK 64      // PAUSEs between looks at the clock
-#define CHUNK_FLOATS 32768 // weights per parameter chunk, at most about (128 KB)
+#define CHUNK_FLOATS 65536 // weights per parameter chunk, at most about (256 KB)
 #define CACHE_LINE 64
 #define N_PHASES 3 // input parts, row blocks, parameter chunks
 

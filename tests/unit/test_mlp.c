@@ -333,13 +333,13 @@ START_TEST(test_trainer_grad_matches_single_thread)
 END_TEST
 
 // The same for a model whose layers the trainer splits into parameter chunks
-// of unequal row counts: the first layer's 301 inputs in 3 chunks at T = 1,
-// 2 of each thread's part at T = 2, 1 at T = 3; the second layer in 2, 2
+// of unequal row counts: the first layer's 601 inputs in 3 chunks at T = 1,
+// each thread's part in 2 at T = 2 and 1 at T = 3; the second layer in 1, 2
 // and 3 chunks (a plan that missed a row or a bias would leave NaN).
 START_TEST(test_trainer_grad_matches_with_many_chunks)
 {
     int hidden[2] = {230, 150};
-    check_trainer_grad(301, hidden, 2);
+    check_trainer_grad(601, hidden, 2);
 }
 END_TEST
 
