@@ -308,10 +308,13 @@ static void check_trainer_grad(int inputs, const int *hidden, int n_hidden)
                 memset(g, 0xff, s.n_params * sizeof(float)); // NaN: every element must be written
                 mlp_trainer_grad(tr, p, &b, g, &l1);
                 ck_assert_double_eq_tol(l1, lref, 1e-6);
-                for (size_t i = 0; i < s.n_params; i++)
-                    ck_assert_msg(fabs((double)g[i] - ref[i]) <= 1e-6 + 1e-4 * fabs(ref[i]),
-                                  "T=%d B=%d param %zu: %g vs %g", T, B, i, (double)g[i],
-                                  (double)ref[i]);
+                size_t bad = 0; // one assertion per gradient: each costs Check a write
+                while (bad < s.n_params &&
+                       fabs((double)g[bad] - ref[bad]) <= 1e-6 + 1e-4 * fabs(ref[bad]))
+                    bad++;
+                ck_assert_msg(bad == s.n_params, "T=%d B=%d param %zu: %g vs %g", T, B, bad,
+                              bad < s.n_params ? (double)g[bad] : 0.0,
+                              bad < s.n_params ? (double)ref[bad] : 0.0);
                 mlp_trainer_grad(tr, p, &b, g, &l2); // repeatable
                 ck_assert(l1 == l2);
             }
