@@ -96,7 +96,8 @@ struct mlp_trainer {
     mlp_shape s;
     int max_batch, nthreads, started;
     mlp_kernel kernel;
-    float *x;                   // (max_batch, widths[0]) gathered rows
+    float *x;                   // gathered inputs: part t's (max_batch, kb[t+1] - kb[t]) at
+                                // max_batch * kb[t]
     int32_t *y;                 // (max_batch) gathered labels
     float *act[MLP_MAX_LAYERS]; // (max_batch, widths[l+1]) outputs of layer l
     float *part;                // (T - 1, max_batch, widths[1]) partial Z_0 of parts 1..T-1
@@ -113,7 +114,6 @@ struct mlp_trainer {
     const float *params;
     float *params_w; // NULL for gradient-only jobs
     const mlp_batch *batch;
-    const float *bx;
     const int32_t *by;
     float *grad; // NULL: into gpart
     const optim_cfg *cfg;
@@ -243,6 +243,20 @@ MLP_HOT static void add_into(float *restrict a, const float *restrict b, size_t 
         a[i] += b[i];
 }
 
+// part_x returns part t's inputs (columns [kb[t], kb[t + 1]) of the batch's
+// rows) and sets *ld to their row stride: the caller's rows, or the part's
+// own block of the gather buffer, so that no cache line of it is written by
+// two threads.
+static const float *part_x(const mlp_trainer *tr, int t, int *ld)
+{
+    if (tr->batch->x != NULL) {
+        *ld = tr->s.widths[0];
+        return tr->batch->x + tr->kb[t];
+    }
+    *ld = tr->kb[t + 1] - tr->kb[t];
+    return tr->x + (size_t)tr->max_batch * (size_t)tr->kb[t];
+}
+
 // do_input runs phase 0 for input part t: gathers columns [kb[t], kb[t + 1])
 // of the batch's rows and multiplies them by the same rows of W_0.
 static void do_input(mlp_trainer *tr, int t)
@@ -250,17 +264,19 @@ static void do_input(mlp_trainer *tr, int t)
     const mlp_shape *s = &tr->s;
     const mlp_batch *b = tr->batch;
     const mlp_layer *L = &s->layer[0];
-    int B = b->n, k0 = tr->kb[t], kn = tr->kb[t + 1] - k0;
+    int B = b->n, k0 = tr->kb[t], kn = tr->kb[t + 1] - k0, ld;
     size_t f = (size_t)s->widths[0];
+    const float *x = part_x(tr, t, &ld);
     float *z =
         t == 0 ? tr->act[0] : tr->part + (size_t)(t - 1) * (size_t)tr->max_batch * (size_t)L->out;
     if (b->x == NULL) {
         const ds_dataset *d = b->d;
         CN_ASSERT(d->n_features == f && d->y != NULL);
+        float *xw = tr->x + (size_t)tr->max_batch * (size_t)k0;
         for (int i = 0; i < B; i++) {
             size_t row = b->idx[i];
             CN_ASSERT(row < d->n_rows);
-            memcpy(tr->x + (size_t)i * f + k0, d->x + row * f + k0, (size_t)kn * sizeof(float));
+            memcpy(xw + (size_t)i * (size_t)kn, d->x + row * f + k0, (size_t)kn * sizeof(float));
             if (t == 0)
                 tr->y[i] = d->y[row];
         }
@@ -269,7 +285,7 @@ static void do_input(mlp_trainer *tr, int t)
         memset(z, 0, (size_t)B * (size_t)L->out * sizeof(float));
         return;
     }
-    mlp_gemm(tr->kernel, 0, 0, B, L->out, kn, tr->bx + k0, L->in,
+    mlp_gemm(tr->kernel, 0, 0, B, L->out, kn, x, ld,
              tr->params + L->w_off + (size_t)k0 * (size_t)L->out, L->out, z, L->out);
 }
 
@@ -317,8 +333,12 @@ static void do_params(mlp_trainer *tr, int c, int tid)
 {
     const pchunk *ch = &tr->chunks[c];
     const mlp_layer *L = &tr->s.layer[ch->layer];
-    int B = tr->batch->n, m = ch->hi - ch->lo;
-    const float *a_in = ch->layer > 0 ? tr->act[ch->layer - 1] : tr->bx;
+    int B = tr->batch->n, m = ch->hi - ch->lo, lda = L->in;
+    const float *a_in; // column lo of the layer's inputs
+    if (ch->layer > 0)
+        a_in = tr->act[ch->layer - 1] + ch->lo;
+    else // a chunk of W_0 lies in its owner's input part
+        a_in = part_x(tr, ch->owner, &lda) + (ch->lo - tr->kb[ch->owner]);
     size_t w0 = L->w_off + (size_t)ch->lo * (size_t)L->out, nw = (size_t)m * (size_t)L->out;
     float *gw, *gb; // the chunk's weight and bias gradients
     if (tr->grad != NULL) {
@@ -328,8 +348,7 @@ static void do_params(mlp_trainer *tr, int c, int tid)
         gw = tr->gpart + (size_t)tid * tr->gpart_n;
         gb = gw + nw;
     }
-    mlp_gemm(tr->kernel, 1, 0, m, L->out, B, a_in + ch->lo, L->in, tr->dz[ch->layer], L->out, gw,
-             L->out);
+    mlp_gemm(tr->kernel, 1, 0, m, L->out, B, a_in, lda, tr->dz[ch->layer], L->out, gw, L->out);
     if (ch->bias)
         colsum_range(tr->dz[ch->layer], gb, B, L->out, 0, L->out);
     if (tr->params_w != NULL) {
@@ -430,7 +449,6 @@ static void run(mlp_trainer *tr, float *loss)
     const mlp_batch *b = tr->batch;
     CN_ASSERT(b->n >= 1 && b->n <= tr->max_batch);
     CN_ASSERT(b->x != NULL ? b->y != NULL : (b->d != NULL && b->idx != NULL));
-    tr->bx = b->x != NULL ? b->x : tr->x;
     tr->by = b->x != NULL ? b->y : tr->y;
     unsigned j = atomic_load_explicit(&tr->job, memory_order_relaxed) + 1;
     for (int p = 0; p < N_PHASES; p++)
@@ -566,7 +584,9 @@ mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
     tr->nthreads = threads;
     tr->kernel = MLP_KERNEL_BLAS;
     size_t b = (size_t)max_batch, T = (size_t)threads;
-    int ok = (tr->x = malloc(b * (size_t)s->widths[0] * sizeof(float))) != NULL;
+    size_t xbytes =
+        (b * (size_t)s->widths[0] * sizeof(float) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
+    int ok = (tr->x = aligned_alloc(CACHE_LINE, xbytes)) != NULL;
     ok &= (tr->y = malloc(b * sizeof(int32_t))) != NULL;
     for (int l = 0; l < s->n_layers; l++) {
         ok &= (tr->act[l] = malloc(b * (size_t)s->widths[l + 1] * sizeof(float))) != NULL;
