@@ -7,15 +7,22 @@
 // activation, loss or optimizer work is included, so a real training step
 // can only approach this number.
 //
-// With N threads the bound is the better of two ways to use them: OpenBLAS's
-// own threading on the whole batch, and N threads each running the
-// single-threaded GEMMs of batch/N rows at the same time (a perfect split
-// with no synchronisation, which is what a row-parallel trainer can at best
-// achieve). The second is usually far higher for these small matrices.
+// With N threads the bound is the best of three ways to use them:
+//   - OpenBLAS's own threading on the whole batch;
+// and two splits, each timed as N threads running single-threaded GEMMs at
+// the same time on data of their own (a perfect split with no
+// synchronisation):
+//   - rows: each thread runs every GEMM of a step on batch/N rows;
+//   - parts: each thread runs 1/N of every GEMM in the shapes canopy's
+//     trainer uses (ml/mlp_train.c): the first layer's forward product over
+//     all rows and in/N inputs, the other layers' forward and backward
+//     products on batch/N rows, and in/N rows of every dW over all rows.
+// The splits are usually far faster than OpenBLAS's threads for these small
+// matrices, and which of the two is fastest depends on the CPU.
 //
 // usage: gemm_bound [--threads N] [--batch B] [--hidden 256,128] [--inputs 784]
 //                   [--classes 10] [--seconds S]
-// prints: gemm_bound: threads=N batch=B samples_per_s=X gflops=G
+// prints: gemm_bound: threads=N batch=B samples_per_s=X gflops=G split=blas|rows|parts
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -37,10 +44,37 @@ static float *rnd(size_t n)
     return a;
 }
 
+// step_parts runs one thread's share of a step split as the trainer splits
+// it over nparts threads (see the top of the file).
+static void step_parts(const mlp_shape *s, const float *w, float *g, float **act, float **dact,
+                       int batch, int nparts)
+{
+    int rb = (batch + nparts - 1) / nparts;
+    for (int l = 0; l < s->n_layers; l++) {
+        const mlp_layer *L = &s->layer[l];
+        if (l == 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->out,
+                        (L->in + nparts - 1) / nparts, 1.0f, act[0], L->in, w + L->w_off, L->out,
+                        0.0f, act[1], L->out);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, L->out, L->in, 1.0f, act[l],
+                        L->in, w + L->w_off, L->out, 0.0f, act[l + 1], L->out);
+    }
+    for (int l = s->n_layers - 1; l >= 0; l--) {
+        const mlp_layer *L = &s->layer[l];
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (L->in + nparts - 1) / nparts, L->out,
+                    batch, 1.0f, act[l], L->in, dact[l + 1], L->out, 0.0f, g + L->w_off, L->out);
+        if (l > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, L->in, L->out, 1.0f,
+                        dact[l + 1], L->out, w + L->w_off, L->out, 0.0f, dact[l], L->in);
+    }
+}
+
 // time_step returns the best time, in seconds, of the GEMMs of one training
-// step on `batch` rows.
+// step on `batch` rows, or with nparts > 0 of one thread's share of a step
+// split in nparts parts as the trainer splits it (step_parts).
 static double time_step(const mlp_shape *sp, const float *w, float *g, float **act, float **dact,
-                        int batch, double seconds)
+                        int batch, int nparts, double seconds)
 {
     const mlp_shape s = *sp;
     double best = 1e30;
@@ -49,6 +83,10 @@ static double time_step(const mlp_shape *sp, const float *w, float *g, float **a
     while (reps < 20 || (double)(cn_now_ns() - start) * 1e-9 < seconds) {
         uint64_t t0 = cn_now_ns();
         for (int it = 0; it < 10; it++) {
+            if (nparts > 0) {
+                step_parts(&s, w, g, act, dact, batch, nparts);
+                continue;
+            }
             for (int l = 0; l < s.n_layers; l++) {
                 const mlp_layer *L = &s.layer[l];
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, batch, L->out, L->in, 1.0f,
@@ -75,7 +113,7 @@ typedef struct split_arg {
     const mlp_shape *s;
     float *w, *g;
     float *act[MLP_MAX_LAYERS + 1], *dact[MLP_MAX_LAYERS + 1];
-    int batch;
+    int batch, nparts;
     double seconds;
     double best; // out
 } split_arg;
@@ -83,8 +121,41 @@ typedef struct split_arg {
 static void *split_main(void *p)
 {
     split_arg *a = p;
-    a->best = time_step(a->s, a->w, a->g, a->act, a->dact, a->batch, a->seconds);
+    a->best = time_step(a->s, a->w, a->g, a->act, a->dact, a->batch, a->nparts, a->seconds);
     return NULL;
+}
+
+// split_time returns the time of a step split over `threads` concurrent
+// single-threaded streams: on batch/threads rows each (nparts 0), or in the
+// trainer's parts (nparts = threads). A step takes as long as the slowest.
+static double split_time(const mlp_shape *s, int batch, int threads, int nparts, double seconds)
+{
+    split_arg args[64];
+    pthread_t tids[64];
+    int nt = threads > 64 ? 64 : threads;
+    int rows = nparts > 0 ? batch : (batch + nt - 1) / nt;
+    for (int t = 0; t < nt; t++) {
+        args[t] = (split_arg){s,    rnd(s->n_params), rnd(s->n_params), {NULL}, {NULL},
+                              rows, nparts,           seconds,          0};
+        for (int l = 0; l <= s->n_layers; l++) {
+            args[t].act[l] = rnd((size_t)rows * (size_t)s->widths[l]);
+            args[t].dact[l] = rnd((size_t)rows * (size_t)s->widths[l]);
+        }
+        pthread_create(&tids[t], NULL, split_main, &args[t]);
+    }
+    double slowest = 0;
+    for (int t = 0; t < nt; t++) {
+        pthread_join(tids[t], NULL);
+        if (args[t].best > slowest)
+            slowest = args[t].best;
+        for (int l = 0; l <= s->n_layers; l++) {
+            free(args[t].act[l]);
+            free(args[t].dact[l]);
+        }
+        free(args[t].w);
+        free(args[t].g);
+    }
+    return slowest;
 }
 
 int main(int argc, char **argv)
@@ -134,40 +205,23 @@ int main(int argc, char **argv)
         double mnk = 2.0 * batch * s.layer[l].in * s.layer[l].out;
         flops += mnk * (l == 0 ? 2 : 3);
     }
-    double best = time_step(&s, w, g, act, dact, batch, seconds);
+    double best = time_step(&s, w, g, act, dact, batch, 0, seconds);
+    const char *way = "blas";
     if (threads > 1) {
-        // N single-threaded GEMM streams on batch/N rows each, concurrently.
         mlp_set_threads(1);
-        split_arg args[64];
-        pthread_t tids[64];
-        int nt = threads > 64 ? 64 : threads;
-        for (int t = 0; t < nt; t++) {
-            args[t] = (split_arg){&s,     rnd(s.n_params),       rnd(s.n_params), {NULL},
-                                  {NULL}, (batch + nt - 1) / nt, seconds,         0};
-            for (int l = 0; l <= s.n_layers; l++) {
-                args[t].act[l] = rnd((size_t)args[t].batch * (size_t)s.widths[l]);
-                args[t].dact[l] = rnd((size_t)args[t].batch * (size_t)s.widths[l]);
-            }
-            pthread_create(&tids[t], NULL, split_main, &args[t]);
+        double rows = split_time(&s, batch, threads, 0, seconds);
+        double parts = split_time(&s, batch, threads, threads, seconds);
+        if (rows < best) {
+            best = rows;
+            way = "rows";
         }
-        double slowest = 0;
-        for (int t = 0; t < nt; t++) {
-            pthread_join(tids[t], NULL);
-            if (args[t].best > slowest)
-                slowest = args[t].best;
-            for (int l = 0; l <= s.n_layers; l++) {
-                free(args[t].act[l]);
-                free(args[t].dact[l]);
-            }
-            free(args[t].w);
-            free(args[t].g);
+        if (parts < best) {
+            best = parts;
+            way = "parts";
         }
-        // A step of `batch` rows takes as long as the slowest stream.
-        if (slowest < best)
-            best = slowest;
     }
-    printf("gemm_bound: threads=%d batch=%d samples_per_s=%.0f gflops=%.1f\n", threads, batch,
-           batch / best, flops / best * 1e-9);
+    printf("gemm_bound: threads=%d batch=%d samples_per_s=%.0f gflops=%.1f split=%s\n", threads,
+           batch, batch / best, flops / best * 1e-9, way);
     for (int l = 0; l <= s.n_layers; l++) {
         free(act[l]);
         free(dact[l]);

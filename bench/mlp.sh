@@ -92,6 +92,7 @@ for t in $THREADS; do
     for r in $(seq 1 "$ROUNDS"); do
         g=$(blas_env "$t" "$BUILD/bench/gemm_bound" --threads "$t" --seconds 2)
         gs="$gs $(printf '%s\n' "$g" | sed -n 's/.*samples_per_s=\([0-9.]*\).*/\1/p')"
+        gsplit=$(printf '%s\n' "$g" | sed -n 's/.*split=\([a-z]*\).*/\1/p')
         j=$("$CANOPY" mlp train --threads "$t" --epochs "$EPOCHS" --json | tail -n 1)
         cs="$cs $(field samples_per_s "$j")"
         accs="$accs $(field test_acc "$j")"
@@ -102,7 +103,7 @@ for t in $THREADS; do
             echo "$ts_set $(field samples_per_s "$jt")" >>"$TORCH_RUNS"
             tline="$tline torch[blas $(echo "$ts_set" | sed 's/:/, torch /')] $(field samples_per_s "$jt")"
         done
-        echo "  threads=$t round $r: gemm_bound $(echo "$gs" | awk '{print $NF}') canopy $(field samples_per_s "$j")$tline samples/s | load $(bench_load)"
+        echo "  threads=$t round $r: gemm_bound $(echo "$gs" | awk '{print $NF}') (split ${gsplit:-blas}) canopy $(field samples_per_s "$j")$tline samples/s | load $(bench_load)"
     done
     g=$(printf '%s\n' $gs | median)
     c=$(printf '%s\n' $cs | median)

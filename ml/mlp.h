@@ -114,17 +114,23 @@ void mlp_grad(const mlp_shape *s, const float *params, const float *x, const int
 // optimizer step, on T threads of its own (the caller's thread is one of
 // them; T - 1 pthreads are started once, in mlp_trainer_new, and wait between
 // calls by spinning briefly and then sleeping on a futex). One call:
-//   1. each thread takes a contiguous block of the batch's rows (gathering
-//      them from a data set if asked) and runs forward, softmax cross-entropy
-//      and the backward chain dZ_l for its rows only;
-//   2. after one barrier, each thread computes its share of every layer's
+//   0. each thread takes a part of the first layer's inputs (about in / T
+//      columns), gathers those columns of the batch's rows (if asked) and
+//      multiplies them by the same rows of W_0;
+//   1. after a barrier, each thread takes a contiguous block of the batch's
+//      rows, sums the partial products for them and runs the rest of the
+//      forward pass, softmax cross-entropy and the backward chain dZ_l;
+//   2. after another, each thread computes its share of every layer's
 //      weight rows dW_l[a:b) = A_{l-1}[:, a:b)^T dZ_l and bias columns over
-//      the whole batch, straight into the flat gradient (no per-thread
-//      copies, no reduction), and, for a step, applies the optimizer to
-//      exactly those ranges (optim_step_range) while they are in cache.
+//      the whole batch (for W_0 the rows it read in step 0), straight into
+//      the flat gradient (no per-thread copies, no reduction; a step that
+//      returns no gradient uses a small buffer per thread instead), and, for
+//      a step, applies the optimizer to exactly those ranges
+//      (optim_step_part) while they are in cache.
 // Every gradient element is therefore one sum over the whole batch, as in
-// mlp_grad; results differ from mlp_grad only by GEMM blocking (float
-// rounding), and are deterministic for a given thread count.
+// mlp_grad; results differ from mlp_grad only by GEMM blocking and the
+// split of the first layer's sums over inputs (float rounding), and are
+// deterministic for a given thread count.
 // BLAS must run single-threaded in each thread: call mlp_set_threads(1)
 // before using a trainer with T > 1.
 // Thread rule: one call at a time per trainer.

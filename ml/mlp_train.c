@@ -1,26 +1,45 @@
 // mlp_train.c: the multi-threaded trainer (mlp_trainer in mlp.h).
 //
-// A call is one job made of work items that the T threads (the caller is
-// one of them) claim in order from a shared counter:
+// A call is one job made of work items in three phases; each phase starts
+// once every item of the one before is done. Each item has an owner thread
+// (the caller is thread 0), which runs its own items first and then takes
+// those other threads have not started yet:
 //
-//   items [0, T): row blocks of the batch (phase A, independent rows)
-//     gather rows, Z_l = A_{l-1} W_l + b_l, A_l = relu(Z_l),
+//   phase 0, T items: part t of the first layer's inputs, columns [k_t,
+//     k_t+1) of about in / T each: gather those columns of the batch's rows
+//     (if from a data set; part 0 also the labels), and the partial product
+//     X[:, k_t:k_t+1) W_0[k_t:k_t+1, :] over all B rows.
+//   phase 1, T items: row blocks of the batch (independent rows)
+//     Z_0 = the partial products summed in the order of t, + b_0, and then
+//     Z_l = A_{l-1} W_l + b_l, A_l = relu(Z_l),
 //     dZ_last = (softmax - onehot) / B, dZ_{l-1} = (dZ_l W_l^T) * [A_{l-1} > 0]
-//   items [T, T + P): parameter chunks (phase B; each waits until every row
-//     block is done)
+//   phase 2, P items: parameter chunks, runs of rows of one layer
 //     dW_l[a:b) = A_{l-1}[:, a:b)^T dZ_l over all B rows, db_l = column sums
 //     of dZ_l for the layer's first chunk, then the optimizer on the same
-//     ranges while they are in cache. The chunks are runs of rows of one
-//     layer, all about the same size (at most about 128 KB of weights, a
-//     multiple of T of them), claimed largest first so that the threads
-//     finish the phase together (plan_chunks).
+//     ranges while they are in cache.
+//
+// The first layer holds most of the weights (200,704 of 235,146 for
+// 784-256-128-10), so who touches which of them decides the memory traffic
+// of a step. Thread t owns rows [k_t, k_t+1) of W_0: it reads only them in
+// the forward pass, and its chunks of phase 2 are those rows, so it updates
+// the weights and the optimizer state it read, next to the inputs it
+// gathered. When every thread read all of W_0 (each a block of rows of the
+// batch) and then updated half of it, every weight line went from one
+// core to the other and back each step, and the optimizer ran at half the
+// speed it has alone (docs/performance.md). The other layers' chunks are
+// dealt to the threads so that their shares of phase 2 are about equal.
+// A step whose caller wants no gradient writes a chunk's gradient into a
+// buffer of the thread's own, reused by every chunk, so that it never
+// leaves the core's cache.
 //
 // Which thread runs an item does not change its result, and the items are
-// fixed by the shape and T, so a run is deterministic for a given T. Claiming
-// items (rather than fixing a share per thread) keeps a step going at full
-// speed on the threads that are running when the machine is shared: a worker
-// that is not scheduled simply claims nothing. Phase B reads activations and
-// dZ but never the parameters, so stepping them there is safe.
+// fixed by the shape and T, so a run is deterministic for a given T (the
+// first layer's sums over inputs are split in T parts, so T changes float
+// rounding). Claiming items (rather than fixing a share per thread) keeps a
+// step going on the threads that are running when the machine is shared: a
+// worker that is not scheduled claims nothing and its items are taken by the
+// others. Phase 2 reads activations and dZ but never the parameters, so
+// stepping them there is safe.
 //
 // Waits spin with PAUSE and then sleep in futex(2). The budget is time, not
 // a count of PAUSEs (whose latency differs tenfold between CPUs): SPIN_NS
@@ -45,14 +64,28 @@
 
 #define SPIN_NS 2000000    // spinning inside a call before sleeping (2 ms)
 #define SPIN_CHECK 64      // PAUSEs between looks at the clock
-#define CHUNK_FLOATS 32768 // weights per phase-B item, at most about (128 KB)
+#define CHUNK_FLOATS 65536 // weights per parameter chunk, at most about (256 KB)
 #define CACHE_LINE 64
+#define N_PHASES 3 // input parts, row blocks, parameter chunks
 
 typedef struct pchunk {
     int layer, lo, hi; // rows [lo, hi) of W_layer
     int bias;          // 1: also the layer's bias
+    int owner;         // the thread that runs it first
     size_t floats;     // (hi - lo) * widths[layer + 1]
 } pchunk;
+
+// qctr is the claim counter of one owner's items in one phase: job << 32 |
+// next index, so that a thread still in an old job claims nothing.
+typedef struct qctr {
+    _Alignas(CACHE_LINE) _Atomic uint64_t next;
+} qctr;
+
+// phase_sync counts the finished items of a phase.
+typedef struct phase_sync {
+    _Alignas(CACHE_LINE) atomic_uint done;
+    atomic_uint sleepers; // threads sleeping on done
+} phase_sync;
 
 typedef struct worker {
     mlp_trainer *tr;
@@ -63,31 +96,32 @@ struct mlp_trainer {
     mlp_shape s;
     int max_batch, nthreads, started;
     mlp_kernel kernel;
-    float *x;                   // (max_batch, widths[0]) gathered rows
+    float *x;                   // gathered inputs: part t's (max_batch, kb[t+1] - kb[t]) at
+                                // max_batch * kb[t]
     int32_t *y;                 // (max_batch) gathered labels
     float *act[MLP_MAX_LAYERS]; // (max_batch, widths[l+1]) outputs of layer l
+    float *part;                // (T - 1, max_batch, widths[1]) partial Z_0 of parts 1..T-1
+    int *kb;                    // (T + 1) first-layer input parts: [kb[t], kb[t + 1])
     float *dz[MLP_MAX_LAYERS];  // (max_batch, widths[l+1]) dLoss/dZ_l
-    float *gbuf;                // (n_params) gradient when the caller wants none
+    float *gpart;               // (T, gpart_n) per-thread chunk gradients
+    size_t gpart_n;             // floats per thread: the largest chunk and a bias
     int n_chunks;               // P
-    pchunk *chunks;             // (P)
+    pchunk *chunks;             // (P) by owner, then largest first
+    int *cstart;                // (T + 1) owner o's chunks: [cstart[o], cstart[o + 1])
     double *blk_loss;           // (T) loss sums of the row blocks
     worker *workers;            // (T - 1)
     // The current job, written by the caller before it is published.
     const float *params;
     float *params_w; // NULL for gradient-only jobs
     const mlp_batch *batch;
-    const float *bx;
     const int32_t *by;
-    float *grad;
+    float *grad; // NULL: into gpart
     const optim_cfg *cfg;
     optim_state *st;
     uint64_t t;
     // Synchronisation.
-    _Alignas(CACHE_LINE) _Atomic uint64_t claim; // job << 32 | next item
-    _Alignas(CACHE_LINE) atomic_uint done_a;     // row blocks finished
-    atomic_uint sleep_a;                         // threads sleeping on done_a
-    _Alignas(CACHE_LINE) atomic_uint done_b;     // parameter chunks finished
-    atomic_uint sleep_b;
+    qctr *q; // (N_PHASES * T) q[phase * T + owner]
+    phase_sync ph[N_PHASES];
     _Alignas(CACHE_LINE) atomic_uint job; // futex word idle workers wait on
     atomic_uint sleep_job;
     atomic_int stop;
@@ -202,31 +236,79 @@ static double softmax_grad(const float *restrict z, const int32_t *restrict y, f
     return sum;
 }
 
-// do_rows runs phase A for row block blk.
-static void do_rows(mlp_trainer *tr, int blk)
+// add_into adds b to a, element by element (n).
+MLP_HOT static void add_into(float *restrict a, const float *restrict b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] += b[i];
+}
+
+// part_x returns part t's inputs (columns [kb[t], kb[t + 1]) of the batch's
+// rows) and sets *ld to their row stride: the caller's rows, or the part's
+// own block of the gather buffer, so that no cache line of it is written by
+// two threads.
+static const float *part_x(const mlp_trainer *tr, int t, int *ld)
+{
+    if (tr->batch->x != NULL) {
+        *ld = tr->s.widths[0];
+        return tr->batch->x + tr->kb[t];
+    }
+    *ld = tr->kb[t + 1] - tr->kb[t];
+    return tr->x + (size_t)tr->max_batch * (size_t)tr->kb[t];
+}
+
+// do_input runs phase 0 for input part t: gathers columns [kb[t], kb[t + 1])
+// of the batch's rows and multiplies them by the same rows of W_0.
+static void do_input(mlp_trainer *tr, int t)
 {
     const mlp_shape *s = &tr->s;
     const mlp_batch *b = tr->batch;
-    int B = b->n, T = tr->nthreads;
+    const mlp_layer *L = &s->layer[0];
+    int B = b->n, k0 = tr->kb[t], kn = tr->kb[t + 1] - k0, ld;
+    size_t f = (size_t)s->widths[0];
+    const float *x = part_x(tr, t, &ld);
+    float *z =
+        t == 0 ? tr->act[0] : tr->part + (size_t)(t - 1) * (size_t)tr->max_batch * (size_t)L->out;
+    if (b->x == NULL) {
+        const ds_dataset *d = b->d;
+        CN_ASSERT(d->n_features == f && d->y != NULL);
+        float *xw = tr->x + (size_t)tr->max_batch * (size_t)k0;
+        for (int i = 0; i < B; i++) {
+            size_t row = b->idx[i];
+            CN_ASSERT(row < d->n_rows);
+            memcpy(xw + (size_t)i * (size_t)kn, d->x + row * f + k0, (size_t)kn * sizeof(float));
+            if (t == 0)
+                tr->y[i] = d->y[row];
+        }
+    }
+    if (kn == 0) { // fewer inputs than threads
+        memset(z, 0, (size_t)B * (size_t)L->out * sizeof(float));
+        return;
+    }
+    mlp_gemm(tr->kernel, 0, 0, B, L->out, kn, x, ld,
+             tr->params + L->w_off + (size_t)k0 * (size_t)L->out, L->out, z, L->out);
+}
+
+// do_rows runs phase 1 for row block blk.
+static void do_rows(mlp_trainer *tr, int blk)
+{
+    const mlp_shape *s = &tr->s;
+    int B = tr->batch->n, T = tr->nthreads;
     int r0 = (int)((int64_t)B * blk / T), r1 = (int)((int64_t)B * (blk + 1) / T), nr = r1 - r0;
     tr->blk_loss[blk] = 0.0;
     if (nr == 0)
         return;
     int nl = s->n_layers;
-    size_t f = (size_t)s->widths[0];
-    if (b->x == NULL) {
-        const ds_dataset *d = b->d;
-        CN_ASSERT(d->n_features == f && d->y != NULL);
-        for (int i = r0; i < r1; i++) {
-            size_t row = b->idx[i];
-            CN_ASSERT(row < d->n_rows);
-            memcpy(tr->x + (size_t)i * f, d->x + row * f, f * sizeof(float));
-            tr->y[i] = d->y[row];
-        }
-    }
-    const float *in = tr->bx + (size_t)r0 * f;
     const float *params = tr->params;
-    for (int l = 0; l < nl; l++) {
+    const mlp_layer *L0 = &s->layer[0];
+    size_t w1 = (size_t)L0->out;
+    float *z0 = tr->act[0] + (size_t)r0 * w1;
+    for (int t = 1; t < T; t++)
+        add_into(z0, tr->part + ((size_t)(t - 1) * (size_t)tr->max_batch + (size_t)r0) * w1,
+                 (size_t)nr * w1);
+    mlp_bias_act(z0, params + L0->b_off, nr, L0->out, nl > 1);
+    const float *in = z0;
+    for (int l = 1; l < nl; l++) {
         const mlp_layer *L = &s->layer[l];
         float *z = tr->act[l] + (size_t)r0 * (size_t)L->out;
         mlp_gemm(tr->kernel, 0, 0, nr, L->out, L->in, in, L->in, params + L->w_off, L->out, z,
@@ -246,48 +328,88 @@ static void do_rows(mlp_trainer *tr, int blk)
     }
 }
 
-// do_params runs phase B for parameter chunk c.
-static void do_params(mlp_trainer *tr, int c)
+// do_params runs phase 2 for parameter chunk c on thread tid.
+static void do_params(mlp_trainer *tr, int c, int tid)
 {
     const pchunk *ch = &tr->chunks[c];
     const mlp_layer *L = &tr->s.layer[ch->layer];
-    int B = tr->batch->n, m = ch->hi - ch->lo;
-    const float *a_in = ch->layer > 0 ? tr->act[ch->layer - 1] : tr->bx;
-    size_t w0 = L->w_off + (size_t)ch->lo * (size_t)L->out;
-    float *g = tr->grad;
-    mlp_gemm(tr->kernel, 1, 0, m, L->out, B, a_in + ch->lo, L->in, tr->dz[ch->layer], L->out,
-             g + w0, L->out);
+    int B = tr->batch->n, m = ch->hi - ch->lo, lda = L->in;
+    const float *a_in; // column lo of the layer's inputs
+    if (ch->layer > 0)
+        a_in = tr->act[ch->layer - 1] + ch->lo;
+    else // a chunk of W_0 lies in its owner's input part
+        a_in = part_x(tr, ch->owner, &lda) + (ch->lo - tr->kb[ch->owner]);
+    size_t w0 = L->w_off + (size_t)ch->lo * (size_t)L->out, nw = (size_t)m * (size_t)L->out;
+    float *gw, *gb; // the chunk's weight and bias gradients
+    if (tr->grad != NULL) {
+        gw = tr->grad + w0;
+        gb = tr->grad + L->b_off;
+    } else {
+        gw = tr->gpart + (size_t)tid * tr->gpart_n;
+        gb = gw + nw;
+    }
+    mlp_gemm(tr->kernel, 1, 0, m, L->out, B, a_in, lda, tr->dz[ch->layer], L->out, gw, L->out);
     if (ch->bias)
-        colsum_range(tr->dz[ch->layer], g + L->b_off, B, L->out, 0, L->out);
+        colsum_range(tr->dz[ch->layer], gb, B, L->out, 0, L->out);
     if (tr->params_w != NULL) {
-        optim_step_range(tr->cfg, tr->st, tr->params_w, g, w0, w0 + (size_t)m * (size_t)L->out,
-                         tr->t);
+        optim_step_part(tr->cfg, tr->st, tr->params_w, gw, w0, w0 + nw, tr->t);
         if (ch->bias)
-            optim_step_range(tr->cfg, tr->st, tr->params_w, g, L->b_off, L->b_off + (size_t)L->out,
-                             tr->t);
+            optim_step_part(tr->cfg, tr->st, tr->params_w, gb, L->b_off, L->b_off + (size_t)L->out,
+                            tr->t);
     }
 }
 
-// work claims and runs items of job `job` until none is left.
-static void work(mlp_trainer *tr, unsigned job)
+// phase_items gives the items of owner o in phase p: [*first, *first + n).
+static unsigned phase_items(const mlp_trainer *tr, int p, int o, unsigned *first)
 {
-    unsigned na = (unsigned)tr->nthreads, np = (unsigned)tr->n_chunks;
-    for (;;) {
-        uint64_t c = atomic_load_explicit(&tr->claim, memory_order_acquire);
-        unsigned item;
-        do {
-            item = (unsigned)c;
-            if ((unsigned)(c >> 32) != job || item >= na + np)
+    if (p < 2) {
+        *first = (unsigned)o;
+        return 1;
+    }
+    *first = (unsigned)tr->cstart[o];
+    return (unsigned)(tr->cstart[o + 1] - tr->cstart[o]);
+}
+
+// claim takes the next of n items from q for job job into *item: 1, or 0
+// when none is left, or -1 when job is no longer the current job.
+static int claim(qctr *q, unsigned job, unsigned n, unsigned *item)
+{
+    uint64_t c = atomic_load_explicit(&q->next, memory_order_acquire);
+    do {
+        if ((unsigned)(c >> 32) != job)
+            return -1;
+        if ((unsigned)c >= n)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&q->next, &c, c + 1, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    *item = (unsigned)c;
+    return 1;
+}
+
+// work runs items of job `job` on thread tid, phase by phase (its own items
+// first, then the other threads'), until none is left.
+static void work(mlp_trainer *tr, unsigned job, int tid)
+{
+    int T = tr->nthreads;
+    const unsigned total[N_PHASES] = {(unsigned)T, (unsigned)T, (unsigned)tr->n_chunks};
+    for (int p = 0; p < N_PHASES; p++) {
+        if (p > 0)
+            wait_eq(&tr->ph[p - 1].done, total[p - 1], &tr->ph[p - 1].sleepers);
+        for (int k = 0; k < T; k++) {
+            int o = (tid + k) % T;
+            unsigned first, i, n = phase_items(tr, p, o, &first);
+            int r;
+            while ((r = claim(&tr->q[p * T + o], job, n, &i)) > 0) {
+                if (p == 0)
+                    do_input(tr, (int)(first + i));
+                else if (p == 1)
+                    do_rows(tr, (int)(first + i));
+                else
+                    do_params(tr, (int)(first + i), tid);
+                post(&tr->ph[p].done, total[p], &tr->ph[p].sleepers);
+            }
+            if (r < 0)
                 return;
-        } while (!atomic_compare_exchange_weak_explicit(&tr->claim, &c, c + 1, memory_order_acq_rel,
-                                                        memory_order_acquire));
-        if (item < na) {
-            do_rows(tr, (int)item);
-            post(&tr->done_a, na, &tr->sleep_a);
-        } else {
-            wait_eq(&tr->done_a, na, &tr->sleep_a);
-            do_params(tr, (int)(item - na));
-            post(&tr->done_b, np, &tr->sleep_b);
         }
     }
 }
@@ -309,7 +431,7 @@ static void *worker_main(void *arg)
         seen = j;
         if (atomic_load(&tr->stop))
             return NULL;
-        work(tr, j);
+        work(tr, j, (int)(w - tr->workers));
     }
 }
 
@@ -327,18 +449,18 @@ static void run(mlp_trainer *tr, float *loss)
     const mlp_batch *b = tr->batch;
     CN_ASSERT(b->n >= 1 && b->n <= tr->max_batch);
     CN_ASSERT(b->x != NULL ? b->y != NULL : (b->d != NULL && b->idx != NULL));
-    tr->bx = b->x != NULL ? b->x : tr->x;
     tr->by = b->x != NULL ? b->y : tr->y;
     unsigned j = atomic_load_explicit(&tr->job, memory_order_relaxed) + 1;
-    atomic_store_explicit(&tr->done_a, 0, memory_order_relaxed);
-    atomic_store_explicit(&tr->done_b, 0, memory_order_relaxed);
-    atomic_store_explicit(&tr->claim, (uint64_t)j << 32, memory_order_release);
+    for (int p = 0; p < N_PHASES; p++)
+        atomic_store_explicit(&tr->ph[p].done, 0, memory_order_relaxed);
+    for (int i = 0; i < N_PHASES * tr->nthreads; i++)
+        atomic_store_explicit(&tr->q[i].next, (uint64_t)j << 32, memory_order_release);
     if (tr->nthreads > 1)
         publish(tr, j);
     else
         atomic_store_explicit(&tr->job, j, memory_order_relaxed);
-    work(tr, j);
-    wait_eq(&tr->done_b, (unsigned)tr->n_chunks, &tr->sleep_b);
+    work(tr, j, 0);
+    wait_eq(&tr->ph[2].done, (unsigned)tr->n_chunks, &tr->ph[2].sleepers);
     if (loss != NULL) {
         double sum = 0.0;
         for (int i = 0; i < tr->nthreads; i++)
@@ -347,39 +469,104 @@ static void run(mlp_trainer *tr, float *loss)
     }
 }
 
-// --- the parameter chunks ---
+// --- the plan ---
 
-// plan_chunks sets per_layer[l] to the number of chunks layer l's weights are
-// split into (equal runs of rows) and returns their total. The chunks are
-// all about the same size, total / n for n a multiple of T with chunks of at
-// most about CHUNK_FLOATS, so that T threads claiming them in turn finish
-// together; a layer much smaller than that is one chunk.
-static int plan_chunks(const mlp_shape *s, int threads, int *per_layer)
-{
-    size_t total = 0;
-    for (int l = 0; l < s->n_layers; l++)
-        total += (size_t)s->widths[l] * (size_t)s->widths[l + 1];
-    size_t per_round = (size_t)threads * CHUNK_FLOATS;
-    size_t n_target = (size_t)threads * ((total + per_round - 1) / per_round);
-    double target = (double)total / (double)n_target;
-    int n = 0;
-    for (int l = 0; l < s->n_layers; l++) {
-        double k = floor((double)s->widths[l] * (double)s->widths[l + 1] / target + 0.5);
-        per_layer[l] = k < 1.0 ? 1 : k > (double)s->widths[l] ? s->widths[l] : (int)k;
-        n += per_layer[l];
-    }
-    return n;
-}
-
-// chunk_cmp orders chunks by size, largest first, then by layer and rows.
+// chunk_cmp orders chunks by owner, then by size (largest first, so that
+// the small ones fill in at the end), then by layer and rows.
 static int chunk_cmp(const void *pa, const void *pb)
 {
     const pchunk *a = pa, *b = pb;
+    if (a->owner != b->owner)
+        return a->owner < b->owner ? -1 : 1;
     if (a->floats != b->floats)
         return a->floats > b->floats ? -1 : 1;
     if (a->layer != b->layer)
         return a->layer < b->layer ? -1 : 1;
     return (a->lo > b->lo) - (a->lo < b->lo);
+}
+
+// layer_chunks returns the number of chunks layer l >= 1 is split into: its
+// weights in runs of at most about CHUNK_FLOATS, a multiple of T of them so
+// that they can be dealt evenly, at most one per row; a layer of fewer than
+// CHUNK_FLOATS / 8 weights is one chunk.
+static int layer_chunks(const mlp_shape *s, int l, int T)
+{
+    size_t floats = (size_t)s->widths[l] * (size_t)s->widths[l + 1];
+    if (floats < CHUNK_FLOATS / 8)
+        return 1;
+    size_t n = (floats + CHUNK_FLOATS - 1) / CHUNK_FLOATS;
+    n = (n + (size_t)T - 1) / (size_t)T * (size_t)T;
+    return n > (size_t)s->widths[l] ? s->widths[l] : (int)n;
+}
+
+// part_chunks returns the number of chunks of `rows` rows of `out` weights:
+// runs of at most about CHUNK_FLOATS.
+static int part_chunks(int rows, int out)
+{
+    size_t n = ((size_t)rows * (size_t)out + CHUNK_FLOATS - 1) / CHUNK_FLOATS;
+    return n > (size_t)rows ? rows : (int)n;
+}
+
+// plan sets the first layer's input parts (kb) and the parameter chunks
+// (chunks, cstart, n_chunks) of tr for its shape and thread count: thread t
+// owns the chunks of rows [kb[t], kb[t + 1]) of W_0, and the other layers'
+// chunks go, largest first, to the thread with the fewest weights so far.
+// Returns 0 on OOM.
+static int plan(mlp_trainer *tr)
+{
+    const mlp_shape *s = &tr->s;
+    int T = tr->nthreads, n0 = 0; // n0: chunks of the first layer
+    for (int t = 0; t <= T; t++)
+        tr->kb[t] = (int)((int64_t)s->widths[0] * t / T);
+    for (int t = 0; t < T; t++)
+        n0 += part_chunks(tr->kb[t + 1] - tr->kb[t], s->widths[1]);
+    int n = n0;
+    for (int l = 1; l < s->n_layers; l++)
+        n += layer_chunks(s, l, T);
+    tr->chunks = calloc((size_t)n, sizeof(pchunk));
+    size_t *load = calloc((size_t)T, sizeof(size_t));
+    if (tr->chunks == NULL || load == NULL) {
+        free(load);
+        return 0;
+    }
+    tr->n_chunks = n;
+    int c = 0;
+    for (int l = 0; l < s->n_layers; l++) {
+        int nparts = l == 0 ? T : 1;
+        for (int t = 0; t < nparts; t++) {
+            int lo = l == 0 ? tr->kb[t] : 0, hi = l == 0 ? tr->kb[t + 1] : s->widths[l];
+            int k = l == 0 ? part_chunks(hi - lo, s->widths[1]) : layer_chunks(s, l, T);
+            for (int i = 0; i < k; i++) {
+                pchunk *ch = &tr->chunks[c++];
+                ch->layer = l;
+                ch->lo = lo + (int)((int64_t)(hi - lo) * i / k);
+                ch->hi = lo + (int)((int64_t)(hi - lo) * (i + 1) / k);
+                ch->bias = ch->lo == 0;
+                ch->floats = (size_t)(ch->hi - ch->lo) * (size_t)s->widths[l + 1];
+                ch->owner = t;
+                if (l == 0)
+                    load[t] += ch->floats;
+            }
+        }
+    }
+    // Deal the other layers' chunks, largest first.
+    qsort(tr->chunks + n0, (size_t)(n - n0), sizeof(pchunk), chunk_cmp);
+    for (int i = n0; i < n; i++) {
+        int best = 0;
+        for (int t = 1; t < T; t++)
+            if (load[t] < load[best])
+                best = t;
+        tr->chunks[i].owner = best;
+        load[best] += tr->chunks[i].floats;
+    }
+    free(load);
+    qsort(tr->chunks, (size_t)n, sizeof(pchunk), chunk_cmp);
+    for (int t = 0, i = 0; t <= T; t++) {
+        while (i < n && tr->chunks[i].owner < t)
+            i++;
+        tr->cstart[t] = i;
+    }
+    return 1;
 }
 
 // --- public ---
@@ -396,43 +583,47 @@ mlp_trainer *mlp_trainer_new(const mlp_shape *s, int max_batch, int threads)
     tr->max_batch = max_batch;
     tr->nthreads = threads;
     tr->kernel = MLP_KERNEL_BLAS;
-    size_t b = (size_t)max_batch;
-    int per_layer[MLP_MAX_LAYERS];
-    int n_chunks = plan_chunks(s, threads, per_layer);
-    int ok = (tr->x = malloc(b * (size_t)s->widths[0] * sizeof(float))) != NULL;
+    size_t b = (size_t)max_batch, T = (size_t)threads;
+    size_t xbytes =
+        (b * (size_t)s->widths[0] * sizeof(float) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
+    int ok = (tr->x = aligned_alloc(CACHE_LINE, xbytes)) != NULL;
     ok &= (tr->y = malloc(b * sizeof(int32_t))) != NULL;
     for (int l = 0; l < s->n_layers; l++) {
         ok &= (tr->act[l] = malloc(b * (size_t)s->widths[l + 1] * sizeof(float))) != NULL;
         ok &= (tr->dz[l] = malloc(b * (size_t)s->widths[l + 1] * sizeof(float))) != NULL;
     }
-    ok &= (tr->gbuf = malloc(s->n_params * sizeof(float))) != NULL;
-    ok &= (tr->chunks = calloc((size_t)n_chunks, sizeof(pchunk))) != NULL;
+    if (threads > 1)
+        ok &= (tr->part = malloc((T - 1) * b * (size_t)s->widths[1] * sizeof(float))) != NULL;
+    ok &= (tr->kb = calloc(T + 1, sizeof(int))) != NULL;
+    ok &= (tr->cstart = calloc(T + 1, sizeof(int))) != NULL;
+    ok &= (tr->q = aligned_alloc(CACHE_LINE, N_PHASES * T * sizeof(qctr))) != NULL;
     ok &= (tr->blk_loss = calloc((size_t)threads, sizeof(double))) != NULL;
     ok &= (tr->workers = calloc((size_t)threads, sizeof(worker))) != NULL;
-    if (!ok) {
+    if (!ok || !plan(tr)) {
         mlp_trainer_free(tr);
         return NULL;
     }
-    tr->n_chunks = n_chunks;
-    int c = 0;
-    for (int l = 0; l < s->n_layers; l++) {
-        int in = s->widths[l], k = per_layer[l];
-        for (int i = 0; i < k; i++) {
-            pchunk *ch = &tr->chunks[c++];
-            ch->layer = l;
-            ch->lo = (int)((int64_t)in * i / k);
-            ch->hi = (int)((int64_t)in * (i + 1) / k);
-            ch->bias = i == 0;
-            ch->floats = (size_t)(ch->hi - ch->lo) * (size_t)s->widths[l + 1];
-        }
+    int max_out = 0;
+    for (int i = 0; i < tr->n_chunks; i++)
+        if (tr->chunks[i].floats > tr->gpart_n)
+            tr->gpart_n = tr->chunks[i].floats;
+    for (int l = 1; l <= s->n_layers; l++)
+        if (s->widths[l] > max_out)
+            max_out = s->widths[l];
+    // Each thread's part starts on a cache line of its own.
+    size_t line = CACHE_LINE / sizeof(float);
+    tr->gpart_n = (tr->gpart_n + (size_t)max_out + line - 1) / line * line;
+    tr->gpart = aligned_alloc(CACHE_LINE, T * tr->gpart_n * sizeof(float));
+    if (tr->gpart == NULL) {
+        mlp_trainer_free(tr);
+        return NULL;
     }
-    // Largest first, so that the small chunks fill in at the end.
-    qsort(tr->chunks, (size_t)n_chunks, sizeof(pchunk), chunk_cmp);
-    atomic_init(&tr->claim, 0);
-    atomic_init(&tr->done_a, 0);
-    atomic_init(&tr->sleep_a, 0);
-    atomic_init(&tr->done_b, 0);
-    atomic_init(&tr->sleep_b, 0);
+    for (size_t i = 0; i < N_PHASES * T; i++)
+        atomic_init(&tr->q[i].next, 0);
+    for (int p = 0; p < N_PHASES; p++) {
+        atomic_init(&tr->ph[p].done, 0);
+        atomic_init(&tr->ph[p].sleepers, 0);
+    }
     atomic_init(&tr->job, 0);
     atomic_init(&tr->sleep_job, 0);
     atomic_init(&tr->stop, 0);
@@ -464,7 +655,11 @@ void mlp_trainer_free(mlp_trainer *tr)
         free(tr->act[l]);
         free(tr->dz[l]);
     }
-    free(tr->gbuf);
+    free(tr->gpart);
+    free(tr->part);
+    free(tr->kb);
+    free(tr->cstart);
+    free(tr->q);
     free(tr->chunks);
     free(tr->blk_loss);
     free(tr->workers);
@@ -511,7 +706,7 @@ void mlp_trainer_step(mlp_trainer *tr, float *params, const mlp_batch *b, const 
     tr->params = params;
     tr->params_w = params;
     tr->batch = b;
-    tr->grad = grad != NULL ? grad : tr->gbuf;
+    tr->grad = grad;
     tr->cfg = cfg;
     tr->st = st;
     tr->t = t;

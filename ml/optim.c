@@ -157,8 +157,8 @@ const char *optim_sched_name(optim_sched s)
 static int kind_slots(optim_kind kind)
 {
     return kind == OPTIM_ADAM || kind == OPTIM_ADAGRAD || kind == OPTIM_YOGI ? 2
-           : kind == OPTIM_MOMENTUM                                         ? 1
-                                                                            : 0;
+           : kind == OPTIM_MOMENTUM                                          ? 1
+                                                                             : 0;
 }
 
 optim_state *optim_state_new(const optim_cfg *cfg, size_t n)
@@ -223,7 +223,7 @@ OPTIM_HOT static void step_sgd(float *restrict w, const float *g, float *out, si
             w[i] -= lr * (g[i] + wd * w[i]);
         return;
     }
-OPTIM_IVDEP
+    OPTIM_IVDEP
     for (size_t i = 0; i < n; i++) {
         float wi = w[i] - lr * (g[i] + wd * w[i]);
         w[i] = wi;
@@ -236,7 +236,7 @@ OPTIM_HOT static void step_momentum(float *restrict w, const float *g, float *re
                                     int nesterov)
 {
     if (nesterov) {
-OPTIM_IVDEP
+        OPTIM_IVDEP
         for (size_t i = 0; i < n; i++) {
             float gi = g[i] + wd * w[i];
             float vi = mu * v[i] + gi;
@@ -247,7 +247,7 @@ OPTIM_IVDEP
                 out[i] = wi;
         }
     } else {
-OPTIM_IVDEP
+        OPTIM_IVDEP
         for (size_t i = 0; i < n; i++) {
             float vi = mu * v[i] + (g[i] + wd * w[i]);
             v[i] = vi;
@@ -385,8 +385,8 @@ static void step_adaptive(float *restrict w, const float *restrict g, float *res
     }
 }
 
-// step_range is optim_step_range with an optional copy of the result (out,
-// element 0 of the slice like w and g; may be g).
+// step_range is optim_step_part with an optional copy of the result (out,
+// element 0 of the slice like w; may be the gradient when lo is 0).
 static void step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, float *out,
                        size_t lo, size_t hi, uint64_t t)
 {
@@ -394,7 +394,6 @@ static void step_range(const optim_cfg *cfg, optim_state *st, float *w, const fl
     float lr = optim_lr(cfg, t);
     size_t n = hi - lo;
     w += lo;
-    g += lo;
     if (out)
         out += lo;
     switch (cfg->kind) {
@@ -434,6 +433,13 @@ static void step_range(const optim_cfg *cfg, optim_state *st, float *w, const fl
 
 void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
                       size_t hi, uint64_t t)
+{
+    CN_ASSERT(lo <= hi);
+    step_range(cfg, st, w, g + lo, NULL, lo, hi, t);
+}
+
+void optim_step_part(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
+                     size_t hi, uint64_t t)
 {
     step_range(cfg, st, w, g, NULL, lo, hi, t);
 }

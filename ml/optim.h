@@ -159,6 +159,13 @@ void optim_step_out(const optim_cfg *cfg, optim_state *st, float *w, const float
 void optim_step_range(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
                       size_t hi, uint64_t t);
 
+// optim_step_part is optim_step_range with the gradient of the range alone:
+// g[0..hi - lo) is the gradient of elements [lo, hi). For a caller that
+// makes the gradient one part at a time in a small buffer (which stays in
+// cache). The result is bit-identical to optim_step_range's.
+void optim_step_part(const optim_cfg *cfg, optim_state *st, float *w, const float *g, size_t lo,
+                     size_t hi, uint64_t t);
+
 // optim_state_n returns n; optim_state_nslots returns the number of float
 // arrays of n elements the state holds (0 SGD, 1 MOMENTUM, 2 ADAM).
 size_t optim_state_n(const optim_state *st);

@@ -284,7 +284,8 @@ END_TEST
 
 // optim_step_range over pieces covering [0, n) (odd sizes and starts, one
 // empty) is bit-identical to optim_step on the whole slice, and leaves the
-// step count to the caller.
+// step count to the caller; so is optim_step_part given each piece's
+// gradient alone in a buffer of its own.
 START_TEST(test_range_steps_equal_whole_step)
 {
     const size_t n = 1003;
@@ -300,28 +301,45 @@ START_TEST(test_range_steps_equal_whole_step)
             c.schedule = OPTIM_SCHED_COSINE;
             c.total_steps = 5;
             float *w = malloc(n * sizeof(float)), *wr = malloc(n * sizeof(float));
-            float *g = malloc(n * sizeof(float));
+            float *wp = malloc(n * sizeof(float));
+            float *g = malloc(n * sizeof(float)), *gp = malloc(n * sizeof(float));
             fill(w, n, 3);
             memcpy(wr, w, n * sizeof(float));
+            memcpy(wp, w, n * sizeof(float));
             optim_state *whole = optim_state_new(&c, n), *ranged = optim_state_new(&c, n);
+            optim_state *parted = optim_state_new(&c, n);
             for (uint64_t t = 0; t < 6; t++) {
                 fill(g, n, 200 + t);
                 optim_step(&c, whole, w, g, n, t);
-                for (int p = 3; p >= 0; p--) // any order
+                for (int p = 3; p >= 0; p--) { // any order
                     optim_step_range(&c, ranged, wr, g, cut[p], cut[p + 1], t);
+                    memset(gp, 0xff, n * sizeof(float)); // NaN but for the piece
+                    memcpy(gp, g + cut[p], (cut[p + 1] - cut[p]) * sizeof(float));
+                    optim_step_part(&c, parted, wp, gp, cut[p], cut[p + 1], t);
+                }
                 ck_assert_uint_eq(optim_state_steps(ranged), t);
+                ck_assert_uint_eq(optim_state_steps(parted), t);
                 optim_state_set_steps(ranged, t + 1);
+                optim_state_set_steps(parted, t + 1);
             }
             ck_assert_msg(memcmp(w, wr, n * sizeof(float)) == 0, "kind %d nesterov %d differs", ki,
                           nest);
-            for (int sl = 0; sl < optim_state_nslots(whole); sl++)
+            ck_assert_msg(memcmp(w, wp, n * sizeof(float)) == 0,
+                          "kind %d nesterov %d: parts differ", ki, nest);
+            for (int sl = 0; sl < optim_state_nslots(whole); sl++) {
                 ck_assert(memcmp(optim_state_slot(whole, sl), optim_state_slot(ranged, sl),
                                  n * sizeof(float)) == 0);
+                ck_assert(memcmp(optim_state_slot(whole, sl), optim_state_slot(parted, sl),
+                                 n * sizeof(float)) == 0);
+            }
             optim_state_free(whole);
             optim_state_free(ranged);
+            optim_state_free(parted);
             free(w);
             free(wr);
+            free(wp);
             free(g);
+            free(gp);
         }
     }
 }
