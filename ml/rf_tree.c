@@ -27,9 +27,14 @@
 // Features with at most this many distinct values use the 4-way histogram.
 #define HIST_SMALL 16
 
-// Nodes of at most SORT_MAX rows sort their codes (scan_sorted); larger ones
-// use a counting sort over the codes' range (scan_counted).
-#define SORT_MAX 24
+// How a node's codes of one feature are ordered: nodes of at most RANK_MAX
+// rows place each key at its rank (scan_sorted); larger ones use a counting
+// sort over the codes' range (scan_counted), which costs that range, unless
+// it is wide: above 65535, or at least SMALL_RANGE for a node of at most
+// SORT_MAX rows, the keys are sorted (scan_sorted).
+#define RANK_MAX 24
+#define SORT_MAX 32
+#define SMALL_RANGE 4096
 
 // ---------------------------------------------------------------------------
 // Preparing the data: codes and distinct values.
@@ -860,11 +865,11 @@ static void scan_sorted(node_ctx *c, split *best, int f)
     const int32_t *ny = s->ny + c->start;
     const double *nw = s->nw + c->start;
     uint64_t *keys = s->keys;
-    if (n <= SORT_MAX) {
+    if (n <= RANK_MAX) {
         // Place each key at its rank, the number of keys below it (keys are
         // distinct): n^2 compares without a branch, where sorting small
         // arrays mispredicts about once per key.
-        uint64_t in[SORT_MAX];
+        uint64_t in[RANK_MAX];
         for (size_t i = 0; i < n; i++)
             in[i] = ((uint64_t)s->vals[i] << 32) | i;
         for (size_t i = 0; i < n; i++) {
@@ -1149,7 +1154,8 @@ cn_err rf_tree_build(const rf_params *p, int max_features, const rf_prep *prep, 
                 constant = mn == mx;
                 if (!constant && p->splitter == RF_SPLIT_RANDOM)
                     scan_random(&c, &best, f, mn, mx, rng);
-                else if (!constant && (n <= SORT_MAX || mx - mn > 65535))
+                else if (!constant && (n <= RANK_MAX || mx - mn > 65535 ||
+                                       (n <= SORT_MAX && mx - mn >= SMALL_RANGE)))
                     scan_sorted(&c, &best, f);
                 else if (!constant)
                     scan_counted(&c, &best, f, mn, mx);

@@ -966,21 +966,17 @@ static double best_decrease(const ds_dataset *d, const size_t *rows, size_t m, c
     return best;
 }
 
-// Every split of a single tree grown on all features is the best one at its
-// node: its gini decrease equals a brute force over every threshold of every
-// feature on the rows that reach the node. Small nodes whose rows lie far
-// apart read the row-major copy of the 1-byte codes, large ones the columns
-// or class histograms; a code read from the wrong place would give a worse
-// split. Weights: none, then balanced class weights (fractional).
-START_TEST(test_rf_every_split_is_the_best_on_pixel_like_data)
+// check_every_split_is_best grows one tree on all features of d (k
+// classes), without and then with balanced class weights, and checks that
+// every split's gini decrease equals a brute force over every threshold of
+// every feature on the rows that reach its node.
+static void check_every_split_is_best(const ds_dataset *d, int k)
 {
-    const size_t n = 2000;
-    const int k = 4;
-    ds_dataset *d = pixels(n, 10, k, 5);
+    const size_t n = d->n_rows;
     size_t *rows = malloc(n * sizeof *rows);
     double *w = malloc(n * sizeof *w);
     vcw *e = malloc(n * sizeof *e);
-    double n_c[4] = {0};
+    double n_c[8] = {0};
     for (size_t i = 0; i < n; i++)
         n_c[d->y[i]]++;
     for (int weighted = 0; weighted < 2; weighted++) {
@@ -991,36 +987,81 @@ START_TEST(test_rf_every_split_is_the_best_on_pixel_like_data)
             w[i] = weighted ? (double)n / (k * n_c[d->y[i]]) : 1.0;
         rf_forest *f = fit(&p, d);
         int nn = rf_forest_tree_n_nodes(f, 0), splits = 0;
-        for (int node = 0; node < nn; node++) {
-            rf_node_info in;
-            ck_assert_int_eq(rf_forest_tree_node(f, 0, node, &in), CN_OK);
-            if (in.feature < 0)
-                continue;
-            size_t m = 0;
+        // Each row's path, once: the rows of node q are those whose path
+        // passes through q.
+        size_t *first = calloc((size_t)nn + 1, sizeof *first);
+        for (int pass = 0; pass < 2; pass++) {
+            size_t *fill = pass ? calloc((size_t)nn, sizeof *fill) : NULL;
             for (size_t i = 0; i < n; i++) {
                 int q = 0;
-                while (q != node) {
+                for (;;) {
+                    if (pass)
+                        rows[first[q] + fill[q]++] = i;
+                    else
+                        first[q + 1]++;
                     rf_node_info a;
                     rf_forest_tree_node(f, 0, q, &a);
-                    if (a.feature < 0 || q > node)
+                    if (a.feature < 0)
                         break;
                     q = d->x[i * d->n_features + (size_t)a.feature] <= a.threshold ? a.left
                                                                                    : a.right;
                 }
-                if (q == node)
-                    rows[m++] = i;
             }
+            if (pass == 0) {
+                for (int q = 0; q < nn; q++)
+                    first[q + 1] += first[q];
+                rows = realloc(rows, (first[nn] ? first[nn] : 1) * sizeof *rows);
+            }
+            free(fill);
+        }
+        for (int node = 0; node < nn; node++) {
+            rf_node_info in;
+            ck_assert_int_eq(rf_forest_tree_node(f, 0, node, &in), CN_OK);
+            size_t m = first[node + 1] - first[node];
             ck_assert_uint_eq(m, in.n_samples);
-            double want = best_decrease(d, rows, m, w, k, e);
+            if (in.feature < 0)
+                continue;
+            double want = best_decrease(d, rows + first[node], m, w, k, e);
             ck_assert_double_eq_tol(decrease(f, 0, node), want, 1e-9);
             splits++;
         }
         ck_assert_int_gt(splits, 100);
+        free(first);
         rf_forest_free(f);
     }
     free(rows);
     free(w);
     free(e);
+}
+
+// Small nodes whose rows lie far apart read the row-major copy of the 1-byte
+// codes, large ones the columns or class histograms; a code read from the
+// wrong place would give a worse split.
+START_TEST(test_rf_every_split_is_the_best_on_pixel_like_data)
+{
+    ds_dataset *d = pixels(2000, 10, 4, 5);
+    check_every_split_is_best(d, 4);
+    ds_dataset_free(d);
+}
+END_TEST
+
+// Continuous features with more than 4,096 distinct values: nodes of up to
+// 24 rows rank their keys, those of 25 to 32 rows sort them when the codes
+// span 4,096 or more, larger ones count them over their range or sort them
+// when it is wider than 65,535.
+START_TEST(test_rf_every_split_is_the_best_on_wide_continuous_data)
+{
+    // Two informative columns and two of noise: a noise column keeps codes
+    // far apart in every node, small ones included.
+    ds_dataset *d = random_data(9000, 4, 3, 11);
+    cn_rng r;
+    cn_rng_seed(&r, 12, 0);
+    for (size_t i = 0; i < d->n_rows; i++) {
+        float *x = d->x + i * 4;
+        x[2] = (float)cn_rng_normal(&r);
+        x[3] = (float)cn_rng_normal(&r) * 100.0f;
+    }
+    check_every_split_is_best(d, 3);
     ds_dataset_free(d);
 }
 END_TEST
@@ -1050,6 +1091,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_rf_fit_predict_folds_equals_a_forest_per_fold);
     tcase_add_test(t, test_rf_fit_predict_folds_errors_name_the_fold);
     tcase_add_test(t, test_rf_every_split_is_the_best_on_pixel_like_data);
+    tcase_add_test(t, test_rf_every_split_is_the_best_on_wide_continuous_data);
     suite_add_tcase(s, t);
     return s;
 }
