@@ -67,7 +67,7 @@ struct ps_client {
     bool stopping;
     _Atomic uint64_t sent, received;
     _Atomic uint64_t retries;
-    char last_retry[RPC_DETAIL_LEN + 64]; // what the last retried attempt got (racy, for logs)
+    char last_retry[RPC_DETAIL_LEN + 64]; // what the last retried attempt got; under mu
 };
 
 static void sleep_ms(int ms)
@@ -109,8 +109,10 @@ static rpc_code call_retry(shard_conn *sc, const char *method, const ProtobufCMe
             return code;
         }
         atomic_fetch_add(&c->retries, 1);
+        pthread_mutex_lock(&c->mu); // shards' threads retry at once
         snprintf(c->last_retry, sizeof c->last_retry, "%s %s: %.200s", method, rpc_code_name(code),
                  rep->detail);
+        pthread_mutex_unlock(&c->mu);
         rpc_reply_fini(rep);
         sleep_ms(backoff);
         backoff = backoff * 2 > 500 ? 500 : backoff * 2;
@@ -625,8 +627,13 @@ cn_err ps_client_close_round(ps_client *c, uint64_t round, bool apply, ps_round_
 
 uint64_t ps_client_retries(const ps_client *c, char *last, size_t n)
 {
-    if (last)
+    if (last) {
+        // mu is not part of c's value: locking it does not change c.
+        pthread_mutex_t *mu = (pthread_mutex_t *)&c->mu;
+        pthread_mutex_lock(mu);
         snprintf(last, n, "%s", c->last_retry);
+        pthread_mutex_unlock(mu);
+    }
     return atomic_load(&c->retries);
 }
 

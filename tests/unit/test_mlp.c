@@ -346,8 +346,8 @@ START_TEST(test_trainer_grad_matches_with_many_chunks)
 }
 END_TEST
 
-// The same for a model with fewer inputs than threads: at T = 3 the first
-// two parts of the first layer's inputs are empty (1 input each at T = 2).
+// The same for a model with fewer inputs than threads: at T = 3 one of the
+// three parts of the first layer's inputs is empty (1 input each at T = 2).
 START_TEST(test_trainer_grad_matches_with_fewer_inputs_than_threads)
 {
     int hidden[1] = {7};
